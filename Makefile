@@ -1,0 +1,56 @@
+# Strata — build, run, test and benchmark.
+#
+#   make run     build and start a single-node broker on 127.0.0.1:9092 (data in ./data)
+#   make test    install what the tests need (cached in ~/.cache/strata) and run them all
+#   make bench   Strata side by side with Apache Kafka / ZooKeeper on this machine
+#
+# Heavy downloads and builds live outside the clone so repeated runs stay fast.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/strata
+export STRATA_CACHE := $(CACHE)
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+VENV := $(CACHE)/venv
+DEBUG_BIN := $(CARGO_TARGET_DIR)/debug
+RELEASE_BIN := $(CARGO_TARGET_DIR)/release
+export STRATA_BIN_DIR := $(DEBUG_BIN)
+
+.PHONY: run build release test setup lint test-rust test-python test-java test-kube bench clean
+
+run: release
+	@mkdir -p data
+	@echo "Starting strata-broker on 127.0.0.1:9092 (data in ./data, metrics on 127.0.0.1:9404/metrics); Ctrl-C stops it."
+	exec $(RELEASE_BIN)/strata-broker --config config/server.properties
+
+build:
+	cargo build --workspace --bins
+
+release:
+	cargo build --release -p strata-broker -p strata
+
+setup:
+	bash tools/setup-rust.sh
+	bash tools/setup-python.sh
+	bash tools/setup-kafka.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	cargo build --workspace --bins
+	cargo test --workspace --no-fail-fast
+
+test-python:
+	$(VENV)/bin/python -m pytest -q tests/python
+
+test-java:
+	bash tests/java/run.sh
+
+test: setup lint test-rust test-python test-java
+
+bench: release
+	bash bench/run.sh
+
+clean:
+	cargo clean

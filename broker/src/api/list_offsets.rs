@@ -1,0 +1,80 @@
+//! ListOffsets (v1–v8): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{RequestContext, log_error_code};
+use crate::Broker;
+
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+pub async fn handle(
+    broker: &Broker,
+    _: &RequestContext<'_>,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let mut response =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            match broker
+                .replica_manager
+                .get_partition(name, p.partition_index)
+            {
+                None => response.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) if p.current_leader_epoch > partition.leader_epoch => {
+                    response.error_code = ResponseError::UnknownLeaderEpoch.code()
+                }
+                Some(partition)
+                    if p.current_leader_epoch >= 0
+                        && p.current_leader_epoch < partition.leader_epoch =>
+                {
+                    response.error_code = ResponseError::FencedLeaderEpoch.code()
+                }
+                Some(partition) => {
+                    let offsets = partition.offsets();
+                    response.leader_epoch = partition.leader_epoch;
+                    match p.timestamp {
+                        LATEST_TIMESTAMP => response.offset = offsets.high_watermark,
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                            response.offset = offsets.log_start_offset
+                        }
+                        MAX_TIMESTAMP => {
+                            if let Some((timestamp, offset)) = partition.max_timestamp_and_offset()
+                            {
+                                response.timestamp = timestamp;
+                                response.offset = offset;
+                            }
+                        }
+                        ts if ts < 0 => response.error_code = ResponseError::InvalidRequest.code(),
+                        ts => match partition.fetch_offset_by_timestamp(ts) {
+                            Ok(Some((offset, timestamp))) => {
+                                response.offset = offset;
+                                response.timestamp = timestamp;
+                            }
+                            // No record at or after the timestamp: offset and timestamp -1.
+                            Ok(None) => {}
+                            Err(e) => response.error_code = log_error_code(&e).code(),
+                        },
+                    }
+                }
+            }
+            partitions.push(response);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}

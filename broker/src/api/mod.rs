@@ -1,0 +1,267 @@
+//! Request dispatch: header decoding, version checks, one module per Kafka API.
+//!
+//! The version ranges in [`SUPPORTED_APIS`] are what ApiVersions advertises. They are
+//! chosen so librdkafka 2.x, kafka-python and the Java client 3.x/4.x all negotiate:
+//! - Produce starts at v0 although only v3+ is served: librdkafka before 2.11.1 turns
+//!   compression off when Produce's minimum is above 0 (KAFKA-18659), so we advertise v0
+//!   and answer v0–v2 with UNSUPPORTED_VERSION, as Apache Kafka 4.0 does.
+//! - Fetch stops at v12 and Produce at v11: later versions address topics by id only.
+//! - A request at a version outside the range is answered per the protocol for
+//!   ApiVersions (KIP-511: a v0-layout error listing our ranges) and closes the
+//!   connection for every other API, as Kafka does.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod incremental_alter_configs;
+mod init_producer_id;
+mod legacy_produce;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::{ResponseError, protocol::StrBytes};
+use strata_storage::LogError;
+use tracing::warn;
+
+use crate::Broker;
+
+/// (API, min version, max version) advertised in ApiVersions.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The advertised range of an API, if we serve it at all.
+pub fn supported_range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api_key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Why a request ends its connection instead of getting a response.
+#[derive(Debug)]
+pub enum RequestError {
+    Close(String),
+}
+
+/// The parts of a request every handler may need.
+pub struct RequestContext<'a> {
+    pub header: &'a RequestHeader,
+    pub version: i16,
+    pub peer: SocketAddr,
+}
+
+impl RequestContext<'_> {
+    pub fn client_id(&self) -> &str {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|s| s.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Decodes one request frame, runs its handler and returns the encoded response frame
+/// (length prefix included), or `None` when the protocol says no response is sent
+/// (Produce with acks=0).
+pub async fn handle_request(
+    broker: &Broker,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<BytesMut>, RequestError> {
+    let started = Instant::now();
+    if frame.len() < 8 {
+        return Err(RequestError::Close(format!(
+            "request of {} bytes is shorter than a request header",
+            frame.len()
+        )));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        return Err(RequestError::Close(format!("unknown API key {raw_key}")));
+    };
+    let Some((min, max)) = supported_range(api_key) else {
+        return Err(RequestError::Close(format!(
+            "{api_key:?} (API key {raw_key}) is not supported by this broker"
+        )));
+    };
+    if api_key == ApiKey::ApiVersions && !(min..=max).contains(&version) {
+        // KIP-511: the client may speak a newer ApiVersions than we know; answer in the
+        // v0 layout with UNSUPPORTED_VERSION so it can retry with a version we list.
+        return Ok(Some(api_versions::unsupported_version_response(
+            correlation_id,
+        )));
+    }
+    if api_key == ApiKey::Produce && version < 3 {
+        let response = legacy_produce::handle(frame, version, correlation_id)?;
+        return Ok(response);
+    }
+    if !(min..=max).contains(&version) {
+        return Err(RequestError::Close(format!(
+            "{api_key:?} v{version} is not supported (this broker serves v{min}-v{max})"
+        )));
+    }
+
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
+        .map_err(|e| {
+            RequestError::Close(format!(
+                "malformed {api_key:?} v{version} request header: {e}"
+            ))
+        })?;
+    let ctx = RequestContext {
+        header: &header,
+        version,
+        peer,
+    };
+
+    macro_rules! dispatch {
+        ($module:ident, $request:ty) => {{
+            let request = <$request>::decode(&mut body, version).map_err(|e| {
+                broker
+                    .metrics
+                    .record_request(raw_key, started.elapsed(), true);
+                RequestError::Close(format!("malformed {api_key:?} v{version} request: {e}"))
+            })?;
+            let response = $module::handle(broker, &ctx, request).await;
+            encode_response(&header, api_key, version, &response)
+        }};
+    }
+
+    use kafka_protocol::messages as m;
+    let response = match api_key {
+        ApiKey::Produce => {
+            let request = m::ProduceRequest::decode(&mut body, version).map_err(|e| {
+                RequestError::Close(format!("malformed Produce v{version} request: {e}"))
+            })?;
+            let acks = request.acks;
+            let response = produce::handle(broker, &ctx, request).await;
+            if acks == 0 {
+                broker
+                    .metrics
+                    .record_request(raw_key, started.elapsed(), false);
+                return Ok(None);
+            }
+            encode_response(&header, api_key, version, &response)
+        }
+        ApiKey::Fetch => dispatch!(fetch, m::FetchRequest),
+        ApiKey::ListOffsets => dispatch!(list_offsets, m::ListOffsetsRequest),
+        ApiKey::Metadata => dispatch!(metadata, m::MetadataRequest),
+        ApiKey::ApiVersions => dispatch!(api_versions, m::ApiVersionsRequest),
+        ApiKey::CreateTopics => dispatch!(create_topics, m::CreateTopicsRequest),
+        ApiKey::DeleteTopics => dispatch!(delete_topics, m::DeleteTopicsRequest),
+        ApiKey::DeleteRecords => dispatch!(delete_records, m::DeleteRecordsRequest),
+        ApiKey::InitProducerId => dispatch!(init_producer_id, m::InitProducerIdRequest),
+        ApiKey::OffsetForLeaderEpoch => {
+            dispatch!(offset_for_leader_epoch, m::OffsetForLeaderEpochRequest)
+        }
+        ApiKey::DescribeConfigs => dispatch!(describe_configs, m::DescribeConfigsRequest),
+        ApiKey::CreatePartitions => dispatch!(create_partitions, m::CreatePartitionsRequest),
+        ApiKey::IncrementalAlterConfigs => {
+            dispatch!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
+        }
+        ApiKey::DescribeCluster => dispatch!(describe_cluster, m::DescribeClusterRequest),
+        other => {
+            return Err(RequestError::Close(format!(
+                "{other:?} is not supported by this broker"
+            )));
+        }
+    };
+    broker
+        .metrics
+        .record_request(raw_key, started.elapsed(), false);
+    Ok(Some(response))
+}
+
+/// Encodes `[length][response header][body]` at the request's version.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    header: &RequestHeader,
+    api_key: ApiKey,
+    version: i16,
+    response: &R,
+) -> BytesMut {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
+    if let Err(e) = response_header.encode(&mut buf, api_key.response_header_version(version)) {
+        warn!(error = %e, "encoding response header failed");
+    }
+    if let Err(e) = response.encode(&mut buf, version) {
+        // Every field we set is valid for the version we encode at; reaching here is a
+        // bug. The client sees a truncated response and reconnects.
+        warn!(?api_key, version, error = %e, "encoding response failed");
+    }
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    buf
+}
+
+/// Maps a storage error to the Kafka error code a client understands.
+pub fn log_error_code(error: &LogError) -> ResponseError {
+    match error {
+        LogError::Io(_) => ResponseError::KafkaStorageError,
+        LogError::CorruptRecord(_) => ResponseError::CorruptMessage,
+        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+        LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        #[allow(unreachable_patterns)]
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+/// The wire code of an error, or 0.
+pub fn code(error: Option<ResponseError>) -> i16 {
+    error.map(|e| e.code()).unwrap_or(0)
+}
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Reads a Kafka `STRING` (i16 length) from a legacy, non-flexible request.
+pub(crate) fn read_legacy_string(buf: &mut Bytes) -> Option<String> {
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let len = buf.get_i16();
+    if len < 0 {
+        return Some(String::new());
+    }
+    let len = len as usize;
+    if buf.remaining() < len {
+        return None;
+    }
+    let s = buf.split_to(len);
+    String::from_utf8(s.to_vec()).ok()
+}

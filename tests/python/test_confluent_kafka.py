@@ -1,0 +1,84 @@
+"""confluent-kafka (librdkafka from PyPI) against a real strata-broker."""
+
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from kafka_checks import check_exactly_once, check_read_back
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def create_topic(bootstrap, name, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)]).values():
+        f.result(timeout=30)
+
+
+def read_all(bootstrap, topic, partitions, expected, timeout=120):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused-assign-only",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    out = []
+    deadline = time.time() + timeout
+    while len(out) < expected and time.time() < deadline:
+        for m in consumer.consume(num_messages=5000, timeout=0.5):
+            assert m.error() is None, m.error()
+            out.append((m.partition(), m.offset(), m.key().decode(), m.value().decode()))
+    consumer.close()
+    return out
+
+
+def test_keyed_records_every_codec_and_restart(broker):
+    create_topic(broker.bootstrap, "ck-orders", 3)
+    produced = []
+    for codec in CODECS:
+        errors = []
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec,
+                             "acks": "all", "linger.ms": 5})
+        for i in range(2000):
+            key = f"customer-{i % 83}"
+            value = f"{codec}-{i:05}-" + "z" * (i % 170)
+            producer.produce("ck-orders", key=key, value=value,
+                             on_delivery=lambda err, msg: err and errors.append(err))
+            produced.append((key, value))
+            producer.poll(0)
+        assert producer.flush(60) == 0
+        assert not errors, errors[:3]
+    assert len(produced) == 10_000
+
+    check_read_back(read_all(broker.bootstrap, "ck-orders", 3, len(produced)), produced)
+    broker.stop()
+    broker.restart()
+    check_read_back(read_all(broker.bootstrap, "ck-orders", 3, len(produced)), produced)
+
+
+def test_idempotent_producer_through_sigkill(broker):
+    create_topic(broker.bootstrap, "ck-payments", 3)
+    acknowledged = set()
+    failed = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acknowledged.add(msg.value().decode())
+        else:
+            failed.append(err)
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True,
+                         "acks": "all", "linger.ms": 5, "compression.type": "zstd",
+                         "retry.backoff.ms": 50, "reconnect.backoff.ms": 50,
+                         "reconnect.backoff.max.ms": 200, "message.timeout.ms": 60000})
+    total = 20_000
+    for i in range(total):
+        producer.produce("ck-payments", key=f"k{i % 37}", value=f"payment-{i:06}", on_delivery=on_delivery)
+        producer.poll(0)
+        if i == total // 2:
+            producer.poll(0.2)
+            broker.kill()
+    time.sleep(0.5)
+    broker.restart()
+    assert producer.flush(90) == 0
+    assert len(acknowledged) > total // 2, failed[:3]
+    records = read_all(broker.bootstrap, "ck-payments", 3, len(acknowledged))
+    check_exactly_once(records, acknowledged)
