@@ -10,6 +10,7 @@
 //!   ApiVersions (KIP-511: a v0-layout error listing our ranges) and closes the
 //!   connection for every other API, as Kafka does.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -51,6 +52,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
@@ -184,6 +186,7 @@ pub async fn handle_request(
             dispatch!(offset_for_leader_epoch, m::OffsetForLeaderEpochRequest)
         }
         ApiKey::DescribeConfigs => dispatch!(describe_configs, m::DescribeConfigsRequest),
+        ApiKey::AlterConfigs => dispatch!(alter_configs, m::AlterConfigsRequest),
         ApiKey::CreatePartitions => dispatch!(create_partitions, m::CreatePartitionsRequest),
         ApiKey::IncrementalAlterConfigs => {
             dispatch!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
