@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod group;
 pub mod metadata;
 pub mod metrics;
 pub mod replica;
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{KafkaConfig, apply_topic_config};
+use crate::group::{GroupManager, OFFSETS_TOPIC};
 use crate::metadata::{MetadataStore, TopicMetadata};
 use crate::metrics::{Metrics, MetricsSource};
 use crate::replica::ReplicaManager;
@@ -54,6 +56,8 @@ pub enum StartupError {
     Metadata(#[from] metadata::MetadataError),
     #[error("cannot open logs: {0}")]
     Storage(#[from] strata_storage::LogError),
+    #[error("cannot create {OFFSETS_TOPIC}: {0}")]
+    OffsetsTopic(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -67,6 +71,7 @@ pub struct Broker {
     pub cluster_id: String,
     pub metadata: MetadataStore,
     pub replica_manager: ReplicaManager,
+    pub groups: Arc<GroupManager>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -96,16 +101,23 @@ impl Broker {
         let log_manager =
             LogManager::startup(config.log_dirs.clone(), defaults, topic_configs, now_ms())?;
         let replica_manager = ReplicaManager::new(config.broker_id, log_manager);
+        let groups = Arc::new(GroupManager::new(
+            group_coordinator_config(&config),
+            rand::random(),
+        ));
         let broker = Broker {
             cluster_id: metadata.cluster_id(),
             metadata,
             replica_manager,
+            groups,
             metrics: Arc::new(Metrics::default()),
             config,
         };
         for topic in &topics {
             broker.open_partitions(topic, 0)?;
         }
+        broker.ensure_offsets_topic()?;
+        broker.groups.load(&broker);
         info!(
             broker_id = broker.config.broker_id,
             cluster_id = %broker.cluster_id,
@@ -134,6 +146,32 @@ impl Broker {
         Ok(())
     }
 
+    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first
+    /// start. Kafka creates it on the first FindCoordinator; creating it up front means
+    /// the group coordinator is loaded and ready before the first client arrives.
+    fn ensure_offsets_topic(&self) -> Result<(), StartupError> {
+        if self.metadata.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        match self.create_topic(
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            1,
+            configs,
+            false,
+        ) {
+            Ok(_) => Ok(()),
+            Err((_, message)) => Err(StartupError::OffsetsTopic(message)),
+        }
+    }
+
     /// Runs background work — retention, time-based flushes, checkpoints — until shutdown.
     pub async fn run_background_tasks(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let retention_every = Duration::from_millis(self.config.log_retention_check_interval_ms);
@@ -145,6 +183,8 @@ impl Broker {
         let mut retention = tokio::time::interval(retention_every);
         let mut flush = tokio::time::interval(flush_every);
         let mut checkpoint = tokio::time::interval(Duration::from_secs(60));
+        let mut cleaner =
+            tokio::time::interval(Duration::from_millis(self.config.log_cleaner_backoff_ms));
         loop {
             tokio::select! {
                 _ = retention.tick() => {
@@ -162,6 +202,10 @@ impl Broker {
                         broker.replica_manager.log_manager().flush_dirty_logs(now_ms())
                     }).await;
                 }
+                _ = cleaner.tick() => {
+                    let broker = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || broker.clean_compacted_logs(false)).await;
+                }
                 _ = checkpoint.tick() => {
                     let broker = self.clone();
                     let _ = tokio::task::spawn_blocking(move || {
@@ -175,12 +219,47 @@ impl Broker {
         }
     }
 
+    /// One pass of the log cleaner over every compacted partition.
+    pub fn clean_compacted_logs(&self, force: bool) {
+        for partition in self.replica_manager.all_partitions() {
+            match partition.clean(now_ms(), force) {
+                Ok(stats) if stats.segments_rewritten > 0 => info!(
+                    topic = %partition.topic,
+                    partition = partition.partition,
+                    records_removed = stats.records_removed,
+                    tombstones_removed = stats.tombstones_removed,
+                    "compacted log"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(topic = %partition.topic, partition = partition.partition, error = %e, "log cleaning failed")
+                }
+            }
+        }
+    }
+
     /// Closes every log and writes the clean-shutdown marker.
     pub fn shutdown(&self) {
         match self.replica_manager.log_manager().shutdown() {
             Ok(()) => info!("logs closed cleanly"),
             Err(e) => warn!(error = %e, "closing logs failed; the next start will recover"),
         }
+    }
+}
+
+/// The group coordinator's settings, from the broker keys of the same names.
+fn group_coordinator_config(
+    config: &KafkaConfig,
+) -> strata_group_coordinator::GroupCoordinatorConfig {
+    strata_group_coordinator::GroupCoordinatorConfig {
+        group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+        group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        group_initial_rebalance_delay_ms: i32::try_from(config.group_initial_rebalance_delay_ms)
+            .unwrap_or(i32::MAX),
+        group_max_size: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        offsets_retention_minutes: config.offsets_retention_minutes,
+        ..Default::default()
     }
 }
 
@@ -298,8 +377,15 @@ pub async fn run(config: KafkaConfig, shutdown: watch::Receiver<bool>) -> Result
     }
     info!(address = %address, advertised = ?broker.config.advertised_endpoint(), "listening for Kafka clients");
     let background = tokio::spawn(broker.clone().run_background_tasks(shutdown.clone()));
+    let group_ticks = tokio::spawn(
+        broker
+            .groups
+            .clone()
+            .run_ticks(broker.clone(), shutdown.clone()),
+    );
     server::serve(broker.clone(), listener, shutdown).await;
     let _ = background.await;
+    let _ = group_ticks.await;
     let closing = broker.clone();
     let _ = tokio::task::spawn_blocking(move || closing.shutdown()).await;
     Ok(())

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use strata_storage::{FetchDataInfo, Log, LogAppendInfo, LogConfig, LogError, LogManager};
+use strata_storage::{
+    CleanStats, FetchDataInfo, Log, LogAppendInfo, LogConfig, LogError, LogManager,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -95,6 +97,11 @@ impl Partition {
         self.min_insync_replicas
             .store(config.min_insync_replicas, Ordering::Relaxed);
         self.log().update_config(config);
+    }
+
+    /// Compacts the log when its policy compacts and it is due (or `force`).
+    pub fn clean(&self, now_ms: i64, force: bool) -> Result<CleanStats, LogError> {
+        self.log().clean(now_ms, force)
     }
 
     pub fn size_and_segments(&self) -> (u64, usize) {

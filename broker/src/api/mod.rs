@@ -14,18 +14,29 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
 mod legacy_produce;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -45,6 +56,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 5),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -56,6 +76,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised range of an API, if we serve it at all.
@@ -192,6 +214,17 @@ pub async fn handle_request(
             dispatch!(incremental_alter_configs, m::IncrementalAlterConfigsRequest)
         }
         ApiKey::DescribeCluster => dispatch!(describe_cluster, m::DescribeClusterRequest),
+        ApiKey::FindCoordinator => dispatch!(find_coordinator, m::FindCoordinatorRequest),
+        ApiKey::JoinGroup => dispatch!(join_group, m::JoinGroupRequest),
+        ApiKey::SyncGroup => dispatch!(sync_group, m::SyncGroupRequest),
+        ApiKey::Heartbeat => dispatch!(heartbeat, m::HeartbeatRequest),
+        ApiKey::LeaveGroup => dispatch!(leave_group, m::LeaveGroupRequest),
+        ApiKey::OffsetCommit => dispatch!(offset_commit, m::OffsetCommitRequest),
+        ApiKey::OffsetFetch => dispatch!(offset_fetch, m::OffsetFetchRequest),
+        ApiKey::DescribeGroups => dispatch!(describe_groups, m::DescribeGroupsRequest),
+        ApiKey::ListGroups => dispatch!(list_groups, m::ListGroupsRequest),
+        ApiKey::DeleteGroups => dispatch!(delete_groups, m::DeleteGroupsRequest),
+        ApiKey::OffsetDelete => dispatch!(offset_delete, m::OffsetDeleteRequest),
         other => {
             return Err(RequestError::Close(format!(
                 "{other:?} is not supported by this broker"

@@ -1,0 +1,27 @@
+//! LeaveGroup (v0–v5): one or (v3+) several members leave, triggering a rebalance.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use strata_group_coordinator::GroupResponse;
+
+use super::RequestContext;
+use crate::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let version = ctx.version;
+    match broker
+        .groups
+        .call(broker, |c, id, now| {
+            c.handle_leave_group(request, version, id, now)
+        })
+        .await
+    {
+        Some(GroupResponse::LeaveGroup(response)) => response,
+        _ => LeaveGroupResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+}

@@ -1,0 +1,242 @@
+//! FindCoordinator, DescribeGroups, ListGroups and DeleteGroups: the APIs tools use to
+//! find, inspect and remove groups.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{CoordinatorNode, GroupCoordinator, GroupResponse, Output};
+use crate::group::GroupState;
+
+/// FindCoordinator `key_type` of a consumer group.
+const GROUP_KEY_TYPE: i8 = 0;
+
+/// ListGroups v5 `group_type` of every group this coordinator serves.
+const CLASSIC_GROUP_TYPE: &str = "classic";
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+impl GroupCoordinator {
+    /// FindCoordinator for groups: this broker (`node`) if it has loaded the group's
+    /// `__consumer_offsets` partition, else COORDINATOR_NOT_AVAILABLE so the client asks
+    /// again. Other key types (transactions, share groups) are INVALID_REQUEST here.
+    pub fn handle_find_coordinator(
+        &self,
+        request: FindCoordinatorRequest,
+        version: i16,
+        node: &CoordinatorNode,
+    ) -> FindCoordinatorResponse {
+        let lookup = |key: &str| -> Result<(), (ResponseError, &'static str)> {
+            if request.key_type != GROUP_KEY_TYPE {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "only group coordinators are served",
+                ));
+            }
+            if !self.is_partition_loaded(self.partition_for(key)) {
+                return Err((
+                    ResponseError::CoordinatorNotAvailable,
+                    "the coordinator is not available",
+                ));
+            }
+            Ok(())
+        };
+        let mut response = FindCoordinatorResponse::default();
+        if version < 4 {
+            match lookup(request.key.as_str()) {
+                Ok(()) => {
+                    response.node_id = BrokerId(node.node_id);
+                    response.host = str_bytes(&node.host);
+                    response.port = node.port;
+                }
+                Err((error, message)) => {
+                    response.error_code = error.code();
+                    response.error_message = Some(str_bytes(message));
+                    response.node_id = BrokerId(-1);
+                    response.port = -1;
+                }
+            }
+            return response;
+        }
+        response.coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let mut coordinator = Coordinator::default();
+                coordinator.key = key.clone();
+                match lookup(key.as_str()) {
+                    Ok(()) => {
+                        coordinator.node_id = BrokerId(node.node_id);
+                        coordinator.host = str_bytes(&node.host);
+                        coordinator.port = node.port;
+                    }
+                    Err((error, message)) => {
+                        coordinator.error_code = error.code();
+                        coordinator.error_message = Some(str_bytes(message));
+                        coordinator.node_id = BrokerId(-1);
+                        coordinator.port = -1;
+                    }
+                }
+                coordinator
+            })
+            .collect();
+        response
+    }
+
+    /// DescribeGroups. Members' metadata and assignments are shown only for a Stable
+    /// group, whose protocol is settled. Unknown groups are reported Dead (from v6 with
+    /// GROUP_ID_NOT_FOUND, KIP-1043).
+    pub fn handle_describe_groups(
+        &self,
+        request: DescribeGroupsRequest,
+        version: i16,
+    ) -> DescribeGroupsResponse {
+        let mut response = DescribeGroupsResponse::default();
+        response.groups = request
+            .groups
+            .iter()
+            .map(|group_id| {
+                let mut described = DescribedGroup::default();
+                described.group_id = group_id.clone();
+                if let Some(error) = self.validate_group_status(group_id.as_str(), false) {
+                    described.error_code = error.code();
+                    return described;
+                }
+                let Some(group) = self
+                    .groups
+                    .get(group_id.as_str())
+                    .filter(|g| !g.is(GroupState::Dead))
+                else {
+                    described.group_state = str_bytes(GroupState::Dead.as_str());
+                    if version >= 6 {
+                        described.error_code = ResponseError::GroupIdNotFound.code();
+                        described.error_message = Some(StrBytes::from_string(format!(
+                            "Group {} not found.",
+                            group_id.as_str()
+                        )));
+                    }
+                    return described;
+                };
+                let stable = group.is(GroupState::Stable);
+                let protocol = if stable {
+                    group.protocol_name.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                described.group_state = str_bytes(group.state.as_str());
+                described.protocol_type =
+                    str_bytes(group.protocol_type.as_deref().unwrap_or_default());
+                described.protocol_data = str_bytes(&protocol);
+                described.members = group
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let mut member = DescribedGroupMember::default();
+                        member.member_id = str_bytes(&m.member_id);
+                        member.group_instance_id = m.group_instance_id.as_deref().map(str_bytes);
+                        member.client_id = str_bytes(&m.client_id);
+                        member.client_host = str_bytes(&m.client_host);
+                        if stable {
+                            member.member_metadata = m.metadata(&protocol);
+                            member.member_assignment = m.assignment.clone();
+                        }
+                        member
+                    })
+                    .collect();
+                described
+            })
+            .collect();
+        response
+    }
+
+    /// ListGroups, with the v4 state filter and the v5 type filter (case-insensitive).
+    pub fn handle_list_groups(
+        &self,
+        request: ListGroupsRequest,
+        version: i16,
+    ) -> ListGroupsResponse {
+        let states: Vec<String> = request
+            .states_filter
+            .iter()
+            .map(|s| s.to_lowercase())
+            .collect();
+        let types: Vec<String> = request
+            .types_filter
+            .iter()
+            .map(|t| t.to_lowercase())
+            .collect();
+        let mut response = ListGroupsResponse::default();
+        if !types.is_empty() && !types.iter().any(|t| t == CLASSIC_GROUP_TYPE) {
+            return response;
+        }
+        response.groups = self
+            .groups
+            .values()
+            .filter(|g| !g.is(GroupState::Dead))
+            .filter(|g| states.is_empty() || states.contains(&g.state.as_str().to_lowercase()))
+            .map(|g| {
+                let mut listed = ListedGroup::default();
+                listed.group_id = GroupId(str_bytes(&g.group_id));
+                listed.protocol_type = str_bytes(g.protocol_type.as_deref().unwrap_or_default());
+                listed.group_state = str_bytes(g.state.as_str());
+                if version >= 5 {
+                    listed.group_type = str_bytes(CLASSIC_GROUP_TYPE);
+                }
+                listed
+            })
+            .collect();
+        response
+    }
+
+    /// DeleteGroups: only Empty groups can be deleted; their offsets and metadata are
+    /// tombstoned. The answer does not wait for the tombstones (see [`Output`]).
+    #[must_use = "the broker must perform every output"]
+    pub fn handle_delete_groups(
+        &mut self,
+        request: DeleteGroupsRequest,
+        request_id: u64,
+        now_ms: i64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut results = Vec::new();
+        for group_id in &request.groups_names {
+            let name = group_id.as_str();
+            let error = if let Some(error) = self.validate_group_status(name, false) {
+                Some(error)
+            } else {
+                match self.groups.get_mut(name).map(|g| g.state) {
+                    None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
+                    Some(GroupState::Empty) => {
+                        let group = self.groups.get_mut(name).expect("group exists");
+                        let removed: Vec<(String, i32)> =
+                            std::mem::take(&mut group.offsets).into_keys().collect();
+                        self.cleanup_group_metadata(name, removed, now_ms, &mut out);
+                        None
+                    }
+                    Some(_) => Some(ResponseError::NonEmptyGroup),
+                }
+            };
+            let mut result = DeletableGroupResult::default();
+            result.group_id = group_id.clone();
+            result.error_code = error.map_or(0, |e| e.code());
+            results.push(result);
+        }
+        let mut response = DeleteGroupsResponse::default();
+        response.results = results;
+        out.push(Output::Respond {
+            request_id,
+            response: GroupResponse::DeleteGroups(response),
+        });
+        out
+    }
+}

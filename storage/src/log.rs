@@ -1,0 +1,992 @@
+//! `Log`: one partition's log, a sequence of `LogSegment`s of which the last is active.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::batch::{self, RecordBatch};
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::producer_state::{
+    ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
+};
+use crate::segment::{
+    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, Scan, TIME_INDEX_FILE_SUFFIX, remove_if_exists,
+};
+
+/// Suffix of segment files waiting for `file.delete.delay.ms` before removal.
+pub const DELETED_FILE_SUFFIX: &str = ".deleted";
+/// Suffix of segment files being written by the log cleaner.
+pub const CLEANED_FILE_SUFFIX: &str = ".cleaned";
+/// Suffix of cleaned segment files about to replace the originals.
+pub const SWAP_FILE_SUFFIX: &str = ".swap";
+
+/// The outcome of an append as leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppendInfo {
+    /// Offset assigned to the first record.
+    pub first_offset: i64,
+    /// Offset assigned to the last record.
+    pub last_offset: i64,
+    /// Largest batch timestamp of the append (-1 if none).
+    pub max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// Records appended.
+    pub records_count: u32,
+    /// Bytes appended.
+    pub valid_bytes: usize,
+    /// An idempotent retry: nothing was appended, and `first_offset`/`last_offset` are
+    /// the offsets the batch got when it was first written.
+    pub duplicate: bool,
+}
+
+/// The result of a read: whole batches, exactly as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchDataInfo {
+    pub records: Bytes,
+    /// Base offset of the first batch returned (which may be below the fetch offset when
+    /// the fetch offset points inside a batch).
+    pub first_batch_offset: Option<i64>,
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// By base offset; the last one is the active segment, and there is always one.
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    /// First offset visible to consumers; raised by retention and DeleteRecords.
+    pub(crate) log_start_offset: i64,
+    /// Everything below this offset is known to be fsynced; recovery after a crash
+    /// starts from the segment holding it.
+    recovery_point: i64,
+    producer_state: ProducerStateManager,
+    /// Records appended since the last flush, for `flush.messages`.
+    unflushed_messages: u64,
+    /// When the log was last flushed, for `flush.ms`.
+    last_flush_ms: i64,
+    /// Renamed `.deleted` files and when they may be removed (`file.delete.delay.ms`).
+    pending_deletes: Vec<(i64, PathBuf)>,
+    /// The log cleaner's checkpoint: offsets below it were compacted before (the "clean"
+    /// section), offsets from it on are "dirty".
+    pub(crate) first_dirty_offset: i64,
+    /// Test-only: make `clean` stop as if the process died at this step.
+    #[cfg(test)]
+    pub(crate) clean_crash_point: Option<crate::cleaner::CleanStep>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`.
+    ///
+    /// With `had_clean_shutdown` the segment files are trusted. Without it, every segment
+    /// from the one holding `recovery_point` onwards (and always the active segment) is
+    /// recovered: each batch is validated and the segment is cut at the first torn or
+    /// corrupt one; later segments are then dropped, since a log must be contiguous.
+    /// Producer state is loaded from the newest snapshot and the batches after it replayed.
+    pub fn open(
+        dir: PathBuf,
+        config: LogConfig,
+        had_clean_shutdown: bool,
+        recovery_point: i64,
+        log_start_offset: i64,
+        now_ms: i64,
+    ) -> Result<Log, LogError> {
+        fs::create_dir_all(&dir)?;
+        let base_offsets = remove_temporary_files_and_list_segments(&dir)?;
+        let mut segments = BTreeMap::new();
+        let mut truncated_at = None;
+        for base_offset in base_offsets {
+            let segment = LogSegment::open(
+                &dir,
+                base_offset,
+                config.index_interval_bytes,
+                config.segment_index_bytes,
+                now_ms,
+            )?;
+            if segment.truncated_on_open() > 0 && truncated_at.is_none() {
+                truncated_at = Some(base_offset);
+            }
+            segments.insert(base_offset, segment);
+        }
+        let mut log = Log {
+            producer_state: ProducerStateManager::new(&dir),
+            dir,
+            config,
+            segments,
+            log_start_offset: log_start_offset.max(0),
+            recovery_point,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+            pending_deletes: Vec::new(),
+            first_dirty_offset: 0,
+            #[cfg(test)]
+            clean_crash_point: None,
+        };
+        if !had_clean_shutdown {
+            log.recover_unflushed_segments(recovery_point, &mut truncated_at)?;
+        }
+        if let Some(cut) = truncated_at {
+            log.delete_segments_after(cut)?;
+        }
+        if log.segments.is_empty() {
+            let segment = LogSegment::create(
+                &log.dir,
+                log.log_start_offset,
+                log.config.index_interval_bytes,
+                log.config.segment_index_bytes,
+                now_ms,
+            )?;
+            log.segments.insert(log.log_start_offset, segment);
+        }
+        let first_base = *log.segments.keys().next().expect("log has a segment");
+        let log_end_offset = log.log_end_offset();
+        log.log_start_offset = log.log_start_offset.max(first_base).min(log_end_offset);
+        log.recovery_point = log_end_offset;
+        log.first_dirty_offset = log.log_start_offset;
+        log.active_segment_mut().on_become_active()?;
+        log.rebuild_producer_state()?;
+        Ok(log)
+    }
+
+    /// Recovers every segment from the one holding `recovery_point` (at least the active
+    /// one), noting in `truncated_at` the first segment that lost data.
+    fn recover_unflushed_segments(
+        &mut self,
+        recovery_point: i64,
+        truncated_at: &mut Option<i64>,
+    ) -> Result<(), LogError> {
+        let Some(&last_base) = self.segments.keys().next_back() else {
+            return Ok(());
+        };
+        let start = self
+            .segments
+            .range(..=recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base)
+            .min(last_base);
+        let to_recover: Vec<i64> = self.segments.range(start..).map(|(b, _)| *b).collect();
+        for base in to_recover {
+            if truncated_at.is_some_and(|cut| base > cut) {
+                break; // deleted below anyway
+            }
+            let segment = self.segments.get_mut(&base).expect("segment listed");
+            let truncated = segment.recover()?;
+            if base != last_base {
+                segment.on_become_inactive()?;
+            }
+            segment.flush()?;
+            if truncated > 0 {
+                tracing::warn!(dir = %self.dir.display(), base, truncated, "recovered log segment");
+                truncated_at.get_or_insert(base);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment after `cut`: once a segment lost its tail, what follows it is
+    /// unreachable (a log has no holes).
+    fn delete_segments_after(&mut self, cut: i64) -> Result<(), LogError> {
+        let doomed: Vec<i64> = self.segments.range(cut + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            let segment = self.segments.remove(&base).expect("segment listed");
+            tracing::warn!(dir = %self.dir.display(), base, "deleting segment after a truncated one");
+            segment.delete_files()?;
+        }
+        Ok(())
+    }
+
+    /// Loads the newest producer snapshot at or below the log end offset and replays the
+    /// batches after it.
+    fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
+        let log_end_offset = self.log_end_offset();
+        self.producer_state.delete_snapshots_after(log_end_offset)?;
+        let first_base = *self.segments.keys().next().expect("log has a segment");
+        let from = self
+            .producer_state
+            .load_latest_snapshot(log_end_offset)?
+            .unwrap_or(first_base);
+        let Log {
+            segments,
+            producer_state,
+            ..
+        } = self;
+        for segment in segments.values().filter(|s| s.next_offset() > from) {
+            let (_, position) = segment.offset_index().lookup(from);
+            segment.scan_from(u64::from(position), false, |_, batch| {
+                if batch.last_offset() >= from {
+                    producer_state.replay(batch.header());
+                }
+                Ok(Scan::Continue)
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.segments
+            .values()
+            .next_back()
+            .map_or(self.log_start_offset, LogSegment::next_offset)
+    }
+
+    /// Offset below which everything is fsynced (what `recovery-point-offset-checkpoint`
+    /// stores).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn size_in_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    pub fn number_of_segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn last_flush_ms(&self) -> i64 {
+        self.last_flush_ms
+    }
+
+    /// The log cleaner's checkpoint (what `cleaner-offset-checkpoint` stores): offsets below
+    /// it have been compacted.
+    pub fn first_dirty_offset(&self) -> i64 {
+        self.first_dirty_offset
+    }
+
+    /// Restores the cleaner checkpoint after a restart.
+    pub fn set_first_dirty_offset(&mut self, offset: i64) {
+        self.first_dirty_offset = offset.clamp(self.log_start_offset, self.log_end_offset());
+    }
+
+    pub(crate) fn active_segment(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("log has a segment")
+    }
+
+    fn active_segment_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("log has a segment")
+    }
+
+    /// Validates every batch in `records` (v2 batches as received in a ProduceRequest),
+    /// checks idempotent producer sequences, assigns offsets (rewriting `baseOffset` to
+    /// the log end offset and `partitionLeaderEpoch` to `leader_epoch`, both outside the
+    /// CRC), rolls if needed and appends with one write. All or nothing.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        if records.is_empty() {
+            return Err(LogError::InvalidRecord(
+                "produce request has no record batches".into(),
+            ));
+        }
+        let mut buf = records.to_vec();
+        let mut next_offset = self.log_end_offset();
+        let first_offset = next_offset;
+        let mut producer_info = ProducerAppendInfo::default();
+        let mut max_timestamp = -1;
+        let mut offset_of_max_timestamp = -1;
+        let mut records_count: u32 = 0;
+        let mut position = 0;
+        while position < buf.len() {
+            let batch = RecordBatch::parse(&buf[position..])?;
+            self.validate_client_batch(&batch)?;
+            let size = batch.size_in_bytes();
+            let count = batch.records_count();
+            batch::set_base_offset(&mut buf[position..], next_offset);
+            batch::set_partition_leader_epoch(&mut buf[position..], leader_epoch);
+            let batch = RecordBatch::parse(&buf[position..])?;
+            if let SequenceCheck::Duplicate(original) =
+                producer_info.validate(&self.producer_state, batch.header())?
+            {
+                return Ok(LogAppendInfo {
+                    first_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    max_timestamp: original.timestamp,
+                    offset_of_max_timestamp: original.last_offset,
+                    records_count: 0,
+                    valid_bytes: 0,
+                    duplicate: true,
+                });
+            }
+            if batch.max_timestamp() > max_timestamp {
+                max_timestamp = batch.max_timestamp();
+                offset_of_max_timestamp = batch.last_offset();
+            }
+            records_count += count as u32;
+            next_offset = batch.next_offset();
+            position += size;
+        }
+        let last_offset = next_offset - 1;
+        if self.active_segment().should_roll(
+            buf.len() as u64,
+            last_offset,
+            self.config.segment_bytes,
+            self.config.segment_ms,
+            now_ms,
+        ) {
+            self.roll(now_ms)?;
+        }
+        self.active_segment_mut().append(&buf)?;
+        self.producer_state.commit(producer_info);
+        self.unflushed_messages += u64::from(records_count);
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            records_count,
+            valid_bytes: buf.len(),
+            duplicate: false,
+        })
+    }
+
+    /// Appends batches fetched from the leader (a follower replica): offsets, leader epochs
+    /// and producer ids are the leader's and are kept as they are. Every batch must pass
+    /// its CRC and start at or after the log end offset, in increasing order; producer
+    /// state is updated from the batches without sequence checks (the leader made them).
+    /// All or nothing, like [`Log::append_as_leader`].
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        if records.is_empty() {
+            return Err(LogError::InvalidRecord(
+                "no record batches to append".into(),
+            ));
+        }
+        let mut expected = self.log_end_offset();
+        let mut first_offset = None;
+        let mut max_timestamp = -1;
+        let mut offset_of_max_timestamp = -1;
+        let mut records_count: u32 = 0;
+        let mut headers = Vec::new();
+        for batch in batch::batches(records) {
+            let batch = batch?;
+            batch.validate()?;
+            if batch.base_offset() < expected || batch.last_offset() < batch.base_offset() {
+                return Err(LogError::InvalidRecord(format!(
+                    "replicated batch {}..={} does not follow offset {expected}",
+                    batch.base_offset(),
+                    batch.last_offset()
+                )));
+            }
+            let size = batch.size_in_bytes();
+            if size as u64 > self.config.segment_bytes {
+                return Err(LogError::RecordTooLarge {
+                    size,
+                    max: self.config.segment_bytes as usize,
+                });
+            }
+            first_offset.get_or_insert(batch.base_offset());
+            if batch.max_timestamp() > max_timestamp {
+                max_timestamp = batch.max_timestamp();
+                offset_of_max_timestamp = batch.last_offset();
+            }
+            records_count += batch.records_count().max(0) as u32;
+            expected = batch.next_offset();
+            headers.push(*batch.header());
+        }
+        let first_offset = first_offset.expect("at least one batch");
+        let last_offset = expected - 1;
+        // A batch that does not start right at the log end offset (the leader compacted the
+        // range) begins a new segment, so segment base offsets stay exact.
+        let gap = first_offset > self.log_end_offset() && !self.active_segment().is_empty();
+        if gap
+            || self.active_segment().should_roll(
+                records.len() as u64,
+                last_offset,
+                self.config.segment_bytes,
+                self.config.segment_ms,
+                now_ms,
+            )
+        {
+            self.roll_at(first_offset, now_ms)?;
+        }
+        self.active_segment_mut().append(records)?;
+        for header in &headers {
+            self.producer_state.replay(header);
+        }
+        self.unflushed_messages += u64::from(records_count);
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            records_count,
+            valid_bytes: records.len(),
+            duplicate: false,
+        })
+    }
+
+    /// Kafka's `LogValidator` checks for batches coming from clients.
+    fn validate_client_batch(&self, batch: &RecordBatch<'_>) -> Result<(), LogError> {
+        let size = batch.size_in_bytes();
+        let max = self.config.max_message_bytes as usize;
+        if size > max {
+            return Err(LogError::RecordTooLarge { size, max });
+        }
+        if size as u64 > self.config.segment_bytes {
+            return Err(LogError::RecordTooLarge {
+                size,
+                max: self.config.segment_bytes as usize,
+            });
+        }
+        batch.validate()?;
+        let count = batch.records_count();
+        if count <= 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "invalid reported count {count} for record batch"
+            )));
+        }
+        if i64::from(batch.last_offset_delta()) + 1 != i64::from(count) {
+            return Err(LogError::InvalidRecord(format!(
+                "record batch has last offset delta {} but {count} records",
+                batch.last_offset_delta()
+            )));
+        }
+        if batch.is_control() {
+            return Err(LogError::InvalidRecord(
+                "clients are not allowed to write control records".into(),
+            ));
+        }
+        if batch.producer_id() >= 0 && batch.base_sequence() < 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "invalid sequence number {} for producer {}",
+                batch.base_sequence(),
+                batch.producer_id()
+            )));
+        }
+        if self.config.cleanup_policy.compacts() {
+            let mut bytes = Bytes::copy_from_slice(batch.as_bytes());
+            let set = RecordBatchDecoder::decode(&mut bytes)
+                .map_err(|e| LogError::CorruptRecord(format!("decoding record batch: {e}")))?;
+            if set.records.iter().any(|r| r.key.is_none()) {
+                return Err(LogError::InvalidRecord(
+                    "compacted topic cannot accept message without key".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset: the old one's indexes are
+    /// trimmed and a producer state snapshot is written at the new base offset.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        if self.active_segment().is_empty() {
+            return Ok(());
+        }
+        self.roll_at(self.log_end_offset(), now_ms)
+    }
+
+    /// Rolls to a new active segment based at `new_base` (≥ the log end offset). An empty
+    /// active segment is replaced rather than kept.
+    fn roll_at(&mut self, new_base: i64, now_ms: i64) -> Result<(), LogError> {
+        if self.active_segment().is_empty() {
+            if self.active_segment().base_offset() == new_base {
+                return Ok(());
+            }
+            let (_, empty) = self.segments.pop_last().expect("log has a segment");
+            empty.delete_files()?;
+        } else {
+            self.active_segment_mut().on_become_inactive()?;
+        }
+        self.producer_state.take_snapshot(new_base)?;
+        let mut segment = LogSegment::create(
+            &self.dir,
+            new_base,
+            self.config.index_interval_bytes,
+            self.config.segment_index_bytes,
+            now_ms,
+        )?;
+        segment.on_become_active()?;
+        self.segments.insert(new_base, segment);
+        let first_base = *self.segments.keys().next().expect("log has a segment");
+        self.log_start_offset = self.log_start_offset.max(first_base);
+        tracing::debug!(dir = %self.dir.display(), new_base, "rolled log segment");
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one containing `fetch_offset`, up to
+    /// `max_bytes` (but one whole batch anyway when `min_one_message`), never including a
+    /// batch that reaches `max_offset` (exclusive; the broker passes the high watermark).
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_message: bool,
+        max_offset: i64,
+    ) -> Result<FetchDataInfo, LogError> {
+        let log_end_offset = self.log_end_offset();
+        if fetch_offset < self.log_start_offset || fetch_offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let max_offset = max_offset.min(log_end_offset);
+        if fetch_offset >= max_offset {
+            return Ok(FetchDataInfo::default());
+        }
+        let start_base = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        for segment in self.segments.range(start_base..).map(|(_, s)| s) {
+            if let Some((records, first_batch_offset)) =
+                segment.read(fetch_offset, max_bytes, max_offset, min_one_message)?
+            {
+                return Ok(FetchDataInfo {
+                    records,
+                    first_batch_offset,
+                });
+            }
+        }
+        Ok(FetchDataInfo::default())
+    }
+
+    /// ListOffsets by timestamp: the first offset at or after the log start whose record
+    /// timestamp is ≥ `timestamp`, returned as `(offset, timestamp)`.
+    pub fn fetch_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp() < timestamp || segment.next_offset() <= self.log_start_offset
+            {
+                continue;
+            }
+            if let Some((ts, offset)) =
+                segment.find_offset_by_timestamp(timestamp, self.log_start_offset)?
+            {
+                return Ok(Some((offset, ts)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): the largest record timestamp and the offset of the
+    /// first record carrying it, as `(timestamp, offset)`.
+    pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
+        let segment = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())?;
+        let timestamp = segment.max_timestamp();
+        let batch_last_offset = segment.offset_of_max_timestamp();
+        // The segment remembers the batch; find the exact record inside it.
+        let exact = segment
+            .find_offset_by_timestamp(timestamp, self.log_start_offset)
+            .ok()
+            .flatten()
+            .map_or(batch_last_offset, |(_, offset)| offset);
+        Some((timestamp, exact))
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` (never beyond the log end
+    /// offset) and deletes the segments that lie entirely below it. Returns the new log
+    /// start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let log_end_offset = self.log_end_offset();
+        if offset > log_end_offset || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.delete_segments_below_log_start(i64::MAX)?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below_log_start(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let mut deletable = 0;
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for next in bases.iter().skip(1) {
+            if *next <= self.log_start_offset {
+                deletable += 1;
+            } else {
+                break;
+            }
+        }
+        self.delete_oldest_segments(deletable, now_ms)
+    }
+
+    /// Retention: deletes whole segments, oldest first and never the active one, whose
+    /// newest record is older than `retention.ms` or that push the log past
+    /// `retention.bytes`; rolls the active segment once `segment.ms` has passed; expires
+    /// idle producer state. Returns the number of segments deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.delete_expired_files(now_ms)?;
+        self.producer_state
+            .remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        if !self.active_segment().is_empty()
+            && self.active_segment().time_waited_for_roll(now_ms) >= self.config.segment_ms
+        {
+            self.roll(now_ms)?;
+        }
+        let mut deleted = self.delete_segments_below_log_start(now_ms)?;
+        if !self.config.cleanup_policy.deletes() {
+            return Ok(deleted);
+        }
+        let inactive: Vec<(i64, u64)> = self
+            .segments
+            .values()
+            .take(self.segments.len() - 1)
+            .map(|s| (s.largest_timestamp(), s.size()))
+            .collect();
+        let by_time = if self.config.retention_ms >= 0 {
+            inactive
+                .iter()
+                .take_while(|(ts, _)| now_ms - ts > self.config.retention_ms)
+                .count()
+        } else {
+            0
+        };
+        let by_size = if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_in_bytes() as i64 - self.config.retention_bytes;
+            inactive
+                .iter()
+                .take_while(|(_, size)| {
+                    excess -= *size as i64;
+                    excess >= 0
+                })
+                .count()
+        } else {
+            0
+        };
+        deleted += self.delete_oldest_segments(by_time.max(by_size), now_ms)?;
+        Ok(deleted)
+    }
+
+    /// Removes the `count` oldest segments (never the active one): they leave the segment
+    /// map at once (so readers stop seeing them), the log start offset moves up to the next
+    /// segment, and the files are renamed `.deleted` and removed after
+    /// `file.delete.delay.ms`.
+    fn delete_oldest_segments(&mut self, count: usize, now_ms: i64) -> Result<usize, LogError> {
+        let count = count.min(self.segments.len() - 1);
+        for _ in 0..count {
+            let (_, mut segment) = self.segments.pop_first().expect("segment to delete");
+            segment.add_suffix(DELETED_FILE_SUFFIX)?;
+            let due = now_ms.saturating_add(self.config.file_delete_delay_ms);
+            for path in segment.paths() {
+                self.pending_deletes.push((due, path));
+            }
+            drop(segment);
+        }
+        if count > 0 {
+            let first_base = *self.segments.keys().next().expect("log has a segment");
+            self.log_start_offset = self.log_start_offset.max(first_base);
+            self.recovery_point = self.recovery_point.max(first_base);
+            self.delete_expired_files(now_ms)?;
+        }
+        Ok(count)
+    }
+
+    fn delete_expired_files(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let mut result = Ok(());
+        self.pending_deletes.retain(|(due, path)| {
+            if *due > now_ms {
+                return true;
+            }
+            if let Err(e) = remove_if_exists(path) {
+                result = Err(e);
+            }
+            false
+        });
+        Ok(result?)
+    }
+
+    /// fsyncs every segment that may hold unflushed data and advances the recovery point
+    /// to the log end offset.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        let log_end_offset = self.log_end_offset();
+        if self.recovery_point >= log_end_offset && self.unflushed_messages == 0 {
+            return Ok(());
+        }
+        self.flush_segments()
+    }
+
+    fn flush_segments(&mut self) -> Result<(), LogError> {
+        let log_end_offset = self.log_end_offset();
+        let recovery_point = self.recovery_point;
+        let start = self
+            .segments
+            .range(..=recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        for segment in self.segments.range_mut(start..).map(|(_, s)| s) {
+            segment.flush()?;
+        }
+        // Rolled segments are new directory entries: make them durable too.
+        fs::File::open(&self.dir)?.sync_all()?;
+        self.recovery_point = log_end_offset;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush; returns whether it did.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        if now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_interval_ms {
+            return Ok(false);
+        }
+        self.flush()?;
+        self.last_flush_ms = now_ms;
+        Ok(true)
+    }
+
+    /// Truncates the log so that its end offset is at most `offset` (a follower diverging
+    /// from its leader, KIP-101). Removes whole batches; producer state is rebuilt.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let first_base = *self.segments.keys().next().expect("log has a segment");
+        if offset <= first_base {
+            return self.truncate_fully_and_start_at(
+                offset.max(self.log_start_offset),
+                self.last_flush_ms,
+            );
+        }
+        let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if let Some(segment) = self.segments.remove(&base) {
+                segment.delete_files()?;
+            }
+        }
+        let active = self.active_segment_mut();
+        active.truncate_to(offset)?;
+        active.on_become_active()?;
+        let log_end_offset = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(log_end_offset);
+        self.log_start_offset = self.log_start_offset.min(log_end_offset);
+        self.rebuild_producer_state()
+    }
+
+    /// Deletes every segment and starts an empty log at `offset` (a follower whose fetch
+    /// offset fell below its leader's log start).
+    pub fn truncate_fully_and_start_at(
+        &mut self,
+        offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        while let Some((_, segment)) = self.segments.pop_first() {
+            segment.delete_files()?;
+        }
+        let mut segment = LogSegment::create(
+            &self.dir,
+            offset,
+            self.config.index_interval_bytes,
+            self.config.segment_index_bytes,
+            now_ms,
+        )?;
+        segment.on_become_active()?;
+        self.segments.insert(offset, segment);
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.producer_state.delete_snapshots_after(-1)?;
+        self.producer_state.clear();
+        Ok(())
+    }
+
+    /// Flushes everything, writes a producer state snapshot at the log end offset (so the
+    /// next open replays nothing) and trims the active segment's indexes.
+    pub fn close(&mut self) -> Result<(), LogError> {
+        let log_end_offset = self.log_end_offset();
+        self.active_segment_mut().on_become_inactive()?;
+        self.flush_segments()?;
+        self.producer_state.take_snapshot(log_end_offset)?;
+        self.delete_expired_files(i64::MAX)?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn active_segment_for_test(&mut self) -> &mut LogSegment {
+        self.active_segment_mut()
+    }
+}
+
+/// A `<base>.log.swap` is a fully written, fsynced cleaned segment whose swap-in was cut
+/// short: it replaces the original `<base>.log` (whose indexes are stale and are dropped
+/// to be rebuilt).
+fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name
+            .strip_suffix(SWAP_FILE_SUFFIX)
+            .and_then(|n| n.strip_suffix(LOG_FILE_SUFFIX))
+        else {
+            continue;
+        };
+        let Ok(base) = stem.parse::<i64>() else {
+            continue;
+        };
+        tracing::info!(dir = %dir.display(), base, "completing interrupted segment swap");
+        for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
+            remove_if_exists(&crate::segment::file_path(dir, base, suffix))?;
+        }
+        fs::rename(&path, crate::segment::file_path(dir, base, LOG_FILE_SUFFIX))?;
+    }
+    Ok(())
+}
+
+/// Deletes what an interrupted operation left behind (`.cleaned`, `.deleted`, `.tmp`,
+/// index files without a `.log`) and returns the base offsets of the segments present.
+fn remove_temporary_files_and_list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+    complete_interrupted_swaps(dir)?;
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(DELETED_FILE_SUFFIX)
+            || name.ends_with(CLEANED_FILE_SUFFIX)
+            || name.ends_with(".tmp")
+        {
+            remove_if_exists(&path)?;
+        } else if let Some(stem) = name.strip_suffix(LOG_FILE_SUFFIX) {
+            if let Ok(base) = stem.parse::<i64>() {
+                logs.push(base);
+            }
+        } else if let Some(stem) = name
+            .strip_suffix(INDEX_FILE_SUFFIX)
+            .or_else(|| name.strip_suffix(TIME_INDEX_FILE_SUFFIX))
+            && let Ok(base) = stem.parse::<i64>()
+        {
+            indexes.push((base, path.clone()));
+        } else if name.ends_with(SNAPSHOT_FILE_SUFFIX) {
+            // Producer state snapshots are handled by the ProducerStateManager.
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            remove_if_exists(&path)?;
+        }
+    }
+    Ok(logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{BatchSpec, encode_batch};
+
+    fn idempotent(seq: i32, count: usize) -> Bytes {
+        encode_batch(&BatchSpec {
+            count,
+            producer_id: 9,
+            producer_epoch: 0,
+            base_sequence: seq,
+            value_size: 300,
+            ..BatchSpec::default()
+        })
+    }
+
+    #[test]
+    fn a_failed_write_is_rolled_back_and_the_next_append_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(dir.path().join("t-0"), config.clone(), true, 0, 0, 0).unwrap();
+        for i in 0..4 {
+            log.append_as_leader(&idempotent(i * 2, 2), 0, 0).unwrap();
+        }
+        let size_before = log.size_in_bytes();
+        let index_entries = log.active_segment().offset_index().entries();
+        let segment_path = log.active_segment().log_path().to_path_buf();
+
+        // The disk fills up halfway through the write.
+        log.active_segment_for_test().write_fault.fail_after_bytes = Some(150);
+        let err = log.append_as_leader(&idempotent(8, 2), 0, 0).unwrap_err();
+        match err {
+            LogError::Io(e) => assert_eq!(e.raw_os_error(), Some(28)),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert_eq!(log.log_end_offset(), 8);
+        assert_eq!(log.size_in_bytes(), size_before);
+        assert_eq!(fs::metadata(&segment_path).unwrap().len(), size_before);
+        assert_eq!(log.active_segment().offset_index().entries(), index_entries);
+
+        // Space is back: the same batch is appended (it was never acknowledged, so it is
+        // neither a duplicate nor out of sequence).
+        let info = log.append_as_leader(&idempotent(8, 2), 0, 0).unwrap();
+        assert!(!info.duplicate);
+        assert_eq!((info.first_offset, info.last_offset), (8, 9));
+        let read = log.read(0, usize::MAX, true, i64::MAX).unwrap();
+        let offsets: Vec<i64> = batch::batches(&read.records)
+            .map(|b| {
+                let b = b.unwrap();
+                b.validate().unwrap();
+                b.base_offset()
+            })
+            .collect();
+        assert_eq!(offsets, vec![0, 2, 4, 6, 8]);
+
+        // And a crash now recovers exactly those batches.
+        drop(log);
+        let log = Log::open(dir.path().join("t-0"), config, false, 0, 0, 0).unwrap();
+        assert_eq!(log.log_end_offset(), 10);
+    }
+}

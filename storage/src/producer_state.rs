@@ -1,0 +1,564 @@
+//! `ProducerStateManager`: per-producer sequence state that makes idempotent produce
+//! exactly-once per partition.
+//!
+//! For every producer id the partition remembers the producer epoch and the metadata of
+//! the last [`NUM_BATCHES_TO_RETAIN`] batches (first/last sequence, first/last offset), as
+//! Kafka does. A retry of any of those batches is recognised as a duplicate and answered
+//! with the original offsets instead of being appended again.
+//!
+//! The state is derived from the log, so it is rebuilt from the log: on open the newest
+//! `<20-digit offset>.snapshot` at or below the log end offset is loaded and every batch
+//! after that offset is replayed. Snapshots are written when a segment is rolled and when
+//! the log is closed. A snapshot file is our own format: a version (i16), a CRC-32C of the
+//! rest (u32), the producer count (u32), then per producer its id (i64), epoch (i16),
+//! last timestamp (i64), batch count (u8) and per batch first sequence (i32), last
+//! sequence (i32), first offset (i64), last offset (i64), timestamp (i64) — all big-endian.
+//! A snapshot that fails its CRC is ignored (replay starts from an older one).
+
+use std::collections::{HashMap, VecDeque};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::batch::{BatchHeader, NO_SEQUENCE};
+use crate::error::LogError;
+use crate::segment::{filename_prefix, remove_if_exists};
+
+/// How many recent batches per producer are kept for duplicate detection (Kafka: 5, the
+/// producer's `max.in.flight.requests.per.connection` limit for idempotence).
+pub const NUM_BATCHES_TO_RETAIN: usize = 5;
+/// Suffix of producer state snapshot files.
+pub const SNAPSHOT_FILE_SUFFIX: &str = ".snapshot";
+const SNAPSHOT_VERSION: i16 = 1;
+/// Snapshots kept after a new one is written; older ones only speed up nothing.
+const SNAPSHOTS_TO_RETAIN: usize = 2;
+
+/// What is remembered of one appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+/// The state of one producer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Oldest first, at most [`NUM_BATCHES_TO_RETAIN`].
+    pub batches: VecDeque<BatchMetadata>,
+    pub last_timestamp: i64,
+}
+
+impl ProducerStateEntry {
+    fn new(producer_id: i64, producer_epoch: i16) -> Self {
+        ProducerStateEntry {
+            producer_id,
+            producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+        }
+    }
+
+    /// Last sequence written, or -1 when no batch is remembered.
+    pub fn last_seq(&self) -> i32 {
+        self.batches.back().map_or(NO_SEQUENCE, |b| b.last_seq)
+    }
+
+    fn find_duplicate(&self, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            .copied()
+    }
+
+    fn push(&mut self, batch: BatchMetadata) {
+        if self.batches.len() == NUM_BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+        self.last_timestamp = batch.timestamp;
+        self.batches.push_back(batch);
+    }
+}
+
+/// Sequence numbers wrap from `i32::MAX` to 0.
+fn next_sequence(seq: i32) -> i32 {
+    if seq == i32::MAX { 0 } else { seq + 1 }
+}
+
+/// How a leader append relates to what the producer already wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not idempotent, or the next batch in sequence: append it.
+    Append,
+    /// A retry of a batch already in the log: append nothing, answer with these offsets.
+    Duplicate(BatchMetadata),
+}
+
+/// The producer state changes of one append, validated but not yet applied. The Log
+/// validates every batch of a request into one of these, writes the batches, and only
+/// then commits it, so a failed write leaves the producer state untouched.
+#[derive(Debug, Default)]
+pub struct ProducerAppendInfo {
+    updates: HashMap<i64, ProducerStateEntry>,
+}
+
+impl ProducerAppendInfo {
+    /// Checks a client batch (offsets already assigned in `header`) against the state,
+    /// following Kafka's rules:
+    /// - an epoch older than the known one is fenced (`InvalidProducerEpoch`);
+    /// - a newer epoch must start at sequence 0;
+    /// - with the same epoch, a batch equal to one of the last five is a duplicate,
+    ///   anything else must continue the sequence (`OutOfOrderSequence`);
+    /// - an unknown producer is accepted at any sequence. Kafka does the same since 2.5:
+    ///   its state may have been removed by retention, DeleteRecords or producer expiry,
+    ///   and rejecting would wedge the producer with no way forward.
+    pub fn validate(
+        &mut self,
+        manager: &ProducerStateManager,
+        header: &BatchHeader,
+    ) -> Result<SequenceCheck, LogError> {
+        let producer_id = header.producer_id;
+        if producer_id < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        let epoch = header.producer_epoch;
+        let first_seq = header.base_sequence;
+        let last_seq = header.last_sequence();
+        let entry = match self.updates.get(&producer_id) {
+            Some(entry) => entry.clone(),
+            None => match manager.producers.get(&producer_id) {
+                Some(entry) => entry.clone(),
+                None => ProducerStateEntry::new(producer_id, epoch),
+            },
+        };
+        let mut entry = entry;
+        if epoch < entry.producer_epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                producer_epoch: epoch,
+                current_epoch: entry.producer_epoch,
+            });
+        }
+        if epoch > entry.producer_epoch {
+            if first_seq != 0 && !entry.batches.is_empty() {
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    producer_epoch: epoch,
+                    first_sequence: first_seq,
+                    expected_sequence: 0,
+                });
+            }
+            entry.producer_epoch = epoch;
+            entry.batches.clear();
+        } else if let Some(duplicate) = entry.find_duplicate(first_seq, last_seq) {
+            return Ok(SequenceCheck::Duplicate(duplicate));
+        } else if !entry.batches.is_empty() {
+            let expected = next_sequence(entry.last_seq());
+            if first_seq != expected {
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id,
+                    producer_epoch: epoch,
+                    first_sequence: first_seq,
+                    expected_sequence: expected,
+                });
+            }
+        }
+        entry.push(BatchMetadata {
+            first_seq,
+            last_seq,
+            first_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.max_timestamp,
+        });
+        self.updates.insert(producer_id, entry);
+        Ok(SequenceCheck::Append)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.updates.is_empty()
+    }
+}
+
+/// Producer state of one partition, plus its snapshot files in the partition directory.
+#[derive(Debug)]
+pub struct ProducerStateManager {
+    dir: PathBuf,
+    producers: HashMap<i64, ProducerStateEntry>,
+}
+
+impl ProducerStateManager {
+    pub fn new(dir: &Path) -> Self {
+        ProducerStateManager {
+            dir: dir.to_path_buf(),
+            producers: HashMap::new(),
+        }
+    }
+
+    /// The state of one producer, if any batch of it is remembered.
+    pub fn last_entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// All producers with state.
+    pub fn active_producers(&self) -> impl Iterator<Item = &ProducerStateEntry> {
+        self.producers.values()
+    }
+
+    /// Applies a validated append (after its batches are safely in the segment).
+    pub fn commit(&mut self, info: ProducerAppendInfo) {
+        self.producers.extend(info.updates);
+    }
+
+    /// Replays one batch read back from the log (recovery): no validation, the log is the
+    /// truth. A newer epoch replaces what was known.
+    pub fn replay(&mut self, header: &BatchHeader) {
+        if header.producer_id < 0 || header.is_control() {
+            return;
+        }
+        let entry = self
+            .producers
+            .entry(header.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(header.producer_id, header.producer_epoch));
+        if header.producer_epoch > entry.producer_epoch {
+            entry.producer_epoch = header.producer_epoch;
+            entry.batches.clear();
+        } else if header.producer_epoch < entry.producer_epoch {
+            return;
+        }
+        entry.push(BatchMetadata {
+            first_seq: header.base_sequence,
+            last_seq: header.last_sequence(),
+            first_offset: header.base_offset,
+            last_offset: header.last_offset(),
+            timestamp: header.max_timestamp,
+        });
+    }
+
+    /// Forgets producers whose last batch is older than `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`); a later batch of theirs is accepted as from an unknown
+    /// producer. Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Forgets everything (before a rebuild).
+    pub fn clear(&mut self) {
+        self.producers.clear();
+    }
+
+    /// Offsets of the snapshot files present, ascending.
+    pub fn snapshot_offsets(&self) -> Result<Vec<i64>, LogError> {
+        let mut offsets = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(SNAPSHOT_FILE_SUFFIX)
+                && let Ok(offset) = stem.parse::<i64>()
+            {
+                offsets.push(offset);
+            }
+        }
+        offsets.sort_unstable();
+        Ok(offsets)
+    }
+
+    fn snapshot_path(&self, offset: i64) -> PathBuf {
+        self.dir
+            .join(format!("{}{SNAPSHOT_FILE_SUFFIX}", filename_prefix(offset)))
+    }
+
+    /// Writes the state as of `offset` (every batch below it applied) durably, then prunes
+    /// older snapshots.
+    pub fn take_snapshot(&self, offset: i64) -> Result<(), LogError> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let entry = &self.producers[id];
+            body.extend_from_slice(&entry.producer_id.to_be_bytes());
+            body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let mut file_bytes = Vec::with_capacity(body.len() + 6);
+        file_bytes.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        file_bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        file_bytes.extend_from_slice(&body);
+        let path = self.snapshot_path(offset);
+        write_atomically(&path, &file_bytes)?;
+        let offsets = self.snapshot_offsets()?;
+        if offsets.len() > SNAPSHOTS_TO_RETAIN {
+            for old in &offsets[..offsets.len() - SNAPSHOTS_TO_RETAIN] {
+                remove_if_exists(&self.snapshot_path(*old))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes snapshots above `offset` (they describe data that no longer exists).
+    pub fn delete_snapshots_after(&self, offset: i64) -> Result<(), LogError> {
+        for snapshot in self.snapshot_offsets()? {
+            if snapshot > offset {
+                remove_if_exists(&self.snapshot_path(snapshot))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the state with the newest readable snapshot at or below `max_offset` and
+    /// returns its offset (replay continues from there), or `None` when there is none.
+    pub fn load_latest_snapshot(&mut self, max_offset: i64) -> Result<Option<i64>, LogError> {
+        self.producers.clear();
+        for offset in self.snapshot_offsets()?.into_iter().rev() {
+            if offset > max_offset {
+                continue;
+            }
+            let bytes = fs::read(self.snapshot_path(offset))?;
+            match decode_snapshot(&bytes) {
+                Some(producers) => {
+                    self.producers = producers;
+                    return Ok(Some(offset));
+                }
+                None => {
+                    tracing::warn!(dir = %self.dir.display(), offset, "ignoring corrupt producer state snapshot");
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Option<HashMap<i64, ProducerStateEntry>> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.i16()? != SNAPSHOT_VERSION {
+        return None;
+    }
+    let crc = r.u32()?;
+    if crc32c::crc32c(&bytes[r.at..]) != crc {
+        return None;
+    }
+    let count = r.u32()?;
+    let mut producers = HashMap::new();
+    for _ in 0..count {
+        let producer_id = r.i64()?;
+        let producer_epoch = r.i16()?;
+        let last_timestamp = r.i64()?;
+        let n = r.u8()?;
+        let mut batches = VecDeque::with_capacity(usize::from(n));
+        for _ in 0..n {
+            batches.push_back(BatchMetadata {
+                first_seq: r.i32()?,
+                last_seq: r.i32()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+                timestamp: r.i64()?,
+            });
+        }
+        producers.insert(
+            producer_id,
+            ProducerStateEntry {
+                producer_id,
+                producer_epoch,
+                batches,
+                last_timestamp,
+            },
+        );
+    }
+    (r.at == bytes.len()).then_some(producers)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let slice = self.bytes.get(self.at..self.at + N)?;
+        self.at += N;
+        slice.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
+
+/// Writes `bytes` to `<path>.tmp`, fsyncs it, and renames it over `path`, so readers see
+/// either the old or the new file in full.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = fs::File::open(parent)
+    {
+        dir.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::RecordBatch;
+    use crate::test_util::{BatchSpec, encode_batch};
+
+    fn header(base_offset: i64, epoch: i16, seq: i32, count: usize) -> BatchHeader {
+        let bytes = encode_batch(&BatchSpec {
+            base_offset,
+            count,
+            producer_id: 42,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..BatchSpec::default()
+        });
+        *RecordBatch::parse(&bytes).unwrap().header()
+    }
+
+    fn append(
+        manager: &mut ProducerStateManager,
+        h: &BatchHeader,
+    ) -> Result<SequenceCheck, LogError> {
+        let mut info = ProducerAppendInfo::default();
+        let check = info.validate(manager, h)?;
+        manager.commit(info);
+        Ok(check)
+    }
+
+    #[test]
+    fn sequence_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        assert_eq!(
+            append(&mut m, &header(0, 0, 0, 2)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            append(&mut m, &header(2, 0, 2, 3)).unwrap(),
+            SequenceCheck::Append
+        );
+        // A retry of the first batch is a duplicate carrying the original offsets.
+        match append(&mut m, &header(99, 0, 0, 2)).unwrap() {
+            SequenceCheck::Duplicate(b) => assert_eq!((b.first_offset, b.last_offset), (0, 1)),
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        assert!(matches!(
+            append(&mut m, &header(5, 0, 7, 1)),
+            Err(LogError::OutOfOrderSequence {
+                expected_sequence: 5,
+                ..
+            })
+        ));
+        // New epoch must restart at 0; then the old epoch is fenced.
+        assert!(matches!(
+            append(&mut m, &header(5, 1, 5, 1)),
+            Err(LogError::OutOfOrderSequence {
+                expected_sequence: 0,
+                ..
+            })
+        ));
+        assert_eq!(
+            append(&mut m, &header(5, 1, 0, 1)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert!(matches!(
+            append(&mut m, &header(6, 0, 5, 1)),
+            Err(LogError::InvalidProducerEpoch {
+                current_epoch: 1,
+                ..
+            })
+        ));
+        // Unknown producers are accepted at any sequence.
+        let mut other = header(7, 3, 77, 1);
+        other.producer_id = 43;
+        assert_eq!(append(&mut m, &other).unwrap(), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn producers_expire_after_their_last_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        append(&mut m, &header(0, 0, 0, 1)).unwrap(); // timestamps around 1_000
+        assert_eq!(m.remove_expired(1_500, 1_000), 0);
+        assert!(m.last_entry(42).is_some());
+        assert_eq!(m.remove_expired(2_000, 1_000), 1);
+        assert!(m.last_entry(42).is_none());
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        for i in 0..7 {
+            append(&mut m, &header(i, 0, i as i32, 1)).unwrap();
+        }
+        assert_eq!(
+            m.last_entry(42).unwrap().batches.len(),
+            NUM_BATCHES_TO_RETAIN
+        );
+        assert!(matches!(
+            append(&mut m, &header(9, 0, 2, 1)).unwrap(),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert!(matches!(
+            append(&mut m, &header(9, 0, 1, 1)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_corrupt_ones_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        append(&mut m, &header(0, 0, 0, 2)).unwrap();
+        m.take_snapshot(2).unwrap();
+        append(&mut m, &header(2, 0, 2, 2)).unwrap();
+        m.take_snapshot(4).unwrap();
+        let expected = m.last_entry(42).cloned();
+
+        let mut loaded = ProducerStateManager::new(dir.path());
+        assert_eq!(loaded.load_latest_snapshot(i64::MAX).unwrap(), Some(4));
+        assert_eq!(loaded.last_entry(42).cloned(), expected);
+        assert_eq!(loaded.load_latest_snapshot(3).unwrap(), Some(2));
+
+        let newest = dir.path().join("00000000000000000004.snapshot");
+        let mut bytes = std::fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&newest, bytes).unwrap();
+        assert_eq!(loaded.load_latest_snapshot(i64::MAX).unwrap(), Some(2));
+    }
+}
