@@ -275,6 +275,72 @@ pub fn topic_log_config(defaults: &LogConfig, topic: &TopicMetadata) -> LogConfi
     config
 }
 
+impl Broker {
+    /// Consumer-group metrics: groups by state, members, rebalances, and lag per
+    /// committed partition (high watermark minus committed offset).
+    fn render_group_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let stats = self.groups.stats();
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_groups Consumer groups by state.\n# TYPE strata_broker_groups gauge"
+        );
+        for (state, n) in &stats.groups_by_state {
+            let _ = writeln!(
+                out,
+                "strata_broker_groups{{state=\"{}\"}} {n}",
+                state.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_group_members Members of a consumer group.\n# TYPE strata_broker_group_members gauge"
+        );
+        for (group, n) in &stats.members_by_group {
+            let _ = writeln!(out, "strata_broker_group_members{{group=\"{group}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_group_rebalances_total Rebalances started.\n# TYPE strata_broker_group_rebalances_total counter\nstrata_broker_group_rebalances_total {}",
+            stats.rebalances_total
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_group_rebalance_seconds Duration of completed rebalances.\n# TYPE strata_broker_group_rebalance_seconds summary"
+        );
+        let _ = writeln!(
+            out,
+            "strata_broker_group_rebalance_seconds_sum {}",
+            stats.rebalance_time_ms_total as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "strata_broker_group_rebalance_seconds_count {}",
+            stats.rebalances_completed_total
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_group_offset_commits_total Offsets committed.\n# TYPE strata_broker_group_offset_commits_total counter\nstrata_broker_group_offset_commits_total {}",
+            stats.offset_commits_total
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_group_lag Records between a group's committed offset and the high watermark.\n# TYPE strata_broker_group_lag gauge"
+        );
+        for (group, offsets) in self.groups.committed_offsets() {
+            for (topic, partition, offset) in offsets {
+                if let Some(p) = self.replica_manager.get_partition(&topic, partition) {
+                    let lag = (p.offsets().high_watermark - offset).max(0);
+                    let _ = writeln!(
+                        out,
+                        "strata_broker_group_lag{{group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl MetricsSource for Broker {
     fn render(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -339,6 +405,7 @@ impl MetricsSource for Broker {
                 p.topic, p.partition, o.high_watermark
             );
         }
+        self.render_group_metrics(out);
     }
 }
 

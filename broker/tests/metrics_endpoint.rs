@@ -1,0 +1,75 @@
+//! `/metrics` in the Prometheus text format after real traffic from librdkafka.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{BrokerProcess, free_port};
+
+fn scrape(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_traffic_logs_and_groups() {
+    let metrics_port = free_port();
+    let broker = BrokerProcess::start(&[("metrics.port", &metrics_port.to_string())]);
+    let bootstrap = broker.bootstrap();
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    for i in 0..20 {
+        let key = format!("k{i}");
+        p.send(
+            FutureRecord::to("observed").key(&key).payload("v"),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    }
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "observer")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&["observed"]).unwrap();
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while n < 15 && Instant::now() < deadline {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            n += 1;
+        }
+    }
+    c.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    let text = scrape(metrics_port);
+    for needle in [
+        "strata_broker_bytes_in_total ",
+        "strata_broker_records_in_total 20",
+        "strata_broker_requests_total{api=\"Produce\"}",
+        "strata_broker_request_duration_seconds_bucket{api=\"Fetch\",le=\"+Inf\"}",
+        "strata_broker_open_connections ",
+        "strata_broker_log_size_bytes{topic=\"observed\",partition=\"0\"}",
+        "strata_broker_log_segments{topic=\"observed\",partition=\"0\"} 1",
+        "strata_broker_log_end_offset{topic=\"observed\",partition=\"0\"} 20",
+        "strata_broker_groups{state=\"Stable\"} 1",
+        "strata_broker_group_members{group=\"observer\"} 1",
+        "strata_broker_group_lag{group=\"observer\",topic=\"observed\",partition=\"0\"} 5",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+}
