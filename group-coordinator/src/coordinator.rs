@@ -236,6 +236,9 @@ impl GroupCoordinator {
     /// a broker restart, consumers that keep heartbeating carry on without a rebalance,
     /// and those that are gone expire and trigger one. Groups with only offsets come
     /// back Empty.
+    ///
+    /// Loading a partition that is already loaded replaces its groups; call
+    /// [`GroupCoordinator::unload_partition`] first to answer their parked requests.
     pub fn load_partition(
         &mut self,
         partition: i32,
@@ -283,6 +286,9 @@ impl GroupCoordinator {
             .map(|(g, _)| g.clone())
             .chain(metadata.keys().cloned())
             .collect();
+        let num_partitions = self.config.offsets_topic_num_partitions;
+        self.groups
+            .retain(|g, _| offsets_topic::partition_for(g, num_partitions) != partition);
         for group_id in group_ids {
             let mut group = ClassicGroup::new(group_id.clone(), now_ms);
             group.offsets = offsets.remove(&group_id).unwrap_or_default();

@@ -616,3 +616,112 @@ fn a_join_during_the_sync_phase_restarts_the_rebalance() {
     assert_eq!(h.join_response(r1).unwrap().generation_id, 2);
     assert_eq!(h.join_response(j2).unwrap().generation_id, 2);
 }
+
+#[test]
+fn a_new_member_parked_for_five_minutes_is_dropped() {
+    // Kafka's NewMemberJoinTimeoutMs: a new member's JoinGroup cannot wait forever for
+    // members that never rejoin.
+    let mut h = Harness::new();
+    let first = h.send_join(Join::new("g", "").client("old").rebalance_timeout(600_000));
+    let old_id = h.join_response(first).unwrap().member_id.to_string();
+    let join = h.send_join(
+        Join::new("g", &old_id)
+            .client("old")
+            .rebalance_timeout(600_000),
+    );
+    h.advance(0);
+    assert_eq!(h.join_response(join).unwrap().generation_id, 1);
+    let sync = h.send_sync("g", &old_id, 1, &[(&old_id, b"all")]);
+    assert_eq!(h.sync_response(sync).unwrap().error_code, 0);
+
+    let (_new_id, parked) = h.join_new_member("g", "new");
+    // "old" keeps heartbeating but is stuck in processing and never rejoins.
+    for _ in 0..59 {
+        h.advance(5_000);
+        assert_eq!(
+            h.heartbeat("g", &old_id, 1),
+            code(ResponseError::RebalanceInProgress)
+        );
+        assert!(h.join_response(parked).is_none());
+    }
+    h.advance(5_000);
+    let response = h.join_response(parked).expect("dropped after five minutes");
+    assert_eq!(response.error_code, code(ResponseError::UnknownMemberId));
+    assert_eq!(response.member_id.as_str(), "");
+}
+
+#[test]
+fn a_retried_join_group_supersedes_the_parked_one() {
+    let mut h = Harness::new();
+    let (ids, _) = h.stable_group("g", &["c1", "c2"]);
+    let first = h.send_join(Join::new("g", &ids[0]).client("c1"));
+    let retry = h.send_join(Join::new("g", &ids[0]).client("c1"));
+    assert_eq!(
+        h.join_response(first).unwrap().error_code,
+        code(ResponseError::RebalanceInProgress)
+    );
+    assert!(
+        h.join_response(retry).is_none(),
+        "the retry is the one that waits"
+    );
+    let r2 = h.send_join(Join::new("g", &ids[1]).client("c2"));
+    assert_eq!(h.join_response(retry).unwrap().error_code, 0);
+    assert_eq!(h.join_response(r2).unwrap().error_code, 0);
+}
+
+#[test]
+fn leave_group_before_v3_reports_the_member_error_at_the_top() {
+    let mut h = Harness::new();
+    let (ids, _) = h.stable_group("g", &["c1"]);
+    for (member_id, expected) in [
+        ("unknown", code(ResponseError::UnknownMemberId)),
+        (ids[0].as_str(), 0),
+    ] {
+        let request_id = h.request_id();
+        let mut request = LeaveGroupRequest::default();
+        request.group_id = GroupId(s("g"));
+        request.member_id = s(member_id);
+        let outputs = h
+            .coordinator
+            .handle_leave_group(request, 1, request_id, h.now_ms);
+        h.perform(outputs);
+        let Some(GroupResponse::LeaveGroup(response)) = h.take_response(request_id) else {
+            panic!("no LeaveGroup answer");
+        };
+        assert_eq!(response.error_code, expected);
+        assert!(response.members.is_empty());
+    }
+    assert_eq!(h.coordinator.group_state("g"), Some(GroupState::Empty));
+}
+
+#[test]
+fn join_group_v0_uses_the_session_timeout_as_rebalance_timeout() {
+    let mut h = Harness::new();
+    let a = h.send_join(Join::new("g", "").client("a").version(0));
+    assert!(
+        h.join_response(a).is_none(),
+        "v0 joins without MEMBER_ID_REQUIRED"
+    );
+    h.advance(0);
+    let a_id = h.join_response(a).unwrap().member_id.to_string();
+    let sync = h.send_sync("g", &a_id, 1, &[(&a_id, b"all")]);
+    assert_eq!(h.sync_response(sync).unwrap().error_code, 0);
+
+    // A second v0 member: the join phase lasts the members' longest rebalance timeout,
+    // which for v0 members is their session timeout (10 s).
+    let b = h.send_join(Join::new("g", "").client("b").version(0));
+    h.advance(5_000);
+    assert_eq!(
+        h.heartbeat("g", &a_id, 1),
+        code(ResponseError::RebalanceInProgress)
+    );
+    assert!(h.join_response(b).is_none());
+    h.advance(5_000);
+    let response = h.join_response(b).expect("join phase ended after 10 s");
+    assert_eq!(response.generation_id, 2);
+    assert_eq!(
+        response.members.len(),
+        1,
+        "a did not rejoin and was removed"
+    );
+}

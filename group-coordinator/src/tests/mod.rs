@@ -441,6 +441,11 @@ impl<'a> Join<'a> {
         self
     }
 
+    fn rebalance_timeout(mut self, ms: i32) -> Self {
+        self.rebalance_timeout_ms = ms;
+        self
+    }
+
     fn session_timeout(mut self, ms: i32) -> Self {
         self.session_timeout_ms = ms;
         self

@@ -480,3 +480,21 @@ fn offset_delete_spares_topics_an_active_group_consumes() {
     // Having lost its last offset, the Empty group is gone too.
     assert_eq!(h.coordinator.group_state("g"), None);
 }
+
+#[test]
+fn reloading_a_partition_replaces_its_groups() {
+    let mut h = Harness::new();
+    h.commit("g", "", -1, &[("t", 0, 1, None)]);
+    let partition = offsets_topic::partition_for("g", 50);
+    // The log lost nothing: reloading it gives the same offsets.
+    let log = h.log[&partition].clone();
+    h.coordinator
+        .load_partition(partition, log, h.now_ms)
+        .unwrap();
+    assert_eq!(h.fetch("g", "t", 0).0, 1);
+    // Loaded from an empty log, the group is gone rather than left over.
+    h.coordinator
+        .load_partition(partition, [], h.now_ms)
+        .unwrap();
+    assert_eq!(h.coordinator.group_state("g"), None);
+}
