@@ -117,12 +117,17 @@ impl Log {
         if clean_bytes + dirty_bytes > 0 {
             stats.dirty_ratio = dirty_bytes as f64 / (clean_bytes + dirty_bytes) as f64;
         }
-        // Forcing also cleans a log with nothing dirty: that is how expired tombstones in
-        // the clean section are dropped when no new data arrives.
-        if !force && (dirty_bytes == 0 || stats.dirty_ratio < self.config.min_cleanable_dirty_ratio)
+        // Forcing also cleans a log with nothing dirty, and so does a passed tombstone
+        // horizon: that is how expired tombstones in the clean section are dropped when no
+        // new data arrives.
+        let horizon_passed = self.tombstone_horizon_ms.is_some_and(|h| now_ms >= h);
+        if !force
+            && !horizon_passed
+            && (dirty_bytes == 0 || stats.dirty_ratio < self.config.min_cleanable_dirty_ratio)
         {
             return Ok(stats);
         }
+        let mut tombstones_kept = false;
 
         // 1. The offset map over the dirty section.
         let mut offset_map: HashMap<Bytes, i64> = HashMap::new();
@@ -154,8 +159,9 @@ impl Log {
                     >= self.config.delete_retention_ms;
             stats.segments_cleaned += 1;
             stats.bytes_read += self.segments[&base].size();
-            let rewritten =
+            let (rewritten, kept_tombstones) =
                 self.clean_segment(base, &offset_map, drop_tombstones, now_ms, &mut stats)?;
+            tombstones_kept |= kept_tombstones;
             if rewritten {
                 stats.segments_rewritten += 1;
             } else if !previously_cleaned {
@@ -165,6 +171,8 @@ impl Log {
             }
         }
         self.first_dirty_offset = first_uncleanable;
+        self.tombstone_horizon_ms =
+            tombstones_kept.then(|| now_ms.saturating_add(self.config.delete_retention_ms));
         tracing::info!(
             dir = %self.dir.display(),
             ?stats,
@@ -173,7 +181,8 @@ impl Log {
         Ok(stats)
     }
 
-    /// Filters one segment; returns whether it was replaced.
+    /// Filters one segment; returns whether it was replaced and whether it still holds
+    /// tombstones.
     fn clean_segment(
         &mut self,
         base: i64,
@@ -181,12 +190,13 @@ impl Log {
         drop_tombstones: bool,
         now_ms: i64,
         stats: &mut CleanStats,
-    ) -> Result<bool, LogError> {
+    ) -> Result<(bool, bool), LogError> {
         let segment = &self.segments[&base];
         let mut output = BytesMut::new();
         let mut changed = false;
         let mut removed = 0u64;
         let mut tombstones = 0u64;
+        let mut tombstones_kept = false;
         segment.scan_from(0, false, |_, batch| {
             if batch.is_control() {
                 output.extend_from_slice(batch.as_bytes());
@@ -207,6 +217,7 @@ impl Log {
                 } else if record.value.is_none() && record.key.is_some() && drop_tombstones {
                     tombstones += 1;
                 } else {
+                    tombstones_kept |= record.value.is_none() && record.key.is_some();
                     kept.push(record);
                 }
             }
@@ -237,18 +248,18 @@ impl Log {
         stats.records_removed += removed;
         stats.tombstones_removed += tombstones;
         if !changed {
-            return Ok(false);
+            return Ok((false, tombstones_kept));
         }
         let is_first = self.segments.keys().next() == Some(&base);
         if output.is_empty() && !is_first {
             // Nothing survived: the segment goes, and reads skip the gap.
             let segment = self.segments.remove(&base).expect("segment being cleaned");
             segment.delete_files()?;
-            return Ok(true);
+            return Ok((true, false));
         }
         stats.bytes_written += output.len() as u64;
         self.swap_in(base, &output, now_ms)?;
-        Ok(true)
+        Ok((true, tombstones_kept))
     }
 
     /// Replaces segment `base` with `data` through `.cleaned` → `.swap` → `.log`.

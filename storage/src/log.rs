@@ -75,6 +75,12 @@ pub struct Log {
     /// The log cleaner's checkpoint: offsets below it were compacted before (the "clean"
     /// section), offsets from it on are "dirty".
     pub(crate) first_dirty_offset: i64,
+    /// When the tombstones the last cleaning had to keep become removable
+    /// (`delete.retention.ms` after they were cleaned). The cleaner runs again then even
+    /// with no new dirty data, as Kafka's cleaner does for logs with an expired delete
+    /// horizon (KIP-534). Not persisted: after a restart the next cleaning (new data or
+    /// a forced one) drops them.
+    pub(crate) tombstone_horizon_ms: Option<i64>,
     /// Test-only: make `clean` stop as if the process died at this step.
     #[cfg(test)]
     pub(crate) clean_crash_point: Option<crate::cleaner::CleanStep>,
@@ -124,6 +130,7 @@ impl Log {
             last_flush_ms: now_ms,
             pending_deletes: Vec::new(),
             first_dirty_offset: 0,
+            tombstone_horizon_ms: None,
             #[cfg(test)]
             clean_crash_point: None,
         };
