@@ -11,10 +11,23 @@ from pathlib import Path
 BIN_DIR = Path(os.environ.get("STRATA_BIN_DIR", Path.home() / ".cache/strata/target/debug"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port below Linux's ephemeral range (32768+), so no client socket can hold it."""
+    import random
+    while True:
+        port = random.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 
 class Broker:

@@ -18,12 +18,20 @@ pub struct BrokerProcess {
     extra: Vec<(String, String)>,
 }
 
+/// A port for a test broker. Chosen below Linux's ephemeral range (32768+), so no
+/// client socket of a concurrently running test can be holding it, and never handed out
+/// twice by this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    loop {
+        let candidate = base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let candidate = 20_000 + (candidate - 20_000) % 12_000;
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            return candidate;
+        }
+    }
 }
 
 impl BrokerProcess {

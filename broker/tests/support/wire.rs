@@ -94,7 +94,9 @@ pub fn batch_of(records: Vec<(String, Vec<u8>)>) -> BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol's encoder keeps records in one batch only while
+            // offset - sequence is constant; base sequence -1 marks a non-idempotent batch.
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(Bytes::from(k)),
             value: Some(Bytes::from(v)),

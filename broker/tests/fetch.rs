@@ -1,0 +1,165 @@
+//! Fetch semantics at the protocol level: whole batches from inside a batch, long polls
+//! that complete when data arrives, per-partition and response size limits (KIP-74).
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use support::BrokerProcess;
+use support::wire::{batch, call, connect, create_topic, produce};
+
+fn fetch(
+    port: u16,
+    topic: &str,
+    partitions: &[(i32, i64)],
+    max_wait_ms: i32,
+    min_bytes: i32,
+    max_bytes: i32,
+    partition_max: i32,
+) -> FetchResponse {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|(p, o)| {
+                            FetchPartition::default()
+                                .with_partition(*p)
+                                .with_fetch_offset(*o)
+                                .with_partition_max_bytes(partition_max)
+                        })
+                        .collect(),
+                ),
+        ]);
+    call(&mut connect(port), ApiKey::Fetch, 12, &req)
+}
+
+fn first_offsets(response: &FetchResponse, index: usize) -> Vec<i64> {
+    let mut records = response.responses[0].partitions[index]
+        .records
+        .clone()
+        .unwrap_or_default();
+    let mut offsets = Vec::new();
+    while !records.is_empty() {
+        for r in RecordBatchDecoder::decode(&mut records).unwrap().records {
+            offsets.push(r.offset);
+        }
+    }
+    offsets
+}
+
+#[test]
+fn a_fetch_inside_a_batch_returns_the_whole_batch() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = connect(broker.port);
+    create_topic(&mut c, "batches", 1);
+    assert_eq!(
+        produce(&mut c, "batches", 0, batch(10, 10).freeze()),
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut c, "batches", 0, batch(10, 10).freeze()),
+        (0, 10)
+    );
+    let response = fetch(broker.port, "batches", &[(0, 5)], 0, 0, 1 << 20, 1 << 20);
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.log_start_offset),
+        (0, 20, 0)
+    );
+    assert_eq!(
+        first_offsets(&response, 0),
+        (0..20).collect::<Vec<_>>(),
+        "the batch holding offset 5 comes whole"
+    );
+}
+
+#[test]
+fn a_long_poll_completes_when_records_arrive() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&mut connect(broker.port), "waiting", 1);
+    let port = broker.port;
+    let producer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        produce(&mut connect(port), "waiting", 0, batch(3, 10).freeze())
+    });
+    // Waits up to 30s for one byte; it must come back with the records produced meanwhile.
+    let response = fetch(
+        broker.port,
+        "waiting",
+        &[(0, 0)],
+        30_000,
+        1,
+        1 << 20,
+        1 << 20,
+    );
+    assert_eq!(producer.join().unwrap(), (0, 0));
+    assert_eq!(first_offsets(&response, 0), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_long_poll_with_nothing_to_read_returns_empty_at_max_wait() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&mut connect(broker.port), "quiet", 1);
+    let response = fetch(broker.port, "quiet", &[(0, 0)], 200, 1, 1 << 20, 1 << 20);
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert!(first_offsets(&response, 0).is_empty());
+}
+
+#[test]
+fn size_limits_still_return_one_whole_batch() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = connect(broker.port);
+    create_topic(&mut c, "limits", 2);
+    for p in 0..2 {
+        produce(&mut c, "limits", p, batch(5, 1000).freeze());
+        produce(&mut c, "limits", p, batch(5, 1000).freeze());
+    }
+    // Limits far below one batch: the first partition still gets one whole batch
+    // (KIP-74), the second gets nothing because the response is already full.
+    let response = fetch(broker.port, "limits", &[(0, 0), (1, 0)], 0, 0, 100, 100);
+    assert_eq!(first_offsets(&response, 0), vec![0, 1, 2, 3, 4]);
+    assert!(first_offsets(&response, 1).is_empty());
+    // Generous limits: everything.
+    let response = fetch(
+        broker.port,
+        "limits",
+        &[(0, 0), (1, 0)],
+        0,
+        0,
+        1 << 20,
+        1 << 20,
+    );
+    assert_eq!(first_offsets(&response, 0).len(), 10);
+    assert_eq!(first_offsets(&response, 1).len(), 10);
+}
+
+#[test]
+fn out_of_range_and_unknown_partitions_get_their_errors() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = connect(broker.port);
+    create_topic(&mut c, "ranged", 1);
+    produce(&mut c, "ranged", 0, batch(2, 10).freeze());
+    let response = fetch(broker.port, "ranged", &[(0, 99)], 0, 0, 1 << 20, 1 << 20);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        kafka_protocol::ResponseError::OffsetOutOfRange.code()
+    );
+    let response = fetch(broker.port, "ranged", &[(7, 0)], 0, 0, 1 << 20, 1 << 20);
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        kafka_protocol::ResponseError::UnknownTopicOrPartition.code()
+    );
+}
