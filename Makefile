@@ -15,7 +15,7 @@ DEBUG_BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 
-.PHONY: run build release test setup lint test-rust test-python test-java test-kube bench clean
+.PHONY: run build release test setup lint test-rust test-python test-clients test-kube bench clean
 
 run: release
 	@mkdir -p data
@@ -31,6 +31,7 @@ release:
 setup:
 	bash tools/setup-rust.sh
 	bash tools/setup-python.sh
+	bash tools/setup-kafka.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -43,10 +44,13 @@ test-rust:
 test-python:
 	$(VENV)/bin/python -m pytest -q tests/python
 
-test-java:
-	bash tests/java/run.sh
+# Client/CLI tests and Kafka's own Java tools, each against a fresh strata-broker.
+test-clients:
+	bash tests/with-broker.sh cargo test -p strata-client -p strata
+	bash tests/with-broker.sh bash tests/java/kafka-tools.sh {bootstrap}
+	bash tests/with-broker.sh bash tests/java/kafka-groups.sh {bootstrap}
 
-test: setup lint test-rust test-python
+test: setup lint test-rust test-python test-clients
 
 bench: release
 	bash bench/run.sh

@@ -1,1 +1,34 @@
-//! Work in progress.
+//! strata-client: a small async Kafka client over the Kafka wire protocol.
+//!
+//! Layers, bottom up:
+//! - [`connection`]: one TCP connection to one broker (framing, headers, ApiVersions).
+//! - [`cluster`]: bootstrap, Metadata, a connection per broker, leader routing.
+//! - [`admin`], [`producer`], [`consumer`]: what applications use.
+//!
+//! The client never prints; everything it has to say is in its return values and
+//! [`Error`].
+
+pub mod admin;
+pub mod batch;
+pub mod cluster;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+pub mod versions;
+
+pub use admin::{Admin, AlterConfig, ClusterDescription, ConfigEntry, NewTopic, TopicDescription};
+pub use cluster::{
+    ClientConfig, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata, topic_id_string,
+};
+pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, OffsetSpec, TopicPartition,
+};
+pub use error::{Error, Result, kafka_error_name};
+pub use kafka_protocol::ResponseError;
+pub use kafka_protocol::records::{Compression, TimestampType};
+pub use partitioner::Partitioner;
+pub use producer::{Acks, ProduceAck, Producer, ProducerConfig, ProducerRecord};
+pub use uuid::Uuid;

@@ -1,0 +1,137 @@
+//! Admin APIs (CreateTopics, DeleteTopics, Metadata, DescribeConfigs, CreatePartitions,
+//! IncrementalAlterConfigs, DescribeCluster) against a live broker.
+
+mod common;
+
+use std::time::Duration;
+
+use strata_client::{Admin, AlterConfig, NewTopic, ResponseError, TopicDescription};
+
+/// Describes `name` until `ready` holds: brokers apply metadata changes to their
+/// caches asynchronously, so a change may not show in the very next request.
+async fn describe_until(
+    admin: &mut Admin,
+    name: &str,
+    ready: impl Fn(&TopicDescription) -> bool,
+) -> TopicDescription {
+    let names = [name.to_owned()];
+    for _ in 0..50 {
+        if let Ok(mut described) = admin.describe_topics(Some(&names)).await
+            && let Some(description) = described.pop().filter(|d| ready(d))
+        {
+            return description;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "{name} never reached the expected state: {:?}",
+        admin.describe_topics(Some(&names)).await
+    );
+}
+
+fn config<'a>(
+    description: &'a TopicDescription,
+    name: &str,
+) -> Option<&'a strata_client::ConfigEntry> {
+    description.configs.iter().find(|c| c.name == name)
+}
+
+#[tokio::test]
+async fn topic_lifecycle() {
+    let Some(client) = common::bootstrap() else {
+        return;
+    };
+    let mut admin = Admin::connect(client).await.unwrap();
+    let name = common::unique_topic("admin");
+
+    let cluster = admin.describe_cluster().await.unwrap();
+    assert!(!cluster.brokers.is_empty());
+
+    let topic = NewTopic {
+        name: name.clone(),
+        partitions: 2,
+        replication_factor: 1,
+        configs: vec![("retention.ms".to_owned(), "86400000".to_owned())],
+    };
+    admin.create_topic(&topic, true).await.unwrap();
+    assert!(
+        !admin.list_topics(true).await.unwrap().contains(&name),
+        "validate-only creates nothing"
+    );
+
+    admin.create_topic(&topic, false).await.unwrap();
+    let err = admin.create_topic(&topic, false).await.unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::TopicAlreadyExists),
+        "{err}"
+    );
+
+    let described = describe_until(&mut admin, &name, |d| d.metadata.partitions.len() == 2).await;
+    assert!(
+        described
+            .metadata
+            .partitions
+            .iter()
+            .all(|p| p.replicas.len() == 1)
+    );
+    let retention = config(&described, "retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("86400000"));
+    assert!(!retention.is_default);
+    assert!(admin.list_topics(false).await.unwrap().contains(&name));
+
+    admin.create_partitions(&name, 3).await.unwrap();
+    describe_until(&mut admin, &name, |d| d.metadata.partitions.len() == 3).await;
+    let err = admin.create_partitions(&name, 1).await.unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::InvalidPartitions),
+        "{err}"
+    );
+
+    let changes = [
+        AlterConfig::Set("cleanup.policy".to_owned(), "compact".to_owned()),
+        AlterConfig::Delete("retention.ms".to_owned()),
+    ];
+    admin.alter_topic_configs(&name, &changes).await.unwrap();
+    describe_until(&mut admin, &name, |d| {
+        let compact =
+            config(d, "cleanup.policy").and_then(|c| c.value.as_deref()) == Some("compact");
+        let retention_reset =
+            config(d, "retention.ms").is_some_and(|c| c.value.as_deref() != Some("86400000"));
+        compact && retention_reset
+    })
+    .await;
+
+    admin
+        .delete_topics(std::slice::from_ref(&name))
+        .await
+        .unwrap();
+    let err = admin
+        .delete_topics(std::slice::from_ref(&name))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::UnknownTopicOrPartition),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn describing_a_missing_topic_names_it() {
+    let Some(client) = common::bootstrap() else {
+        return;
+    };
+    let mut admin = Admin::connect(client).await.unwrap();
+    let name = common::unique_topic("missing");
+    let err = admin
+        .describe_topics(Some(std::slice::from_ref(&name)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
+    assert!(err.to_string().contains(&name), "{err}");
+}

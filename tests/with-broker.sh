@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs a command against a fresh single-node strata-broker:
+#
+#   tests/with-broker.sh COMMAND [ARGS...]
+#
+# The broker (the debug build in $STRATA_BIN_DIR) gets a free port and a temporary data
+# directory; the command sees its address as $STRATA_TEST_BOOTSTRAP and as the literal
+# argument "{bootstrap}". The broker is stopped afterwards; its log is shown on failure.
+set -euo pipefail
+bin_dir="${STRATA_BIN_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/strata/target}/debug}"
+work="$(mktemp -d /tmp/strata-with-broker.XXXXXX)"
+port=$(python3 -c 'import random,socket
+while True:
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()')
+"$bin_dir/strata-broker" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/logs" \
+    --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+pid=$!
+cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$work/broker.log"; exit 1; }
+    sleep 0.1
+done
+export STRATA_TEST_BOOTSTRAP="127.0.0.1:$port"
+args=()
+for a in "$@"; do args+=("${a//\{bootstrap\}/$STRATA_TEST_BOOTSTRAP}"); done
+if ! "${args[@]}"; then
+    echo "--- broker log ---" >&2
+    tail -50 "$work/broker.log" >&2
+    exit 1
+fi
