@@ -22,6 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+KAFKA_PORT="${KAFKA_PORT:-39192}"
+STRATA_PORT="${STRATA_PORT:-39292}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
 PRODUCER_PROPS="${PRODUCER_PROPS:-acks=1 linger.ms=5 batch.size=131072 compression.type=none}"
@@ -65,45 +67,57 @@ perf() {
             --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS 2>/dev/null | tail -1)
         # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, ..."
         local rps mbs p50 p99
-        rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/')
+        rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/' | cut -d. -f1)
         mbs=$(echo "$p" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
         p50=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 50th.*/\1/')
         p99=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 99th.*/\1/')
         local c crps cmbs
         c=$(kafka org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" \
-            --topic "$topic" --messages "$n" --timeout 60000 2>/dev/null | tail -1)
-        # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
-        cmbs=$(echo "$c" | cut -d, -f4 | tr -d ' ')
-        crps=$(echo "$c" | cut -d, -f6 | tr -d ' ')
+            --topic "$topic" --num-records "$n" --timeout 60000 2>/dev/null | tail -1)
+        # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+        # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec: the fetch rates
+        # exclude the group join, which the group benchmark below measures on its own.
+        cmbs=$(echo "$c" | cut -d, -f9 | tr -d ' ')
+        crps=$(echo "$c" | cut -d, -f10 | tr -d ' ' | cut -d. -f1)
         echo "$name|$size|$rps|$mbs|$p50|$p99|$crps|$cmbs"
     done
 }
 
 results="$work/results"
+groups="$work/groups"
 : >"$results"
+: >"$groups"
+python="$cache/venv/bin/python"
+bash "$here/tools/setup-python.sh" >/dev/null
+GROUP_RECORDS="${GROUP_RECORDS:-600000}"
+group_bench() {
+    echo "$1|$("$python" "$here/bench/groups.py" "$2" "$GROUP_RECORDS" | tail -1)" >>"$groups"
+}
 
 echo "== Apache Kafka" >&2
 mkdir -p "$work/kafka"
-bash "$here/tools/run-apache-kafka.sh" 19092 "$work/kafka" >"$work/kafka.log" 2>&1 &
+bash "$here/tools/run-apache-kafka.sh" $KAFKA_PORT "$work/kafka" >"$work/kafka.log" 2>&1 &
 pids+=($!)
-wait_port 19092
-perf "Apache Kafka" 127.0.0.1:19092 >>"$results"
+wait_port $KAFKA_PORT
+perf "Apache Kafka" 127.0.0.1:$KAFKA_PORT >>"$results"
+group_bench "Apache Kafka" 127.0.0.1:$KAFKA_PORT
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== Strata" >&2
 mkdir -p "$work/strata"
-"$broker_bin" --override listeners=PLAINTEXT://127.0.0.1:29092 --override "log.dirs=$work/strata/logs" \
+"$broker_bin" --override listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT --override "log.dirs=$work/strata/logs" \
     --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 >"$work/strata.log" 2>&1 &
 pids+=($!)
-wait_port 29092
-perf "Strata" 127.0.0.1:29092 >>"$results"
+wait_port $STRATA_PORT
+perf "Strata" 127.0.0.1:$STRATA_PORT >>"$results"
+group_bench "Strata" 127.0.0.1:$STRATA_PORT
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 bandwidth=$(page_cache_bandwidth)
 kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$here/tools/setup-kafka.sh")
 
 {
-    echo "| broker | record | produce records/s | produce MB/s | p50 ms | p99 ms | consume records/s | consume MB/s |"
+    echo "| broker | record | produce records/s | produce MB/s | p50 ms | p99 ms | consume (fetch) records/s | consume (fetch) MB/s |"
     echo "|---|---|---|---|---|---|---|---|"
     while IFS='|' read -r name size rps mbs p50 p99 crps cmbs; do
         echo "| $name | $size B | $rps | $mbs | $p50 | $p99 | $crps | $cmbs |"
@@ -120,6 +134,16 @@ kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$her
             split(k, a, "|"); split(s, b, "|");
             printf "| %s B | %.2fx | %.2fx |\n", size, b[3] / a[3], b[7] / a[7] }'
     done
+    echo
+    echo "Consumer group: 3 members (confluent-kafka) on a 6-partition topic, $GROUP_RECORDS records of 100 B;"
+    echo "rebalance = one member leaves until the other two own all partitions again."
+    echo
+    echo "| broker | group consume records/s | MB/s | rebalance ms |"
+    echo "|---|---|---|---|"
+    while IFS='|' read -r name line; do
+        read -r rps mbs rebalance <<<"$line"
+        echo "| $name | $rps | $mbs | $rebalance |"
+    done <"$groups"
     echo
     echo "Page-cache write bandwidth in this run (dd, 2 GiB, no fsync): $bandwidth."
     echo "Apache Kafka $kafka_version (KRaft, single node, JVM defaults of tools/run-apache-kafka.sh);"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each side by side with the real Apache project on this
+# machine in the same run. Results go to stdout and to bench/results/ (not committed);
+# docs/benchmarks.md records the figures of a run together with the commands.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+mkdir -p "$here/results"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+echo "# Kafka: Strata vs Apache Kafka"
+bash "$here/kafka.sh" "$here/results/kafka-$stamp.md"
+if [ -x "$here/zk/run.sh" ]; then
+    echo
+    echo "# ZooKeeper: strata-coordinator vs Apache ZooKeeper"
+    bash "$here/zk/run.sh" | tee "$here/results/zookeeper-$stamp.md"
+fi
