@@ -32,6 +32,7 @@ setup:
 	bash tools/setup-rust.sh
 	bash tools/setup-python.sh
 	bash tools/setup-kafka.sh
+	bash tools/setup-kcat.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -49,6 +50,7 @@ test-clients:
 	bash tests/with-broker.sh cargo test -p strata-client -p strata
 	bash tests/with-broker.sh bash tests/java/kafka-tools.sh {bootstrap}
 	bash tests/with-broker.sh bash tests/java/kafka-groups.sh {bootstrap}
+	bash tests/with-broker.sh bash tests/kcat/kcat.sh {bootstrap} {metrics}
 
 test: setup lint test-rust test-python test-clients
 

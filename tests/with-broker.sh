@@ -5,11 +5,13 @@
 #
 # The broker (the debug build in $STRATA_BIN_DIR) gets a free port and a temporary data
 # directory; the command sees its address as $STRATA_TEST_BOOTSTRAP and as the literal
-# argument "{bootstrap}". The broker is stopped afterwards; its log is shown on failure.
+# argument "{bootstrap}", and its metrics endpoint (host:port) as $STRATA_TEST_METRICS and
+# "{metrics}". The broker is stopped afterwards; its log is shown on failure.
 set -euo pipefail
 bin_dir="${STRATA_BIN_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/strata/target}/debug}"
 work="$(mktemp -d /tmp/strata-with-broker.XXXXXX)"
-port=$(python3 -c 'import random,socket
+free_port() {
+    python3 -c 'import random,socket
 while True:
     p = random.randrange(20000, 32000)
     s = socket.socket()
@@ -18,9 +20,13 @@ while True:
     except OSError:
         pass
     finally:
-        s.close()')
+        s.close()'
+}
+port=$(free_port)
+metrics_port=$(free_port)
+while [ "$metrics_port" = "$port" ]; do metrics_port=$(free_port); done
 "$bin_dir/strata-broker" --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/logs" \
-    --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+    --override "metrics.port=$metrics_port" --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -30,8 +36,12 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 export STRATA_TEST_BOOTSTRAP="127.0.0.1:$port"
+export STRATA_TEST_METRICS="127.0.0.1:$metrics_port"
 args=()
-for a in "$@"; do args+=("${a//\{bootstrap\}/$STRATA_TEST_BOOTSTRAP}"); done
+for a in "$@"; do
+    a="${a//\{bootstrap\}/$STRATA_TEST_BOOTSTRAP}"
+    args+=("${a//\{metrics\}/$STRATA_TEST_METRICS}")
+done
 if ! "${args[@]}"; then
     echo "--- broker log ---" >&2
     tail -50 "$work/broker.log" >&2

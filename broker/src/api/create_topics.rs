@@ -13,7 +13,7 @@ use crate::config::{TOPIC_CONFIG_KEYS, topic_config_value};
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -59,8 +59,12 @@ pub async fn handle(
             )
         };
         match outcome {
+            // Before v5 a success carries nothing but the name.
+            Ok(_) if ctx.version < 5 => {}
             Ok(created) => {
-                result.topic_id = created.topic_id;
+                if ctx.version >= 7 {
+                    result.topic_id = created.topic_id;
+                }
                 result.num_partitions = created.partitions;
                 result.replication_factor = created.replication_factor;
                 let config = broker.log_config_for(&created);

@@ -32,13 +32,16 @@ pub async fn handle(
         };
         match resolved {
             None => {
+                // Only v6 requests name topics by id, so only v6 answers carry one.
                 result.topic_id = id;
                 result.error_code = ResponseError::UnknownTopicId.code();
             }
             Some(n) => match broker.delete_topic(&n) {
                 Ok(deleted) => {
                     result.name = Some(TopicName(str_bytes(n)));
-                    result.topic_id = deleted.topic_id;
+                    if ctx.version >= 6 {
+                        result.topic_id = deleted.topic_id;
+                    }
                 }
                 Err((code, message)) => {
                     result.name = Some(TopicName(str_bytes(n)));

@@ -1,4 +1,4 @@
-//! DescribeCluster (v0–v1).
+//! DescribeCluster (v0–v1). The endpoint type is left at its default (brokers).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -15,7 +15,6 @@ pub async fn handle(
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.config.broker_id))
-        .with_endpoint_type(1)
         .with_brokers(vec![
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(broker.config.broker_id))

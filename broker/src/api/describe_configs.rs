@@ -39,11 +39,12 @@ pub async fn handle(
 ) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
+        // A null or empty key list means every config, as in Kafka.
         let wanted = |key: &str| {
             resource
                 .configuration_keys
                 .as_ref()
-                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == key))
         };
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
@@ -78,8 +79,10 @@ pub async fn handle(
                         let mut entry = DescribeConfigsResourceResult::default()
                             .with_name(str_bytes(*key))
                             .with_value(Some(str_bytes(value)))
-                            .with_config_source(source)
-                            .with_config_type(config_type(key));
+                            .with_config_source(source);
+                        if ctx.version >= 3 {
+                            entry.config_type = config_type(key);
+                        }
                         if request.include_synonyms {
                             let mut synonyms = Vec::new();
                             if overridden {
@@ -139,7 +142,6 @@ pub async fn handle(
                     Some(str_bytes(format!("resource type {other} is not supported")));
             }
         }
-        let _ = ctx;
         results.push(result);
     }
     DescribeConfigsResponse::default().with_results(results)

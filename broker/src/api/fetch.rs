@@ -22,7 +22,7 @@ use crate::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _ctx: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: FetchRequest,
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -32,7 +32,7 @@ pub async fn handle(
         // Mark the current append generation as seen *before* reading, so an append that
         // lands between the read and the wait still wakes us.
         appended.borrow_and_update();
-        let (response, bytes, has_error) = read_once(broker, &request);
+        let (response, bytes, has_error) = read_once(broker, &request, ctx.version);
         let now = Instant::now();
         if bytes >= min_bytes || has_error || now >= deadline {
             broker
@@ -45,7 +45,7 @@ pub async fn handle(
             .await
             .is_err()
         {
-            let (response, bytes, _) = read_once(broker, &request);
+            let (response, bytes, _) = read_once(broker, &request, ctx.version);
             broker
                 .metrics
                 .bytes_out
@@ -57,7 +57,13 @@ pub async fn handle(
 
 /// One pass over the requested partitions. Returns the response, the record bytes in
 /// it, and whether any partition carried an error (errors are returned immediately).
-fn read_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_once(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+) -> (FetchResponse, usize, bool) {
+    // log_start_offset exists from v5; older versions must leave it at its default.
+    let with_log_start = version >= 5;
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
@@ -93,7 +99,9 @@ fn read_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize, 
                         Ok((info, offsets)) => {
                             data.high_watermark = offsets.high_watermark;
                             data.last_stable_offset = offsets.high_watermark;
-                            data.log_start_offset = offsets.log_start_offset;
+                            if with_log_start {
+                                data.log_start_offset = offsets.log_start_offset;
+                            }
                             let n = info.records.len();
                             total += n;
                             remaining = remaining.saturating_sub(n);
@@ -104,7 +112,9 @@ fn read_once(broker: &Broker, request: &FetchRequest) -> (FetchResponse, usize, 
                             data.error_code = log_error_code(&e).code();
                             data.high_watermark = offsets.high_watermark;
                             data.last_stable_offset = offsets.high_watermark;
-                            data.log_start_offset = offsets.log_start_offset;
+                            if with_log_start {
+                                data.log_start_offset = offsets.log_start_offset;
+                            }
                             data.records = Some(Bytes::new());
                             has_error = true;
                         }

@@ -16,7 +16,7 @@ const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -42,7 +42,9 @@ pub async fn handle(
                 }
                 Some(partition) => {
                     let offsets = partition.offsets();
-                    response.leader_epoch = partition.leader_epoch;
+                    if ctx.version >= 4 {
+                        response.leader_epoch = partition.leader_epoch;
+                    }
                     match p.timestamp {
                         LATEST_TIMESTAMP => response.offset = offsets.high_watermark,
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {

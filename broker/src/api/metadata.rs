@@ -32,7 +32,7 @@ pub async fn handle(
     let mut topics = Vec::new();
     if all_topics {
         for topic in broker.metadata.topics() {
-            topics.push(describe_topic(broker, &topic));
+            topics.push(describe_topic(broker, &topic, ctx.version));
         }
     } else {
         for requested in request.topics.iter().flatten() {
@@ -73,7 +73,7 @@ pub async fn handle(
                 None => None,
             };
             match topic {
-                Some(t) => topics.push(describe_topic(broker, &t)),
+                Some(t) => topics.push(describe_topic(broker, &t, ctx.version)),
                 None => topics.push(
                     MetadataResponseTopic::default()
                         .with_name(Some(TopicName(str_bytes(name))))
@@ -83,26 +83,30 @@ pub async fn handle(
         }
     }
 
-    MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(me)
-                .with_host(str_bytes(endpoint.host))
-                .with_port(i32::from(endpoint.port)),
-        ])
-        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-        .with_controller_id(me)
-        .with_topics(topics)
+    // Fields newer than the request's version must stay at their defaults.
+    let mut response = MetadataResponse::default().with_topics(topics);
+    if ctx.version >= 1 {
+        response.controller_id = me;
+    }
+    if ctx.version >= 2 {
+        response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
+    }
+    response.with_brokers(vec![
+        MetadataResponseBroker::default()
+            .with_node_id(me)
+            .with_host(str_bytes(endpoint.host))
+            .with_port(i32::from(endpoint.port)),
+    ])
 }
 
-fn describe_topic(broker: &Broker, topic: &TopicMetadata) -> MetadataResponseTopic {
+fn describe_topic(broker: &Broker, topic: &TopicMetadata, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(
             |index| match broker.replica_manager.get_partition(&topic.name, index) {
                 Some(p) => MetadataResponsePartition::default()
                     .with_partition_index(index)
                     .with_leader_id(BrokerId(broker.config.broker_id))
-                    .with_leader_epoch(p.leader_epoch)
+                    .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
                     .with_replica_nodes(p.replicas.iter().map(|b| BrokerId(*b)).collect())
                     .with_isr_nodes(p.isr().iter().map(|b| BrokerId(*b)).collect()),
                 None => MetadataResponsePartition::default()
@@ -114,7 +118,11 @@ fn describe_topic(broker: &Broker, topic: &TopicMetadata) -> MetadataResponseTop
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
-        .with_topic_id(topic.topic_id)
-        .with_is_internal(topic.internal)
+        .with_topic_id(if version >= 10 {
+            topic.topic_id
+        } else {
+            uuid::Uuid::nil()
+        })
+        .with_is_internal(version >= 1 && topic.internal)
         .with_partitions(partitions)
 }

@@ -176,7 +176,7 @@ pub async fn handle_request(
                 RequestError::Close(format!("malformed {api_key:?} v{version} request: {e}"))
             })?;
             let response = $module::handle(broker, &ctx, request).await;
-            encode_response(&header, api_key, version, &response)
+            encode_response(&header, api_key, version, &response)?
         }};
     }
 
@@ -194,7 +194,7 @@ pub async fn handle_request(
                     .record_request(raw_key, started.elapsed(), false);
                 return Ok(None);
             }
-            encode_response(&header, api_key, version, &response)
+            encode_response(&header, api_key, version, &response)?
         }
         ApiKey::Fetch => dispatch!(fetch, m::FetchRequest),
         ApiKey::ListOffsets => dispatch!(list_offsets, m::ListOffsetsRequest),
@@ -238,26 +238,30 @@ pub async fn handle_request(
 }
 
 /// Encodes `[length][response header][body]` at the request's version.
+///
+/// Handlers only set fields that exist at the request's version, so this does not fail;
+/// if it ever did, the connection is closed rather than sending a truncated response.
 pub fn encode_response<R: Encodable + HeaderVersion>(
     header: &RequestHeader,
     api_key: ApiKey,
     version: i16,
     response: &R,
-) -> BytesMut {
+) -> Result<BytesMut, RequestError> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
-    if let Err(e) = response_header.encode(&mut buf, api_key.response_header_version(version)) {
-        warn!(error = %e, "encoding response header failed");
-    }
-    if let Err(e) = response.encode(&mut buf, version) {
-        // Every field we set is valid for the version we encode at; reaching here is a
-        // bug. The client sees a truncated response and reconnects.
+    let encoded = response_header
+        .encode(&mut buf, api_key.response_header_version(version))
+        .and_then(|()| response.encode(&mut buf, version));
+    if let Err(e) = encoded {
         warn!(?api_key, version, error = %e, "encoding response failed");
+        return Err(RequestError::Close(format!(
+            "cannot encode the {api_key:?} v{version} response: {e}"
+        )));
     }
     let len = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    buf
+    Ok(buf)
 }
 
 /// Maps a storage error to the Kafka error code a client understands.

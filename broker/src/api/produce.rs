@@ -67,8 +67,11 @@ pub async fn handle(
                                         );
                                     }
                                     response.base_offset = info.first_offset;
-                                    response.log_start_offset =
-                                        partition.offsets().log_start_offset;
+                                    // log_start_offset arrived in v5.
+                                    if ctx.version >= 5 {
+                                        response.log_start_offset =
+                                            partition.offsets().log_start_offset;
+                                    }
                                     None
                                 }
                                 Err(e) => {
@@ -94,14 +97,21 @@ pub async fn handle(
                     .fetch_add(1, Ordering::Relaxed);
                 response.error_code = code.code();
                 response.base_offset = -1;
-                if code == ResponseError::CorruptMessage || code == ResponseError::InvalidRecord {
+                // record_errors and error_message arrived in v8.
+                let detailed = ctx.version >= 8;
+                if detailed
+                    && (code == ResponseError::CorruptMessage
+                        || code == ResponseError::InvalidRecord)
+                {
                     response.record_errors = vec![
                         BatchIndexAndErrorMessage::default()
                             .with_batch_index(0)
                             .with_batch_index_error_message(message.clone().map(str_bytes)),
                     ];
                 }
-                response.error_message = message.map(str_bytes);
+                if detailed {
+                    response.error_message = message.map(str_bytes);
+                }
                 if code == ResponseError::UnknownTopicOrPartition {
                     tracing::debug!(client = ctx.client_id(), topic = %name, "produce to unknown topic or partition");
                 }
