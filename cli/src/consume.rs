@@ -1,8 +1,9 @@
 //! `strata consume`: the console consumer. Prints record values one per line, with the
 //! same optional fields and layout as Kafka's `DefaultMessageFormatter`.
 //!
-//! The partitions to read come from [`assignment`]; a `--group` mode joins a consumer
-//! group instead and feeds the same print loop.
+//! The partitions to read come from [`assignment`]; with `--group` the consumer joins
+//! a consumer group instead, feeds the same print loop and commits what it printed
+//! after every batch and on exit (including Ctrl-C and SIGTERM).
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,7 +13,8 @@ use clap::Args as ClapArgs;
 use strata_client::TimestampType;
 use strata_client::consumer::OffsetReset;
 use strata_client::{
-    ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, TopicPartition,
+    ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, GroupConsumer, GroupConsumerConfig,
+    OffsetSpec, ResponseError, TopicPartition,
 };
 use tokio::time::Instant;
 
@@ -23,9 +25,13 @@ pub struct Args {
     /// Topic to read.
     #[arg(long)]
     topic: String,
-    /// Start from the beginning of the log instead of its end.
+    /// Start from the beginning of the log instead of its end (with --group: where
+    /// the group has no committed offset, auto.offset.reset=earliest).
     #[arg(long)]
     from_beginning: bool,
+    /// Consume as a member of this consumer group and commit the offsets read.
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    group: Option<String>,
     /// Read only this partition (default: all partitions of the topic).
     #[arg(long)]
     partition: Option<i32>,
@@ -75,22 +81,6 @@ pub async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
     let max_wait = args.timeout_ms.map_or(Duration::from_millis(500), |ms| {
         Duration::from_millis(ms.clamp(10, 500))
     });
-    let config = ConsumerConfig {
-        max_wait,
-        offset_reset: OffsetReset::Earliest,
-        ..ConsumerConfig::default()
-    };
-    let mut consumer = Consumer::connect(client, config).await?;
-    let start = args.offset.unwrap_or(if args.from_beginning {
-        OffsetSpec::Earliest
-    } else {
-        OffsetSpec::Latest
-    });
-    let partitions = assignment(&mut consumer, &args.topic, args.partition).await?;
-    consumer.assign(partitions.clone());
-    for tp in &partitions {
-        consumer.seek(tp, start)?;
-    }
     let format = Format {
         separator,
         key: args.print_key,
@@ -98,16 +88,115 @@ pub async fn run(client: ClientConfig, args: Args) -> anyhow::Result<()> {
         offset: args.print_offset,
         timestamp: args.print_timestamp,
     };
-    let printed = print_loop(
-        &mut consumer,
-        &format,
-        args.max_messages,
-        args.timeout_ms.map(Duration::from_millis),
-    )
-    .await?;
+    let idle_timeout = args.timeout_ms.map(Duration::from_millis);
+    let mut reader = if let Some(group) = &args.group {
+        let mut config = GroupConsumerConfig::new(group.clone(), vec![args.topic.clone()]);
+        config.consumer = ConsumerConfig {
+            max_wait,
+            offset_reset: if args.from_beginning {
+                OffsetReset::Earliest
+            } else {
+                OffsetReset::Latest
+            },
+            ..ConsumerConfig::default()
+        };
+        // Heartbeat often enough that a rebalance reaches this member quickly.
+        config.heartbeat_interval = Duration::from_secs(1);
+        Reader::Group(Box::new(GroupConsumer::connect(client, config).await?))
+    } else {
+        let config = ConsumerConfig {
+            max_wait,
+            offset_reset: OffsetReset::Earliest,
+            ..ConsumerConfig::default()
+        };
+        let mut consumer = Consumer::connect(client, config).await?;
+        let start = args.offset.unwrap_or(if args.from_beginning {
+            OffsetSpec::Earliest
+        } else {
+            OffsetSpec::Latest
+        });
+        let partitions = assignment(&mut consumer, &args.topic, args.partition).await?;
+        consumer.assign(partitions.clone());
+        for tp in &partitions {
+            consumer.seek(tp, start)?;
+        }
+        Reader::Plain(Box::new(consumer))
+    };
+    let printed = print_loop(&mut reader, &format, args.max_messages, idle_timeout).await;
+    // Commit and leave the group even when printing failed (a closed pipe).
+    let closed = reader.close().await;
+    let printed = printed?;
+    closed?;
     // Kafka's console consumer ends with this line on stderr too.
     eprintln!("Processed a total of {printed} messages");
     Ok(())
+}
+
+/// Where records come from: assigned partitions, or a consumer group membership.
+/// Boxed: both are large and the reader lives for the whole run.
+enum Reader {
+    Plain(Box<Consumer>),
+    Group(Box<GroupConsumer>),
+}
+
+impl Reader {
+    async fn poll(&mut self) -> strata_client::Result<Vec<ConsumerRecord>> {
+        match self {
+            Reader::Plain(consumer) => consumer.poll().await,
+            Reader::Group(consumer) => consumer.poll().await,
+        }
+    }
+
+    /// Commits what was read, for a group member. A commit refused because the group
+    /// is rebalancing is not an error: the member rejoins on the next poll and the
+    /// records since the last commit are read again (at least once).
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        let Reader::Group(consumer) = self else {
+            return Ok(());
+        };
+        match consumer.commit().await {
+            Ok(()) => Ok(()),
+            Err(err)
+                if matches!(
+                    err.kafka_code(),
+                    Some(
+                        ResponseError::RebalanceInProgress
+                            | ResponseError::IllegalGeneration
+                            | ResponseError::UnknownMemberId
+                    )
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(err).context("committing offsets"),
+        }
+    }
+
+    /// Puts records that were polled but not printed back, so a group member does not
+    /// commit past them.
+    fn unread(&mut self, records: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let Reader::Group(consumer) = self else {
+            return Ok(());
+        };
+        let mut first: Vec<(TopicPartition, i64)> = Vec::new();
+        for record in records {
+            let tp = TopicPartition::new(record.topic.clone(), record.partition);
+            if !first.iter().any(|(seen, _)| *seen == tp) {
+                first.push((tp, record.offset));
+            }
+        }
+        for (tp, offset) in first {
+            consumer.seek(&tp, offset)?;
+        }
+        Ok(())
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        match self {
+            Reader::Plain(_) => Ok(()),
+            Reader::Group(consumer) => consumer.close().await.context("leaving the group"),
+        }
+    }
 }
 
 /// The partitions to read: the one asked for, or all of the topic's.
@@ -130,10 +219,11 @@ async fn assignment(
     }
 }
 
-/// Polls and prints until `max_messages` were printed or nothing arrived for
-/// `idle_timeout`; returns how many were printed.
+/// Polls and prints until `max_messages` were printed, nothing arrived for
+/// `idle_timeout`, or the process is asked to stop (Ctrl-C, SIGTERM); returns how many
+/// were printed. A group member commits after each printed batch.
 async fn print_loop(
-    consumer: &mut Consumer,
+    reader: &mut Reader,
     format: &Format,
     max_messages: Option<u64>,
     idle_timeout: Option<Duration>,
@@ -142,6 +232,8 @@ async fn print_loop(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0_u64;
     let mut last_record = Instant::now();
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         if max_messages.is_some_and(|max| printed >= max) {
             break;
@@ -149,22 +241,47 @@ async fn print_loop(
         if idle_timeout.is_some_and(|timeout| last_record.elapsed() >= timeout) {
             break;
         }
-        let records = consumer.poll().await?;
+        let records = tokio::select! {
+            records = reader.poll() => records?,
+            () = &mut stop => break,
+        };
         if !records.is_empty() {
             last_record = Instant::now();
         }
-        for record in &records {
+        let mut took = false;
+        for (i, record) in records.iter().enumerate() {
             if max_messages.is_some_and(|max| printed >= max) {
+                reader.unread(&records[i..])?;
                 break;
             }
             format
                 .write(&mut out, record)
                 .context("writing to stdout")?;
             printed += 1;
+            took = true;
         }
         out.flush().context("writing to stdout")?;
+        if took {
+            reader.commit().await?;
+        }
     }
     Ok(printed)
+}
+
+/// Resolves when the process receives Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 /// Which fields to print and how to separate them.

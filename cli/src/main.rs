@@ -1,14 +1,17 @@
 //! `strata`: the command line for people. Kafka's scripts in one binary:
 //! `strata topics` is `kafka-topics.sh`, `strata produce` the console producer,
-//! `strata consume` the console consumer.
+//! `strata consume` the console consumer, `strata groups` is
+//! `kafka-consumer-groups.sh`.
 //!
 //! One module per subcommand group; each has a clap `Args`/`Command` type and an async
 //! `run`. `main` only parses, connects the dots and turns errors into one line on
 //! stderr and exit code 1.
 
 mod consume;
+mod groups;
 mod output;
 mod produce;
+mod time;
 mod topics;
 
 use std::process::ExitCode;
@@ -21,7 +24,7 @@ use strata_client::ClientConfig;
 #[command(
     name = "strata",
     version,
-    about = "Strata command line: topics, console producer and consumer"
+    about = "Strata command line: topics, console producer and consumer, consumer groups"
 )]
 struct Cli {
     /// Kafka brokers to bootstrap from, comma separated (Kafka's --bootstrap-server).
@@ -50,8 +53,11 @@ enum Command {
     Produce(produce::Args),
     /// Print records of a topic (kafka-console-consumer.sh).
     Consume(consume::Args),
-    // Consumer groups (`groups`, kafka-consumer-groups.sh) and the ZooKeeper shell
-    // (`zk`, zkCli.sh) join here as `Groups(groups::Command)` and `Zk(zk::Args)`.
+    /// List, describe, delete consumer groups and reset their offsets
+    /// (kafka-consumer-groups.sh).
+    #[command(subcommand)]
+    Groups(groups::Command),
+    // The ZooKeeper shell (`zk`, zkCli.sh) joins here as `Zk(zk::Args)`.
 }
 
 impl Cli {
@@ -81,6 +87,7 @@ fn main() -> ExitCode {
             Command::Topics(command) => topics::run(client, command).await,
             Command::Produce(args) => produce::run(client, args).await,
             Command::Consume(args) => consume::run(client, args).await,
+            Command::Groups(command) => groups::run(client, command).await,
         }
     });
     match result {

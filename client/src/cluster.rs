@@ -9,12 +9,19 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::connection::{Connection, ConnectionConfig};
+
+/// FindCoordinator's `key_type` for a consumer group (1 would be a transaction).
+const COORDINATOR_KEY_GROUP: i8 = 0;
+/// FindCoordinator v4 (KIP-699) asks for several keys at once and answers per key.
+const FIRST_BATCHED_FIND_COORDINATOR_VERSION: i16 = 4;
 use crate::error::{Error, Result};
 
 /// Where to start and how to talk.
@@ -298,6 +305,67 @@ impl Cluster {
             }),
             Some(p) => Ok(p.leader),
         }
+    }
+
+    /// Node id of the coordinator of consumer group `group` (FindCoordinator). The
+    /// coordinator is added to the known brokers, so [`Cluster::broker`] reaches it.
+    /// COORDINATOR_NOT_AVAILABLE while `__consumer_offsets` is still being set up is
+    /// returned as is; it is retriable.
+    pub async fn find_coordinator(&mut self, group: &str) -> Result<i32> {
+        let conn = self.any_connection().await?;
+        let version = conn.version::<FindCoordinatorRequest>()?;
+        let key = StrBytes::from_string(group.to_owned());
+        let mut request = FindCoordinatorRequest::default().with_key_type(COORDINATOR_KEY_GROUP);
+        if version >= FIRST_BATCHED_FIND_COORDINATOR_VERSION {
+            request.coordinator_keys = vec![key];
+        } else {
+            request.key = key;
+        }
+        let result = conn.send_at(&request, version).await;
+        let response = self.settle(None, result)?;
+        let context = || format!("find coordinator of group {group}");
+        let coordinator = if version >= FIRST_BATCHED_FIND_COORDINATOR_VERSION {
+            let Some(c) = response.coordinators.into_iter().next() else {
+                return Err(Error::Invalid(format!(
+                    "{}: empty FindCoordinator response",
+                    context()
+                )));
+            };
+            Error::check(c.error_code, context, c.error_message.as_deref())?;
+            BrokerMetadata {
+                node_id: c.node_id.0,
+                host: c.host.to_string(),
+                port: c.port,
+                rack: None,
+            }
+        } else {
+            Error::check(
+                response.error_code,
+                context,
+                response.error_message.as_deref(),
+            )?;
+            BrokerMetadata {
+                node_id: response.node_id.0,
+                host: response.host.to_string(),
+                port: response.port,
+                rack: None,
+            }
+        };
+        let node_id = coordinator.node_id;
+        self.brokers.entry(node_id).or_insert(coordinator);
+        Ok(node_id)
+    }
+
+    /// Node ids of every known broker (ListGroups asks each one for its groups).
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// `host:port` of broker `node_id`, if known.
+    pub fn broker_addr(&self, node_id: i32) -> Option<String> {
+        self.brokers.get(&node_id).map(BrokerMetadata::addr)
     }
 
     /// The controller's node id, if known.

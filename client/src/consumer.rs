@@ -259,63 +259,13 @@ impl Consumer {
                     .collect());
             }
         };
-        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
-        let mut offsets = BTreeMap::new();
-        for tp in partitions {
-            let leader = match self.cluster.leader(&tp.topic, tp.partition).await {
-                Ok(leader) => leader,
-                Err(err) if err.is_retriable() => {
-                    offsets.insert(tp.clone(), Err(err));
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            by_leader
-                .entry(leader)
-                .or_default()
-                .entry(tp.topic.clone())
-                .or_default()
-                .push(tp.partition);
-        }
-        for (leader, topics) in by_leader {
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_isolation_level(self.config.isolation_level)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, partitions)| {
-                            ListOffsetsTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(topic)))
-                                .with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|p| {
-                                            ListOffsetsPartition::default()
-                                                .with_partition_index(p)
-                                                .with_timestamp(timestamp)
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                );
-            let result = async { self.cluster.broker(leader).await?.send(&request).await }.await;
-            let response = self.cluster.settle(Some(leader), result)?;
-            for topic in response.topics {
-                let name = topic.name.0.to_string();
-                for p in topic.partitions {
-                    let tp = TopicPartition::new(name.clone(), p.partition_index);
-                    let context = || format!("list offsets of {tp}");
-                    let result = Error::check(p.error_code, context, None).map(|()| p.offset);
-                    if result.is_err() {
-                        self.cluster.invalidate(&name);
-                    }
-                    offsets.insert(tp, result);
-                }
-            }
-        }
-        Ok(offsets)
+        list_offsets_at(
+            &mut self.cluster,
+            partitions,
+            timestamp,
+            self.config.isolation_level,
+        )
+        .await
     }
 
     /// One round of Fetch requests, one per leader; returns the records that arrived
@@ -564,6 +514,75 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// ListOffsets for `partitions` at `timestamp` (a time in ms, or Kafka's special -1
+/// latest / -2 earliest), one request per leader, with each partition's own outcome so
+/// one partition without a leader yet does not hold up the others. For a time, the
+/// offset is that of the first record at or after it, -1 when there is none.
+pub(crate) async fn list_offsets_at(
+    cluster: &mut Cluster,
+    partitions: &[TopicPartition],
+    timestamp: i64,
+    isolation_level: i8,
+) -> Result<BTreeMap<TopicPartition, Result<i64>>> {
+    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    let mut offsets = BTreeMap::new();
+    for tp in partitions {
+        let leader = match cluster.leader(&tp.topic, tp.partition).await {
+            Ok(leader) => leader,
+            Err(err) if err.is_retriable() => {
+                offsets.insert(tp.clone(), Err(err));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        by_leader
+            .entry(leader)
+            .or_default()
+            .entry(tp.topic.clone())
+            .or_default()
+            .push(tp.partition);
+    }
+    for (leader, topics) in by_leader {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation_level)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        ListOffsetsTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(p)
+                                            .with_timestamp(timestamp)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let result = async { cluster.broker(leader).await?.send(&request).await }.await;
+        let response = cluster.settle(Some(leader), result)?;
+        for topic in response.topics {
+            let name = topic.name.0.to_string();
+            for p in topic.partitions {
+                let tp = TopicPartition::new(name.clone(), p.partition_index);
+                let context = || format!("list offsets of {tp}");
+                let result = Error::check(p.error_code, context, None).map(|()| p.offset);
+                if result.is_err() {
+                    cluster.invalidate(&name);
+                }
+                offsets.insert(tp, result);
+            }
+        }
+    }
+    Ok(offsets)
 }
 
 /// Decodes the complete record batches in `records`, appends the records at or after
