@@ -91,10 +91,20 @@ async fn handle_connection(
             );
             return;
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if reader.read_exact(&mut frame).await.is_err() {
-            debug!(%peer, "connection closed mid-request");
-            return;
+        // Read into spare capacity rather than a zeroed buffer: produce requests are
+        // often around a megabyte.
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size);
+        while frame.len() < size {
+            let want = size - frame.len();
+            let read = (&mut reader).take(want as u64).read_buf(&mut frame).await;
+            match read {
+                Ok(0) | Err(_) => {
+                    debug!(%peer, "connection closed mid-request");
+                    return;
+                }
+                Ok(_) => {}
+            }
         }
         match api::handle_request(broker, frame.freeze(), peer).await {
             Ok(Some(response)) => {
