@@ -2,6 +2,7 @@
 #
 #   make run     build and start a single-node broker on 127.0.0.1:9092 (data in ./data)
 #   make test    install what the tests need (cached in ~/.cache/strata) and run them all
+#   make e2e     the operator against a real kube-apiserver (part of make test)
 #   make bench   Strata side by side with Apache Kafka / ZooKeeper on this machine
 #
 # Heavy downloads and builds live outside the clone so repeated runs stay fast.
@@ -15,7 +16,7 @@ DEBUG_BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 
-.PHONY: run build release test setup lint test-rust test-python test-clients test-kube bench clean
+.PHONY: run build release test setup lint test-rust test-python test-clients test-kube e2e bench clean
 
 run: release
 	@mkdir -p data
@@ -33,6 +34,7 @@ setup:
 	bash tools/setup-python.sh
 	bash tools/setup-kafka.sh
 	bash tools/setup-kcat.sh
+	bash e2e/kube/setup.sh
 
 lint:
 	cargo fmt --all -- --check
@@ -52,7 +54,11 @@ test-clients:
 	bash tests/with-broker.sh bash tests/java/kafka-groups.sh {bootstrap}
 	bash tests/with-broker.sh bash tests/kcat/kcat.sh {bootstrap} {metrics}
 
-test: setup lint test-rust test-python test-clients
+# The operator against a real kube-apiserver + etcd (see e2e/README.md; also how to use kind).
+test-kube e2e:
+	bash e2e/kube/run.sh
+
+test: setup lint test-rust test-python test-clients test-kube
 
 bench: release
 	bash bench/run.sh

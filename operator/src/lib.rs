@@ -1,1 +1,17 @@
-//! Work in progress.
+//! strata-operator: runs Strata on Kubernetes.
+//!
+//! - [`crd`]: the `KafkaCluster`, `Topic` and `ConsumerGroup` resources (the CRDs are
+//!   generated from these types);
+//! - [`validate`]: spec checks the schema cannot express (pure);
+//! - [`resources`]: the StatefulSets, Services, ConfigMaps and PDBs a cluster becomes (pure);
+//! - [`controller`]: the reconcilers that read, validate, build, apply and report status;
+//! - [`kafka`]: what the topic and group controllers need from the brokers;
+//! - [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
+
+pub mod controller;
+pub mod crd;
+pub mod kafka;
+pub mod metrics;
+pub mod resources;
+pub mod run;
+pub mod validate;

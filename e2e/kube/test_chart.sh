@@ -1,0 +1,29 @@
+# The chart on its own: lint, and the objects `helm template` renders for the default
+# values and for a namespaced install. Sourced by run.sh (needs only helm).
+
+CHART="$REPO/charts/strata"
+echo "== helm lint / helm template"
+check "helm lint is clean" helm lint --strict "$CHART"
+check "chart CRDs are the generated ones" diff -r "$REPO/crds" "$CHART/crds"
+check "chart dashboards are the ones in dashboards/" diff -r "$REPO/dashboards" "$CHART/dashboards"
+
+render() { helm template strata "$CHART" --namespace strata-system "$@"; }
+kinds() { render "$@" | awk '/^kind:/{print $2}' | sort | tr '\n' ' '; }
+export CHART
+export -f render kinds
+
+check "default render: SA, ClusterRole+binding, Service, Deployment" equals \
+  "ClusterRole ClusterRoleBinding Deployment Service ServiceAccount " kinds
+check "watchNamespaces renders a Role+RoleBinding per namespace and no ClusterRole" equals \
+  "Deployment Role Role RoleBinding RoleBinding Service ServiceAccount " kinds --set 'watchNamespaces={team-a,team-b}'
+check "watchNamespaces become --namespace arguments" contains "- --namespace=team-b" \
+  render --set 'watchNamespaces={team-a,team-b}'
+check "serviceMonitor.enabled adds a ServiceMonitor" contains "kind: ServiceMonitor" render --set serviceMonitor.enabled=true
+check "dashboards.enabled packages the dashboard and alert rules" bash -c \
+  "render --set dashboards.enabled=true | grep -q 'strata-operator.json:' && render --set dashboards.enabled=true | grep -q 'strata.rules.yaml:'"
+check "image values reach the Deployment" contains "image: registry.example/strata:1.2.3" \
+  render --set image.repository=registry.example/strata --set image.tag=1.2.3
+check "resources values reach the Deployment" contains "cpu: 250m" render --set resources.requests.cpu=250m
+check "the operator runs as non-root with a read-only root filesystem" bash -c \
+  "render | grep -q 'runAsNonRoot: true' && render | grep -q 'readOnlyRootFilesystem: true'"
+check "RBAC grants no wildcard and no Secret access" bash -c "! render | grep -Eq '\"\\*\"|secrets'"

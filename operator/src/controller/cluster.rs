@@ -1,0 +1,564 @@
+//! The `KafkaCluster` controller.
+//!
+//! Apply order, each step a server-side apply under [`FIELD_MANAGER`]:
+//! 1. ConfigMaps (`zoo.cfg`, `server.properties`): pods must find their configuration;
+//! 2. Services (headless ones first): members resolve each other by stable DNS name;
+//! 3. PodDisruptionBudgets: in place before there is anything to disrupt;
+//! 4. the ServiceMonitor, when metrics are on and its CRD is served;
+//! 5. the coordinator StatefulSet, then the broker StatefulSet: brokers need the ensemble,
+//!    and StatefulSets come last so their pods start with everything above in place.
+//!
+//! Deletion runs behind the `strata.dev/cleanup` finalizer in the reverse order (brokers
+//! before the ensemble they deregister from) instead of leaving the order to the garbage
+//! collector. PersistentVolumeClaims are kept: data outlives a mistaken delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{Context, Error, condition, ensemble, is_true, now_rfc3339};
+use crate::crd::{
+    BrokerStatus, CoordinatorStatus, KafkaCluster, KafkaClusterStatus, set_condition,
+};
+use crate::kafka::KafkaConnector;
+use crate::resources::{ClusterNames, Component, Desired, FIELD_MANAGER};
+use crate::validate::validate_cluster;
+
+pub const CONTROLLER: &str = "kafkacluster";
+pub const FINALIZER: &str = "strata.dev/cleanup";
+
+pub async fn reconcile<K: KafkaConnector>(
+    kc: Arc<KafkaCluster>,
+    ctx: Arc<Context<K>>,
+) -> Result<Action, Error> {
+    let started = tokio::time::Instant::now();
+    let namespace = kc.namespace().unwrap_or_default();
+    let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, kc, |event| async {
+        match event {
+            FinalizerEvent::Apply(kc) => apply(&kc, &ctx).await,
+            FinalizerEvent::Cleanup(kc) => cleanup(&kc, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(CONTROLLER, started.elapsed());
+    result
+}
+
+pub fn error_policy<K>(_kc: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context<K>>) -> Action {
+    ctx.on_error(CONTROLLER, error)
+}
+
+async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result<Action, Error> {
+    let namespace = kc.namespace().unwrap_or_default();
+    let names = ClusterNames::new(&kc.name_any(), &namespace);
+    let client = &ctx.client;
+    let now = now_rfc3339();
+    let generation = kc.metadata.generation;
+    let previous = kc.status.clone().unwrap_or_default();
+
+    // Dereference: what runs now decides which Events this pass publishes.
+    let sts_api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+    let old_brokers = sts_api.get_opt(&names.component(Component::Broker)).await?;
+    let old_coordinator = sts_api
+        .get_opt(&names.component(Component::Coordinator))
+        .await?;
+
+    // Validate.
+    let problems = validate_cluster(&kc.spec);
+    if !problems.is_empty() {
+        let message = problems.join("; ");
+        let status = invalid_status(previous.clone(), &message, generation, &now);
+        let already_reported = previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.message == message);
+        if !already_reported {
+            publish(
+                ctx,
+                kc,
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                &message,
+            )
+            .await;
+        }
+        patch_status(kc, client, &status).await?;
+        // Nothing to retry until someone edits the spec.
+        return Ok(Action::await_change());
+    }
+
+    // Build, then apply in the documented order.
+    let desired = Desired::build(kc)?;
+    for cm in &desired.config_maps {
+        apply_object(client, &namespace, cm).await?;
+    }
+    for svc in &desired.services {
+        apply_object(client, &namespace, svc).await?;
+    }
+    for pdb in &desired.pod_disruption_budgets {
+        apply_object(client, &namespace, pdb).await?;
+    }
+    if let Some(monitor) = &desired.service_monitor {
+        apply_service_monitor(ctx, kc, &namespace, monitor).await?;
+    }
+    let coordinator = apply_object(client, &namespace, &desired.coordinator).await?;
+    let brokers = apply_object(client, &namespace, &desired.brokers).await?;
+
+    // Events for the decisions this pass made.
+    if old_coordinator.is_none() && old_brokers.is_none() {
+        let note = format!(
+            "created {} coordinators and {} brokers",
+            desired_replicas(&coordinator),
+            desired_replicas(&brokers)
+        );
+        publish(ctx, kc, EventType::Normal, "Created", "Apply", &note).await;
+    }
+    for (what, old, new) in [
+        ("brokers", &old_brokers, &brokers),
+        ("coordinators", &old_coordinator, &coordinator),
+    ] {
+        if let Some(old) = old {
+            let (from, to) = (desired_replicas(old), desired_replicas(new));
+            if from != to {
+                let note = format!("scaled {what} from {from} to {to}");
+                publish(ctx, kc, EventType::Normal, "Scaled", "Scale", &note).await;
+            }
+        }
+    }
+
+    let mut status = observed_status(
+        previous.clone(),
+        &names,
+        kc,
+        coordinator.status.as_ref(),
+        brokers.status.as_ref(),
+        &now,
+    );
+    // Ask for the leader only once every member is ready; before that there may be none.
+    if let Some(coordinator) = status.coordinator.as_mut()
+        && coordinator.ready == coordinator.desired
+    {
+        coordinator.leader = ensemble::find_leader(&names, coordinator.desired).await;
+    }
+    let ready = is_true(&status.conditions, "Ready");
+    if ready && !is_true(&previous.conditions, "Ready") {
+        publish(
+            ctx,
+            kc,
+            EventType::Normal,
+            "Ready",
+            "Observe",
+            "every broker and coordinator is ready",
+        )
+        .await;
+    }
+    patch_status(kc, client, &status).await?;
+    // StatefulSet changes trigger a pass through the watch; the requeue is a safety net.
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        300
+    } else {
+        30
+    })))
+}
+
+fn desired_replicas(sts: &StatefulSet) -> i32 {
+    sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+/// Status for a spec that failed validation: `Degraded` says what is wrong, nothing was
+/// applied, and the last observed replica counts stay as they were.
+pub fn invalid_status(
+    mut status: KafkaClusterStatus,
+    message: &str,
+    generation: Option<i64>,
+    now: &str,
+) -> KafkaClusterStatus {
+    status.observed_generation = generation;
+    set_condition(
+        &mut status.conditions,
+        condition("Degraded", true, "InvalidSpec", message, generation, now),
+    );
+    set_condition(
+        &mut status.conditions,
+        condition(
+            "Ready",
+            false,
+            "InvalidSpec",
+            "the spec is invalid; see the Degraded condition",
+            generation,
+            now,
+        ),
+    );
+    set_condition(
+        &mut status.conditions,
+        condition(
+            "Reconciling",
+            false,
+            "InvalidSpec",
+            "waiting for a valid spec",
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// Status from the StatefulSets' own status (written by the StatefulSet controller from
+/// the kubelet's pod readiness).
+pub fn observed_status(
+    mut status: KafkaClusterStatus,
+    names: &ClusterNames,
+    kc: &KafkaCluster,
+    coordinator: Option<&StatefulSetStatus>,
+    brokers: Option<&StatefulSetStatus>,
+    now: &str,
+) -> KafkaClusterStatus {
+    let generation = kc.metadata.generation;
+    let spec = &kc.spec;
+    let coordinators_desired = spec.coordinator.replicas + spec.coordinator.observers;
+    let ready_of = |s: Option<&StatefulSetStatus>| s.and_then(|s| s.ready_replicas).unwrap_or(0);
+    let brokers_ready = ready_of(brokers);
+    let coordinators_ready = ready_of(coordinator);
+    status.observed_generation = generation;
+    status.brokers = Some(BrokerStatus {
+        desired: spec.brokers.replicas,
+        ready: brokers_ready,
+        selector: Some(names.selector(Component::Broker)),
+    });
+    let leader = status.coordinator.take().and_then(|c| c.leader);
+    status.coordinator = Some(CoordinatorStatus {
+        desired: coordinators_desired,
+        ready: coordinators_ready,
+        leader,
+    });
+    status.bootstrap_servers = Some(names.bootstrap_servers(spec.listeners.plain.port));
+
+    let all_ready =
+        brokers_ready == spec.brokers.replicas && coordinators_ready == coordinators_desired;
+    let progress = format!(
+        "{brokers_ready}/{} brokers and {coordinators_ready}/{coordinators_desired} coordinators ready",
+        spec.brokers.replicas
+    );
+    set_condition(
+        &mut status.conditions,
+        condition(
+            "Degraded",
+            false,
+            "SpecValid",
+            "the spec is valid and applied",
+            generation,
+            now,
+        ),
+    );
+    if all_ready {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                "Ready",
+                true,
+                "AllReplicasReady",
+                progress.clone(),
+                generation,
+                now,
+            ),
+        );
+        set_condition(
+            &mut status.conditions,
+            condition("Reconciling", false, "UpToDate", progress, generation, now),
+        );
+    } else {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                "Ready",
+                false,
+                "WaitingForPods",
+                progress.clone(),
+                generation,
+                now,
+            ),
+        );
+        set_condition(
+            &mut status.conditions,
+            condition(
+                "Reconciling",
+                true,
+                "WaitingForPods",
+                progress,
+                generation,
+                now,
+            ),
+        );
+    }
+    status
+}
+
+async fn patch_status(
+    kc: &KafkaCluster,
+    client: &kube::Client,
+    status: &KafkaClusterStatus,
+) -> Result<(), Error> {
+    let api: Api<KafkaCluster> =
+        Api::namespaced(client.clone(), &kc.namespace().unwrap_or_default());
+    if kc.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    api.patch_status(
+        &kc.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Server-side apply with `force`: the operator owns these objects, so a field another
+/// manager took (`kubectl edit`) is taken back rather than failing with a conflict.
+async fn apply_object<T>(client: &kube::Client, namespace: &str, obj: &T) -> Result<T, Error>
+where
+    T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<T> = Api::namespaced(client.clone(), namespace);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    Ok(api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await?)
+}
+
+const MONITORING_GROUP: &str = "monitoring.coreos.com";
+
+fn service_monitor_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(MONITORING_GROUP, "v1", "ServiceMonitor"),
+        "servicemonitors",
+    )
+}
+
+/// The ServiceMonitor CRD belongs to the Prometheus Operator and may not be installed; then
+/// the cluster goes on without one.
+async fn apply_service_monitor<K>(
+    ctx: &Context<K>,
+    kc: &KafkaCluster,
+    namespace: &str,
+    monitor: &serde_json::Value,
+) -> Result<(), Error> {
+    let groups = ctx.client.list_api_groups().await?;
+    if !groups.groups.iter().any(|g| g.name == MONITORING_GROUP) {
+        tracing::debug!(cluster = %kc.name_any(), "ServiceMonitor CRD not served; skipping");
+        return Ok(());
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &service_monitor_resource());
+    let obj: DynamicObject = serde_json::from_value(monitor.clone())?;
+    api.patch(
+        &kc.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&obj),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn cleanup<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result<Action, Error> {
+    let namespace = kc.namespace().unwrap_or_default();
+    let names = ClusterNames::new(&kc.name_any(), &namespace);
+    let client = &ctx.client;
+    publish(
+        ctx,
+        kc,
+        EventType::Normal,
+        "Deleting",
+        "Cleanup",
+        "deleting brokers, then the coordinator ensemble",
+    )
+    .await;
+    delete::<StatefulSet>(client, &namespace, &names.component(Component::Broker)).await?;
+    delete::<StatefulSet>(client, &namespace, &names.component(Component::Coordinator)).await?;
+    for component in [Component::Broker, Component::Coordinator] {
+        delete::<PodDisruptionBudget>(client, &namespace, &names.component(component)).await?;
+        delete::<Service>(client, &namespace, &names.component(component)).await?;
+        delete::<ConfigMap>(client, &namespace, &names.config_map(component)).await?;
+    }
+    delete::<Service>(client, &namespace, &names.bootstrap()).await?;
+    if client
+        .list_api_groups()
+        .await?
+        .groups
+        .iter()
+        .any(|g| g.name == MONITORING_GROUP)
+    {
+        let monitors: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &namespace, &service_monitor_resource());
+        match monitors
+            .delete(&names.cluster, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// Deletes an owned object if it is still there; gone already is success. Background
+/// propagation: the object goes at once and the garbage collector removes its pods, rather
+/// than the object lingering until every dependent is gone.
+async fn delete<T>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
+where
+    T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<T> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Events are best effort: a failure to record one must not fail the reconciliation.
+pub async fn publish<K, R>(
+    ctx: &Context<K>,
+    obj: &R,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) where
+    R: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.into()),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(%err, reason, "could not publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ConditionStatus;
+    use crate::resources::tests::{sample_cluster, sample_spec};
+
+    fn sts_status(ready: i32) -> StatefulSetStatus {
+        StatefulSetStatus {
+            ready_replicas: Some(ready),
+            replicas: ready,
+            ..StatefulSetStatus::default()
+        }
+    }
+
+    fn cond<'a>(s: &'a KafkaClusterStatus, t: &str) -> &'a crate::crd::Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn ready_only_when_every_replica_is_ready() {
+        let mut kc = sample_cluster(sample_spec());
+        kc.metadata.generation = Some(4);
+        let names = ClusterNames::new("events", "prod");
+        let waiting = observed_status(
+            KafkaClusterStatus::default(),
+            &names,
+            &kc,
+            Some(&sts_status(3)),
+            Some(&sts_status(2)),
+            "t1",
+        );
+        assert_eq!(cond(&waiting, "Ready").status, ConditionStatus::False);
+        assert_eq!(
+            cond(&waiting, "Ready").message,
+            "2/3 brokers and 3/3 coordinators ready"
+        );
+        assert_eq!(cond(&waiting, "Reconciling").status, ConditionStatus::True);
+        assert_eq!(waiting.observed_generation, Some(4));
+        assert_eq!(waiting.brokers.as_ref().unwrap().ready, 2);
+        assert_eq!(
+            waiting.bootstrap_servers.as_deref(),
+            Some("events-bootstrap.prod.svc:9092")
+        );
+
+        let ready = observed_status(
+            waiting,
+            &names,
+            &kc,
+            Some(&sts_status(3)),
+            Some(&sts_status(3)),
+            "t2",
+        );
+        assert_eq!(cond(&ready, "Ready").status, ConditionStatus::True);
+        assert_eq!(cond(&ready, "Ready").last_transition_time, "t2");
+        assert_eq!(cond(&ready, "Reconciling").status, ConditionStatus::False);
+        assert_eq!(cond(&ready, "Degraded").status, ConditionStatus::False);
+    }
+
+    #[test]
+    fn missing_statefulset_status_counts_as_nothing_ready() {
+        let kc = sample_cluster(sample_spec());
+        let s = observed_status(
+            KafkaClusterStatus::default(),
+            &ClusterNames::new("events", "prod"),
+            &kc,
+            None,
+            None,
+            "t",
+        );
+        assert_eq!(s.coordinator.as_ref().unwrap().ready, 0);
+        assert_eq!(cond(&s, "Ready").reason, "WaitingForPods");
+    }
+
+    #[test]
+    fn invalid_spec_is_degraded_and_keeps_observed_counts() {
+        let before = KafkaClusterStatus {
+            brokers: Some(BrokerStatus {
+                desired: 3,
+                ready: 3,
+                selector: None,
+            }),
+            ..KafkaClusterStatus::default()
+        };
+        let s = invalid_status(
+            before,
+            "spec.coordinator.replicas is 2; it must be odd",
+            Some(7),
+            "t",
+        );
+        assert_eq!(cond(&s, "Degraded").status, ConditionStatus::True);
+        assert_eq!(cond(&s, "Degraded").reason, "InvalidSpec");
+        assert_eq!(cond(&s, "Ready").status, ConditionStatus::False);
+        assert_eq!(s.brokers.unwrap().ready, 3);
+        assert_eq!(s.observed_generation, Some(7));
+    }
+}

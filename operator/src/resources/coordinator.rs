@@ -1,0 +1,215 @@
+//! The coordinator ensemble: ZooKeeper's `zoo.cfg` with one `server.N` line per ordinal.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::statefulset::{self, CONFIG_DIR, DATA_DIR, StatefulSetParams};
+use super::{ClusterNames, Component, config_hash, object_meta};
+use crate::crd::KafkaClusterSpec;
+
+pub const COORDINATOR_CLIENT_PORT: i32 = 2181;
+pub const COORDINATOR_QUORUM_PORT: i32 = 2888;
+pub const COORDINATOR_ELECTION_PORT: i32 = 3888;
+pub const COORDINATOR_METRICS_PORT: i32 = 7000;
+
+/// `server.N` ids are ordinal + 1: ZooKeeper's documentation and tools count members from 1.
+pub fn server_id(ordinal: i32) -> i32 {
+    ordinal + 1
+}
+
+/// The ensemble's shared configuration. Voters are ordinals `0..replicas`, observers the
+/// ordinals after them; an observer additionally needs `peerType=observer` in its own
+/// copy, which the start script appends.
+pub fn zoo_cfg(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
+    let voters = spec.coordinator.replicas;
+    let total = voters + spec.coordinator.observers;
+    let mut cfg = String::new();
+    cfg.push_str("tickTime=2000\ninitLimit=10\nsyncLimit=5\n");
+    let _ = writeln!(cfg, "dataDir={DATA_DIR}/coordinator");
+    let _ = writeln!(cfg, "clientPort={COORDINATOR_CLIENT_PORT}");
+    // Listen for quorum and election traffic on every interface: a member's own `server.N`
+    // name resolves only once its pod's address is published on the headless Service.
+    cfg.push_str("quorumListenOnAllIPs=true\n");
+    // The coordinator serves metrics by default; 0 turns them off.
+    let metrics_port = if spec.metrics.enabled {
+        COORDINATOR_METRICS_PORT
+    } else {
+        0
+    };
+    let _ = writeln!(cfg, "metricsProvider.httpPort={metrics_port}");
+    for ordinal in 0..total {
+        let role = if ordinal >= voters { ":observer" } else { "" };
+        let _ = writeln!(
+            cfg,
+            "server.{}={}:{COORDINATOR_QUORUM_PORT}:{COORDINATOR_ELECTION_PORT}{role}",
+            server_id(ordinal),
+            names.pod_dns(Component::Coordinator, ordinal),
+        );
+    }
+    cfg
+}
+
+fn start_script(spec: &KafkaClusterSpec) -> String {
+    let voters = spec.coordinator.replicas;
+    format!(
+        r#"ordinal="${{POD_NAME##*-}}"
+mkdir -p {DATA_DIR}/coordinator
+echo "$((ordinal + 1))" > {DATA_DIR}/coordinator/myid
+cp {CONFIG_DIR}/zoo.cfg /tmp/zoo.cfg
+if [ "$ordinal" -ge {voters} ]; then echo "peerType=observer" >> /tmp/zoo.cfg; fi
+exec strata-coordinator --config /tmp/zoo.cfg
+"#
+    )
+}
+
+pub fn config_map(
+    names: &ClusterNames,
+    spec: &KafkaClusterSpec,
+    owner: &OwnerReference,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: object_meta(
+            names,
+            names.config_map(Component::Coordinator),
+            Component::Coordinator,
+            owner,
+        ),
+        data: Some([("zoo.cfg".to_string(), zoo_cfg(names, spec))].into()),
+        ..ConfigMap::default()
+    }
+}
+
+/// Headless: gives each member the stable DNS name `server.N` points at. Not-ready
+/// addresses are published because members must find each other before any is ready.
+pub fn headless_service(
+    names: &ClusterNames,
+    _spec: &KafkaClusterSpec,
+    owner: &OwnerReference,
+) -> Service {
+    let port = |name: &str, port: i32| ServicePort {
+        name: Some(name.into()),
+        port,
+        ..ServicePort::default()
+    };
+    Service {
+        metadata: object_meta(
+            names,
+            names.component(Component::Coordinator),
+            Component::Coordinator,
+            owner,
+        ),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(names.labels(Component::Coordinator)),
+            ports: Some(vec![
+                port("client", COORDINATOR_CLIENT_PORT),
+                port("quorum", COORDINATOR_QUORUM_PORT),
+                port("election", COORDINATOR_ELECTION_PORT),
+                port("metrics", COORDINATOR_METRICS_PORT),
+            ]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+pub fn stateful_set(
+    names: &ClusterNames,
+    spec: &KafkaClusterSpec,
+    owner: &OwnerReference,
+) -> StatefulSet {
+    let zoo = zoo_cfg(names, spec);
+    let script = start_script(spec);
+    statefulset::build(StatefulSetParams {
+        names,
+        component: Component::Coordinator,
+        owner,
+        replicas: spec.coordinator.replicas + spec.coordinator.observers,
+        image: &spec.image,
+        config_hash: config_hash(&[&zoo, &script]),
+        start_script: script,
+        ports: vec![
+            ("client", COORDINATOR_CLIENT_PORT),
+            ("quorum", COORDINATOR_QUORUM_PORT),
+            ("election", COORDINATOR_ELECTION_PORT),
+            ("metrics", COORDINATOR_METRICS_PORT),
+        ],
+        ready_port: COORDINATOR_CLIENT_PORT,
+        storage: &spec.coordinator.storage,
+        resources: spec.coordinator.resources.as_ref(),
+        spread_topology_key: None,
+        extra_volumes: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::{sample_cluster, sample_spec};
+    use crate::resources::{Desired, statefulset::container};
+
+    #[test]
+    fn zoo_cfg_lists_every_member_by_stable_name() {
+        let mut spec = sample_spec();
+        spec.coordinator.observers = 1;
+        let cfg = zoo_cfg(&ClusterNames::new("events", "prod"), &spec);
+        let servers: Vec<&str> = cfg.lines().filter(|l| l.starts_with("server.")).collect();
+        assert_eq!(
+            servers,
+            [
+                "server.1=events-coordinator-0.events-coordinator.prod.svc:2888:3888",
+                "server.2=events-coordinator-1.events-coordinator.prod.svc:2888:3888",
+                "server.3=events-coordinator-2.events-coordinator.prod.svc:2888:3888",
+                "server.4=events-coordinator-3.events-coordinator.prod.svc:2888:3888:observer",
+            ]
+        );
+        assert!(cfg.contains("clientPort=2181\n"));
+        assert!(cfg.contains("dataDir=/var/lib/strata/coordinator\n"));
+        assert!(cfg.contains("metricsProvider.httpPort=0\n"));
+    }
+
+    #[test]
+    fn stateful_set_runs_voters_and_observers_with_myid_from_the_ordinal() {
+        let mut spec = sample_spec();
+        spec.coordinator.observers = 2;
+        let desired = Desired::build(&sample_cluster(spec)).unwrap();
+        let sts = &desired.coordinator;
+        let s = sts.spec.as_ref().unwrap();
+        assert_eq!(sts.metadata.name.as_deref(), Some("events-coordinator"));
+        assert_eq!(s.replicas, Some(5));
+        assert_eq!(s.service_name.as_deref(), Some("events-coordinator"));
+        let script = &container(sts).command.as_ref().unwrap()[2];
+        assert!(script.contains(r#"echo "$((ordinal + 1))" > /var/lib/strata/coordinator/myid"#));
+        assert!(script.contains(r#"if [ "$ordinal" -ge 3 ]; then echo "peerType=observer""#));
+        let claim = &s.volume_claim_templates.as_ref().unwrap()[0];
+        let claim_spec = claim.spec.as_ref().unwrap();
+        assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            claim_spec
+                .resources
+                .as_ref()
+                .unwrap()
+                .requests
+                .as_ref()
+                .unwrap()["storage"]
+                .0,
+            "1Gi"
+        );
+    }
+
+    #[test]
+    fn headless_service_publishes_not_ready_members() {
+        let desired = Desired::build(&sample_cluster(sample_spec())).unwrap();
+        let svc = &desired.services[0];
+        let s = svc.spec.as_ref().unwrap();
+        assert_eq!(svc.metadata.name.as_deref(), Some("events-coordinator"));
+        assert_eq!(s.cluster_ip.as_deref(), Some("None"));
+        assert_eq!(s.publish_not_ready_addresses, Some(true));
+        let ports: Vec<i32> = s.ports.as_ref().unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(ports, [2181, 2888, 3888, 7000]);
+    }
+}

@@ -1,0 +1,141 @@
+//! Wiring for `strata-operator run`: one controller per kind and watched namespace, the
+//! health/metrics endpoint, and a clean stop on SIGTERM.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, ListParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Client, Resource};
+
+use crate::controller::{Context, cluster, consumer_group, topic};
+use crate::crd::{ConsumerGroup, KafkaCluster, Topic};
+use crate::kafka::KafkaConnector;
+use crate::metrics::Metrics;
+
+/// Namespaces to watch: every namespace, or the listed ones (the chart's `watchNamespaces`).
+#[derive(Clone, Debug)]
+pub enum Scope {
+    Cluster,
+    Namespaces(Vec<String>),
+}
+
+impl Scope {
+    fn apis<K>(&self, client: &Client) -> Vec<Api<K>>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self {
+            Scope::Cluster => vec![Api::all(client.clone())],
+            Scope::Namespaces(list) => list
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the {0} CRD is not served by the API server ({1}); install it first: `kubectl apply -f crds/` or `strata-operator crds | kubectl apply -f -`"
+    )]
+    MissingCrd(&'static str, kube::Error),
+}
+
+/// Fails fast when a CRD is missing rather than letting watchers retry forever.
+async fn check_crds(client: &Client, scope: &Scope) -> Result<(), StartError> {
+    let lp = ListParams::default().limit(1);
+    for api in scope.apis::<KafkaCluster>(client) {
+        api.list(&lp)
+            .await
+            .map_err(|e| StartError::MissingCrd("KafkaCluster", e))?;
+    }
+    for api in scope.apis::<Topic>(client) {
+        api.list(&lp)
+            .await
+            .map_err(|e| StartError::MissingCrd("Topic", e))?;
+    }
+    for api in scope.apis::<ConsumerGroup>(client) {
+        api.list(&lp)
+            .await
+            .map_err(|e| StartError::MissingCrd("ConsumerGroup", e))?;
+    }
+    Ok(())
+}
+
+pub async fn run<K: KafkaConnector>(
+    client: Client,
+    scope: Scope,
+    kafka: K,
+    bootstrap_override: Option<String>,
+    metrics: Arc<Metrics>,
+) -> Result<(), StartError> {
+    check_crds(&client, &scope).await?;
+    let reporter = Reporter {
+        controller: "strata-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics: metrics.clone(),
+        kafka,
+        bootstrap_override,
+    });
+    let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let statefulsets = scope.apis::<StatefulSet>(&client);
+    for (clusters, statefulsets) in scope
+        .apis::<KafkaCluster>(&client)
+        .into_iter()
+        .zip(statefulsets)
+    {
+        let managed =
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=strata-operator");
+        controllers.push(Box::pin(
+            Controller::new(clusters, watcher::Config::default())
+                .owns(statefulsets, managed)
+                .shutdown_on_signal()
+                .run(cluster::reconcile, cluster::error_policy, ctx.clone())
+                .for_each(|res| log_result("kafkacluster", res)),
+        ));
+    }
+    for topics in scope.apis::<Topic>(&client) {
+        controllers.push(Box::pin(
+            Controller::new(topics, watcher::Config::default())
+                .shutdown_on_signal()
+                .run(topic::reconcile, topic::error_policy, ctx.clone())
+                .for_each(|res| log_result("topic", res)),
+        ));
+    }
+    for groups in scope.apis::<ConsumerGroup>(&client) {
+        controllers.push(Box::pin(
+            Controller::new(groups, watcher::Config::default())
+                .shutdown_on_signal()
+                .run(
+                    consumer_group::reconcile,
+                    consumer_group::error_policy,
+                    ctx.clone(),
+                )
+                .for_each(|res| log_result("consumergroup", res)),
+        ));
+    }
+    metrics.set_ready();
+    tracing::info!(?scope, "controllers started");
+    futures::future::join_all(controllers).await;
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(
+    controller: &'static str,
+    res: Result<T, E>,
+) {
+    match res {
+        Ok(obj) => tracing::debug!(controller, ?obj, "reconciled"),
+        Err(err) => tracing::debug!(controller, %err, "reconcile did not complete"),
+    }
+}

@@ -1,0 +1,172 @@
+//! Checks on a `KafkaCluster` spec that the CRD schema cannot express (or that a cluster
+//! created before a schema rule existed may still violate). Pure: the controller turns the
+//! result into a `Degraded` condition with reason `InvalidSpec` and builds nothing.
+
+use crate::crd::KafkaClusterSpec;
+
+/// Broker properties the operator writes itself; letting `spec.brokers.config` set them
+/// would silently break broker identity or addressing.
+pub const RESERVED_BROKER_KEYS: &[&str] = &[
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "zookeeper.connect",
+    "metrics.port",
+    "broker.rack",
+];
+
+/// Every problem with the spec, each a sentence that names the field and what to do.
+pub fn validate_cluster(spec: &KafkaClusterSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    if spec.image.trim().is_empty() {
+        problems.push("spec.image must name the Strata image".to_string());
+    }
+    if spec.brokers.replicas < 1 {
+        problems.push(format!(
+            "spec.brokers.replicas is {}; a cluster needs at least 1 broker",
+            spec.brokers.replicas
+        ));
+    }
+    let voters = spec.coordinator.replicas;
+    if voters < 1 || voters % 2 == 0 {
+        problems.push(format!(
+            "spec.coordinator.replicas is {voters}; it must be odd (1, 3, 5, ...) so a quorum survives losing a minority"
+        ));
+    }
+    if spec.coordinator.observers < 0 {
+        problems.push(format!(
+            "spec.coordinator.observers is {}; it cannot be negative",
+            spec.coordinator.observers
+        ));
+    }
+    for (what, size) in [
+        ("spec.brokers.storage.size", &spec.brokers.storage.size),
+        (
+            "spec.coordinator.storage.size",
+            &spec.coordinator.storage.size,
+        ),
+    ] {
+        if !is_quantity(size) {
+            problems.push(format!(
+                "{what} is '{size}'; expected a Kubernetes quantity such as 10Gi"
+            ));
+        }
+    }
+    for key in spec.brokers.config.keys() {
+        if RESERVED_BROKER_KEYS.contains(&key.as_str()) {
+            problems.push(format!(
+                "spec.brokers.config sets '{key}', which the operator derives for each broker; remove it"
+            ));
+        }
+    }
+    let plain = spec.listeners.plain.port;
+    if spec.listeners.tls.is_some() {
+        problems.push(
+            "spec.listeners.tls: strata-broker does not serve TLS yet, so brokers given a TLS listener would not start; remove spec.listeners.tls".to_string(),
+        );
+    }
+    if let Some(tls) = &spec.listeners.tls
+        && tls.port == plain
+    {
+        problems.push(format!(
+            "spec.listeners.tls.port and spec.listeners.plain.port are both {plain}; they must differ"
+        ));
+    }
+    for port in std::iter::once(plain).chain(spec.listeners.tls.as_ref().map(|t| t.port)) {
+        if crate::resources::RESERVED_BROKER_PORTS.contains(&port) {
+            problems.push(format!(
+                "listener port {port} collides with the broker's metrics port; pick another"
+            ));
+        }
+    }
+    problems
+}
+
+/// A Kubernetes quantity: a decimal number with an optional binary or decimal suffix.
+fn is_quantity(s: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|suffix| {
+        s.strip_suffix(suffix).is_some_and(|number| {
+            !number.is_empty()
+                && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && number.chars().filter(|&c| c == '.').count() <= 1
+                && number.chars().any(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::sample_spec;
+
+    #[test]
+    fn a_good_spec_has_no_problems() {
+        assert_eq!(validate_cluster(&sample_spec()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn even_coordinator_count_is_refused_with_the_field_named() {
+        let mut spec = sample_spec();
+        spec.coordinator.replicas = 2;
+        let problems = validate_cluster(&spec);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("spec.coordinator.replicas is 2"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn reserved_broker_keys_and_bad_sizes_are_refused() {
+        let mut spec = sample_spec();
+        spec.brokers.config.insert("broker.id".into(), "7".into());
+        spec.brokers
+            .config
+            .insert("retention.ms".into(), "1000".into());
+        spec.brokers.storage.size = "ten gigs".into();
+        let problems = validate_cluster(&spec);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("'broker.id'")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("spec.brokers.storage.size"))
+        );
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["1Gi", "500M", "10", "1.5Gi", "100m"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "1.2.3Gi", "ten", "-1Gi", "1 Gi"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listener_ports_must_not_collide() {
+        let mut spec = sample_spec();
+        spec.listeners.plain.port = 9404;
+        assert_eq!(validate_cluster(&spec).len(), 1);
+    }
+
+    #[test]
+    fn a_tls_listener_is_refused_until_brokers_serve_tls() {
+        let mut spec = sample_spec();
+        spec.listeners.tls = Some(crate::crd::TlsListener {
+            port: 9093,
+            secret_name: "events-tls".into(),
+        });
+        let problems = validate_cluster(&spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("spec.listeners.tls:"),
+            "{problems:?}"
+        );
+    }
+}
