@@ -15,6 +15,7 @@ VENV := $(CACHE)/venv
 DEBUG_BIN := $(CARGO_TARGET_DIR)/debug
 RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
+export STRATA_COORDINATOR_BIN := $(DEBUG_BIN)/strata-coordinator
 
 .PHONY: run build release test setup lint test-rust test-python test-clients test-kube e2e bench clean
 
@@ -33,6 +34,7 @@ setup:
 	bash tools/setup-rust.sh
 	bash tools/setup-python.sh
 	bash tools/setup-kafka.sh
+	bash tools/setup-zookeeper.sh >/dev/null
 	bash tools/setup-kcat.sh
 	bash e2e/kube/setup.sh
 
@@ -47,12 +49,14 @@ test-rust:
 test-python:
 	$(VENV)/bin/python -m pytest -q tests/python
 
-# Client/CLI tests and Kafka's own Java tools, each against a fresh strata-broker.
+# Client/CLI tests, Kafka's own Java tools and kcat, each against a fresh strata-broker;
+# Apache ZooKeeper's zkCli against strata-coordinator.
 test-clients:
 	bash tests/with-broker.sh cargo test -p strata-client -p strata
 	bash tests/with-broker.sh bash tests/java/kafka-tools.sh {bootstrap}
 	bash tests/with-broker.sh bash tests/java/kafka-groups.sh {bootstrap}
 	bash tests/with-broker.sh bash tests/kcat/kcat.sh {bootstrap} {metrics}
+	bash tests/java/zkcli.sh
 
 # The operator against a real kube-apiserver + etcd (see e2e/README.md; also how to use kind).
 test-kube e2e:

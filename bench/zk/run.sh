@@ -127,7 +127,7 @@ failover() { # failover LABEL -> prints ms
 }
 
 stop_all() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=()
   sleep 1
 }

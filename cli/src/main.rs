@@ -13,6 +13,7 @@ mod output;
 mod produce;
 mod time;
 mod topics;
+mod zk;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -57,7 +58,8 @@ enum Command {
     /// (kafka-consumer-groups.sh).
     #[command(subcommand)]
     Groups(groups::Command),
-    // The ZooKeeper shell (`zk`, zkCli.sh) joins here as `Zk(zk::Args)`.
+    /// The ZooKeeper shell (zkCli.sh): create, get, set, delete, ls, stat, getAcl, setAcl.
+    Zk(zk::ZkArgs),
 }
 
 impl Cli {
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce::run(client, args).await,
             Command::Consume(args) => consume::run(client, args).await,
             Command::Groups(command) => groups::run(client, command).await,
+            Command::Zk(args) => zk::run(args).await,
         }
     });
     match result {

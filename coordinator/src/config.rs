@@ -1,0 +1,317 @@
+//! `zoo.cfg`: ZooKeeper's configuration file, same keys and format, plus `dataDir/myid`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {msg}")]
+    Line {
+        file: String,
+        line: usize,
+        msg: String,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    Participant,
+    Observer,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:role]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub role: PeerRole,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub tick_time_ms: u64,
+    pub init_limit: u64,
+    pub sync_limit: u64,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: Option<IpAddr>,
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: u64,
+    pub max_session_timeout_ms: u64,
+    pub snap_retain_count: usize,
+    /// Hours between autopurge runs; 0 disables it, as in ZooKeeper.
+    pub purge_interval_hours: u64,
+    pub four_letter_words: BTreeSet<String>,
+    pub snap_count: u64,
+    /// Port for Prometheus metrics (`metricsProvider.httpPort`); 0 disables.
+    pub metrics_port: u16,
+    pub servers: BTreeMap<u64, PeerConfig>,
+    /// This server's id, from `dataDir/myid` (0 when standalone without one).
+    pub my_id: u64,
+}
+
+/// Every four-letter word this server knows, for `4lw.commands.whitelist=*`.
+pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "envi", "conf", "cons", "wchs", "isro",
+];
+
+impl Config {
+    pub fn is_standalone(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.client_port_address
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            self.client_port,
+        )
+    }
+
+    /// Negotiate a session timeout into [minSessionTimeout, maxSessionTimeout].
+    pub fn negotiate_timeout_ms(&self, requested: i64) -> i32 {
+        requested.clamp(
+            self.min_session_timeout_ms as i64,
+            self.max_session_timeout_ms as i64,
+        ) as i32
+    }
+
+    /// Read `zoo.cfg` and, when it has `server.N` lines, `dataDir/myid`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Other(format!("{}: {e}", path.display())))?;
+        let mut cfg = Config::parse(&text, &path.display().to_string())?;
+        if !cfg.is_standalone() {
+            let myid = cfg.data_dir.join("myid");
+            let raw = std::fs::read_to_string(&myid)
+                .map_err(|e| ConfigError::Other(format!("{}: {e}", myid.display())))?;
+            cfg.my_id = raw.trim().parse().map_err(|_| {
+                ConfigError::Other(format!("{}: not a server id: {raw:?}", myid.display()))
+            })?;
+            if !cfg.servers.contains_key(&cfg.my_id) {
+                return Err(ConfigError::Other(format!(
+                    "{}: id {} has no server.{} line",
+                    myid.display(),
+                    cfg.my_id,
+                    cfg.my_id
+                )));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parse `zoo.cfg` text. `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        let mut servers = BTreeMap::new();
+        let err = |line: usize, msg: String| ConfigError::Line {
+            file: file.to_string(),
+            line,
+            msg,
+        };
+        for (i, raw) in text.lines().enumerate() {
+            let line_no = i + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(err(line_no, format!("expected key=value, got {line:?}")));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if let Some(id) = key.strip_prefix("server.") {
+                let id: u64 = id
+                    .parse()
+                    .map_err(|_| err(line_no, format!("bad server id in {key:?}")))?;
+                let peer = parse_server(id, value).map_err(|m| err(line_no, m))?;
+                if servers.insert(id, peer).is_some() {
+                    return Err(err(line_no, format!("server.{id} given twice")));
+                }
+                continue;
+            }
+            values.insert(key.to_string(), (line_no, value.to_string()));
+        }
+        let num = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            match values.get(key) {
+                None => Ok(default),
+                Some((line, v)) => v
+                    .parse()
+                    .map_err(|_| err(*line, format!("{key}: expected a number, got {v:?}"))),
+            }
+        };
+        let tick_time_ms = num("tickTime", 2000)?;
+        if tick_time_ms == 0 {
+            let line = values.get("tickTime").map_or(0, |v| v.0);
+            return Err(err(line, "tickTime must be positive".into()));
+        }
+        let data_dir = match values.get("dataDir") {
+            Some((_, v)) => PathBuf::from(v),
+            None => return Err(ConfigError::Other(format!("{file}: dataDir is not set"))),
+        };
+        let data_log_dir = values
+            .get("dataLogDir")
+            .map_or_else(|| data_dir.clone(), |(_, v)| PathBuf::from(v));
+        let client_port = num("clientPort", 2181)?;
+        let client_port = u16::try_from(client_port).map_err(|_| {
+            err(
+                values["clientPort"].0,
+                format!("clientPort out of range: {client_port}"),
+            )
+        })?;
+        let client_port_address = match values.get("clientPortAddress") {
+            None => None,
+            Some((line, v)) => Some(
+                v.parse()
+                    .map_err(|_| err(*line, format!("clientPortAddress: not an IP: {v:?}")))?,
+            ),
+        };
+        let min_session_timeout_ms = num("minSessionTimeout", 2 * tick_time_ms)?;
+        let max_session_timeout_ms = num("maxSessionTimeout", 20 * tick_time_ms)?;
+        if min_session_timeout_ms > max_session_timeout_ms {
+            let line = values.get("maxSessionTimeout").map_or(0, |v| v.0);
+            return Err(err(
+                line,
+                "maxSessionTimeout is below minSessionTimeout".into(),
+            ));
+        }
+        let four_letter_words = match values.get("4lw.commands.whitelist") {
+            None => BTreeSet::from(["srvr".to_string()]),
+            Some((line, v)) => {
+                let mut set = BTreeSet::new();
+                for w in v.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                    if w == "*" {
+                        set.extend(ALL_FOUR_LETTER_WORDS.iter().map(|s| s.to_string()));
+                    } else if ALL_FOUR_LETTER_WORDS.contains(&w) {
+                        set.insert(w.to_string());
+                    } else {
+                        return Err(err(*line, format!("unknown four-letter word {w:?}")));
+                    }
+                }
+                set
+            }
+        };
+        let metrics_port = num("metricsProvider.httpPort", 7000)?;
+        let metrics_port = u16::try_from(metrics_port).map_err(|_| {
+            err(
+                values["metricsProvider.httpPort"].0,
+                "port out of range".into(),
+            )
+        })?;
+        let voters = servers
+            .values()
+            .filter(|p: &&PeerConfig| p.role == PeerRole::Participant)
+            .count();
+        if !servers.is_empty() && voters == 0 {
+            return Err(ConfigError::Other(format!(
+                "{file}: no participant among the server.N lines"
+            )));
+        }
+        Ok(Config {
+            tick_time_ms,
+            init_limit: num("initLimit", 10)?,
+            sync_limit: num("syncLimit", 5)?,
+            data_dir,
+            data_log_dir,
+            client_port,
+            client_port_address,
+            max_client_cnxns: num("maxClientCnxns", 60)? as usize,
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            snap_retain_count: num("autopurge.snapRetainCount", 3)?.max(3) as usize,
+            purge_interval_hours: num("autopurge.purgeInterval", 0)?,
+            four_letter_words,
+            snap_count: num("snapCount", 100_000)?.max(2),
+            metrics_port,
+            servers,
+            my_id: 0,
+        })
+    }
+}
+
+fn parse_server(id: u64, value: &str) -> Result<PeerConfig, String> {
+    // ZooKeeper also allows `;clientAddr:port` after the server spec; it is ignored here.
+    let spec = value.split(';').next().unwrap_or(value);
+    let parts: Vec<&str> = spec.split(':').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return Err(format!(
+            "server.{id}: expected host:quorumPort:electionPort[:participant|observer], got {value:?}"
+        ));
+    }
+    let port = |s: &str, what: &str| {
+        s.parse::<u16>()
+            .map_err(|_| format!("server.{id}: bad {what} {s:?}"))
+    };
+    let role = match parts.get(3) {
+        None | Some(&"participant") => PeerRole::Participant,
+        Some(&"observer") => PeerRole::Observer,
+        Some(other) => return Err(format!("server.{id}: unknown role {other:?}")),
+    };
+    if parts[0].is_empty() {
+        return Err(format!("server.{id}: empty host"));
+    }
+    Ok(PeerConfig {
+        id,
+        host: parts[0].to_string(),
+        quorum_port: port(parts[1], "quorum port")?,
+        election_port: port(parts[2], "election port")?,
+        role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_three_server_zoo_cfg() {
+        let cfg = Config::parse(
+            "tickTime=1000\ninitLimit=5\nsyncLimit=2\ndataDir=/tmp/zk1\nclientPort=2181\n\
+             # comment\n4lw.commands.whitelist=ruok, mntr\nserver.1=127.0.0.1:2888:3888\n\
+             server.2=127.0.0.2:2888:3888:participant\nserver.3=127.0.0.3:2888:3888:observer\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert_eq!(cfg.tick_time_ms, 1000);
+        assert_eq!(cfg.min_session_timeout_ms, 2000);
+        assert_eq!(cfg.max_session_timeout_ms, 20000);
+        assert_eq!(cfg.data_log_dir, PathBuf::from("/tmp/zk1"));
+        assert_eq!(cfg.servers.len(), 3);
+        assert_eq!(cfg.servers[&3].role, PeerRole::Observer);
+        assert_eq!(
+            cfg.four_letter_words,
+            BTreeSet::from(["ruok".to_string(), "mntr".to_string()])
+        );
+        assert!(!cfg.is_standalone());
+        assert_eq!(cfg.negotiate_timeout_ms(100), 2000);
+        assert_eq!(cfg.negotiate_timeout_ms(1_000_000), 20000);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Config::parse("dataDir=/x\ntickTime=fast\n", "zoo.cfg").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg:2: tickTime: expected a number, got \"fast\""
+        );
+        let e = Config::parse("dataDir=/x\n\nserver.1=h:1\n", "zoo.cfg").unwrap_err();
+        assert!(e.to_string().starts_with("zoo.cfg:3: server.1"), "{e}");
+        let e = Config::parse("dataDir=/x\nnonsense\n", "zoo.cfg").unwrap_err();
+        assert!(e.to_string().starts_with("zoo.cfg:2:"), "{e}");
+        let e = Config::parse("dataDir=/x\n4lw.commands.whitelist=ruok,boom\n", "c").unwrap_err();
+        assert!(e.to_string().starts_with("c:2:"), "{e}");
+    }
+
+    #[test]
+    fn default_whitelist_is_srvr_only_and_standalone_without_servers() {
+        let cfg = Config::parse("dataDir=/x\n", "zoo.cfg").unwrap();
+        assert_eq!(cfg.four_letter_words, BTreeSet::from(["srvr".to_string()]));
+        assert!(cfg.is_standalone());
+        assert_eq!(cfg.client_port, 2181);
+    }
+}

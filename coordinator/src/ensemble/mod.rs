@@ -1,0 +1,510 @@
+//! The replicated server: the ZAB core driven by tokio, with storage and peers.
+//!
+//! Three tasks per server:
+//! * the **driver** owns the [`Zab`] core and the peer links. It feeds the core ticks,
+//!   peer messages and client writes, and carries out the actions: disk work goes, in
+//!   order, to the **log thread**, which group-commits appends (one fsync for all that
+//!   queued) and reports each barrier it passes; `SendDurable` messages wait for their
+//!   barrier, so nothing is acknowledged before it is on disk, while the driver goes on
+//!   exchanging messages during the fsync; committed entries go to the processor;
+//! * the **processor** ([`crate::server::processor`]) owns the tree, sessions and watches,
+//!   exactly as standalone, but hands writes to the driver instead of its own log;
+//! * the client listener and the peer listener.
+//!
+//! Votes and all other ZAB traffic use the quorum port; the election port of a
+//! `server.N` line is accepted for compatibility and not used.
+
+pub mod peer;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, PeerRole};
+use crate::jute::Reader;
+use crate::server::processor::{Backend, Event, Processor};
+use crate::storage::{self, TxnLog};
+use crate::tree::DataTree;
+use crate::txn::Txn;
+use crate::zab::{
+    Action, Durable, Entry, Input, Message, Role, ServerId, Snapshot, Zab, ZabConfig,
+};
+use peer::Frame;
+
+/// Core ticks per `tickTime`: elections and failure detection react in fractions of a
+/// tick, while `initLimit`/`syncLimit` keep their meaning in whole ticks.
+const TICKS_PER_TICK_TIME: u64 = 10;
+
+/// Requests from the processor to the driver.
+pub enum ToDriver {
+    Propose(Bytes),
+    /// The processor wrote a snapshot at `zxid`; the log before it may go.
+    Compacted {
+        zxid: i64,
+        data: Bytes,
+    },
+    /// Sessions alive on this server, for the leader's expiry clock.
+    Touch(Vec<i64>),
+}
+
+/// Status the driver reports to the processor (mode for `srvr`/`mntr`).
+#[derive(Debug, Clone)]
+pub struct ZabStatus {
+    pub mode: &'static str,
+    pub serving: bool,
+    pub leading: bool,
+    pub followers: Option<(usize, usize)>,
+    /// Duration of the latest log fsync and how many there were, for `mntr`.
+    pub fsync_micros: u64,
+    pub fsync_count: u64,
+}
+
+fn status_of(zab: &Zab) -> ZabStatus {
+    let role = zab.role();
+    ZabStatus {
+        mode: match role {
+            Role::Looking => "looking",
+            Role::Following { .. } => "follower",
+            Role::Observing { .. } => "observer",
+            Role::Leading { .. } => "leader",
+        },
+        serving: zab.is_serving(),
+        leading: matches!(
+            role,
+            Role::Leading {
+                established: true,
+                ..
+            }
+        ),
+        followers: zab.followers(),
+        fsync_micros: 0,
+        fsync_count: 0,
+    }
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let (snap_dir, log_dir) = (cfg.data_dir.clone(), cfg.data_log_dir.clone());
+    let opened = tokio::task::spawn_blocking(move || TxnLog::open(&snap_dir, &log_dir)).await??;
+    let (accepted_epoch, accepted_leader, current_epoch) = storage::read_epochs(&cfg.data_dir)?;
+    let tree = match &opened.snapshot {
+        Some((_, body)) => DataTree::deserialize(&mut Reader::new(body))
+            .map_err(|e| anyhow::anyhow!("snapshot unreadable: {e}"))?,
+        None => DataTree::new(),
+    };
+    tracing::info!(
+        my_id = cfg.my_id,
+        snapshot_zxid = format!("{:#x}", tree.last_zxid),
+        log_entries = opened.entries.len(),
+        accepted_epoch,
+        current_epoch,
+        "opened"
+    );
+    let durable = Durable {
+        accepted_epoch,
+        accepted_leader,
+        current_epoch,
+        snapshot: opened.snapshot.map(|(zxid, body)| Snapshot {
+            zxid,
+            data: Bytes::from(body),
+        }),
+        log: opened
+            .entries
+            .into_iter()
+            .map(|(zxid, raw)| Entry {
+                zxid,
+                data: Bytes::from(raw),
+            })
+            .collect(),
+    };
+    let zcfg = ZabConfig {
+        id: cfg.my_id,
+        voters: cfg
+            .servers
+            .values()
+            .filter(|s| s.role == PeerRole::Participant)
+            .map(|s| s.id)
+            .collect(),
+        observers: cfg
+            .servers
+            .values()
+            .filter(|s| s.role == PeerRole::Observer)
+            .map(|s| s.id)
+            .collect(),
+        init_limit: cfg.init_limit * TICKS_PER_TICK_TIME,
+        sync_limit: cfg.sync_limit * TICKS_PER_TICK_TIME,
+        max_counter: u32::MAX as i64,
+        keep_compacted: 500,
+    };
+
+    let me = &cfg.servers[&cfg.my_id];
+    let quorum_addr = tokio::net::lookup_host((me.host.as_str(), me.quorum_port))
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", me.host))?;
+    let (inbox_tx, inbox_rx) = mpsc::channel(16 * 1024);
+    tokio::spawn(async move {
+        if let Err(e) = peer::serve(quorum_addr, inbox_tx).await {
+            tracing::error!("quorum port {quorum_addr}: {e}");
+            std::process::exit(1);
+        }
+    });
+    let peers: BTreeMap<ServerId, mpsc::Sender<Frame>> = cfg
+        .servers
+        .values()
+        .filter(|s| s.id != cfg.my_id)
+        .map(|s| {
+            (
+                s.id,
+                peer::connect(cfg.my_id, s.host.clone(), s.quorum_port),
+            )
+        })
+        .collect();
+
+    let (events_tx, events_rx) = mpsc::channel(crate::server::EVENT_QUEUE);
+    let (driver_tx, driver_rx) = mpsc::channel(16 * 1024);
+    let processor = Processor::new(cfg.clone(), tree, Backend::Ensemble(driver_tx));
+    crate::server::spawn_listeners(&cfg, events_tx.clone()).await?;
+    let (zab, actions) = Zab::new(zcfg, durable);
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    let (durable_tx, durable_rx) = mpsc::unbounded_channel();
+    let writer = LogWriter {
+        log: opened.log,
+        data_dir: cfg.data_dir.clone(),
+        done: durable_tx,
+    };
+    std::thread::Builder::new()
+        .name("txn-log".into())
+        .spawn(move || writer.run(log_rx))?;
+    let driver = Driver {
+        zab,
+        log: log_tx,
+        peers,
+        events: events_tx,
+        durable_sends: VecDeque::new(),
+        barrier: 0,
+        barrier_needed: false,
+        durable: (0, 0, 0),
+        loopback: VecDeque::new(),
+    };
+    let tick = Duration::from_millis((cfg.tick_time_ms / TICKS_PER_TICK_TIME).max(5));
+    tokio::spawn(async move {
+        if let Err(e) = driver
+            .run(actions, inbox_rx, driver_rx, durable_rx, tick)
+            .await
+        {
+            tracing::error!("replication stopped: {e}");
+            std::process::exit(1);
+        }
+    });
+    processor.run(events_rx).await
+}
+
+/// Disk work for the log-writer thread, carried out strictly in order.
+enum LogOp {
+    Append(Vec<Entry>),
+    Epochs {
+        accepted: i64,
+        leader: ServerId,
+        current: i64,
+    },
+    Truncate(i64),
+    Reset(Option<Snapshot>),
+    Roll,
+    /// Answer with this number once everything before it is durable.
+    Barrier(u64),
+}
+
+/// The transaction log's own thread (ZooKeeper's `SyncRequestProcessor`): it takes all
+/// queued appends, writes them and fsyncs once, so the driver keeps exchanging messages
+/// while the disk works.
+struct LogWriter {
+    log: TxnLog,
+    data_dir: std::path::PathBuf,
+    /// (barrier reached, last fsync in microseconds)
+    done: mpsc::UnboundedSender<(u64, u64)>,
+}
+
+impl LogWriter {
+    fn run(mut self, ops: std::sync::mpsc::Receiver<LogOp>) {
+        if let Err(e) = self.serve(ops) {
+            tracing::error!("transaction log failed: {e}");
+            std::process::exit(1);
+        }
+    }
+
+    fn serve(&mut self, ops: std::sync::mpsc::Receiver<LogOp>) -> std::io::Result<()> {
+        let mut appends: Vec<Entry> = Vec::new();
+        while let Ok(first) = ops.recv() {
+            let mut batch = vec![first];
+            batch.extend(ops.try_iter());
+            let mut reached = None;
+            for op in batch {
+                if !matches!(op, LogOp::Append(_) | LogOp::Barrier(_)) {
+                    // History first: nothing else may reach the disk before it.
+                    self.write(&mut appends)?;
+                }
+                match op {
+                    LogOp::Append(entries) => appends.extend(entries),
+                    LogOp::Barrier(n) => reached = Some(n),
+                    LogOp::Epochs {
+                        accepted,
+                        leader,
+                        current,
+                    } => storage::write_epochs(&self.data_dir, accepted, leader, current)?,
+                    LogOp::Truncate(zxid) => {
+                        tracing::info!("TRUNC to {zxid:#x}");
+                        self.log.truncate_after(zxid)?;
+                    }
+                    LogOp::Reset(snapshot) => {
+                        let snap = snapshot.as_ref().map(|s| (s.zxid, &s.data[..]));
+                        self.log.reset_to_snapshot(&self.data_dir, snap)?;
+                    }
+                    LogOp::Roll => self.log.roll(),
+                }
+            }
+            self.write(&mut appends)?;
+            if let Some(n) = reached
+                && self.done.send((n, self.log.last_fsync_micros)).is_err()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Write and fsync the gathered appends (one fsync for all of them).
+    fn write(&mut self, appends: &mut Vec<Entry>) -> std::io::Result<()> {
+        if appends.is_empty() {
+            return Ok(());
+        }
+        let raw: Vec<(i64, &[u8])> = appends.iter().map(|e| (e.zxid, &e.data[..])).collect();
+        self.log.append_raw(&raw)?;
+        appends.clear();
+        Ok(())
+    }
+}
+
+struct Driver {
+    zab: Zab,
+    log: std::sync::mpsc::Sender<LogOp>,
+    peers: BTreeMap<ServerId, mpsc::Sender<Frame>>,
+    events: mpsc::Sender<Event>,
+    /// Messages waiting for a log barrier: they leave once it is durable.
+    durable_sends: VecDeque<(u64, ServerId, Message)>,
+    /// The barrier the current batch's durable sends wait for.
+    barrier: u64,
+    barrier_needed: bool,
+    /// (barriers passed, last fsync microseconds, fsync count) as the writer reports.
+    durable: (u64, u64, u64),
+    /// Messages this server sends itself (the leader's own acks).
+    loopback: VecDeque<Message>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        initial: Vec<Action>,
+        mut inbox: mpsc::Receiver<(ServerId, Frame)>,
+        mut requests: mpsc::Receiver<ToDriver>,
+        mut durable: mpsc::UnboundedReceiver<(u64, u64)>,
+        tick: Duration,
+    ) -> anyhow::Result<()> {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.execute(initial).await?;
+        self.end_batch().await?;
+        let mut last_status = String::new();
+        loop {
+            let mut inputs = Vec::new();
+            tokio::select! {
+                Some((from, frame)) = inbox.recv() => inputs.push(Ok((from, frame))),
+                Some(req) = requests.recv() => inputs.push(Err(req)),
+                Some((reached, micros)) = durable.recv() => {
+                    self.durable = (reached, micros, self.durable.2 + 1);
+                    self.release().await?;
+                }
+                _ = ticker.tick() => {
+                    let actions = self.zab.step(Input::Tick);
+                    self.execute(actions).await?;
+                    let status = self.status();
+                    let key = format!("{:?}", (status.mode, status.serving));
+                    if key != last_status {
+                        last_status = key;
+                        tracing::info!(mode = status.mode, serving = status.serving, "zab role");
+                    }
+                    let _ = self.events.send(Event::Zab(status)).await;
+                }
+            }
+            // Batch whatever else is already waiting.
+            for _ in 0..512 {
+                match inbox.try_recv() {
+                    Ok(x) => inputs.push(Ok(x)),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..512 {
+                match requests.try_recv() {
+                    Ok(x) => inputs.push(Err(x)),
+                    Err(_) => break,
+                }
+            }
+            for input in inputs {
+                match input {
+                    Ok((from, Frame::Zab(msg))) => {
+                        let actions = self.zab.step(Input::Message { from, msg });
+                        self.execute(actions).await?;
+                    }
+                    Ok((_, Frame::Touch(sessions))) => {
+                        let _ = self.events.send(Event::Touch(sessions)).await;
+                    }
+                    Ok((from, Frame::Lost)) => {
+                        tracing::info!(peer = from, "connection from peer lost");
+                        let actions = self.zab.step(Input::PeerLost(from));
+                        self.execute(actions).await?;
+                    }
+                    Err(ToDriver::Propose(data)) => {
+                        let actions = self.zab.step(Input::Propose(data));
+                        self.execute(actions).await?;
+                    }
+                    Err(ToDriver::Compacted { zxid, data }) => {
+                        self.log_op(LogOp::Roll)?;
+                        let actions = self.zab.step(Input::Compacted(Snapshot { zxid, data }));
+                        self.execute(actions).await?;
+                    }
+                    Err(ToDriver::Touch(sessions)) => {
+                        let leader = match self.zab.role() {
+                            Role::Following { leader, .. } | Role::Observing { leader, .. } => {
+                                Some(leader)
+                            }
+                            _ => None,
+                        };
+                        if let Some(l) = leader.and_then(|l| self.peers.get(&l)) {
+                            let _ = l.try_send(Frame::Touch(sessions));
+                        }
+                    }
+                }
+            }
+            self.end_batch().await?;
+        }
+    }
+
+    fn status(&self) -> ZabStatus {
+        let mut s = status_of(&self.zab);
+        s.fsync_micros = self.durable.1;
+        s.fsync_count = self.durable.2;
+        s
+    }
+
+    fn log_op(&self, op: LogOp) -> anyhow::Result<()> {
+        self.log
+            .send(op)
+            .map_err(|_| anyhow::anyhow!("the transaction log thread stopped"))
+    }
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        if to == self.zab.id() {
+            self.loopback.push_back(msg);
+        } else if let Some(p) = self.peers.get(&to) {
+            // A full queue means the peer is far behind or gone; ZAB copes with the loss.
+            let _ = p.try_send(Frame::Zab(msg));
+        }
+    }
+
+    /// Close the batch: ask the log thread for a barrier if anything waits for one.
+    async fn end_batch(&mut self) -> anyhow::Result<()> {
+        if self.barrier_needed {
+            self.barrier_needed = false;
+            self.log_op(LogOp::Barrier(self.barrier))?;
+            self.barrier += 1;
+        }
+        Ok(())
+    }
+
+    /// Send what the latest durable barrier released, and run the core on what this
+    /// server sent itself.
+    async fn release(&mut self) -> anyhow::Result<()> {
+        let reached = self.durable.0;
+        while self
+            .durable_sends
+            .front()
+            .is_some_and(|(b, _, _)| *b <= reached)
+        {
+            let (_, to, msg) = self.durable_sends.pop_front().expect("checked");
+            self.send(to, msg);
+        }
+        while let Some(msg) = self.loopback.pop_front() {
+            let from = self.zab.id();
+            let actions = self.zab.step(Input::Message { from, msg });
+            self.execute(actions).await?;
+        }
+        self.end_batch().await
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
+        let mut committed = Vec::new();
+        for a in actions {
+            match a {
+                Action::Send { to, msg } => self.send(to, msg),
+                Action::SendDurable { to, msg } => {
+                    self.barrier_needed = true;
+                    self.durable_sends.push_back((self.barrier, to, msg));
+                }
+                Action::Append(entries) => self.log_op(LogOp::Append(entries))?,
+                Action::PersistEpochs {
+                    accepted_epoch,
+                    accepted_leader,
+                    current_epoch,
+                } => self.log_op(LogOp::Epochs {
+                    accepted: accepted_epoch,
+                    leader: accepted_leader,
+                    current: current_epoch,
+                })?,
+                Action::Truncate(zxid) => self.log_op(LogOp::Truncate(zxid))?,
+                Action::InstallSnapshot(snapshot) => {
+                    self.flush_commits(&mut committed).await;
+                    let tree = match &snapshot {
+                        Some(s) => DataTree::deserialize(&mut Reader::new(&s.data))
+                            .map_err(|e| anyhow::anyhow!("leader's snapshot unreadable: {e}"))?,
+                        None => DataTree::new(),
+                    };
+                    tracing::info!("SNAP at {:#x}", tree.last_zxid);
+                    self.log_op(LogOp::Reset(snapshot))?;
+                    let _ = self.events.send(Event::Reset(Box::new(tree))).await;
+                }
+                Action::Commit(entries) => {
+                    for e in entries {
+                        match Txn::from_bytes(&e.data) {
+                            Ok(mut t) => {
+                                t.zxid = e.zxid;
+                                committed.push(t);
+                            }
+                            Err(err) => {
+                                anyhow::bail!("committed entry {:#x} unreadable: {err}", e.zxid)
+                            }
+                        }
+                    }
+                }
+                Action::RoleChanged(_) => {
+                    self.flush_commits(&mut committed).await;
+                    let status = self.status();
+                    let _ = self.events.send(Event::Zab(status)).await;
+                }
+            }
+        }
+        self.flush_commits(&mut committed).await;
+        Ok(())
+    }
+
+    async fn flush_commits(&mut self, committed: &mut Vec<Txn>) {
+        if !committed.is_empty() {
+            let _ = self
+                .events
+                .send(Event::Committed(std::mem::take(committed)))
+                .await;
+        }
+    }
+}

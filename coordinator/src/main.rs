@@ -1,0 +1,40 @@
+//! `strata-coordinator --config zoo.cfg`: a ZooKeeper server.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use strata_coordinator::config::Config;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A ZooKeeper server speaking ZooKeeper's client protocol"
+)]
+struct Args {
+    /// Path to zoo.cfg (ZooKeeper's format and keys).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strata-coordinator: {e}");
+            std::process::exit(2);
+        }
+    };
+    if cfg.is_standalone() {
+        strata_coordinator::server::run_standalone(cfg).await
+    } else {
+        strata_coordinator::ensemble::run(cfg).await
+    }
+}

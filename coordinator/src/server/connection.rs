@@ -1,0 +1,181 @@
+//! One client connection: 4-byte length-prefixed frames in, decoded requests to the
+//! processor, replies and notifications out through a bounded queue.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::jute::Reader;
+use crate::proto::{ErrorCode, Request, op};
+use crate::server::fourlw;
+use crate::server::processor::{ConnectRequest, Event, OUTGOING_QUEUE, Outgoing};
+
+/// `jute.maxbuffer`: the largest request ZooKeeper accepts (1 MiB - 1).
+pub const MAX_BUFFER: usize = 0xfffff;
+/// Frames beyond this are not even read through; the connection is closed.
+const HARD_LIMIT: usize = 64 * 1024 * 1024;
+
+pub async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    conn: u64,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut first = [0u8; 4];
+    reader.read_exact(&mut first).await?;
+    if let Some(word) = fourlw::is_four_letter_word(&first) {
+        let (tx, rx) = oneshot::channel();
+        let _ = events
+            .send(Event::Command {
+                word: word.to_string(),
+                reply: tx,
+            })
+            .await;
+        let text = rx.await.unwrap_or_default();
+        let mut w = write_half;
+        w.write_all(text.as_bytes()).await?;
+        w.shutdown().await?;
+        return Ok(());
+    }
+    let len = i32::from_be_bytes(first);
+    if len < 0 || len as usize > MAX_BUFFER {
+        return Ok(());
+    }
+    let mut body = vec![0u8; len as usize];
+    reader.read_exact(&mut body).await?;
+    let req = match parse_connect(&body) {
+        Ok(r) => r,
+        Err(_) => return Ok(()),
+    };
+    let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+    if events
+        .send(Event::Connect {
+            conn,
+            remote,
+            tx,
+            req,
+        })
+        .await
+        .is_err()
+    {
+        return Ok(());
+    }
+    let read_task = tokio::spawn(read_loop(reader, conn, events.clone()));
+    write_loop(write_half, rx).await;
+    read_task.abort();
+    let _ = events.send(Event::Disconnected { conn }).await;
+    Ok(())
+}
+
+fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteError> {
+    let mut r = Reader::new(body);
+    let _protocol_version = r.read_i32()?;
+    let last_zxid_seen = r.read_i64()?;
+    let timeout_ms = r.read_i32()?;
+    let session_id = r.read_i64()?;
+    let password = r.read_buffer()?;
+    Ok(ConnectRequest {
+        last_zxid_seen,
+        timeout_ms,
+        session_id,
+        password,
+    })
+}
+
+async fn write_loop(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, write_half);
+    while let Some(out) = rx.recv().await {
+        let mut next = Some(out);
+        // Write everything already queued, then flush once.
+        while let Some(item) = next {
+            match item {
+                Outgoing::Frame(f) => {
+                    if w.write_all(&f).await.is_err() {
+                        return;
+                    }
+                }
+                Outgoing::Close => {
+                    let _ = w.flush().await;
+                    let _ = w.shutdown().await;
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    conn: u64,
+    events: mpsc::Sender<Event>,
+) {
+    let mut len_buf = [0u8; 4];
+    loop {
+        if reader.read_exact(&mut len_buf).await.is_err() {
+            break;
+        }
+        let len = i32::from_be_bytes(len_buf);
+        if len < 8 || len as usize > HARD_LIMIT {
+            break;
+        }
+        let len = len as usize;
+        if len > MAX_BUFFER {
+            // Too large for jute.maxbuffer: read it through, answer with an error, and
+            // keep the session.
+            let mut head = [0u8; 8];
+            if reader.read_exact(&mut head).await.is_err() {
+                break;
+            }
+            let mut rest = (&mut reader).take((len - 8) as u64);
+            if tokio::io::copy(&mut rest, &mut tokio::io::sink())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            let xid = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            tracing::warn!(conn, len, "request larger than jute.maxbuffer refused");
+            let ev = Event::BadRequest {
+                conn,
+                xid,
+                err: ErrorCode::MarshallingError,
+            };
+            if events.send(ev).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).await.is_err() {
+            break;
+        }
+        let mut r = Reader::new(&body);
+        let (Ok(xid), Ok(code)) = (r.read_i32(), r.read_i32()) else {
+            break;
+        };
+        let ev = match Request::decode(code, &mut r) {
+            Ok(req) => Event::Request { conn, xid, req },
+            Err(err) => {
+                let err = if code == op::RECONFIG {
+                    ErrorCode::ReconfigDisabled
+                } else {
+                    err
+                };
+                Event::BadRequest { conn, xid, err }
+            }
+        };
+        if events.send(ev).await.is_err() {
+            break;
+        }
+    }
+    let _ = events.send(Event::Disconnected { conn }).await;
+}

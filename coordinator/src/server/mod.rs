@@ -1,0 +1,133 @@
+//! The client-facing server: accept loop, connections, the request processor, four-letter
+//! words and the Prometheus endpoint.
+
+pub mod connection;
+pub mod fourlw;
+pub mod processor;
+pub mod response;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::storage::TxnLog;
+use processor::{Event, Processor};
+
+/// Requests queued towards the processor before connections wait (backpressure).
+pub const EVENT_QUEUE: usize = 16 * 1024;
+
+/// Recover from disk, then serve clients until the processor stops.
+pub async fn run_standalone(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let (snap_dir, log_dir) = (cfg.data_dir.clone(), cfg.data_log_dir.clone());
+    let recovered =
+        tokio::task::spawn_blocking(move || TxnLog::recover(&snap_dir, &log_dir)).await??;
+    tracing::info!(
+        zxid = format!("{:#x}", recovered.tree.last_zxid),
+        replayed = recovered.replayed,
+        truncated_bytes = recovered.truncated_bytes,
+        "recovered"
+    );
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    let processor = Processor::new(
+        cfg.clone(),
+        recovered.tree,
+        processor::Backend::Standalone(recovered.log),
+    );
+    spawn_listeners(&cfg, tx).await?;
+    processor.run(rx).await
+}
+
+/// Bind the client port and the metrics port and serve them in the background.
+pub async fn spawn_listeners(cfg: &Config, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(cfg.client_addr()).await?;
+    tracing::info!("serving clients on {}", listener.local_addr()?);
+    if cfg.metrics_port != 0 {
+        let addr = SocketAddr::new(
+            cfg.client_port_address
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            cfg.metrics_port,
+        );
+        let metrics = TcpListener::bind(addr).await?;
+        tokio::spawn(serve_metrics(metrics, tx.clone()));
+    }
+    tokio::spawn(accept_loop(listener, tx, cfg.max_client_cnxns));
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>, max_per_ip: usize) {
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut next_conn = 0u64;
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
+        {
+            let mut m = per_ip.lock().expect("not poisoned");
+            let n = m.entry(remote.ip()).or_default();
+            if max_per_ip != 0 && *n >= max_per_ip {
+                tracing::warn!(%remote, "too many connections from this address (maxClientCnxns)");
+                continue;
+            }
+            *n += 1;
+        }
+        next_conn += 1;
+        let (conn, events, per_ip) = (next_conn, events.clone(), per_ip.clone());
+        tokio::spawn(async move {
+            let _ = connection::serve(stream, remote, conn, events).await;
+            let mut m = per_ip.lock().expect("not poisoned");
+            if let Some(n) = m.get_mut(&remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&remote.ip());
+                }
+            }
+        });
+    }
+}
+
+/// A minimal HTTP/1.0 responder for `GET /metrics`; Prometheus needs nothing more.
+async fn serve_metrics(listener: TcpListener, events: mpsc::Sender<Event>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let events = events.clone();
+        tokio::spawn(async move {
+            // Read the request head (it may arrive in pieces), at most 4 KiB.
+            let mut buf = Vec::with_capacity(4096);
+            let mut chunk = [0u8; 1024];
+            while buf.len() < 4096 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let read = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    stream.read(&mut chunk),
+                )
+                .await;
+                match read {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => break,
+                }
+            }
+            let request = String::from_utf8_lossy(&buf);
+            let (status, body) = if request.starts_with("GET /metrics") {
+                let (tx, rx) = oneshot::channel();
+                let _ = events.send(Event::Metrics { reply: tx }).await;
+                ("200 OK", rx.await.unwrap_or_default())
+            } else {
+                ("404 Not Found", String::from("not found\n"))
+            };
+            let head = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

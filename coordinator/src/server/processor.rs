@@ -1,0 +1,1023 @@
+//! The request processor: one task that owns the tree, the sessions and the watches.
+//!
+//! Connections hand it decoded requests; it answers reads at once (unless the same
+//! session still waits for an earlier write, so each session sees its replies in order),
+//! turns writes into transactions, and group-commits them: while one batch is being
+//! fsynced, the next one gathers. A batch is applied and answered only after its fsync,
+//! so no client ever sees a change that a crash could take back.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::acl;
+use crate::config::Config;
+use crate::ensemble::{ToDriver, ZabStatus};
+use crate::jute::Writer;
+use crate::proto::{ErrorCode, Id, Request, event, perms, xid};
+use crate::server::fourlw;
+use crate::server::response;
+use crate::storage::{self, TxnLog};
+use crate::tree::DataTree;
+use crate::txn::{Txn, TxnBody};
+use crate::watch::WatchManager;
+
+/// Frames queued to one client before it counts as too slow and is disconnected.
+pub const OUTGOING_QUEUE: usize = 8192;
+
+pub enum Outgoing {
+    Frame(BytesMut),
+    /// Flush and close the connection.
+    Close,
+}
+
+/// The client's `ConnectRequest`.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    pub last_zxid_seen: i64,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub password: Vec<u8>,
+}
+
+pub enum Event {
+    Connect {
+        conn: u64,
+        remote: SocketAddr,
+        tx: mpsc::Sender<Outgoing>,
+        req: ConnectRequest,
+    },
+    Request {
+        conn: u64,
+        xid: i32,
+        req: Request,
+    },
+    /// A request that could not be decoded or was too large: answer with `err`.
+    BadRequest {
+        conn: u64,
+        xid: i32,
+        err: ErrorCode,
+    },
+    Disconnected {
+        conn: u64,
+    },
+    /// A four-letter word.
+    Command {
+        word: String,
+        reply: oneshot::Sender<String>,
+    },
+    /// The Prometheus exposition of `mntr`, for the metrics endpoint.
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
+    /// Ensemble: transactions the quorum committed, in zxid order.
+    Committed(Vec<Txn>),
+    /// Ensemble: the leader replaced our state with its snapshot (SNAP).
+    Reset(Box<DataTree>),
+    /// Ensemble: the replication role changed or was re-reported.
+    Zab(ZabStatus),
+    /// Ensemble, on the leader: sessions a follower reports alive.
+    Touch(Vec<i64>),
+}
+
+/// Where writes go.
+pub enum Backend {
+    /// Our own log, group-committed here.
+    Standalone(TxnLog),
+    /// The replication driver, which logs, replicates and hands back commits.
+    Ensemble(mpsc::Sender<ToDriver>),
+}
+
+/// What a session waits for, in order.
+enum Pending {
+    Write {
+        xid: i32,
+        started: Instant,
+    },
+    Read {
+        xid: i32,
+        req: Request,
+        started: Instant,
+    },
+}
+
+struct Connection {
+    tx: mpsc::Sender<Outgoing>,
+    remote: SocketAddr,
+    session: Option<i64>,
+    received: u64,
+    sent: u64,
+}
+
+/// A session as this server tracks it; the replicated part is in `DataTree::sessions`.
+struct LiveSession {
+    timeout_ms: i32,
+    deadline: Instant,
+    conn: Option<u64>,
+    /// `addAuth` ids plus the client's `ip` id.
+    auth: Vec<Id>,
+    /// A closeSession is on its way through the log.
+    closing: bool,
+    pending: VecDeque<Pending>,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency_min_ms: u64,
+    pub latency_max_ms: u64,
+    pub latency_total_ms: u64,
+    pub latency_count: u64,
+    pub fsync_micros_last: u64,
+    pub fsync_count: u64,
+    pub snapshots: u64,
+}
+
+type FlushResult = (TxnLog, std::io::Result<()>, Vec<Txn>);
+
+pub struct Processor {
+    cfg: Arc<Config>,
+    pub(crate) tree: DataTree,
+    pub(crate) watches: WatchManager,
+    sessions: HashMap<i64, LiveSession>,
+    conns: HashMap<u64, Connection>,
+    /// Connections waiting for their createSession to commit.
+    connecting: HashMap<i64, u64>,
+    next_zxid: i64,
+    next_session_id: i64,
+    /// Seed for session passwords; they only need to be unguessable by clients.
+    secret: u64,
+    log: Option<TxnLog>,
+    /// Set in an ensemble: writes go to the replication driver.
+    driver: Option<mpsc::Sender<ToDriver>>,
+    /// Ensemble role as last reported; standalone is always serving.
+    zab: ZabStatus,
+    staged: Vec<Txn>,
+    flushing: Option<JoinHandle<FlushResult>>,
+    roll_log: bool,
+    since_snapshot: u64,
+    snapshot_every: u64,
+    /// Containers and TTL nodes with a deletion on its way.
+    special_inflight: HashSet<String>,
+    pub(crate) stats: Stats,
+    started: Instant,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Processor {
+    pub fn new(cfg: Arc<Config>, tree: DataTree, backend: Backend) -> Processor {
+        let now = Instant::now();
+        let sessions = tree
+            .sessions
+            .iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    LiveSession {
+                        timeout_ms: s.timeout_ms,
+                        deadline: now + Duration::from_millis(s.timeout_ms as u64),
+                        conn: None,
+                        auth: Vec::new(),
+                        closing: false,
+                        pending: VecDeque::new(),
+                    },
+                )
+            })
+            .collect();
+        // ZooKeeper's session id layout: server id in the top byte, then time.
+        let base = ((now_ms() as u64) << 24 >> 8) as i64;
+        let next_session_id = base | ((cfg.my_id as i64 & 0xff) << 56);
+        // Snapshots at a server-specific point between snapCount/2 and snapCount, so the
+        // servers of an ensemble do not all snapshot at once.
+        let half = cfg.snap_count / 2;
+        let snapshot_every = half + (cfg.my_id * 7919) % half.max(1);
+        let secret = now_ms() as u64 ^ (std::process::id() as u64) << 32;
+        let mut p = Processor {
+            next_zxid: tree.last_zxid + 1,
+            tree,
+            watches: WatchManager::default(),
+            sessions,
+            conns: HashMap::new(),
+            connecting: HashMap::new(),
+            next_session_id,
+            secret,
+            zab: ZabStatus {
+                mode: if matches!(backend, Backend::Standalone(_)) {
+                    "standalone"
+                } else {
+                    "looking"
+                },
+                serving: matches!(backend, Backend::Standalone(_)),
+                leading: matches!(backend, Backend::Standalone(_)),
+                followers: None,
+                fsync_micros: 0,
+                fsync_count: 0,
+            },
+            log: None,
+            driver: None,
+            staged: Vec::new(),
+            flushing: None,
+            roll_log: false,
+            since_snapshot: 0,
+            snapshot_every,
+            special_inflight: HashSet::new(),
+            stats: Stats::default(),
+            started: now,
+            cfg,
+        };
+        match backend {
+            Backend::Standalone(log) => p.log = Some(log),
+            Backend::Ensemble(tx) => p.driver = Some(tx),
+        }
+        p
+    }
+
+    /// Run until the event channel closes or the log fails.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+        let tick = Duration::from_millis(self.cfg.tick_time_ms.max(10) / 2);
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let purge_every = Duration::from_secs(self.cfg.purge_interval_hours * 3600);
+        let mut next_purge = Instant::now() + purge_every;
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else { return Ok(()) };
+                    self.handle(ev);
+                    // Drain what is already queued so it joins the same batch.
+                    for _ in 0..1024 {
+                        match events.try_recv() {
+                            Ok(ev) => self.handle(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                done = async { self.flushing.as_mut().expect("guarded").await }, if self.flushing.is_some() => {
+                    self.flushing = None;
+                    let (log, result, batch) = done?;
+                    if let Err(e) = result {
+                        anyhow::bail!("transaction log write failed: {e}");
+                    }
+                    self.stats.fsync_micros_last = log.last_fsync_micros;
+                    self.stats.fsync_count += 1;
+                    self.log = Some(log);
+                    for txn in batch {
+                        self.commit(txn);
+                    }
+                }
+                _ = ticker.tick() => {
+                    self.expire_sessions();
+                    self.expire_special_nodes();
+                    if purge_every > Duration::ZERO && Instant::now() >= next_purge {
+                        next_purge = Instant::now() + purge_every;
+                        let (s, l, n) = (self.cfg.data_dir.clone(), self.cfg.data_log_dir.clone(), self.cfg.snap_retain_count);
+                        tokio::task::spawn_blocking(move || {
+                            if let Err(e) = storage::purge(&s, &l, n) {
+                                tracing::warn!("autopurge failed: {e}");
+                            }
+                        });
+                    }
+                }
+            }
+            self.start_flush();
+        }
+    }
+
+    /// Send the staged batch to the log if no fsync is running.
+    fn start_flush(&mut self) {
+        if self.flushing.is_some() || self.staged.is_empty() {
+            return;
+        }
+        let mut log = self.log.take().expect("log is home when no flush runs");
+        if std::mem::take(&mut self.roll_log) {
+            log.roll();
+        }
+        let batch = std::mem::take(&mut self.staged);
+        self.flushing = Some(tokio::task::spawn_blocking(move || {
+            let result = log.append(&batch);
+            (log, result, batch)
+        }));
+    }
+
+    fn propose(&mut self, session_id: i64, cxid: i32, auth: Vec<Id>, body: TxnBody) {
+        let mut txn = Txn {
+            zxid: 0,
+            time_ms: now_ms(),
+            session_id,
+            cxid,
+            auth,
+            body,
+        };
+        if let Some(driver) = &self.driver {
+            // The leader assigns the zxid; the driver's queue is bounded, and a write it
+            // cannot take is lost like one in flight during a leader change.
+            if driver
+                .try_send(ToDriver::Propose(bytes::Bytes::from(txn.to_bytes())))
+                .is_err()
+            {
+                tracing::warn!("replication queue full; dropping a write");
+            }
+            return;
+        }
+        txn.zxid = self.next_zxid;
+        self.next_zxid += 1;
+        self.staged.push(txn);
+    }
+
+    fn send(&mut self, conn: u64, frame: BytesMut) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.sent += 1;
+        self.stats.packets_sent += 1;
+        if c.tx.try_send(Outgoing::Frame(frame)).is_err() {
+            tracing::warn!(conn, "client too slow or gone; closing its connection");
+            self.drop_conn(conn);
+        }
+    }
+
+    fn drop_conn(&mut self, conn: u64) {
+        if let Some(c) = self.conns.remove(&conn) {
+            let _ = c.tx.try_send(Outgoing::Close);
+            if let Some(s) = c.session.and_then(|s| self.sessions.get_mut(&s))
+                && s.conn == Some(conn)
+            {
+                s.conn = None;
+                s.pending.clear();
+            }
+        }
+    }
+
+    fn session_conn(&self, session: i64) -> Option<u64> {
+        self.sessions.get(&session).and_then(|s| s.conn)
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Connect {
+                conn,
+                remote,
+                tx,
+                req,
+            } => self.connect(conn, remote, tx, req),
+            Event::Request { conn, xid, req } => self.request(conn, xid, req),
+            Event::BadRequest { conn, xid, err } => {
+                let zxid = self.tree.last_zxid;
+                self.send(conn, response::frame(xid, zxid, err, |_| {}));
+            }
+            Event::Disconnected { conn } => self.drop_conn(conn),
+            Event::Command { word, reply } => {
+                let _ = reply.send(fourlw::run(self, &word));
+            }
+            Event::Metrics { reply } => {
+                let _ = reply.send(fourlw::prometheus(self));
+            }
+            Event::Committed(txns) => {
+                for txn in txns {
+                    if txn.zxid > self.tree.last_zxid {
+                        self.commit(txn);
+                    }
+                }
+            }
+            Event::Reset(tree) => {
+                self.tree = *tree;
+                self.special_inflight.clear();
+                self.since_snapshot = 0;
+            }
+            Event::Zab(status) => self.zab_status(status),
+            Event::Touch(sessions) => {
+                let now = Instant::now();
+                for id in sessions {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.deadline = now + Duration::from_millis(s.timeout_ms as u64);
+                    }
+                }
+            }
+        }
+    }
+
+    fn zab_status(&mut self, status: ZabStatus) {
+        // In an ensemble the driver does the fsyncs.
+        self.stats.fsync_micros_last = status.fsync_micros;
+        self.stats.fsync_count = status.fsync_count;
+        let was_serving = self.zab.serving;
+        let was_leading = self.zab.leading;
+        self.zab = status;
+        if was_serving && !self.zab.serving {
+            // Not part of a working quorum: clients must go to a server that is.
+            tracing::info!("stopped serving; closing client connections");
+            let conns: Vec<u64> = self.conns.keys().copied().collect();
+            for c in conns {
+                self.drop_conn(c);
+            }
+            for (_, conn) in self.connecting.drain() {
+                self.conns.remove(&conn);
+            }
+        }
+        if self.zab.leading && !was_leading {
+            // A new leader gives every session a full timeout before expiring it.
+            let now = Instant::now();
+            for s in self.sessions.values_mut() {
+                s.deadline = now + Duration::from_millis(s.timeout_ms as u64);
+                s.closing = false;
+            }
+        }
+    }
+
+    fn connect(
+        &mut self,
+        conn: u64,
+        remote: SocketAddr,
+        tx: mpsc::Sender<Outgoing>,
+        req: ConnectRequest,
+    ) {
+        self.conns.insert(
+            conn,
+            Connection {
+                tx,
+                remote,
+                session: None,
+                received: 1,
+                sent: 0,
+            },
+        );
+        self.stats.packets_received += 1;
+        if !self.zab.serving {
+            self.drop_conn(conn);
+            return;
+        }
+        if req.last_zxid_seen > self.tree.last_zxid {
+            // The client has seen a newer state than this server has; it must try
+            // another server (ZooKeeper refuses the same way).
+            tracing::info!(
+                conn,
+                "refusing client that has seen zxid {:#x}",
+                req.last_zxid_seen
+            );
+            self.drop_conn(conn);
+            return;
+        }
+        let timeout_ms = self.cfg.negotiate_timeout_ms(req.timeout_ms as i64);
+        let ip = Id {
+            scheme: "ip".into(),
+            id: remote.ip().to_string(),
+        };
+        if req.session_id == 0 {
+            let id = self.next_session_id;
+            self.next_session_id += 1;
+            let password = self.password_for(id);
+            self.sessions.insert(
+                id,
+                LiveSession {
+                    timeout_ms,
+                    deadline: Instant::now() + Duration::from_millis(timeout_ms as u64),
+                    conn: Some(conn),
+                    auth: vec![ip],
+                    closing: false,
+                    pending: VecDeque::new(),
+                },
+            );
+            self.conns.get_mut(&conn).expect("inserted").session = Some(id);
+            self.connecting.insert(id, conn);
+            self.propose(
+                id,
+                0,
+                Vec::new(),
+                TxnBody::CreateSession {
+                    timeout_ms,
+                    password,
+                },
+            );
+            return;
+        }
+        let id = req.session_id;
+        if let Some(info) = self.tree.sessions.get(&id) {
+            // A session created on another server moves here.
+            self.sessions.entry(id).or_insert_with(|| LiveSession {
+                timeout_ms: info.timeout_ms,
+                deadline: Instant::now() + Duration::from_millis(info.timeout_ms as u64),
+                conn: None,
+                auth: Vec::new(),
+                closing: false,
+                pending: VecDeque::new(),
+            });
+        }
+        let valid = self
+            .tree
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.password == req.password)
+            && self.sessions.get(&id).is_some_and(|s| !s.closing);
+        if !valid {
+            self.send(conn, response::connect(0, 0, &[0; 16]));
+            if let Some(c) = self.conns.get(&conn) {
+                let _ = c.tx.try_send(Outgoing::Close);
+            }
+            self.conns.remove(&conn);
+            return;
+        }
+        let old_conn = self.session_conn(id);
+        if let Some(old) = old_conn {
+            self.drop_conn(old);
+        }
+        let s = self.sessions.get_mut(&id).expect("checked");
+        s.conn = Some(conn);
+        s.timeout_ms = timeout_ms;
+        s.deadline = Instant::now() + Duration::from_millis(timeout_ms as u64);
+        s.pending.clear();
+        s.auth.retain(|a| a.scheme != "ip");
+        s.auth.push(ip);
+        self.conns.get_mut(&conn).expect("inserted").session = Some(id);
+        let password = self.tree.sessions[&id].password.clone();
+        self.send(conn, response::connect(timeout_ms, id, &password));
+    }
+
+    fn password_for(&self, session: i64) -> Vec<u8> {
+        let mut seed = Vec::new();
+        seed.extend_from_slice(&session.to_be_bytes());
+        seed.extend_from_slice(&self.secret.to_be_bytes());
+        acl::sha1(&seed)[..16].to_vec()
+    }
+
+    fn request(&mut self, conn: u64, xid: i32, req: Request) {
+        self.stats.packets_received += 1;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.received += 1;
+        let Some(session) = c.session else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.deadline = Instant::now() + Duration::from_millis(s.timeout_ms as u64);
+        let started = Instant::now();
+        if s.closing {
+            let frame =
+                response::frame(xid, self.tree.last_zxid, ErrorCode::SessionExpired, |_| {});
+            self.send(conn, frame);
+            return;
+        }
+        if let Request::Auth { scheme, auth } = &req {
+            let id = match scheme.as_str() {
+                "digest" => std::str::from_utf8(auth).ok().and_then(acl::digest_id),
+                _ => None,
+            };
+            let zxid = self.tree.last_zxid;
+            match id {
+                Some(id) => {
+                    let id = Id {
+                        scheme: "digest".into(),
+                        id,
+                    };
+                    if !s.auth.contains(&id) {
+                        s.auth.push(id);
+                    }
+                    // ZooKeeper echoes the request's xid (kazoo uses -4, others a normal xid).
+                    self.send(conn, response::frame(xid, zxid, ErrorCode::Ok, |_| {}));
+                }
+                None => {
+                    self.send(
+                        conn,
+                        response::frame(xid, zxid, ErrorCode::AuthFailed, |_| {}),
+                    );
+                    self.drop_conn(conn);
+                }
+            }
+            return;
+        }
+        // In an ensemble, `sync` travels through the leader like a write: when it comes
+        // back committed, everything the leader had before it has been applied here.
+        let through_leader =
+            req.is_write() || (self.driver.is_some() && matches!(req, Request::Sync { .. }));
+        if through_leader {
+            s.pending.push_back(Pending::Write { xid, started });
+            let auth = s.auth.clone();
+            let body = if matches!(req, Request::Close) {
+                s.closing = true;
+                TxnBody::CloseSession
+            } else {
+                TxnBody::Write(req)
+            };
+            self.propose(session, xid, auth, body);
+        } else if s.pending.is_empty() {
+            self.read(session, conn, xid, &req, started);
+        } else {
+            s.pending.push_back(Pending::Read { xid, req, started });
+        }
+    }
+
+    fn record_latency(&mut self, started: Instant) {
+        let ms = started.elapsed().as_millis() as u64;
+        let st = &mut self.stats;
+        st.latency_min_ms = if st.latency_count == 0 {
+            ms
+        } else {
+            st.latency_min_ms.min(ms)
+        };
+        st.latency_max_ms = st.latency_max_ms.max(ms);
+        st.latency_total_ms += ms;
+        st.latency_count += 1;
+    }
+
+    /// Answer a read (or any request that needs no transaction) from the local tree.
+    fn read(&mut self, session: i64, conn: u64, xid: i32, req: &Request, started: Instant) {
+        let zxid = self.tree.last_zxid;
+        let auth = self.sessions[&session].auth.clone();
+        let reply_xid = match req {
+            Request::Ping => xid::PING,
+            Request::SetWatches { .. } => xid::SET_WATCHES,
+            _ => xid,
+        };
+        let mut extra_events = Vec::new();
+        let result: Result<Writer, ErrorCode> = (|| {
+            let mut w = Writer::new();
+            match req {
+                Request::Ping => {}
+                Request::Exists { path, watch } => {
+                    crate::proto::validate_path(path, false)?;
+                    if *watch {
+                        self.watches.add_data(path, session);
+                    }
+                    let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
+                    node.stat().write(&mut w);
+                }
+                Request::GetData { path, watch } => {
+                    let node = self.tree.read(path, perms::READ, &auth)?;
+                    response::write_get_data(&mut w, &node.data, &node.stat());
+                    if *watch {
+                        self.watches.add_data(path, session);
+                    }
+                }
+                Request::GetChildren {
+                    path,
+                    watch,
+                    with_stat,
+                } => {
+                    self.tree.read(path, perms::READ, &auth)?;
+                    response::write_children(&mut w, &self.tree, path, *with_stat);
+                    if *watch {
+                        self.watches.add_child(path, session);
+                    }
+                }
+                Request::GetAcl { path } => {
+                    self.tree.read(path, 0, &auth)?;
+                    response::write_acl_response(&mut w, &self.tree, path);
+                }
+                Request::Sync { path } => {
+                    w.string(path);
+                }
+                Request::GetAllChildrenNumber { path } => {
+                    self.tree.read(path, perms::READ, &auth)?;
+                    w.i32(self.tree.descendant_count(path) as i32);
+                }
+                Request::GetEphemerals { prefix } => {
+                    let list: Vec<String> = self
+                        .tree
+                        .ephemerals_of(session)
+                        .into_iter()
+                        .filter(|p| p.starts_with(prefix.as_str()))
+                        .collect();
+                    w.strings(&list);
+                }
+                Request::WhoAmI => {
+                    w.i32(auth.len() as i32);
+                    for id in &auth {
+                        w.string(&id.scheme).string(&id.id);
+                    }
+                }
+                Request::AddWatch { path, mode } => {
+                    crate::proto::validate_path(path, false)?;
+                    match mode {
+                        0 => self.watches.add_persistent(path, session, false),
+                        1 => self.watches.add_persistent(path, session, true),
+                        _ => return Err(ErrorCode::BadArguments),
+                    }
+                }
+                Request::RemoveWatches {
+                    path,
+                    kind,
+                    only_check,
+                } => {
+                    let removed = self.watches.remove(path, session, *kind, *only_check);
+                    if removed.is_empty() {
+                        return Err(ErrorCode::NoWatcher);
+                    }
+                }
+                Request::SetWatches {
+                    relative_zxid,
+                    data,
+                    exist,
+                    child,
+                    persistent,
+                    persistent_recursive,
+                } => {
+                    for p in data {
+                        match self.tree.get(p) {
+                            None => extra_events.push((event::NODE_DELETED, p.clone())),
+                            Some(n) if n.stat.mzxid > *relative_zxid => {
+                                extra_events.push((event::NODE_DATA_CHANGED, p.clone()))
+                            }
+                            Some(_) => self.watches.add_data(p, session),
+                        }
+                    }
+                    for p in exist {
+                        if self.tree.get(p).is_some() {
+                            extra_events.push((event::NODE_CREATED, p.clone()));
+                        } else {
+                            self.watches.add_data(p, session);
+                        }
+                    }
+                    for p in child {
+                        match self.tree.get(p) {
+                            None => extra_events.push((event::NODE_DELETED, p.clone())),
+                            Some(n) if n.stat.pzxid > *relative_zxid => {
+                                extra_events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
+                            }
+                            Some(_) => self.watches.add_child(p, session),
+                        }
+                    }
+                    for p in persistent {
+                        self.watches.add_persistent(p, session, false);
+                    }
+                    for p in persistent_recursive {
+                        self.watches.add_persistent(p, session, true);
+                    }
+                }
+                Request::MultiRead(ops) => {
+                    for op in ops {
+                        match op {
+                            Request::GetData { path, .. } => {
+                                match self.tree.read(path, perms::READ, &auth) {
+                                    Ok(n) => {
+                                        w.i32(crate::proto::op::GET_DATA).bool(false).i32(0);
+                                        response::write_get_data(&mut w, &n.data, &n.stat());
+                                    }
+                                    Err(e) => {
+                                        w.i32(crate::proto::op::ERROR)
+                                            .bool(false)
+                                            .i32(e.code())
+                                            .i32(e.code());
+                                    }
+                                }
+                            }
+                            Request::GetChildren { path, .. } => {
+                                match self.tree.read(path, perms::READ, &auth) {
+                                    Ok(_) => {
+                                        w.i32(crate::proto::op::GET_CHILDREN).bool(false).i32(0);
+                                        response::write_children(&mut w, &self.tree, path, false);
+                                    }
+                                    Err(e) => {
+                                        w.i32(crate::proto::op::ERROR)
+                                            .bool(false)
+                                            .i32(e.code())
+                                            .i32(e.code());
+                                    }
+                                }
+                            }
+                            _ => return Err(ErrorCode::BadArguments),
+                        }
+                    }
+                    w.i32(-1).bool(true).i32(-1);
+                }
+                _ => return Err(ErrorCode::Unimplemented),
+            }
+            Ok(w)
+        })();
+        for (ty, path) in extra_events {
+            self.send(conn, response::notification(ty, &path));
+        }
+        let frame = match result {
+            Ok(body) => response::frame(reply_xid, zxid, ErrorCode::Ok, |w| {
+                w.buf.extend_from_slice(&body.buf)
+            }),
+            Err(e) => response::frame(reply_xid, zxid, e, |_| {}),
+        };
+        self.send(conn, frame);
+        if !matches!(req, Request::Ping) {
+            self.record_latency(started);
+        }
+    }
+
+    /// Apply a durable transaction, fire its watches and answer its client.
+    fn commit(&mut self, txn: Txn) {
+        let applied = self.tree.apply(&txn);
+        for (ty, path) in &applied.triggers {
+            for s in self.watches.trigger(*ty, path) {
+                if let Some(conn) = self.session_conn(s) {
+                    self.send(conn, response::notification(*ty, path));
+                }
+            }
+        }
+        if let TxnBody::DeleteIfEmpty { path } = &txn.body {
+            self.special_inflight.remove(path);
+        }
+        self.since_snapshot += 1;
+        if self.since_snapshot >= self.snapshot_every {
+            self.since_snapshot = 0;
+            self.snapshot();
+        }
+        let session = txn.session_id;
+        match &txn.body {
+            TxnBody::CreateSession {
+                timeout_ms,
+                password,
+            } => {
+                let timeout_ms = *timeout_ms;
+                self.sessions.entry(session).or_insert_with(|| LiveSession {
+                    timeout_ms,
+                    deadline: Instant::now() + Duration::from_millis(timeout_ms as u64),
+                    conn: None,
+                    auth: Vec::new(),
+                    closing: false,
+                    pending: VecDeque::new(),
+                });
+                if let Some(conn) = self.connecting.remove(&session) {
+                    self.send(conn, response::connect(timeout_ms, session, password));
+                }
+                return;
+            }
+            TxnBody::CloseSession => {
+                self.watches.remove_session(session);
+                if let Some(mut s) = self.sessions.remove(&session) {
+                    if let (Some(conn), Some(Pending::Write { xid, started })) =
+                        (s.conn, s.pending.pop_front())
+                    {
+                        self.send(conn, response::frame(xid, txn.zxid, ErrorCode::Ok, |_| {}));
+                        self.record_latency(started);
+                    }
+                    if let Some(conn) = s.conn {
+                        self.drop_conn(conn);
+                    }
+                }
+                return;
+            }
+            TxnBody::DeleteIfEmpty { .. } => return,
+            TxnBody::Write(_) => {}
+        }
+        let TxnBody::Write(req) = &txn.body else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let Some(conn) = s.conn else { return };
+        match s.pending.front() {
+            Some(Pending::Write { xid, .. }) if *xid == txn.cxid => {}
+            _ => return,
+        }
+        let Some(Pending::Write { xid, started }) = s.pending.pop_front() else {
+            return;
+        };
+        let frame = response::write_reply(xid, txn.zxid, req, &applied.result);
+        self.send(conn, frame);
+        self.record_latency(started);
+        // Reads that queued behind this write can go now.
+        loop {
+            let Some(s) = self.sessions.get_mut(&session) else {
+                return;
+            };
+            if !matches!(s.pending.front(), Some(Pending::Read { .. })) {
+                break;
+            }
+            let Some(Pending::Read { xid, req, started }) = s.pending.pop_front() else {
+                break;
+            };
+            self.read(session, conn, xid, &req, started);
+        }
+    }
+
+    fn snapshot(&mut self) {
+        let (zxid, body) = storage::snapshot_bytes(&self.tree);
+        self.roll_log = true;
+        self.stats.snapshots += 1;
+        let dir = self.cfg.data_dir.clone();
+        let body = bytes::Bytes::from(body);
+        if let Some(driver) = &self.driver {
+            let _ = driver.try_send(ToDriver::Compacted {
+                zxid,
+                data: body.clone(),
+            });
+        }
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = storage::write_snapshot(&dir, zxid, &body) {
+                tracing::error!("snapshot {zxid:#x} failed: {e}");
+            }
+        });
+    }
+
+    fn expire_sessions(&mut self) {
+        if let Some(driver) = &self.driver
+            && !self.zab.leading
+        {
+            // Only the leader expires sessions; tell it which are alive here.
+            let alive: Vec<i64> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.conn.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            if !alive.is_empty() {
+                let _ = driver.try_send(ToDriver::Touch(alive));
+            }
+            return;
+        }
+        let now = Instant::now();
+        let expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.closing && s.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            tracing::info!("session {id:#x} expired");
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.closing = true;
+                s.pending.clear();
+                if let Some(conn) = s.conn.take() {
+                    self.drop_conn(conn);
+                }
+            }
+            self.propose(id, 0, Vec::new(), TxnBody::CloseSession);
+        }
+    }
+
+    fn expire_special_nodes(&mut self) {
+        if !self.zab.leading {
+            return;
+        }
+        for path in self.tree.expired_special_nodes(now_ms()) {
+            if self.special_inflight.insert(path.clone()) {
+                self.propose(0, 0, Vec::new(), TxnBody::DeleteIfEmpty { path });
+            }
+        }
+    }
+
+    // ---- read-only views for four-letter words and metrics ----
+
+    pub(crate) fn mode(&self) -> &'static str {
+        self.zab.mode
+    }
+
+    pub(crate) fn serving(&self) -> bool {
+        self.zab.serving
+    }
+
+    /// `(synced, total)` followers when leading.
+    pub(crate) fn synced_followers(&self) -> Option<(usize, usize)> {
+        self.zab.followers
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn outstanding(&self) -> usize {
+        self.sessions.values().map(|s| s.pending.len()).sum()
+    }
+
+    pub(crate) fn connection_lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .conns
+            .values()
+            .map(|c| {
+                format!(
+                    " /{}[1](queued=0,recved={},sent={},sid={:#x})",
+                    c.remote,
+                    c.received,
+                    c.sent,
+                    c.session.unwrap_or(0)
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub(crate) fn watched_paths(&self) -> (usize, usize, usize) {
+        let by = self.watches.by_session();
+        let paths: BTreeSet<&String> = by.values().flatten().collect();
+        (by.len(), paths.len(), self.watches.count())
+    }
+}

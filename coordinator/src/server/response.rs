@@ -1,0 +1,129 @@
+//! Encoding replies: the `ReplyHeader` and each request's response record.
+
+use bytes::BytesMut;
+
+use crate::jute::Writer;
+use crate::proto::{CreateOp, ErrorCode, Request, Stat, event, op, write_acls, xid};
+use crate::tree::{DataTree, Outcome};
+
+/// A reply frame: `ReplyHeader{xid, zxid, err}` then `body` (only when err is 0).
+pub fn frame(xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut Writer)) -> BytesMut {
+    let mut w = Writer::new();
+    w.i32(xid).i64(zxid).i32(err.code());
+    if err == ErrorCode::Ok {
+        body(&mut w);
+    }
+    w.into_frame()
+}
+
+/// A watch notification (`WatcherEvent` after a header with xid -1).
+pub fn notification(event_type: i32, path: &str) -> BytesMut {
+    frame(xid::NOTIFICATION, -1, ErrorCode::Ok, |w| {
+        w.i32(event_type)
+            .i32(event::STATE_SYNC_CONNECTED)
+            .string(path);
+    })
+}
+
+/// The `ConnectResponse`; a zero session id and timeout tell the client its session
+/// has expired.
+pub fn connect(timeout_ms: i32, session_id: i64, password: &[u8]) -> BytesMut {
+    let mut w = Writer::new();
+    w.i32(0)
+        .i32(timeout_ms)
+        .i64(session_id)
+        .buffer(password)
+        .bool(false);
+    w.into_frame()
+}
+
+fn write_outcome(w: &mut Writer, req: &Request, outcome: &Outcome) {
+    match (req, outcome) {
+        (
+            Request::Create {
+                op: CreateOp::Create,
+                ..
+            },
+            Outcome::Created { path, .. },
+        ) => {
+            w.string(path);
+        }
+        (Request::Create { .. }, Outcome::Created { path, stat }) => {
+            w.string(path);
+            stat.write(w);
+        }
+        (Request::Sync { path }, _) => {
+            w.string(path);
+        }
+        (_, Outcome::Stat(stat)) => stat.write(w),
+        (Request::Multi(ops), Outcome::Multi(results)) => {
+            for (sub, result) in ops.iter().zip(results) {
+                match result {
+                    Ok(o) => {
+                        w.i32(sub_op(sub)).bool(false).i32(0);
+                        write_outcome(w, sub, o);
+                    }
+                    Err(e) => {
+                        w.i32(op::ERROR).bool(false).i32(e.code()).i32(e.code());
+                    }
+                }
+            }
+            w.i32(-1).bool(true).i32(-1);
+        }
+        _ => {}
+    }
+}
+
+fn sub_op(req: &Request) -> i32 {
+    match req {
+        Request::Create {
+            op: CreateOp::Create,
+            ..
+        } => op::CREATE,
+        Request::Create { .. } => op::CREATE2,
+        Request::Delete { .. } => op::DELETE,
+        Request::SetData { .. } => op::SET_DATA,
+        Request::Check { .. } => op::CHECK,
+        Request::GetData { .. } => op::GET_DATA,
+        Request::GetChildren { .. } => op::GET_CHILDREN,
+        _ => op::ERROR,
+    }
+}
+
+/// The reply to a committed write.
+pub fn write_reply(
+    xid: i32,
+    zxid: i64,
+    req: &Request,
+    result: &Result<Outcome, ErrorCode>,
+) -> BytesMut {
+    match result {
+        Ok(outcome) => frame(xid, zxid, ErrorCode::Ok, |w| write_outcome(w, req, outcome)),
+        Err(e) => frame(xid, zxid, *e, |_| {}),
+    }
+}
+
+/// One `multiRead` sub-result or a plain read's body.
+pub fn write_get_data(w: &mut Writer, data: &[u8], stat: &Stat) {
+    w.buffer(data);
+    stat.write(w);
+}
+
+pub fn write_children(w: &mut Writer, tree: &DataTree, path: &str, with_stat: bool) {
+    if let Some(n) = tree.get(path) {
+        w.i32(n.children.len() as i32);
+        for c in &n.children {
+            w.string(c);
+        }
+        if with_stat {
+            n.stat().write(w);
+        }
+    }
+}
+
+pub fn write_acl_response(w: &mut Writer, tree: &DataTree, path: &str) {
+    if let Some(n) = tree.get(path) {
+        write_acls(w, &n.acl);
+        n.stat().write(w);
+    }
+}

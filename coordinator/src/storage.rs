@@ -1,0 +1,575 @@
+//! Durability: the transaction log and snapshots, laid out like ZooKeeper's
+//! `version-2/` directories (`log.<zxid>`, `snapshot.<zxid>`, zxid in hex).
+//!
+//! * Log entries are `crc32c(u32) | length(u32) | txn`. Files are preallocated in
+//!   `PREALLOC_BYTES` steps, so the zero-filled space after the last entry reads as a
+//!   zero length: the end of the log. A torn tail (short entry, bad checksum) ends the
+//!   log there and is cut off on recovery.
+//! * [`TxnLog::append`] writes a whole batch and fsyncs once (group commit); nothing in a
+//!   batch is acknowledged before it returns.
+//! * Snapshots are `"ZKSN" | crc32c(u32) | length(u64) | tree`, written to a temporary
+//!   name, fsynced and renamed, so a crash never leaves a half snapshot under a real name.
+//!   The tree is copied between transactions and written in the background while the log
+//!   goes on in a new file.
+//! * Recovery: the newest snapshot whose checksum holds, then every logged transaction
+//!   after it, in zxid order.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::jute::{Reader, Writer};
+use crate::tree::DataTree;
+use crate::txn::Txn;
+
+/// Log files grow in steps of this size (ZooKeeper's `zookeeper.preAllocSize`, 64 MiB).
+pub const PREALLOC_BYTES: u64 = 64 * 1024 * 1024;
+const SNAP_MAGIC: &[u8; 4] = b"ZKSN";
+
+fn version_dir(dir: &Path) -> PathBuf {
+    dir.join("version-2")
+}
+
+fn zxid_of(name: &str, prefix: &str) -> Option<i64> {
+    let hex = name.strip_prefix(prefix)?;
+    i64::from_str_radix(hex, 16).ok()
+}
+
+/// Files in `dir` named `prefix<hex zxid>`, sorted by zxid.
+fn list(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(z) = zxid_of(&name, prefix) {
+            out.push((z, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Read the valid entries of one log file; returns them and the byte offset where the
+/// valid part ends.
+fn read_log(path: &Path) -> io::Result<(Vec<Txn>, u64)> {
+    let (entries, end) = read_log_raw(path)?;
+    let txns = entries.into_iter().map(|(t, _, _)| t).collect();
+    Ok((txns, end))
+}
+
+/// A logged entry: the transaction, its bytes, and the file offset just after it.
+type RawEntry = (Txn, Vec<u8>, u64);
+
+/// Like [`read_log`], with each entry's raw bytes and the offset just after it.
+fn read_log_raw(path: &Path) -> io::Result<(Vec<RawEntry>, u64)> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut txns = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= bytes.len() {
+        let crc = u32::from_be_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes"));
+        let len = u32::from_be_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes")) as usize;
+        if len == 0 || pos + 8 + len > bytes.len() {
+            break;
+        }
+        let body = &bytes[pos + 8..pos + 8 + len];
+        if crc32c::crc32c(body) != crc {
+            break;
+        }
+        let Ok(txn) = Txn::from_bytes(body) else {
+            break;
+        };
+        pos += 8 + len;
+        txns.push((txn, body.to_vec(), pos as u64));
+    }
+    Ok((txns, pos as u64))
+}
+
+/// The append side of the transaction log.
+pub struct TxnLog {
+    dir: PathBuf,
+    file: Option<File>,
+    /// Where the next entry goes in `file`.
+    pos: u64,
+    /// How far `file` is preallocated.
+    allocated: u64,
+    /// fsync durations of recent appends, for metrics (`zk_fsync_threshold_exceed`'s sibling).
+    pub last_fsync_micros: u64,
+}
+
+/// What recovery found.
+pub struct Recovered {
+    pub tree: DataTree,
+    pub log: TxnLog,
+    /// Transactions replayed from the log on top of the snapshot.
+    pub replayed: usize,
+    /// Bytes cut off a torn log tail.
+    pub truncated_bytes: u64,
+}
+
+/// What an ensemble member finds on disk: the newest valid snapshot, and the logged
+/// entries after it (committed or not: the leader decides), as `(zxid, txn bytes)`.
+pub struct Opened {
+    pub snapshot: Option<(i64, Vec<u8>)>,
+    pub entries: Vec<(i64, Vec<u8>)>,
+    pub log: TxnLog,
+}
+
+impl TxnLog {
+    /// Open the log of an ensemble member without applying anything.
+    pub fn open(snap_dir: &Path, log_dir: &Path) -> io::Result<Opened> {
+        // Recovery cuts a torn tail; the tree it builds is not needed here.
+        let rec = TxnLog::recover(snap_dir, log_dir)?;
+        let mut snapshot = None;
+        for (zxid, path) in list(&version_dir(snap_dir), "snapshot.")?.into_iter().rev() {
+            if read_snapshot(&path)?.is_some() {
+                let bytes = fs::read(&path)?;
+                snapshot = Some((zxid, bytes[16..].to_vec()));
+                break;
+            }
+        }
+        let after = snapshot.as_ref().map_or(0, |s| s.0);
+        let mut entries = Vec::new();
+        for (_, path) in list(&version_dir(log_dir), "log.")? {
+            let (txns, _) = read_log_raw(&path)?;
+            for (t, raw, _) in txns {
+                if t.zxid > after && entries.last().is_none_or(|(z, _)| *z < t.zxid) {
+                    entries.push((t.zxid, raw));
+                }
+            }
+        }
+        Ok(Opened {
+            snapshot,
+            entries,
+            log: rec.log,
+        })
+    }
+
+    /// Append entries given as encoded transactions, writing `zxid` over each one's
+    /// leading zxid field (the leader assigns zxids after the bytes were made).
+    pub fn append_raw(&mut self, entries: &[(i64, &[u8])]) -> io::Result<()> {
+        let txns: Vec<Txn> = entries
+            .iter()
+            .filter_map(|(zxid, raw)| {
+                let mut t = Txn::from_bytes(raw).ok()?;
+                t.zxid = *zxid;
+                Some(t)
+            })
+            .collect();
+        self.append(&txns)
+    }
+
+    /// Remove every entry with zxid greater than `zxid` (a leader's TRUNC).
+    pub fn truncate_after(&mut self, zxid: i64) -> io::Result<()> {
+        self.file = None;
+        for (start, path) in list(&self.dir, "log.")? {
+            if start > zxid {
+                fs::remove_file(&path)?;
+                continue;
+            }
+            let (entries, _) = read_log_raw(&path)?;
+            let keep_end = entries
+                .iter()
+                .take_while(|(t, _, _)| t.zxid <= zxid)
+                .last()
+                .map_or(0, |(_, _, end)| *end);
+            if keep_end < entries.last().map_or(0, |(_, _, end)| *end) {
+                let f = OpenOptions::new().write(true).open(&path)?;
+                let len = f.metadata()?.len();
+                f.set_len(keep_end)?;
+                f.set_len(len)?;
+                f.sync_all()?;
+            }
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Replace everything on disk with one snapshot (a leader's SNAP); `None` is the
+    /// empty tree.
+    pub fn reset_to_snapshot(
+        &mut self,
+        snap_dir: &Path,
+        snapshot: Option<(i64, &[u8])>,
+    ) -> io::Result<()> {
+        self.file = None;
+        for (_, path) in list(&self.dir, "log.")? {
+            fs::remove_file(path)?;
+        }
+        let keep = snapshot.map(|s| s.0);
+        for (zxid, path) in list(&version_dir(snap_dir), "snapshot.")? {
+            if Some(zxid) != keep {
+                fs::remove_file(path)?;
+            }
+        }
+        if let Some((zxid, body)) = snapshot {
+            write_snapshot(snap_dir, zxid, body)?;
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Recover the tree from `snap_dir` and `log_dir` and open the log for appending.
+    pub fn recover(snap_dir: &Path, log_dir: &Path) -> io::Result<Recovered> {
+        let sdir = version_dir(snap_dir);
+        let ldir = version_dir(log_dir);
+        fs::create_dir_all(&sdir)?;
+        fs::create_dir_all(&ldir)?;
+        let mut tree = DataTree::new();
+        for (_, path) in list(&sdir, "snapshot.")?.into_iter().rev() {
+            if let Some(t) = read_snapshot(&path)? {
+                tree = t;
+                break;
+            }
+        }
+        let mut replayed = 0;
+        let mut truncated_bytes = 0;
+        let logs = list(&ldir, "log.")?;
+        let mut last: Option<(PathBuf, u64)> = None;
+        for (i, (_, path)) in logs.iter().enumerate() {
+            let (txns, end) = read_log(path)?;
+            for txn in txns {
+                if txn.zxid > tree.last_zxid {
+                    tree.apply(&txn);
+                    replayed += 1;
+                }
+            }
+            if i + 1 == logs.len() {
+                let len = fs::metadata(path)?.len();
+                let tail = read_nonzero_tail(path, end, len)?;
+                truncated_bytes = tail;
+                last = Some((path.clone(), end));
+            }
+        }
+        let mut log = TxnLog {
+            dir: ldir,
+            file: None,
+            pos: 0,
+            allocated: 0,
+            last_fsync_micros: 0,
+        };
+        if let Some((path, end)) = last {
+            let file = OpenOptions::new().read(true).write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if truncated_bytes > 0 {
+                // Zero the torn tail so a later scan cannot mistake it for entries.
+                file.set_len(end)?;
+                file.set_len(len.max(end))?;
+                file.sync_all()?;
+            }
+            log.pos = end;
+            log.allocated = len;
+            log.file = Some(file);
+        }
+        Ok(Recovered {
+            tree,
+            log,
+            replayed,
+            truncated_bytes,
+        })
+    }
+
+    /// Append a batch and fsync once. The first transaction of a new file names it.
+    pub fn append(&mut self, txns: &[Txn]) -> io::Result<()> {
+        if txns.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        for t in txns {
+            let body = t.to_bytes();
+            buf.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+            buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&body);
+        }
+        if self.file.is_none() {
+            let path = self.dir.join(format!("log.{:x}", txns[0].zxid));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)?;
+            self.file = Some(file);
+            self.pos = 0;
+            self.allocated = 0;
+            File::open(&self.dir)?.sync_all()?;
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let end = self.pos + buf.len() as u64;
+        if end > self.allocated {
+            self.allocated = end.div_ceil(PREALLOC_BYTES) * PREALLOC_BYTES;
+            file.set_len(self.allocated)?;
+        }
+        file.seek(SeekFrom::Start(self.pos))?;
+        file.write_all(&buf)?;
+        let started = std::time::Instant::now();
+        file.sync_data()?;
+        self.last_fsync_micros = started.elapsed().as_micros() as u64;
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Start a new log file with the next append (done at every snapshot, as ZooKeeper
+    /// rolls its log, so old files can be purged whole).
+    pub fn roll(&mut self) {
+        self.file = None;
+    }
+
+    /// Every logged transaction with zxid greater than `after`, in order.
+    pub fn read_after(&self, after: i64) -> io::Result<Vec<Txn>> {
+        let mut out = Vec::new();
+        for (_, path) in list(&self.dir, "log.")? {
+            let (txns, _) = read_log(&path)?;
+            out.extend(txns.into_iter().filter(|t| t.zxid > after));
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes after `end` that are not zero: a torn or corrupt tail.
+fn read_nonzero_tail(path: &Path, end: u64, len: u64) -> io::Result<u64> {
+    if end >= len {
+        return Ok(0);
+    }
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(end))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_nonzero = None;
+    let mut off = end;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().rposition(|b| *b != 0) {
+            last_nonzero = Some(off + i as u64);
+        }
+        off += n as u64;
+    }
+    Ok(last_nonzero.map_or(0, |p| p + 1 - end))
+}
+
+fn read_snapshot(path: &Path) -> io::Result<Option<DataTree>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    if bytes.len() < 16 || &bytes[..4] != SNAP_MAGIC {
+        return Ok(None);
+    }
+    let crc = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    let len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+    if bytes.len() < 16 + len || crc32c::crc32c(&bytes[16..16 + len]) != crc {
+        return Ok(None);
+    }
+    Ok(DataTree::deserialize(&mut Reader::new(&bytes[16..16 + len])).ok())
+}
+
+/// Serialize a tree for [`write_snapshot`]; cheap enough to do between transactions.
+pub fn snapshot_bytes(tree: &DataTree) -> (i64, Vec<u8>) {
+    let mut w = Writer::new();
+    tree.serialize(&mut w);
+    (tree.last_zxid, w.buf.to_vec())
+}
+
+/// Write `snapshot.<zxid>` durably.
+pub fn write_snapshot(snap_dir: &Path, zxid: i64, body: &[u8]) -> io::Result<()> {
+    let sdir = version_dir(snap_dir);
+    fs::create_dir_all(&sdir)?;
+    let tmp = sdir.join(format!("snapshot.{zxid:x}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(SNAP_MAGIC)?;
+    f.write_all(&crc32c::crc32c(body).to_be_bytes())?;
+    f.write_all(&(body.len() as u64).to_be_bytes())?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    fs::rename(&tmp, sdir.join(format!("snapshot.{zxid:x}")))?;
+    File::open(&sdir)?.sync_all()
+}
+
+/// Autopurge: keep the newest `retain` snapshots and the logs needed after the oldest.
+pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> io::Result<()> {
+    let snaps = list(&version_dir(snap_dir), "snapshot.")?;
+    if snaps.len() <= retain {
+        return Ok(());
+    }
+    let keep_from = snaps[snaps.len() - retain].0;
+    for (_, path) in &snaps[..snaps.len() - retain] {
+        fs::remove_file(path)?;
+    }
+    let logs = list(&version_dir(log_dir), "log.")?;
+    // A log is still needed if the next one starts after `keep_from`: it may hold the
+    // transactions right after the oldest kept snapshot.
+    for pair in logs.windows(2) {
+        if pair[1].0 <= keep_from {
+            fs::remove_file(&pair[0].1)?;
+        }
+    }
+    Ok(())
+}
+
+/// ZAB's two epochs and who the accepted one was promised to, in `dataDir`
+/// (`acceptedEpoch`, `currentEpoch`, as ZooKeeper names them).
+pub fn read_epochs(data_dir: &Path) -> io::Result<(i64, u64, i64)> {
+    let read = |name: &str| -> io::Result<Vec<i64>> {
+        match fs::read_to_string(data_dir.join(name)) {
+            Ok(s) => Ok(s
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    };
+    let accepted = read("acceptedEpoch")?;
+    let current = read("currentEpoch")?;
+    Ok((
+        accepted.first().copied().unwrap_or(0),
+        accepted.get(1).copied().unwrap_or(0) as u64,
+        current.first().copied().unwrap_or(0),
+    ))
+}
+
+pub fn write_epochs(data_dir: &Path, accepted: i64, leader: u64, current: i64) -> io::Result<()> {
+    for (name, text) in [
+        ("acceptedEpoch", format!("{accepted} {leader}\n")),
+        ("currentEpoch", format!("{current}\n")),
+    ] {
+        let tmp = data_dir.join(format!("{name}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, data_dir.join(name))?;
+    }
+    File::open(data_dir)?.sync_all()
+}
+
+pub fn snapshot_count(snap_dir: &Path) -> io::Result<usize> {
+    Ok(list(&version_dir(snap_dir), "snapshot.")?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{Acl, CreateOp, Request};
+    use crate::txn::TxnBody;
+
+    fn create(zxid: i64, path: &str) -> Txn {
+        Txn {
+            zxid,
+            time_ms: 0,
+            session_id: 1,
+            cxid: 0,
+            auth: vec![],
+            body: TxnBody::Write(Request::Create {
+                op: CreateOp::Create,
+                path: path.into(),
+                data: vec![0; 100],
+                acl: Acl::world_anyone(),
+                flags: 0,
+                ttl: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn recovery_replays_the_log_and_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLog::recover(dir.path(), dir.path()).unwrap().log;
+        log.append(&[create(1, "/a"), create(2, "/b")]).unwrap();
+        log.append(&[create(3, "/c")]).unwrap();
+        let end = log.pos;
+        drop(log);
+        // A torn write: half an entry header and garbage after the last good entry.
+        let path = version_dir(dir.path()).join("log.1");
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        use std::os::unix::fs::FileExt;
+        f.write_all_at(&[7, 7, 7, 7, 0, 0, 0, 50, 1, 2], end)
+            .unwrap();
+        drop(f);
+        let r = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.replayed, 3);
+        assert_eq!(r.truncated_bytes, 10);
+        assert!(r.tree.get("/c").is_some());
+        let mut log = r.log;
+        log.append(&[create(4, "/d")]).unwrap();
+        drop(log);
+        let r = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.replayed, 4);
+        assert_eq!(r.truncated_bytes, 0);
+        assert_eq!(r.tree.last_zxid, 4);
+    }
+
+    #[test]
+    fn snapshot_plus_log_and_purge_keeps_what_recovery_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        let mut zxid = 0;
+        for round in 0..5 {
+            for i in 0..3 {
+                zxid += 1;
+                let t = create(zxid, &format!("/n{round}-{i}"));
+                rec.log.append(std::slice::from_ref(&t)).unwrap();
+                rec.tree.apply(&t);
+            }
+            let (z, body) = snapshot_bytes(&rec.tree);
+            rec.log.roll();
+            write_snapshot(dir.path(), z, &body).unwrap();
+            purge(dir.path(), dir.path(), 3).unwrap();
+        }
+        zxid += 1;
+        let t = create(zxid, "/last");
+        rec.log.append(std::slice::from_ref(&t)).unwrap();
+        rec.tree.apply(&t);
+        assert_eq!(snapshot_count(dir.path()).unwrap(), 3);
+        let again = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(again.tree, rec.tree);
+        assert_eq!(again.replayed, 1);
+    }
+
+    #[test]
+    fn truncate_and_reset_for_zab_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLog::recover(dir.path(), dir.path()).unwrap().log;
+        log.append(&[create(1, "/a"), create(2, "/b")]).unwrap();
+        log.roll();
+        log.append(&[create(3, "/c"), create(4, "/d")]).unwrap();
+        log.truncate_after(2).unwrap();
+        let raw = create(9, "/e").to_bytes();
+        log.append_raw(&[(3, &raw)]).unwrap();
+        drop(log);
+        let opened = TxnLog::open(dir.path(), dir.path()).unwrap();
+        let zxids: Vec<i64> = opened.entries.iter().map(|e| e.0).collect();
+        assert_eq!(zxids, vec![1, 2, 3]);
+        assert_eq!(Txn::from_bytes(&opened.entries[2].1).unwrap().zxid, 3);
+        let mut log = opened.log;
+        let (z, body) = snapshot_bytes(&DataTree::new());
+        log.reset_to_snapshot(dir.path(), Some((z + 5, &body)))
+            .unwrap();
+        let opened = TxnLog::open(dir.path(), dir.path()).unwrap();
+        assert!(opened.entries.is_empty());
+        assert_eq!(opened.snapshot.map(|s| s.0), Some(5));
+        write_epochs(dir.path(), 3, 2, 2).unwrap();
+        assert_eq!(read_epochs(dir.path()).unwrap(), (3, 2, 2));
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_falls_back_to_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        for z in 1..=2 {
+            let t = create(z, &format!("/s{z}"));
+            rec.log.append(std::slice::from_ref(&t)).unwrap();
+            rec.tree.apply(&t);
+            let (zx, body) = snapshot_bytes(&rec.tree);
+            write_snapshot(dir.path(), zx, &body).unwrap();
+        }
+        let newest = version_dir(dir.path()).join("snapshot.2");
+        let mut bytes = fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&newest, bytes).unwrap();
+        let again = TxnLog::recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(again.tree, rec.tree, "older snapshot + log replay");
+        assert_eq!(again.replayed, 1);
+    }
+}

@@ -1,0 +1,847 @@
+//! `DataTree`: the znodes, their `Stat`, sessions and the ephemerals they own.
+//!
+//! The tree changes only through [`DataTree::apply`], one committed transaction at a
+//! time, and reports which watch events each change triggers; watches themselves are
+//! per-server state and live in [`crate::watch`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::acl;
+use crate::jute::{JuteError, Reader, Writer};
+use crate::proto::{
+    Acl, CreateMode, ErrorCode, Id, Request, Stat, event, perms, read_acls, validate_path,
+    write_acls,
+};
+use crate::txn::{Txn, TxnBody};
+
+/// `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// High byte marking an `ephemeralOwner` that holds a TTL (`EphemeralType.TTL`).
+const TTL_MASK: i64 = 0xFF00_0000_0000_0000_u64 as i64;
+/// Largest TTL ZooKeeper accepts (`EphemeralType.MAX_TTL`).
+pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub acl: Vec<Acl>,
+    /// `data_length` and `num_children` are derived when the stat is read.
+    pub stat: Stat,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    pub fn stat(&self) -> Stat {
+        Stat {
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            ..self.stat
+        }
+    }
+
+    fn ttl_ms(&self) -> Option<i64> {
+        let owner = self.stat.ephemeral_owner;
+        (owner != CONTAINER_OWNER && owner & TTL_MASK == TTL_MASK).then_some(owner & !TTL_MASK)
+    }
+}
+
+/// A session as the ensemble agrees on it; when it expires is each leader's business.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionInfo {
+    pub timeout_ms: i32,
+    pub password: Vec<u8>,
+}
+
+/// What applying a transaction produced, for the reply to the client that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Created { path: String, stat: Stat },
+    Deleted,
+    Stat(Stat),
+    Checked,
+    Multi(Vec<Result<Outcome, ErrorCode>>),
+    SessionCreated,
+    SessionClosed,
+}
+
+/// How to take back one change when a later op of the same multi fails.
+#[derive(Debug)]
+enum Undo {
+    /// Put this node back (`None`: remove it); only for nodes without children.
+    Node(String, Option<Node>),
+    /// Restore a node's data, ACL and stat; its children are untouched.
+    Content {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    /// Restore a parent's stat and take back the child added or removed.
+    Parent {
+        path: String,
+        stat: Stat,
+        added: Option<String>,
+        removed: Option<String>,
+    },
+}
+
+/// A watch trigger: event type and path.
+pub type Trigger = (i32, String);
+
+/// The result of applying one transaction.
+#[derive(Debug)]
+pub struct Applied {
+    /// What the client that sent it is told.
+    pub result: Result<Outcome, ErrorCode>,
+    /// Watch events, in the order ZooKeeper delivers them.
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    /// Containers and TTL nodes, checked by the leader's housekeeping.
+    special: BTreeSet<String>,
+    pub sessions: BTreeMap<i64, SessionInfo>,
+    /// zxid of the last transaction applied.
+    pub last_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        DataTree::new()
+    }
+}
+
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => "/",
+    }
+}
+
+fn name_of(path: &str) -> &str {
+    &path[path.rfind('/').map_or(0, |i| i + 1)..]
+}
+
+fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
+    if expected == -1 || expected == actual {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadVersion)
+    }
+}
+
+impl DataTree {
+    /// A tree holding `/`, `/zookeeper` and `/zookeeper/quota`, like a fresh ZooKeeper.
+    pub fn new() -> DataTree {
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            special: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            last_zxid: 0,
+        };
+        let empty = |children: &[&str]| Node {
+            data: Vec::new(),
+            acl: Acl::world_anyone(),
+            stat: Stat::default(),
+            children: children.iter().map(|s| s.to_string()).collect(),
+        };
+        t.nodes.insert("/".into(), empty(&["zookeeper"]));
+        t.nodes.insert("/zookeeper".into(), empty(&["quota"]));
+        t.nodes.insert("/zookeeper/quota".into(), empty(&[]));
+        t
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// Approximate bytes of data held, for `mntr`'s `zk_approximate_data_size`.
+    pub fn approximate_data_size(&self) -> usize {
+        self.nodes.iter().map(|(k, v)| k.len() + v.data.len()).sum()
+    }
+
+    pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Read with an ACL check (`perm`) for the session's `auth` ids.
+    pub fn read(&self, path: &str, perm: i32, auth: &[Id]) -> Result<&Node, ErrorCode> {
+        validate_path(path, false)?;
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        if perm != 0 {
+            acl::check(&node.acl, perm, auth)?;
+        }
+        Ok(node)
+    }
+
+    /// Number of all descendants of `path` (`getAllChildrenNumber`).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                for c in &n.children {
+                    count += 1;
+                    stack.push(child_path(&p, c));
+                }
+            }
+        }
+        count
+    }
+
+    /// Containers that are empty and once had children, and TTL nodes that are empty
+    /// and were not modified for their TTL: ZooKeeper's `ContainerManager` candidates.
+    pub fn expired_special_nodes(&self, now_ms: i64) -> Vec<String> {
+        self.special
+            .iter()
+            .filter(|p| {
+                let Some(n) = self.nodes.get(*p) else {
+                    return false;
+                };
+                if !n.children.is_empty() {
+                    return false;
+                }
+                match n.ttl_ms() {
+                    Some(ttl) => now_ms > n.stat.mtime + ttl,
+                    None => n.stat.cversion > 0,
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Apply one committed transaction. Returns the result for the client and the watch
+    /// events it triggers, in the order ZooKeeper delivers them.
+    pub fn apply(&mut self, txn: &Txn) -> Applied {
+        assert!(
+            txn.zxid > self.last_zxid,
+            "zxid {:#x} applied after {:#x}",
+            txn.zxid,
+            self.last_zxid
+        );
+        self.last_zxid = txn.zxid;
+        let mut triggers = Vec::new();
+        let result = match &txn.body {
+            TxnBody::CreateSession {
+                timeout_ms,
+                password,
+            } => {
+                self.sessions.insert(
+                    txn.session_id,
+                    SessionInfo {
+                        timeout_ms: *timeout_ms,
+                        password: password.clone(),
+                    },
+                );
+                Ok(Outcome::SessionCreated)
+            }
+            TxnBody::CloseSession => {
+                self.sessions.remove(&txn.session_id);
+                for path in self.ephemerals_of(txn.session_id) {
+                    let mut undo = Vec::new();
+                    let _ = self.delete(&path, -1, txn, &[], false, &mut triggers, &mut undo);
+                }
+                Ok(Outcome::SessionClosed)
+            }
+            TxnBody::DeleteIfEmpty { path } => {
+                let empty = self.nodes.get(path).is_some_and(|n| n.children.is_empty());
+                if empty {
+                    let mut undo = Vec::new();
+                    self.delete(path, -1, txn, &[], false, &mut triggers, &mut undo)
+                } else {
+                    Err(ErrorCode::NotEmpty)
+                }
+            }
+            TxnBody::Write(Request::Multi(ops)) => {
+                let mut undo = Vec::new();
+                let mut results = Vec::new();
+                let mut failed = None;
+                for (i, op) in ops.iter().enumerate() {
+                    match self.write(op, txn, &mut triggers, &mut undo) {
+                        Ok(o) => results.push(Ok(o)),
+                        Err(e) => {
+                            failed = Some((i, e));
+                            break;
+                        }
+                    }
+                }
+                if let Some((at, err)) = failed {
+                    for u in undo.into_iter().rev() {
+                        self.undo(u);
+                    }
+                    triggers.clear();
+                    results = (0..ops.len())
+                        .map(|i| {
+                            Err(match i.cmp(&at) {
+                                std::cmp::Ordering::Less => ErrorCode::Ok,
+                                std::cmp::Ordering::Equal => err,
+                                std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+                            })
+                        })
+                        .collect();
+                }
+                Ok(Outcome::Multi(results))
+            }
+            TxnBody::Write(req) => {
+                let mut undo = Vec::new();
+                self.write(req, txn, &mut triggers, &mut undo)
+            }
+        };
+        Applied { result, triggers }
+    }
+
+    /// Replace (or remove) a node, keeping the ephemeral and container indexes in step.
+    fn put(&mut self, path: &str, node: Option<Node>) {
+        if let Some(old) = self.nodes.remove(path) {
+            let owner = old.stat.ephemeral_owner;
+            if owner != 0
+                && owner & TTL_MASK != TTL_MASK
+                && owner != CONTAINER_OWNER
+                && let Some(set) = self.ephemerals.get_mut(&owner)
+            {
+                set.remove(path);
+                if set.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+            self.special.remove(path);
+        }
+        if let Some(n) = node {
+            let owner = n.stat.ephemeral_owner;
+            if owner == CONTAINER_OWNER || (owner != 0 && owner & TTL_MASK == TTL_MASK) {
+                self.special.insert(path.to_string());
+            } else if owner != 0 {
+                self.ephemerals
+                    .entry(owner)
+                    .or_default()
+                    .insert(path.to_string());
+            }
+            self.nodes.insert(path.to_string(), n);
+        }
+    }
+
+    /// Take back one change of a multi that failed further on.
+    fn undo(&mut self, u: Undo) {
+        match u {
+            Undo::Node(path, node) => self.put(&path, node),
+            Undo::Content {
+                path,
+                data,
+                acl,
+                stat,
+            } => {
+                if let Some(n) = self.nodes.get_mut(&path) {
+                    n.data = data;
+                    n.acl = acl;
+                    n.stat = stat;
+                }
+            }
+            Undo::Parent {
+                path,
+                stat,
+                added,
+                removed,
+            } => {
+                if let Some(n) = self.nodes.get_mut(&path) {
+                    n.stat = stat;
+                    if let Some(a) = added {
+                        n.children.remove(&a);
+                    }
+                    if let Some(r) = removed {
+                        n.children.insert(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A child of `parent` was added or removed: bump cversion and pzxid, in place (a
+    /// parent may have very many children; copying them per create would be quadratic).
+    fn child_changed(
+        &mut self,
+        parent: &str,
+        zxid: i64,
+        added: Option<&str>,
+        removed: Option<&str>,
+        undo: &mut Vec<Undo>,
+    ) {
+        let p = self
+            .nodes
+            .get_mut(parent)
+            .expect("parent checked by the caller");
+        undo.push(Undo::Parent {
+            path: parent.to_string(),
+            stat: p.stat,
+            added: added.map(str::to_string),
+            removed: removed.map(str::to_string),
+        });
+        p.stat.cversion += 1;
+        p.stat.pzxid = zxid;
+        if let Some(a) = added {
+            p.children.insert(a.to_string());
+        }
+        if let Some(r) = removed {
+            p.children.remove(r);
+        }
+    }
+
+    fn write(
+        &mut self,
+        req: &Request,
+        txn: &Txn,
+        triggers: &mut Vec<Trigger>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Outcome, ErrorCode> {
+        match req {
+            Request::Create {
+                path,
+                data,
+                acl,
+                flags,
+                ttl,
+                ..
+            } => self.create(path, data, acl, *flags, *ttl, txn, triggers, undo),
+            Request::Delete { path, version } => {
+                self.delete(path, *version, txn, &txn.auth, true, triggers, undo)
+            }
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => {
+                validate_path(path, false)?;
+                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&node.acl, perms::WRITE, &txn.auth)?;
+                check_version(*version, node.stat.version)?;
+                let n = self.nodes.get_mut(path).expect("checked above");
+                undo.push(Undo::Content {
+                    path: path.clone(),
+                    data: std::mem::replace(&mut n.data, data.clone()),
+                    acl: n.acl.clone(),
+                    stat: n.stat,
+                });
+                n.stat.version += 1;
+                n.stat.mzxid = txn.zxid;
+                n.stat.mtime = txn.time_ms;
+                let stat = n.stat();
+                triggers.push((event::NODE_DATA_CHANGED, path.clone()));
+                Ok(Outcome::Stat(stat))
+            }
+            Request::SetAcl { path, acl, version } => {
+                validate_path(path, false)?;
+                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&node.acl, perms::ADMIN, &txn.auth)?;
+                check_version(*version, node.stat.aversion)?;
+                let fixed = acl::fixup(acl, &txn.auth)?;
+                let n = self.nodes.get_mut(path).expect("checked above");
+                undo.push(Undo::Content {
+                    path: path.clone(),
+                    data: n.data.clone(),
+                    acl: std::mem::replace(&mut n.acl, fixed),
+                    stat: n.stat,
+                });
+                n.stat.aversion += 1;
+                let stat = n.stat();
+                Ok(Outcome::Stat(stat))
+            }
+            Request::Check { path, version } => {
+                validate_path(path, false)?;
+                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+                acl::check(&node.acl, perms::READ, &txn.auth)?;
+                check_version(*version, node.stat.version)?;
+                Ok(Outcome::Checked)
+            }
+            Request::Sync { .. } => Ok(Outcome::Checked),
+            _ => Err(ErrorCode::BadArguments),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        flags: i32,
+        ttl: i64,
+        txn: &Txn,
+        triggers: &mut Vec<Trigger>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Outcome, ErrorCode> {
+        let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
+        validate_path(path, mode.sequential)?;
+        if mode.ttl && (ttl <= 0 || ttl > MAX_TTL_MS) {
+            return Err(ErrorCode::BadArguments);
+        }
+        if path == "/" {
+            return Err(ErrorCode::NodeExists);
+        }
+        let parent_path = parent_of(path).to_string();
+        let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&parent.acl, perms::CREATE, &txn.auth)?;
+        let acl = acl::fixup(acl, &txn.auth)?;
+        let full = if mode.sequential {
+            format!("{path}{:010}", parent.stat.cversion)
+        } else {
+            path.to_string()
+        };
+        if self.nodes.contains_key(&full) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let parent = &self.nodes[&parent_path];
+        let parent_owner = parent.stat.ephemeral_owner;
+        if parent_owner != 0
+            && parent_owner != CONTAINER_OWNER
+            && parent_owner & TTL_MASK != TTL_MASK
+        {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let owner = if mode.container {
+            CONTAINER_OWNER
+        } else if mode.ttl {
+            TTL_MASK | ttl
+        } else if mode.ephemeral {
+            txn.session_id
+        } else {
+            0
+        };
+        self.child_changed(&parent_path, txn.zxid, Some(name_of(&full)), None, undo);
+        let node = Node {
+            data: data.to_vec(),
+            acl,
+            stat: Stat {
+                czxid: txn.zxid,
+                mzxid: txn.zxid,
+                pzxid: txn.zxid,
+                ctime: txn.time_ms,
+                mtime: txn.time_ms,
+                ephemeral_owner: owner,
+                ..Stat::default()
+            },
+            children: BTreeSet::new(),
+        };
+        let stat = node.stat();
+        undo.push(Undo::Node(full.clone(), None));
+        self.put(&full, Some(node));
+        triggers.push((event::NODE_CREATED, full.clone()));
+        triggers.push((event::NODE_CHILDREN_CHANGED, parent_path));
+        Ok(Outcome::Created { path: full, stat })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn delete(
+        &mut self,
+        path: &str,
+        version: i32,
+        txn: &Txn,
+        auth: &[Id],
+        check_acl: bool,
+        triggers: &mut Vec<Trigger>,
+        undo: &mut Vec<Undo>,
+    ) -> Result<Outcome, ErrorCode> {
+        validate_path(path, false)?;
+        if path == "/" || path == "/zookeeper" || path == "/zookeeper/quota" {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        let parent_path = parent_of(path).to_string();
+        let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
+        if check_acl {
+            acl::check(&parent.acl, perms::DELETE, auth)?;
+        }
+        check_version(version, node.stat.version)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.child_changed(&parent_path, txn.zxid, None, Some(name_of(path)), undo);
+        undo.push(Undo::Node(path.to_string(), self.nodes.get(path).cloned()));
+        self.put(path, None);
+        triggers.push((event::NODE_DELETED, path.to_string()));
+        triggers.push((event::NODE_CHILDREN_CHANGED, parent_path));
+        Ok(Outcome::Deleted)
+    }
+
+    /// Serialize the whole tree (a snapshot body).
+    pub fn serialize(&self, w: &mut Writer) {
+        w.i64(self.last_zxid);
+        w.i32(self.sessions.len() as i32);
+        for (id, s) in &self.sessions {
+            w.i64(*id).i32(s.timeout_ms).buffer(&s.password);
+        }
+        let mut paths: Vec<&String> = self.nodes.keys().collect();
+        paths.sort();
+        w.i32(paths.len() as i32);
+        for p in paths {
+            let n = &self.nodes[p];
+            w.string(p).buffer(&n.data);
+            write_acls(w, &n.acl);
+            n.stat.write(w);
+        }
+    }
+
+    pub fn deserialize(r: &mut Reader) -> Result<DataTree, JuteError> {
+        let last_zxid = r.read_i64()?;
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            special: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            last_zxid,
+        };
+        for _ in 0..r.read_len()? {
+            let id = r.read_i64()?;
+            t.sessions.insert(
+                id,
+                SessionInfo {
+                    timeout_ms: r.read_i32()?,
+                    password: r.read_buffer()?,
+                },
+            );
+        }
+        let mut all = Vec::new();
+        for _ in 0..r.read_len()? {
+            let path = r.read_string()?;
+            let data = r.read_buffer()?;
+            let acl = read_acls(r)?;
+            let stat = Stat::read(r)?;
+            all.push((
+                path,
+                Node {
+                    data,
+                    acl,
+                    stat,
+                    children: BTreeSet::new(),
+                },
+            ));
+        }
+        for (path, node) in all {
+            t.put(&path, Some(node));
+        }
+        let paths: Vec<String> = t.nodes.keys().filter(|p| *p != "/").cloned().collect();
+        for p in paths {
+            let parent = parent_of(&p).to_string();
+            let name = name_of(&p).to_string();
+            t.nodes
+                .get_mut(&parent)
+                .ok_or(JuteError::Truncated("parent of a snapshot node"))?
+                .children
+                .insert(name);
+        }
+        Ok(t)
+    }
+}
+
+pub fn child_path(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::CreateOp;
+
+    fn txn(zxid: i64, body: TxnBody) -> Txn {
+        Txn {
+            zxid,
+            time_ms: zxid * 10,
+            session_id: 7,
+            cxid: 0,
+            auth: vec![],
+            body,
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> TxnBody {
+        TxnBody::Write(Request::Create {
+            op: CreateOp::Create2,
+            path: path.into(),
+            data: b"d".to_vec(),
+            acl: Acl::world_anyone(),
+            flags,
+            ttl: 0,
+        })
+    }
+
+    #[test]
+    fn create_sets_stat_and_parent_like_zookeeper() {
+        let mut t = DataTree::new();
+        let Applied {
+            result: r,
+            triggers: trig,
+        } = t.apply(&txn(1, create("/a", 0)));
+        let Ok(Outcome::Created { path, stat }) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(path, "/a");
+        assert_eq!(
+            stat,
+            Stat {
+                czxid: 1,
+                mzxid: 1,
+                pzxid: 1,
+                ctime: 10,
+                mtime: 10,
+                data_length: 1,
+                ..Stat::default()
+            }
+        );
+        assert_eq!(
+            trig,
+            vec![
+                (event::NODE_CREATED, "/a".to_string()),
+                (event::NODE_CHILDREN_CHANGED, "/".to_string())
+            ]
+        );
+        let root = t.get("/").unwrap().stat();
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 1, 2));
+        assert_eq!(
+            t.apply(&txn(2, create("/a", 0))).result,
+            Err(ErrorCode::NodeExists)
+        );
+        assert_eq!(
+            t.apply(&txn(3, create("/x/y", 0))).result,
+            Err(ErrorCode::NoNode)
+        );
+    }
+
+    #[test]
+    fn sequential_names_use_parent_cversion() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/q", 0)));
+        t.apply(&txn(2, create("/q/other", 0)));
+        let Applied { result: r, .. } = t.apply(&txn(3, create("/q/n-", 2)));
+        assert!(matches!(r, Ok(Outcome::Created { path, .. }) if path == "/q/n-0000000001"));
+    }
+
+    #[test]
+    fn ephemerals_vanish_with_their_session_and_cannot_have_children() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/e", 1)));
+        assert_eq!(t.ephemerals_of(7), vec!["/e"]);
+        assert_eq!(
+            t.apply(&txn(2, create("/e/c", 0))).result,
+            Err(ErrorCode::NoChildrenForEphemerals)
+        );
+        let Applied { triggers: trig, .. } = t.apply(&txn(3, TxnBody::CloseSession));
+        assert!(t.get("/e").is_none());
+        assert_eq!(trig[0], (event::NODE_DELETED, "/e".to_string()));
+        assert_eq!(t.ephemeral_count(), 0);
+    }
+
+    #[test]
+    fn failed_multi_changes_nothing_and_reports_per_op_errors() {
+        let mut t = DataTree::new();
+        let before = t.clone();
+        let body = TxnBody::Write(Request::Multi(vec![
+            Request::Create {
+                op: CreateOp::Create,
+                path: "/m".into(),
+                data: vec![],
+                acl: Acl::world_anyone(),
+                flags: 0,
+                ttl: 0,
+            },
+            Request::Check {
+                path: "/m".into(),
+                version: 5,
+            },
+            Request::Delete {
+                path: "/m".into(),
+                version: -1,
+            },
+        ]));
+        let Applied {
+            result: r,
+            triggers: trig,
+        } = t.apply(&txn(1, body));
+        assert_eq!(
+            r,
+            Ok(Outcome::Multi(vec![
+                Err(ErrorCode::Ok),
+                Err(ErrorCode::BadVersion),
+                Err(ErrorCode::RuntimeInconsistency)
+            ]))
+        );
+        assert!(trig.is_empty());
+        assert_eq!(t.nodes, before.nodes);
+        assert_eq!(t.last_zxid, 1);
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/v", 0)));
+        let set = |v| {
+            TxnBody::Write(Request::SetData {
+                path: "/v".into(),
+                data: b"new".to_vec(),
+                version: v,
+            })
+        };
+        assert_eq!(t.apply(&txn(2, set(3))).result, Err(ErrorCode::BadVersion));
+        let Applied { result: r, .. } = t.apply(&txn(3, set(0)));
+        let Ok(Outcome::Stat(s)) = r else { panic!() };
+        assert_eq!((s.version, s.mzxid, s.czxid, s.data_length), (1, 3, 1, 3));
+    }
+
+    #[test]
+    fn containers_and_ttl_nodes_expire_when_empty() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/c", 4)));
+        assert!(t.expired_special_nodes(0).is_empty(), "never had children");
+        t.apply(&txn(2, create("/c/x", 0)));
+        t.apply(&txn(
+            3,
+            TxnBody::Write(Request::Delete {
+                path: "/c/x".into(),
+                version: -1,
+            }),
+        ));
+        assert_eq!(t.expired_special_nodes(0), vec!["/c"]);
+        let mut ttl = create("/t", 5);
+        if let TxnBody::Write(Request::Create { ttl: v, .. }) = &mut ttl {
+            *v = 100;
+        }
+        t.apply(&txn(4, ttl));
+        assert_eq!(t.expired_special_nodes(140), vec!["/c"]);
+        assert_eq!(t.expired_special_nodes(141), vec!["/c", "/t"]);
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let mut t = DataTree::new();
+        t.apply(&txn(
+            1,
+            TxnBody::CreateSession {
+                timeout_ms: 5000,
+                password: vec![3; 16],
+            },
+        ));
+        t.apply(&txn(2, create("/a", 0)));
+        t.apply(&txn(3, create("/a/e", 1)));
+        let mut w = Writer::new();
+        t.serialize(&mut w);
+        let back = DataTree::deserialize(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -1,0 +1,584 @@
+//! A deterministic simulator for the ZAB core.
+//!
+//! One seed drives everything: which message is delivered next (so messages are
+//! reordered), which are lost, partitions, crashes and restarts from the simulated disk,
+//! compactions, client writes at random servers. After every step the invariants are
+//! checked:
+//!
+//! 1. at most one leader is established per epoch;
+//! 2. committed transactions are never lost or reordered: every server's applied
+//!    sequence is a prefix of one global sequence, which only grows;
+//! 3. zxids only grow: applied zxids strictly increase, and so do the zxids each server
+//!    proposes, across restarts.
+//!
+//! At the end the network heals and the ensemble must make progress again: one
+//! established leader, a fresh write committed on every voter, all voters identical.
+//!
+//! `cargo test -p strata-coordinator sim` runs 1000 seeds (400 + 300 + 300); a failure prints its
+//! seed, and `STRATA_SIM_SEED=<seed> cargo test -p strata-coordinator sim` replays it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::{Action, Durable, Input, Message, Role, ServerId, Snapshot, Zab, ZabConfig};
+
+/// SplitMix64: tiny, seedable, good enough to explore schedules.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub voters: u64,
+    pub observers: u64,
+    pub steps: usize,
+    /// Percent of messages lost.
+    pub loss: u64,
+    /// Small counter limit so epochs roll over during a run.
+    pub max_counter: i64,
+}
+
+struct Disk {
+    durable: Durable,
+}
+
+struct Node {
+    zab: Option<Zab>,
+    disk: Disk,
+    /// Applied (committed) entries, rebuilt from the snapshot on restart.
+    applied: Vec<(i64, Bytes)>,
+    max_proposed: i64,
+}
+
+struct Packet {
+    from: ServerId,
+    to: ServerId,
+    msg: Message,
+}
+
+pub struct Sim {
+    rng: Rng,
+    cfg: SimConfig,
+    zcfg: BTreeMap<ServerId, ZabConfig>,
+    nodes: BTreeMap<ServerId, Node>,
+    net: VecDeque<Packet>,
+    /// Servers cut off from everyone else.
+    isolated: BTreeSet<ServerId>,
+    global: Vec<(i64, Bytes)>,
+    leaders: BTreeMap<i64, ServerId>,
+    next_write: u64,
+    pub stats: SimStats,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct SimStats {
+    pub committed: usize,
+    pub elections: usize,
+    pub crashes: usize,
+    pub snap_syncs: usize,
+    pub trunc_syncs: usize,
+}
+
+fn encode_applied(applied: &[(i64, Bytes)]) -> Bytes {
+    let mut v = Vec::new();
+    for (z, d) in applied {
+        v.extend_from_slice(&z.to_be_bytes());
+        v.extend_from_slice(&(d.len() as u32).to_be_bytes());
+        v.extend_from_slice(d);
+    }
+    Bytes::from(v)
+}
+
+fn decode_applied(b: &[u8]) -> Vec<(i64, Bytes)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let z = i64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let n = u32::from_be_bytes(b[i + 8..i + 12].try_into().expect("4 bytes")) as usize;
+        out.push((z, Bytes::copy_from_slice(&b[i + 12..i + 12 + n])));
+        i += 12 + n;
+    }
+    out
+}
+
+impl Sim {
+    pub fn new(seed: u64, cfg: SimConfig) -> Sim {
+        let voters: BTreeSet<ServerId> = (1..=cfg.voters).collect();
+        let observers: BTreeSet<ServerId> = (cfg.voters + 1..=cfg.voters + cfg.observers).collect();
+        let mut zcfg = BTreeMap::new();
+        for id in voters.iter().chain(observers.iter()) {
+            zcfg.insert(
+                *id,
+                ZabConfig {
+                    id: *id,
+                    voters: voters.clone(),
+                    observers: observers.clone(),
+                    init_limit: 10,
+                    sync_limit: 5,
+                    max_counter: cfg.max_counter,
+                    keep_compacted: 3,
+                },
+            );
+        }
+        let mut sim = Sim {
+            rng: Rng::new(seed),
+            cfg,
+            zcfg,
+            nodes: BTreeMap::new(),
+            net: VecDeque::new(),
+            isolated: BTreeSet::new(),
+            global: Vec::new(),
+            leaders: BTreeMap::new(),
+            next_write: 0,
+            stats: SimStats::default(),
+        };
+        let ids: Vec<ServerId> = sim.zcfg.keys().copied().collect();
+        for id in ids {
+            sim.nodes.insert(
+                id,
+                Node {
+                    zab: None,
+                    disk: Disk {
+                        durable: Durable::default(),
+                    },
+                    applied: Vec::new(),
+                    max_proposed: 0,
+                },
+            );
+            sim.start(id);
+        }
+        sim
+    }
+
+    fn start(&mut self, id: ServerId) {
+        let node = self.nodes.get_mut(&id).expect("known server");
+        node.applied = node
+            .disk
+            .durable
+            .snapshot
+            .as_ref()
+            .map(|s| decode_applied(&s.data))
+            .unwrap_or_default();
+        let (zab, actions) = Zab::new(self.zcfg[&id].clone(), node.disk.durable.clone());
+        node.zab = Some(zab);
+        self.execute(id, actions);
+    }
+
+    fn execute(&mut self, id: ServerId, actions: Vec<Action>) {
+        for a in actions {
+            let node = self.nodes.get_mut(&id).expect("known server");
+            match a {
+                Action::Send { to, msg } | Action::SendDurable { to, msg } => {
+                    self.net.push_back(Packet { from: id, to, msg });
+                }
+                Action::PersistEpochs {
+                    accepted_epoch,
+                    accepted_leader,
+                    current_epoch,
+                } => {
+                    let d = &mut node.disk.durable;
+                    assert!(
+                        accepted_epoch >= d.accepted_epoch,
+                        "accepted epoch went back"
+                    );
+                    assert!(current_epoch >= d.current_epoch, "current epoch went back");
+                    d.accepted_epoch = accepted_epoch;
+                    d.accepted_leader = accepted_leader;
+                    d.current_epoch = current_epoch;
+                }
+                Action::Append(entries) => {
+                    let log = &mut node.disk.durable.log;
+                    for e in entries {
+                        if let Some(last) = log.last() {
+                            assert!(e.zxid > last.zxid, "log zxids must grow on server {id}");
+                        }
+                        if matches!(node.zab.as_ref().map(Zab::role), Some(Role::Leading { .. })) {
+                            assert!(
+                                e.zxid > node.max_proposed,
+                                "server {id} proposed {:#x} after {:#x}",
+                                e.zxid,
+                                node.max_proposed
+                            );
+                            node.max_proposed = e.zxid;
+                        }
+                        log.push(e);
+                    }
+                }
+                Action::Truncate(zxid) => {
+                    self.stats.trunc_syncs += 1;
+                    node.disk.durable.log.retain(|e| e.zxid <= zxid);
+                }
+                Action::InstallSnapshot(snap) => {
+                    self.stats.snap_syncs += 1;
+                    node.applied = snap
+                        .as_ref()
+                        .map(|s| decode_applied(&s.data))
+                        .unwrap_or_default();
+                    node.disk.durable.snapshot = snap;
+                    node.disk.durable.log.clear();
+                }
+                Action::Commit(entries) => {
+                    for e in entries {
+                        if let Some((last, _)) = node.applied.last()
+                            && e.zxid <= *last
+                        {
+                            // Re-commit after a rewind to an older snapshot: must match.
+                            continue;
+                        }
+                        node.applied.push((e.zxid, e.data));
+                    }
+                }
+                Action::RoleChanged(role) => {
+                    if let Role::Leading {
+                        epoch,
+                        established: true,
+                    } = role
+                    {
+                        self.stats.elections += 1;
+                        if let Some(other) = self.leaders.insert(epoch, id) {
+                            assert_eq!(other, id, "two leaders established in epoch {epoch}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn connected(&self, a: ServerId, b: ServerId) -> bool {
+        a == b || (!self.isolated.contains(&a) && !self.isolated.contains(&b))
+    }
+
+    fn deliver(&mut self, p: Packet) {
+        if !self.connected(p.from, p.to) {
+            return;
+        }
+        let Some(zab) = self.nodes.get_mut(&p.to).and_then(|n| n.zab.as_mut()) else {
+            return;
+        };
+        let actions = zab.step(Input::Message {
+            from: p.from,
+            msg: p.msg,
+        });
+        self.execute(p.to, actions);
+    }
+
+    fn step_once(&mut self, chaos: bool) {
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        let r = self.rng.below(100);
+        if r < 55 && !self.net.is_empty() {
+            // Mostly in order, sometimes any packet: reordering.
+            let i = if chaos && self.rng.chance(20) {
+                self.rng.below(self.net.len() as u64) as usize
+            } else {
+                0
+            };
+            let p = self.net.remove(i).expect("index in range");
+            if chaos && self.rng.chance(self.cfg.loss) {
+                return;
+            }
+            self.deliver(p);
+        } else if r < 75 {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            if let Some(zab) = self.nodes.get_mut(&id).and_then(|n| n.zab.as_mut()) {
+                let actions = zab.step(Input::Tick);
+                self.execute(id, actions);
+            }
+        } else if r < 88 {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            self.next_write += 1;
+            let data = Bytes::from(format!("w{}", self.next_write));
+            if let Some(zab) = self.nodes.get_mut(&id).and_then(|n| n.zab.as_mut()) {
+                let actions = zab.step(Input::Propose(data));
+                self.execute(id, actions);
+            }
+        } else if r < 92 {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            let node = self.nodes.get_mut(&id).expect("known server");
+            if let Some(zab) = node.zab.as_mut() {
+                let zxid = zab.committed();
+                let upto = node.applied.partition_point(|(z, _)| *z <= zxid);
+                let snap = Snapshot {
+                    zxid,
+                    data: encode_applied(&node.applied[..upto]),
+                };
+                if zxid > 0 {
+                    zab.step(Input::Compacted(snap.clone()));
+                    let d = &mut node.disk.durable;
+                    if d.snapshot.as_ref().is_none_or(|s| s.zxid < zxid) {
+                        d.log.retain(|e| e.zxid > zxid);
+                        d.snapshot = Some(snap);
+                    }
+                }
+            }
+        } else if chaos && r < 95 {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            let node = self.nodes.get_mut(&id).expect("known server");
+            if node.zab.is_none() {
+                self.start(id);
+            } else if r == 92 && self.rng.chance(50) {
+                node.zab = None;
+                self.stats.crashes += 1;
+                // Sometimes the others notice at once (a closed connection).
+                if self.rng.chance(50) {
+                    for other in ids.iter().filter(|o| **o != id) {
+                        if let Some(z) = self.nodes.get_mut(other).and_then(|n| n.zab.as_mut()) {
+                            let actions = z.step(Input::PeerLost(id));
+                            self.execute(*other, actions);
+                        }
+                    }
+                }
+            }
+        } else if chaos && r < 97 {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            if !self.isolated.remove(&id)
+                && self.isolated.len() < (self.cfg.voters as usize - 1) / 2 + 1
+            {
+                self.isolated.insert(id);
+            }
+        } else if !self.net.is_empty() && chaos {
+            // Duplicate a packet in flight.
+            let i = self.rng.below(self.net.len() as u64) as usize;
+            let p = &self.net[i];
+            let dup = Packet {
+                from: p.from,
+                to: p.to,
+                msg: p.msg.clone(),
+            };
+            self.net.push_back(dup);
+        }
+    }
+
+    fn check(&mut self) {
+        for (id, node) in &self.nodes {
+            let a = &node.applied;
+            for w in a.windows(2) {
+                assert!(w[0].0 < w[1].0, "server {id} applied zxids out of order");
+            }
+            let common = a.len().min(self.global.len());
+            assert_eq!(
+                a[..common],
+                self.global[..common],
+                "server {id} applied a different sequence than the ensemble committed"
+            );
+            if a.len() > self.global.len() {
+                self.global = a.clone();
+            }
+        }
+        self.stats.committed = self.global.len();
+    }
+
+    /// Run the chaotic phase, then heal and demand progress.
+    pub fn run(&mut self) {
+        for _ in 0..self.cfg.steps {
+            self.step_once(true);
+            self.check();
+        }
+        self.isolated.clear();
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            if self.nodes[id].zab.is_none() {
+                self.start(*id);
+            }
+        }
+        let before = self.global.len();
+        let mut written = false;
+        for step in 0..40_000 {
+            if self.net.is_empty() || self.rng.chance(30) {
+                for id in &ids {
+                    let zab = self
+                        .nodes
+                        .get_mut(id)
+                        .and_then(|n| n.zab.as_mut())
+                        .expect("up");
+                    let actions = zab.step(Input::Tick);
+                    self.execute(*id, actions);
+                }
+            }
+            let mut delivered = 0;
+            while let Some(p) = self.net.pop_front() {
+                delivered += 1;
+                assert!(
+                    delivered < 100_000,
+                    "message storm: {:?} -> {:?}: {:?}",
+                    p.from,
+                    p.to,
+                    p.msg
+                );
+                self.deliver(p);
+                self.check();
+            }
+            let leader = ids.iter().copied().find(|id| {
+                matches!(
+                    self.nodes[id].zab.as_ref().map(Zab::role),
+                    Some(Role::Leading {
+                        established: true,
+                        ..
+                    })
+                )
+            });
+            let all_serving = ids
+                .iter()
+                .all(|id| self.nodes[id].zab.as_ref().is_some_and(Zab::is_serving));
+            if let Some(l) = leader
+                && all_serving
+                && !written
+            {
+                written = true;
+                let zab = self
+                    .nodes
+                    .get_mut(&l)
+                    .and_then(|n| n.zab.as_mut())
+                    .expect("up");
+                let actions = zab.step(Input::Propose(Bytes::from_static(b"final")));
+                self.execute(l, actions);
+            }
+            if written && self.global.len() > before {
+                let last = self.global.last().expect("non-empty").0;
+                let converged = ids
+                    .iter()
+                    .all(|id| self.nodes[id].applied.last().map(|(z, _)| *z) == Some(last));
+                if converged {
+                    return;
+                }
+            }
+            if step == 39_999 {
+                let states: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        let z = self.nodes[id].zab.as_ref().expect("up");
+                        format!(
+                            "{id}: {:?} last={:#x} committed={:#x} epochs={:?}",
+                            z.role(),
+                            z.last_zxid(),
+                            z.committed(),
+                            (z.accepted_epoch, z.accepted_leader, z.current_epoch)
+                        )
+                    })
+                    .collect();
+                panic!("no progress after healing: {states:#?}");
+            }
+        }
+    }
+}
+
+/// Run one seed, turning a panic into a message that names the seed.
+pub fn run_seed(seed: u64, cfg: SimConfig) -> Result<SimStats, String> {
+    let result = std::panic::catch_unwind(|| {
+        let mut sim = Sim::new(seed, cfg.clone());
+        sim.run();
+        sim.stats
+    });
+    result.map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!(
+            "seed {seed} failed ({cfg:?}): {msg}\nreplay: STRATA_SIM_SEED={seed} cargo test -p strata-coordinator sim"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeds(default_count: u64) -> Vec<u64> {
+        match std::env::var("STRATA_SIM_SEED") {
+            Ok(s) => vec![s.parse().expect("STRATA_SIM_SEED must be a number")],
+            Err(_) => {
+                let count = std::env::var("STRATA_SIM_SEEDS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(default_count);
+                (0..count).collect()
+            }
+        }
+    }
+
+    fn run_all(name: &str, cfg: SimConfig, count: u64) {
+        let mut total = SimStats::default();
+        let list = seeds(count);
+        for seed in &list {
+            match run_seed(*seed, cfg.clone()) {
+                Ok(s) => {
+                    total.committed += s.committed;
+                    total.elections += s.elections;
+                    total.crashes += s.crashes;
+                    total.snap_syncs += s.snap_syncs;
+                    total.trunc_syncs += s.trunc_syncs;
+                }
+                Err(msg) => panic!("{name}: {msg}"),
+            }
+        }
+        eprintln!("{name}: {} seeds ok, {total:?}", list.len());
+        assert!(total.committed > 0, "the simulation committed nothing");
+    }
+
+    #[test]
+    fn sim_three_servers() {
+        run_all(
+            "sim_three_servers",
+            SimConfig {
+                voters: 3,
+                observers: 0,
+                steps: 3000,
+                loss: 5,
+                max_counter: 50,
+            },
+            400,
+        );
+    }
+
+    #[test]
+    fn sim_five_servers() {
+        run_all(
+            "sim_five_servers",
+            SimConfig {
+                voters: 5,
+                observers: 0,
+                steps: 3000,
+                loss: 5,
+                max_counter: 50,
+            },
+            300,
+        );
+    }
+
+    #[test]
+    fn sim_three_voters_and_an_observer() {
+        run_all(
+            "sim_three_voters_and_an_observer",
+            SimConfig {
+                voters: 3,
+                observers: 1,
+                steps: 2000,
+                loss: 5,
+                max_counter: 1000,
+            },
+            300,
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Start real `strata-coordinator` processes for tests: one standalone server, or an
+//! ensemble with server N on 127.0.0.N, each with its own data directory.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub id: usize,
+    pub host: String,
+    pub client_port: u16,
+    pub cfg_path: PathBuf,
+    pub log_path: PathBuf,
+    child: Option<Child>,
+    starts: usize,
+}
+
+impl Server {
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.client_port)
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_strata-coordinator"))
+            .arg("--config")
+            .arg(&self.cfg_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().expect("log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start strata-coordinator");
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+pub struct Ensemble {
+    pub servers: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+impl Ensemble {
+    /// One standalone server.
+    pub fn standalone(extra: &str) -> Ensemble {
+        Ensemble::start(0, extra)
+    }
+
+    /// `n` participants on 127.0.0.1..=127.0.0.n; `n == 0` means one standalone server.
+    pub fn start(n: usize, extra: &str) -> Ensemble {
+        Ensemble::start_with_observers(n, 0, extra)
+    }
+
+    /// `n` participants, then `observers` observers on the following addresses.
+    pub fn start_with_observers(n: usize, observers: usize, extra: &str) -> Ensemble {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client_port = free_port();
+        let quorum_port = free_port();
+        let election_port = free_port();
+        let count = (n + observers).max(1);
+        let mut servers = Vec::new();
+        let mut server_lines = String::new();
+        if n > 0 {
+            for i in 1..=n + observers {
+                let role = if i > n { ":observer" } else { "" };
+                server_lines.push_str(&format!(
+                    "server.{i}=127.0.0.{i}:{quorum_port}:{election_port}{role}\n"
+                ));
+            }
+        }
+        for i in 1..=count {
+            let data = dir.path().join(format!("s{i}"));
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::fs::write(data.join("myid"), format!("{i}\n")).expect("myid");
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
+                 clientPortAddress=127.0.0.{i}\nmetricsProvider.httpPort=0\n\
+                 4lw.commands.whitelist=*\n{extra}\n{server_lines}",
+                data.display()
+            );
+            let cfg_path = dir.path().join(format!("zoo{i}.cfg"));
+            std::fs::write(&cfg_path, cfg).expect("zoo.cfg");
+            servers.push(Server {
+                id: i,
+                host: format!("127.0.0.{i}"),
+                client_port,
+                cfg_path,
+                log_path: dir.path().join(format!("s{i}.log")),
+                child: None,
+                starts: 0,
+            });
+        }
+        for s in &mut servers {
+            s.spawn();
+        }
+        let e = Ensemble { servers, _dir: dir };
+        for i in 0..e.servers.len() {
+            e.wait_serving(i, Duration::from_secs(30));
+        }
+        e
+    }
+
+    pub fn connect_string(&self) -> String {
+        self.servers
+            .iter()
+            .map(Server::addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// A four-letter word against server `i` (0-based).
+    pub fn four_letter(&self, i: usize, word: &str) -> String {
+        let Ok(mut s) = TcpStream::connect(self.servers[i].addr()) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(word.as_bytes());
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    pub fn mode(&self, i: usize) -> Option<String> {
+        self.four_letter(i, "srvr")
+            .lines()
+            .find_map(|l| l.strip_prefix("Mode: ").map(str::to_string))
+    }
+
+    pub fn wait_serving(&self, i: usize, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.mode(i).is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "server {} not serving after {limit:?}; log:\n{}",
+            i + 1,
+            self.servers[i].log()
+        );
+    }
+
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.servers.len()).find(|i| self.mode(*i).as_deref() == Some("leader"))
+    }
+
+    /// SIGKILL server `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.servers[i].spawn();
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}

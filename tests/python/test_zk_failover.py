@@ -1,0 +1,157 @@
+"""SIGKILL the leader of a three-server ensemble under write load.
+
+A new leader is elected, clients reconnect within their session timeout (their
+ephemeral node survives), every acknowledged write is on every server afterwards, and
+the killed server rejoins and catches up by DIFF; a server away for longer than the
+leader's snapshot interval catches up by SNAP.
+"""
+
+import threading
+import time
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+from kazoo.retry import KazooRetry
+
+from zk_support import Ensemble
+
+
+def retrying_client(hosts, timeout=6):
+    retry = dict(max_tries=-1, delay=0.05, max_delay=0.5)
+    return KazooClient(
+        hosts=hosts,
+        timeout=timeout,
+        connection_retry=KazooRetry(**retry),
+        command_retry=KazooRetry(**retry),
+    )
+
+
+class Writer:
+    """Creates /load/k<n> in a loop; records every write the ensemble acknowledged."""
+
+    def __init__(self, client):
+        self.client = client
+        self.acked = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set():
+            path = f"/load/k{n}"
+            try:
+                self.client.retry(self.client.create, path, b"x" * 64)
+                self.acked.append(path)
+            except NodeExistsError:
+                # A retry of a create that had in fact been applied.
+                self.acked.append(path)
+            n += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def children_on(ensemble, i):
+    c = KazooClient(hosts=ensemble.addr(i), timeout=6)
+    c.start(timeout=10)
+    c.sync("/load")
+    names = set("/load/" + n for n in c.get_children("/load"))
+    c.stop()
+    c.close()
+    return names
+
+
+def wait_for(pred, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkill_leader_under_write_load(tmp_path):
+    e = Ensemble(tmp_path, n=3, extra="snapCount=200\nautopurge.snapRetainCount=3")
+    try:
+        leader = e.wait_leader()
+        client = retrying_client(e.hosts())
+        client.start(timeout=10)
+        client.ensure_path("/load")
+        client.create("/alive", ephemeral=True)
+        session = client.client_id
+        with Writer(client) as w:
+            wait_for(lambda: len(w.acked) > 100, 30, "writes before the kill")
+            e.kill(leader)
+            killed_at = len(w.acked)
+            t0 = time.time()
+            wait_for(lambda: len(w.acked) > killed_at + 50, 30, "writes after the kill")
+            resumed = time.time() - t0
+        new_leader = e.wait_leader()
+        assert new_leader != leader
+        # Within the 6 s session timeout, on the same session.
+        assert resumed < 6, f"writes resumed only after {resumed:.1f}s"
+        assert client.client_id == session
+        assert client.exists("/alive") is not None
+        acked = set(w.acked)
+        for i in range(1, 4):
+            if i != leader:
+                missing = acked - children_on(e, i)
+                assert not missing, f"server {i} lost {len(missing)} acknowledged writes"
+
+        # The killed leader rejoins and catches up by DIFF.
+        e.start(leader)
+        e.wait_serving(leader)
+        missing = acked - children_on(e, leader)
+        assert not missing, f"rejoined server {leader} lacks {len(missing)} writes"
+        log = e.log(leader)
+        assert "SNAP at" not in log.split("opened")[-1], "short absence: DIFF, not SNAP"
+
+        # A server away for many snapshots catches up by SNAP.
+        away = next(i for i in range(1, 4) if e.mode(i) == "follower")
+        e.kill(away)
+        for n in range(1500):
+            client.retry(client.create, f"/load/late{n}", b"y" * 64)
+        acked |= {f"/load/late{n}" for n in range(1500)}
+        e.start(away)
+        e.wait_serving(away)
+        missing = acked - children_on(e, away)
+        assert not missing, f"server {away} lacks {len(missing)} writes after SNAP"
+        assert "SNAP at" in e.log(away).split("opened")[-1]
+        client.stop()
+        client.close()
+    finally:
+        e.close()
+
+
+def test_session_and_watches_move_to_another_server(tmp_path):
+    """A client whose server dies reconnects elsewhere with the same session; setWatches
+    re-registers its watch there, and a change made meanwhile still fires it."""
+    e = Ensemble(tmp_path, n=3)
+    try:
+        client = retrying_client(e.hosts())
+        client.start(timeout=10)
+        client.create("/moving", b"0")
+        client.create("/moving-eph", ephemeral=True)
+        session = client.client_id
+        fired = threading.Event()
+        client.get("/moving", watch=lambda ev: fired.set())
+        host, _ = client._connection._socket.getpeername()
+        here = int(host.rsplit(".", 1)[1])
+        e.kill(here)
+        other = next(i for i in (1, 2, 3) if i != here)
+        writer = retrying_client(e.addr(other))
+        writer.start(timeout=20)
+        writer.retry(writer.set, "/moving", b"1")
+        assert fired.wait(20), "the data watch fired after the move"
+        assert client.client_id == session
+        client.sync("/moving-eph")
+        assert client.exists("/moving-eph") is not None, "session (and its ephemeral) kept"
+        writer.stop()
+        client.stop()
+    finally:
+        e.close()

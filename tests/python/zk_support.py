@@ -1,0 +1,132 @@
+"""Start strata-coordinator servers for the kazoo tests.
+
+Server N of an ensemble listens on 127.0.0.N, each with its own data directory under a
+pytest temporary directory. The binary comes from $STRATA_COORDINATOR_BIN, or is built
+with cargo into $CARGO_TARGET_DIR (default: target/).
+"""
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def coordinator_bin():
+    explicit = os.environ.get("STRATA_COORDINATOR_BIN")
+    if explicit:
+        return explicit
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    subprocess.run(
+        ["cargo", "build", "-q", "-p", "strata-coordinator"], cwd=REPO, check=True
+    )
+    return str(target / "debug" / "strata-coordinator")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def four_letter(host, port, word, timeout=5.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks).decode()
+    except OSError:
+        return ""
+
+
+class Ensemble:
+    def __init__(self, root, n=3, extra="", tick_ms=200):
+        self.bin = coordinator_bin()
+        self.root = Path(root)
+        self.n = n
+        self.client_port = free_port()
+        quorum, election = free_port(), free_port()
+        self.procs = {}
+        servers = "".join(
+            f"server.{i}=127.0.0.{i}:{quorum}:{election}\n" for i in range(1, n + 1)
+        ) if n > 1 else ""
+        for i in range(1, n + 1):
+            data = self.root / f"s{i}"
+            data.mkdir(parents=True, exist_ok=True)
+            (data / "myid").write_text(f"{i}\n")
+            (self.root / f"zoo{i}.cfg").write_text(
+                f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
+                f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
+                f"metricsProvider.httpPort=0\n4lw.commands.whitelist=*\n{extra}\n{servers}"
+            )
+        for i in range(1, n + 1):
+            self.start(i)
+        for i in range(1, n + 1):
+            self.wait_serving(i)
+
+    def host(self, i):
+        return f"127.0.0.{i}"
+
+    def addr(self, i):
+        return f"127.0.0.{i}:{self.client_port}"
+
+    def hosts(self):
+        return ",".join(self.addr(i) for i in range(1, self.n + 1))
+
+    def log(self, i):
+        return (self.root / f"s{i}.log").read_text(errors="replace")
+
+    def start(self, i):
+        out = open(self.root / f"s{i}.log", "a")
+        self.procs[i] = subprocess.Popen(
+            [self.bin, "--config", str(self.root / f"zoo{i}.cfg")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"},
+        )
+
+    def kill(self, i):
+        p = self.procs.pop(i, None)
+        if p:
+            p.kill()
+            p.wait()
+
+    def mode(self, i):
+        for line in four_letter(self.host(i), self.client_port, "srvr").splitlines():
+            if line.startswith("Mode: "):
+                return line[6:]
+        return None
+
+    def wait_serving(self, i, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.mode(i):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"server {i} not serving:\n{self.log(i)}")
+
+    def leader(self):
+        for i in range(1, self.n + 1):
+            if self.mode(i) == "leader":
+                return i
+        return None
+
+    def wait_leader(self, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            i = self.leader()
+            if i:
+                return i
+            time.sleep(0.05)
+        raise AssertionError("no leader")
+
+    def close(self):
+        for i in list(self.procs):
+            self.kill(i)
