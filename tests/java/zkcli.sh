@@ -23,7 +23,7 @@ metricsProvider.httpPort=0
 CFG
 "$BIN" --config "$RUN/zoo.cfg" > "$RUN/server.log" 2>&1 &
 SERVER=$!
-trap 'kill -9 $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$RUN"' EXIT
+trap 'kill -9 $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$RUN"' EXIT
 for _ in $(seq 1 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), timeout=1)" 2>/dev/null && break
   sleep 0.1
