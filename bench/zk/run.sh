@@ -4,7 +4,8 @@
 # create / setData / getData with 1 KiB values at several client counts, plus leader
 # failover time (SIGKILL the leader, time until a write succeeds again).
 #
-# Output: a markdown table on stdout (and in $OUT, default bench/zk/results.md).
+# Output: a markdown table on stdout (and in $OUT, default bench/results/zookeeper.md;
+# docs/benchmarks.md records the figures of a run).
 # Knobs: BENCH_SECONDS (default 10), BENCH_CLIENTS (default 1,16,64).
 set -euo pipefail
 
@@ -13,7 +14,8 @@ CACHE="${STRATA_CACHE:-/root/.cache/strata}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CLIENTS="${BENCH_CLIENTS:-1,16,64}"
-OUT="${OUT:-$REPO/bench/zk/results.md}"
+OUT="${OUT:-$REPO/bench/results/zookeeper.md}"
+mkdir -p "$(dirname "$OUT")"
 CLIENT_PORT=23181
 QUORUM_PORT=23888
 ELECTION_PORT=23889
