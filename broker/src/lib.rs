@@ -281,24 +281,24 @@ impl Broker {
     fn render_group_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let stats = self.groups.stats();
-        let _ = writeln!(
+        metrics::write_gauge_family(
             out,
-            "# HELP strata_broker_groups Consumer groups by state.\n# TYPE strata_broker_groups gauge"
+            "strata_broker_groups",
+            "Consumer groups by state.",
+            stats
+                .groups_by_state
+                .iter()
+                .map(|(state, n)| (format!("state=\"{}\"", state.as_str()), *n as i64)),
         );
-        for (state, n) in &stats.groups_by_state {
-            let _ = writeln!(
-                out,
-                "strata_broker_groups{{state=\"{}\"}} {n}",
-                state.as_str()
-            );
-        }
-        let _ = writeln!(
+        metrics::write_gauge_family(
             out,
-            "# HELP strata_broker_group_members Members of a consumer group.\n# TYPE strata_broker_group_members gauge"
+            "strata_broker_group_members",
+            "Members of a consumer group.",
+            stats
+                .members_by_group
+                .iter()
+                .map(|(group, n)| (format!("group=\"{group}\""), *n as i64)),
         );
-        for (group, n) in &stats.members_by_group {
-            let _ = writeln!(out, "strata_broker_group_members{{group=\"{group}\"}} {n}");
-        }
         let _ = writeln!(
             out,
             "# HELP strata_broker_group_rebalances_total Rebalances started.\n# TYPE strata_broker_group_rebalances_total counter\nstrata_broker_group_rebalances_total {}",
@@ -323,86 +323,78 @@ impl Broker {
             "# HELP strata_broker_group_offset_commits_total Offsets committed.\n# TYPE strata_broker_group_offset_commits_total counter\nstrata_broker_group_offset_commits_total {}",
             stats.offset_commits_total
         );
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_group_lag Records between a group's committed offset and the high watermark.\n# TYPE strata_broker_group_lag gauge"
-        );
+        let mut lags = Vec::new();
         for (group, offsets) in self.groups.committed_offsets() {
             for (topic, partition, offset) in offsets {
                 if let Some(p) = self.replica_manager.get_partition(&topic, partition) {
                     let lag = (p.offsets().high_watermark - offset).max(0);
-                    let _ = writeln!(
-                        out,
-                        "strata_broker_group_lag{{group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
-                    );
+                    lags.push((
+                        format!("group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\""),
+                        lag,
+                    ));
                 }
             }
         }
+        metrics::write_gauge_family(
+            out,
+            "strata_broker_group_lag",
+            "Records between a group's committed offset and the high watermark.",
+            lags.into_iter(),
+        );
     }
 }
 
 impl MetricsSource for Broker {
     fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let partitions = self.replica_manager.all_partitions();
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_log_size_bytes Bytes on disk of a partition's log.\n# TYPE strata_broker_log_size_bytes gauge"
-        );
-        let mut rows = Vec::with_capacity(partitions.len());
-        for p in &partitions {
-            let (size, segments) = p.size_and_segments();
-            rows.push((p, size, segments, p.offsets()));
-        }
-        for (p, size, _, _) in &rows {
-            let _ = writeln!(
+        let rows: Vec<_> = self
+            .replica_manager
+            .all_partitions()
+            .into_iter()
+            .map(|p| {
+                let (size, segments) = p.size_and_segments();
+                let offsets = p.offsets();
+                (p, size, segments as u64, offsets)
+            })
+            .collect();
+        type Row = (Arc<replica::Partition>, u64, u64, replica::PartitionOffsets);
+        let families: [(&str, &str, fn(&Row) -> i64); 5] = [
+            (
+                "strata_broker_log_size_bytes",
+                "Bytes on disk of a partition's log.",
+                |r| r.1 as i64,
+            ),
+            (
+                "strata_broker_log_segments",
+                "Segments in a partition's log.",
+                |r| r.2 as i64,
+            ),
+            (
+                "strata_broker_log_end_offset",
+                "Next offset to be written.",
+                |r| r.3.log_end_offset,
+            ),
+            (
+                "strata_broker_log_start_offset",
+                "First offset still in the log.",
+                |r| r.3.log_start_offset,
+            ),
+            (
+                "strata_broker_high_watermark",
+                "Offset below which records are committed.",
+                |r| r.3.high_watermark,
+            ),
+        ];
+        for (name, help, value) in families {
+            metrics::write_gauge_family(
                 out,
-                "strata_broker_log_size_bytes{{topic=\"{}\",partition=\"{}\"}} {size}",
-                p.topic, p.partition
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_log_segments Segments in a partition's log.\n# TYPE strata_broker_log_segments gauge"
-        );
-        for (p, _, segments, _) in &rows {
-            let _ = writeln!(
-                out,
-                "strata_broker_log_segments{{topic=\"{}\",partition=\"{}\"}} {segments}",
-                p.topic, p.partition
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_log_end_offset Next offset to be written.\n# TYPE strata_broker_log_end_offset gauge"
-        );
-        for (p, _, _, o) in &rows {
-            let _ = writeln!(
-                out,
-                "strata_broker_log_end_offset{{topic=\"{}\",partition=\"{}\"}} {}",
-                p.topic, p.partition, o.log_end_offset
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_log_start_offset First offset still in the log.\n# TYPE strata_broker_log_start_offset gauge"
-        );
-        for (p, _, _, o) in &rows {
-            let _ = writeln!(
-                out,
-                "strata_broker_log_start_offset{{topic=\"{}\",partition=\"{}\"}} {}",
-                p.topic, p.partition, o.log_start_offset
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_high_watermark Offset below which records are committed.\n# TYPE strata_broker_high_watermark gauge"
-        );
-        for (p, _, _, o) in &rows {
-            let _ = writeln!(
-                out,
-                "strata_broker_high_watermark{{topic=\"{}\",partition=\"{}\"}} {}",
-                p.topic, p.partition, o.high_watermark
+                name,
+                help,
+                rows.iter().map(|r| {
+                    (
+                        format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
+                        value(r),
+                    )
+                }),
             );
         }
         self.render_group_metrics(out);

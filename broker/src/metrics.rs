@@ -226,6 +226,19 @@ fn api_name(key: i16) -> String {
         .unwrap_or_else(|_| key.to_string())
 }
 
+/// Writes one gauge family: its HELP and TYPE lines, then a sample per label set.
+pub fn write_gauge_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (String, i64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
 /// Serves `/metrics` (and `/healthz`) until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, source: Arc<dyn MetricsSource>) {
     loop {
