@@ -357,7 +357,9 @@ impl MetricsSource for Broker {
             })
             .collect();
         type Row = (Arc<replica::Partition>, u64, u64, replica::PartitionOffsets);
-        let families: [(&str, &str, fn(&Row) -> i64); 5] = [
+        /// (metric name, help, the value of a row)
+        type Family = (&'static str, &'static str, fn(&Row) -> i64);
+        let families: [Family; 5] = [
             (
                 "strata_broker_log_size_bytes",
                 "Bytes on disk of a partition's log.",
