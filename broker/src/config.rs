@@ -410,14 +410,10 @@ impl KafkaConfig {
                 self.log_cleaner_backoff_ms = parse_at_least(key, value, 1)?
             }
             "cluster.id" => self.cluster_id = Some(value.to_string()),
-            // Broker-level defaults of topic configs, under their broker names.
-            "log.segment.bytes" => apply_topic_config(&mut self.log, "segment.bytes", value)
-                .map_err(|e| rename(e, key))?,
+            // Broker-level defaults of topic configs given in other units.
             "log.roll.hours" => {
                 self.log.segment_ms = parse_at_least::<i64>(key, value, 1)? * 3_600_000
             }
-            "log.roll.ms" => apply_topic_config(&mut self.log, "segment.ms", value)
-                .map_err(|e| rename(e, key))?,
             "log.retention.hours" => {
                 let hours = parse_at_least::<i64>(key, value, -1)?;
                 self.log.retention_ms = if hours < 0 { -1 } else { hours * 3_600_000 };
@@ -426,50 +422,14 @@ impl KafkaConfig {
                 let minutes = parse_at_least::<i64>(key, value, -1)?;
                 self.log.retention_ms = if minutes < 0 { -1 } else { minutes * 60_000 };
             }
-            "log.retention.ms" => apply_topic_config(&mut self.log, "retention.ms", value)
-                .map_err(|e| rename(e, key))?,
-            "log.retention.bytes" => apply_topic_config(&mut self.log, "retention.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "message.max.bytes" => apply_topic_config(&mut self.log, "max.message.bytes", value)
-                .map_err(|e| rename(e, key))?,
-            "log.flush.interval.messages" => {
-                apply_topic_config(&mut self.log, "flush.messages", value)
-                    .map_err(|e| rename(e, key))?
+            // Every other broker-level default of a topic config, under its broker name
+            // (`log.segment.bytes` → `segment.bytes`, ...), validated as the topic key is.
+            _ => {
+                let Some((topic_key, _)) = TOPIC_CONFIG_KEYS.iter().find(|(_, b)| *b == key) else {
+                    return Err(ConfigError::UnknownKey(key.to_string()));
+                };
+                apply_topic_config(&mut self.log, topic_key, value).map_err(|e| rename(e, key))?
             }
-            "log.flush.interval.ms" => {
-                apply_topic_config(&mut self.log, "flush.ms", value).map_err(|e| rename(e, key))?
-            }
-            "log.index.interval.bytes" => {
-                apply_topic_config(&mut self.log, "index.interval.bytes", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "log.index.size.max.bytes" => {
-                apply_topic_config(&mut self.log, "segment.index.bytes", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "log.cleanup.policy" => apply_topic_config(&mut self.log, "cleanup.policy", value)
-                .map_err(|e| rename(e, key))?,
-            "log.segment.delete.delay.ms" => {
-                apply_topic_config(&mut self.log, "file.delete.delay.ms", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "log.cleaner.delete.retention.ms" => {
-                apply_topic_config(&mut self.log, "delete.retention.ms", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "log.cleaner.min.cleanable.ratio" => {
-                apply_topic_config(&mut self.log, "min.cleanable.dirty.ratio", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "log.cleaner.min.compaction.lag.ms" => {
-                apply_topic_config(&mut self.log, "min.compaction.lag.ms", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            "min.insync.replicas" => {
-                apply_topic_config(&mut self.log, "min.insync.replicas", value)
-                    .map_err(|e| rename(e, key))?
-            }
-            _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         self.explicit.insert(key.to_string(), value.to_string());
         Ok(())

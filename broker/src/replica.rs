@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use kafka_protocol::ResponseError;
 use strata_storage::{
     CleanStats, FetchDataInfo, Log, LogAppendInfo, LogConfig, LogError, LogManager,
 };
@@ -43,13 +44,29 @@ impl Partition {
         &self.replicas
     }
 
+    /// Appends as leader; also returns the log start offset, read under the same lock
+    /// so a produce response needs no second trip to the log.
     pub fn append_records_to_leader(
         &self,
         records: &[u8],
         now_ms: i64,
-    ) -> Result<LogAppendInfo, LogError> {
-        self.log()
-            .append_as_leader(records, self.leader_epoch, now_ms)
+    ) -> Result<(LogAppendInfo, i64), LogError> {
+        let mut log = self.log();
+        let info = log.append_as_leader(records, self.leader_epoch, now_ms)?;
+        Ok((info, log.log_start_offset()))
+    }
+
+    /// KIP-320's check of the leader epoch a client sent (-1: the client does not know
+    /// it): newer than ours is UNKNOWN_LEADER_EPOCH (our metadata lags), older is
+    /// FENCED_LEADER_EPOCH (the client's does).
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ResponseError> {
+        if current_leader_epoch > self.leader_epoch {
+            Err(ResponseError::UnknownLeaderEpoch)
+        } else if current_leader_epoch >= 0 && current_leader_epoch < self.leader_epoch {
+            Err(ResponseError::FencedLeaderEpoch)
+        } else {
+            Ok(())
+        }
     }
 
     /// Reads committed records (below the high watermark).
@@ -159,6 +176,21 @@ impl ReplicaManager {
             .expect("partitions lock")
             .get(&(topic.to_string(), partition))
             .cloned()
+    }
+
+    /// The partition a client request addresses, checked as Kafka checks it: it must be
+    /// hosted here and the client's leader epoch must match ours.
+    pub fn leader_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let p = self
+            .get_partition(topic, partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        p.check_leader_epoch(current_leader_epoch)?;
+        Ok(p)
     }
 
     /// Opens (creating if needed) the log of a partition this broker leads.

@@ -12,7 +12,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use tokio::time::Instant;
@@ -75,24 +74,16 @@ fn read_once(
         for p in &topic.partitions {
             let mut data = PartitionData::default().with_partition_index(p.partition);
             data.aborted_transactions = None;
-            match broker.replica_manager.get_partition(name, p.partition) {
-                None => {
-                    data.error_code = ResponseError::UnknownTopicOrPartition.code();
+            match broker
+                .replica_manager
+                .leader_partition(name, p.partition, p.current_leader_epoch)
+            {
+                Err(error) => {
+                    data.error_code = error.code();
                     data.high_watermark = -1;
                     has_error = true;
                 }
-                Some(partition) if p.current_leader_epoch > partition.leader_epoch => {
-                    data.error_code = ResponseError::UnknownLeaderEpoch.code();
-                    has_error = true;
-                }
-                Some(partition)
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < partition.leader_epoch =>
-                {
-                    data.error_code = ResponseError::FencedLeaderEpoch.code();
-                    has_error = true;
-                }
-                Some(partition) => {
+                Ok(partition) => {
                     let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
                     let min_one_message = total == 0;
                     match partition.read(p.fetch_offset, limit, min_one_message) {

@@ -26,21 +26,13 @@ pub async fn handle(
         for p in &topic.partitions {
             let mut response =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            match broker
-                .replica_manager
-                .get_partition(name, p.partition_index)
-            {
-                None => response.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) if p.current_leader_epoch > partition.leader_epoch => {
-                    response.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
-                Some(partition)
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < partition.leader_epoch =>
-                {
-                    response.error_code = ResponseError::FencedLeaderEpoch.code()
-                }
-                Some(partition) => {
+            match broker.replica_manager.leader_partition(
+                name,
+                p.partition_index,
+                p.current_leader_epoch,
+            ) {
+                Err(error) => response.error_code = error.code(),
+                Ok(partition) => {
                     let offsets = partition.offsets();
                     if ctx.version >= 4 {
                         response.leader_epoch = partition.leader_epoch;

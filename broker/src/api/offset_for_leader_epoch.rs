@@ -4,7 +4,6 @@
 //! have had a single leader epoch, so the end offset of the current epoch is the log
 //! end offset, and an epoch newer than ours is unknown.
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -23,25 +22,17 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut result = EpochEndOffset::default().with_partition(p.partition);
-            match broker
-                .replica_manager
-                .get_partition(topic.topic.0.as_str(), p.partition)
-            {
-                None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) if p.current_leader_epoch > partition.leader_epoch => {
-                    result.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
-                Some(partition)
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < partition.leader_epoch =>
-                {
-                    result.error_code = ResponseError::FencedLeaderEpoch.code()
-                }
-                Some(partition) if p.leader_epoch <= partition.leader_epoch => {
+            match broker.replica_manager.leader_partition(
+                topic.topic.0.as_str(),
+                p.partition,
+                p.current_leader_epoch,
+            ) {
+                Err(error) => result.error_code = error.code(),
+                Ok(partition) if p.leader_epoch <= partition.leader_epoch => {
                     result.leader_epoch = partition.leader_epoch;
                     result.end_offset = partition.offsets().log_end_offset;
                 }
-                Some(_) => {
+                Ok(_) => {
                     result.leader_epoch = -1;
                     result.end_offset = -1;
                 }

@@ -54,7 +54,7 @@ pub async fn handle(
                         } else {
                             let records = data.records.unwrap_or_default();
                             match partition.append_records_to_leader(&records, now_ms()) {
-                                Ok(info) => {
+                                Ok((info, log_start_offset)) => {
                                     if !info.duplicate {
                                         appended_any = true;
                                         broker
@@ -69,8 +69,7 @@ pub async fn handle(
                                     response.base_offset = info.first_offset;
                                     // log_start_offset arrived in v5.
                                     if ctx.version >= 5 {
-                                        response.log_start_offset =
-                                            partition.offsets().log_start_offset;
+                                        response.log_start_offset = log_start_offset;
                                     }
                                     None
                                 }
