@@ -169,7 +169,7 @@ impl Client {
         w.string(path).bool(false);
         let body = self.call(op::GET_DATA, &w.buf).await?;
         let mut r = Reader::new(&body);
-        Ok((r.read_buffer()?, Stat::read(&mut r)?))
+        Ok((r.read_bytes()?, Stat::read(&mut r)?))
     }
 
     pub async fn set(&self, path: &str, data: &[u8], version: i32) -> Result<Stat, ClientError> {

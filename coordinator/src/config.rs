@@ -49,12 +49,27 @@ pub struct Config {
     pub purge_interval_hours: u64,
     pub four_letter_words: BTreeSet<String>,
     pub snap_count: u64,
-    /// Port for Prometheus metrics (`metricsProvider.httpPort`); 0 disables.
-    pub metrics_port: u16,
+    /// Where Prometheus metrics are served, if at all. As in ZooKeeper, only when a
+    /// metrics provider is configured (`metricsProvider.className`), on
+    /// `metricsProvider.httpHost:httpPort` (default 0.0.0.0:7000); an explicit non-zero
+    /// `metricsProvider.httpPort` alone also turns them on.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `quorumListenOnAllIPs`: take peer connections on every interface rather than on
+    /// this server's own `server.N` address.
+    pub quorum_listen_on_all_ips: bool,
     pub servers: BTreeMap<u64, PeerConfig>,
     /// This server's id, from `dataDir/myid` (0 when standalone without one).
     pub my_id: u64,
 }
+
+/// The metrics provider whose endpoint this server serves (ZooKeeper's Prometheus one).
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+/// ZooKeeper's providers that serve nothing (its default and the null one).
+const SILENT_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+];
 
 /// Every four-letter word this server knows, for `4lw.commands.whitelist=*`.
 pub const ALL_FOUR_LETTER_WORDS: &[&str] = &[
@@ -196,13 +211,13 @@ impl Config {
                 set
             }
         };
-        let metrics_port = num("metricsProvider.httpPort", 7000)?;
-        let metrics_port = u16::try_from(metrics_port).map_err(|_| {
-            err(
-                values["metricsProvider.httpPort"].0,
-                "port out of range".into(),
-            )
-        })?;
+        let metrics_addr = metrics_addr(&values, &err)?;
+        let quorum_listen_on_all_ips = match values.get("quorumListenOnAllIPs") {
+            None => false,
+            Some((line, v)) => v
+                .parse()
+                .map_err(|_| err(*line, format!("quorumListenOnAllIPs: not a boolean: {v:?}")))?,
+        };
         let voters = servers
             .values()
             .filter(|p: &&PeerConfig| p.role == PeerRole::Participant)
@@ -227,11 +242,53 @@ impl Config {
             purge_interval_hours: num("autopurge.purgeInterval", 0)?,
             four_letter_words,
             snap_count: num("snapCount", 100_000)?.max(2),
-            metrics_port,
+            metrics_addr,
+            quorum_listen_on_all_ips,
             servers,
             my_id: 0,
         })
     }
+}
+
+/// The metrics endpoint's address from the `metricsProvider.*` keys, or `None` when no
+/// provider is configured (ZooKeeper's default) or the port is 0.
+fn metrics_addr(
+    values: &BTreeMap<String, (usize, String)>,
+    err: &impl Fn(usize, String) -> ConfigError,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let provider = match values.get("metricsProvider.className") {
+        None => false,
+        Some((_, v)) if v == PROMETHEUS_PROVIDER => true,
+        Some((_, v)) if SILENT_PROVIDERS.contains(&v.as_str()) => false,
+        Some((line, v)) => {
+            return Err(err(
+                *line,
+                format!(
+                    "metricsProvider.className: {v:?} is not available; use {PROMETHEUS_PROVIDER}"
+                ),
+            ));
+        }
+    };
+    let port = match values.get("metricsProvider.httpPort") {
+        None if provider => 7000,
+        None => return Ok(None),
+        Some((line, v)) => v.parse::<u16>().map_err(|_| {
+            err(
+                *line,
+                format!("metricsProvider.httpPort: not a port: {v:?}"),
+            )
+        })?,
+    };
+    if port == 0 {
+        return Ok(None);
+    }
+    let host = match values.get("metricsProvider.httpHost") {
+        None => IpAddr::from([0, 0, 0, 0]),
+        Some((line, v)) => v
+            .parse()
+            .map_err(|_| err(*line, format!("metricsProvider.httpHost: not an IP: {v:?}")))?,
+    };
+    Ok(Some(SocketAddr::new(host, port)))
 }
 
 fn parse_server(id: u64, value: &str) -> Result<PeerConfig, String> {
@@ -305,6 +362,75 @@ mod tests {
         assert!(e.to_string().starts_with("zoo.cfg:2:"), "{e}");
         let e = Config::parse("dataDir=/x\n4lw.commands.whitelist=ruok,boom\n", "c").unwrap_err();
         assert!(e.to_string().starts_with("c:2:"), "{e}");
+    }
+
+    #[test]
+    fn metrics_only_with_a_provider_or_an_explicit_port_as_in_zookeeper() {
+        let metrics = |extra: &str| {
+            Config::parse(&format!("dataDir=/x\n{extra}"), "zoo.cfg")
+                .unwrap()
+                .metrics_addr
+                .map(|a| a.to_string())
+        };
+        assert_eq!(metrics(""), None, "no provider, no HTTP server");
+        assert_eq!(
+            metrics(&format!(
+                "metricsProvider.className={PROMETHEUS_PROVIDER}\n"
+            )),
+            Some("0.0.0.0:7000".into())
+        );
+        assert_eq!(
+            metrics(&format!(
+                "metricsProvider.className={PROMETHEUS_PROVIDER}\n\
+                 metricsProvider.httpHost=127.0.0.2\nmetricsProvider.httpPort=7002\n"
+            )),
+            Some("127.0.0.2:7002".into())
+        );
+        assert_eq!(
+            metrics("metricsProvider.httpPort=7001\n"),
+            Some("0.0.0.0:7001".into())
+        );
+        assert_eq!(metrics("metricsProvider.httpPort=0\n"), None);
+        assert_eq!(
+            metrics(&format!(
+                "metricsProvider.className={}\n",
+                SILENT_PROVIDERS[0]
+            )),
+            None
+        );
+        let e = Config::parse(
+            "dataDir=/x\nmetricsProvider.className=com.example.Other\n",
+            "zoo.cfg",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("zoo.cfg:2: metricsProvider.className"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn three_servers_on_one_host_as_zookeeper_documents_them() {
+        // ZooKeeper's "running replicated ZooKeeper on one machine": one address,
+        // different ports. Nothing in it may make two servers claim the same port.
+        let cfgs: Vec<Config> = (1..=3)
+            .map(|i| {
+                Config::parse(
+                    &format!(
+                        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=/tmp/zk{i}\n\
+                         clientPort=218{i}\nserver.1=localhost:2888:3888\n\
+                         server.2=localhost:2889:3889\nserver.3=localhost:2890:3890\n"
+                    ),
+                    "zoo.cfg",
+                )
+                .unwrap()
+            })
+            .collect();
+        assert!(cfgs.iter().all(|c| c.metrics_addr.is_none()));
+        assert!(cfgs.iter().all(|c| !c.quorum_listen_on_all_ips));
+        let ports: BTreeSet<u16> = cfgs.iter().map(|c| c.client_port).collect();
+        assert_eq!(ports.len(), 3);
     }
 
     #[test]

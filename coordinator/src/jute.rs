@@ -1,6 +1,11 @@
 //! Jute, ZooKeeper's serialization format: big-endian integers, length-prefixed
 //! buffers and strings (length -1 means null), length-prefixed vectors.
 //!
+//! A null buffer is not an empty one: ZooKeeper stores a znode created without data as
+//! `null` and hands it back with length -1, and clients tell the two apart (Kafka reads
+//! a null `/latest_producer_id_block` as "no block allocated yet" and an empty one as
+//! corrupt JSON). So buffers decode to `Option<Vec<u8>>` and every caller decides.
+//!
 //! Every length read from the wire is checked against what is left in the frame, so a
 //! hostile or truncated frame is a [`JuteError`], never a panic or a huge allocation.
 
@@ -54,22 +59,32 @@ impl<'a> Reader<'a> {
         Ok(self.buf.get_u8() != 0)
     }
 
-    /// A buffer; a null buffer (length -1) reads as empty, as ZooKeeper's server does.
-    pub fn read_buffer(&mut self) -> Result<Vec<u8>> {
+    /// A buffer; `None` is jute's null (length -1).
+    pub fn read_buffer(&mut self) -> Result<Option<Vec<u8>>> {
         let len = self.read_i32()?;
+        if len == -1 {
+            return Ok(None);
+        }
         if len < 0 {
-            return Ok(Vec::new());
+            return Err(JuteError::BadLength(len));
         }
         if len as usize > self.buf.len() {
             return Err(JuteError::BadLength(len));
         }
         let out = self.buf[..len as usize].to_vec();
         self.buf.advance(len as usize);
-        Ok(out)
+        Ok(Some(out))
     }
 
+    /// A buffer where null and empty mean the same (passwords, auth data).
+    pub fn read_bytes(&mut self) -> Result<Vec<u8>> {
+        Ok(self.read_buffer()?.unwrap_or_default())
+    }
+
+    /// A string; a null string reads as empty (no request field ZooKeeper accepts as
+    /// null differs from empty).
     pub fn read_string(&mut self) -> Result<String> {
-        String::from_utf8(self.read_buffer()?).map_err(|_| JuteError::BadUtf8)
+        String::from_utf8(self.read_bytes()?).map_err(|_| JuteError::BadUtf8)
     }
 
     /// A vector length; -1 (null) reads as 0. Each element takes at least one byte, so a
@@ -121,6 +136,14 @@ impl Writer {
         self.buf.put_i32(v.len() as i32);
         self.buf.put_slice(v);
         self
+    }
+
+    /// A buffer that may be null: `None` is written as length -1.
+    pub fn nullable_buffer(&mut self, v: Option<&[u8]>) -> &mut Self {
+        match v {
+            Some(v) => self.buffer(v),
+            None => self.i32(-1),
+        }
     }
 
     pub fn string(&mut self, v: &str) -> &mut Self {
@@ -184,9 +207,26 @@ mod tests {
     }
 
     #[test]
-    fn null_buffer_reads_empty() {
+    fn null_and_empty_buffers_stay_apart() {
         let mut w = Writer::new();
-        w.i32(-1);
-        assert!(Reader::new(&w.buf).read_buffer().unwrap().is_empty());
+        w.nullable_buffer(None)
+            .nullable_buffer(Some(b""))
+            .nullable_buffer(Some(b"x"));
+        assert_eq!(&w.buf[..8], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut r = Reader::new(&w.buf);
+        assert_eq!(r.read_buffer().unwrap(), None);
+        assert_eq!(r.read_buffer().unwrap(), Some(Vec::new()));
+        assert_eq!(r.read_buffer().unwrap(), Some(b"x".to_vec()));
+        // Where null and empty mean the same, null reads as empty.
+        let mut w = Writer::new();
+        w.nullable_buffer(None);
+        assert_eq!(Reader::new(&w.buf).read_bytes().unwrap(), Vec::<u8>::new());
+        // Any other negative length is a lie, not a null.
+        let mut w = Writer::new();
+        w.i32(-2);
+        assert_eq!(
+            Reader::new(&w.buf).read_buffer(),
+            Err(JuteError::BadLength(-2))
+        );
     }
 }

@@ -17,7 +17,7 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -32,9 +32,15 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    if cfg.is_standalone() {
+    let result = if cfg.is_standalone() {
         strata_coordinator::server::run_standalone(cfg).await
     } else {
         strata_coordinator::ensemble::run(cfg).await
+    };
+    if let Err(e) = result {
+        // The chain of contexts names what failed (which port, which file); a backtrace
+        // adds nothing for an operator.
+        eprintln!("strata-coordinator: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -295,7 +295,8 @@ pub enum Request {
     Create {
         op: CreateOp,
         path: String,
-        data: Vec<u8>,
+        /// `None` is jute's null: the znode holds null data, not empty data.
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         flags: i32,
         ttl: i64,
@@ -314,7 +315,8 @@ pub enum Request {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        /// `None` is jute's null, as for `Create`.
+        data: Option<Vec<u8>>,
         version: i32,
     },
     GetAcl {
@@ -490,7 +492,7 @@ impl Request {
                 let _type = r.read_i32()?;
                 Request::Auth {
                     scheme: r.read_string()?,
-                    auth: r.read_buffer()?,
+                    auth: r.read_bytes()?,
                 }
             }
             op::SET_WATCHES | op::SET_WATCHES2 => {

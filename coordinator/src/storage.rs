@@ -463,7 +463,7 @@ mod tests {
             body: TxnBody::Write(Request::Create {
                 op: CreateOp::Create,
                 path: path.into(),
-                data: vec![0; 100],
+                data: Some(vec![0; 100]),
                 acl: Acl::world_anyone(),
                 flags: 0,
                 ttl: 0,

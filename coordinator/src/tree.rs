@@ -23,7 +23,8 @@ pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// `None` for a znode created or set with null data; it reads back as null.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     /// `data_length` and `num_children` are derived when the stat is read.
     pub stat: Stat,
@@ -33,10 +34,14 @@ pub struct Node {
 impl Node {
     pub fn stat(&self) -> Stat {
         Stat {
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             ..self.stat
         }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, Vec::len)
     }
 
     fn ttl_ms(&self) -> Option<i64> {
@@ -72,7 +77,7 @@ enum Undo {
     /// Restore a node's data, ACL and stat; its children are untouched.
     Content {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         stat: Stat,
     },
@@ -144,8 +149,9 @@ impl DataTree {
             sessions: BTreeMap::new(),
             last_zxid: 0,
         };
+        // ZooKeeper's own nodes hold empty data, not null.
         let empty = |children: &[&str]| Node {
-            data: Vec::new(),
+            data: Some(Vec::new()),
             acl: Acl::world_anyone(),
             stat: Stat::default(),
             children: children.iter().map(|s| s.to_string()).collect(),
@@ -170,7 +176,7 @@ impl DataTree {
 
     /// Approximate bytes of data held, for `mntr`'s `zk_approximate_data_size`.
     pub fn approximate_data_size(&self) -> usize {
-        self.nodes.iter().map(|(k, v)| k.len() + v.data.len()).sum()
+        self.nodes.iter().map(|(k, v)| k.len() + v.data_len()).sum()
     }
 
     pub fn ephemerals_of(&self, session: i64) -> Vec<String> {
@@ -416,7 +422,16 @@ impl DataTree {
                 flags,
                 ttl,
                 ..
-            } => self.create(path, data, acl, *flags, *ttl, txn, triggers, undo),
+            } => self.create(
+                path,
+                data.as_deref(),
+                acl,
+                *flags,
+                *ttl,
+                txn,
+                triggers,
+                undo,
+            ),
             Request::Delete { path, version } => {
                 self.delete(path, *version, txn, &txn.auth, true, triggers, undo)
             }
@@ -476,7 +491,7 @@ impl DataTree {
     fn create(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         flags: i32,
         ttl: i64,
@@ -523,7 +538,7 @@ impl DataTree {
         };
         self.child_changed(&parent_path, txn.zxid, Some(name_of(&full)), None, undo);
         let node = Node {
-            data: data.to_vec(),
+            data: data.map(<[u8]>::to_vec),
             acl,
             stat: Stat {
                 czxid: txn.zxid,
@@ -589,7 +604,7 @@ impl DataTree {
         w.i32(paths.len() as i32);
         for p in paths {
             let n = &self.nodes[p];
-            w.string(p).buffer(&n.data);
+            w.string(p).nullable_buffer(n.data.as_deref());
             write_acls(w, &n.acl);
             n.stat.write(w);
         }
@@ -610,7 +625,7 @@ impl DataTree {
                 id,
                 SessionInfo {
                     timeout_ms: r.read_i32()?,
-                    password: r.read_buffer()?,
+                    password: r.read_bytes()?,
                 },
             );
         }
@@ -675,7 +690,7 @@ mod tests {
         TxnBody::Write(Request::Create {
             op: CreateOp::Create2,
             path: path.into(),
-            data: b"d".to_vec(),
+            data: Some(b"d".to_vec()),
             acl: Acl::world_anyone(),
             flags,
             ttl: 0,
@@ -756,7 +771,7 @@ mod tests {
             Request::Create {
                 op: CreateOp::Create,
                 path: "/m".into(),
-                data: vec![],
+                data: None,
                 acl: Acl::world_anyone(),
                 flags: 0,
                 ttl: 0,
@@ -794,7 +809,7 @@ mod tests {
         let set = |v| {
             TxnBody::Write(Request::SetData {
                 path: "/v".into(),
-                data: b"new".to_vec(),
+                data: Some(b"new".to_vec()),
                 version: v,
             })
         };
@@ -825,6 +840,89 @@ mod tests {
         t.apply(&txn(4, ttl));
         assert_eq!(t.expired_special_nodes(140), vec!["/c"]);
         assert_eq!(t.expired_special_nodes(141), vec!["/c", "/t"]);
+    }
+
+    #[test]
+    fn null_data_stays_null_through_create_set_multi_and_snapshot() {
+        let mut t = DataTree::new();
+        let with = |path: &str, data: Option<&[u8]>| {
+            TxnBody::Write(Request::Create {
+                op: CreateOp::Create,
+                path: path.into(),
+                data: data.map(<[u8]>::to_vec),
+                acl: Acl::world_anyone(),
+                flags: 0,
+                ttl: 0,
+            })
+        };
+        t.apply(&txn(1, with("/null", None)));
+        t.apply(&txn(2, with("/empty", Some(b""))));
+        t.apply(&txn(
+            3,
+            TxnBody::Write(Request::Multi(vec![
+                Request::Create {
+                    op: CreateOp::Create2,
+                    path: "/m".into(),
+                    data: None,
+                    acl: Acl::world_anyone(),
+                    flags: 0,
+                    ttl: 0,
+                },
+                Request::SetData {
+                    path: "/empty".into(),
+                    data: Some(b"x".to_vec()),
+                    version: 0,
+                },
+            ])),
+        ));
+        t.apply(&txn(
+            4,
+            TxnBody::Write(Request::SetData {
+                path: "/empty".into(),
+                data: None,
+                version: 1,
+            }),
+        ));
+        t.apply(&txn(5, with("/still-empty", Some(b""))));
+        assert_eq!(t.get("/null").unwrap().data, None);
+        assert_eq!(t.get("/m").unwrap().data, None);
+        assert_eq!(t.get("/empty").unwrap().data, None, "setData(null)");
+        assert_eq!(t.get("/still-empty").unwrap().data, Some(Vec::new()));
+        assert_eq!(t.get("/null").unwrap().stat().data_length, 0);
+        assert_eq!(
+            t.get("/").unwrap().data,
+            Some(Vec::new()),
+            "as ZooKeeper's root"
+        );
+        let mut w = Writer::new();
+        t.serialize(&mut w);
+        let back = DataTree::deserialize(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.get("/null").unwrap().data, None);
+        assert_eq!(back.get("/still-empty").unwrap().data, Some(Vec::new()));
+    }
+
+    #[test]
+    fn snapshots_written_before_null_data_still_load() {
+        // Before null was kept apart from empty, every node's data was written with a
+        // length >= 0; such a snapshot must load unchanged, with its data as it was.
+        let mut w = Writer::new();
+        w.i64(9).i32(0).i32(4);
+        for (path, data) in [
+            ("/", &b""[..]),
+            ("/a", b"v"),
+            ("/zookeeper", b""),
+            ("/zookeeper/quota", b""),
+        ] {
+            w.string(path).buffer(data);
+            write_acls(&mut w, &Acl::world_anyone());
+            Stat::default().write(&mut w);
+        }
+        let t = DataTree::deserialize(&mut Reader::new(&w.buf)).unwrap();
+        assert_eq!(t.last_zxid, 9);
+        assert_eq!(t.get("/a").unwrap().data, Some(b"v".to_vec()));
+        assert_eq!(t.get("/").unwrap().data, Some(Vec::new()));
+        assert!(t.get("/").unwrap().children.contains("a"));
     }
 
     #[test]

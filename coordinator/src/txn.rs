@@ -93,7 +93,7 @@ impl Txn {
         let body = match kind {
             BODY_CREATE_SESSION => TxnBody::CreateSession {
                 timeout_ms: r.read_i32()?,
-                password: r.read_buffer()?,
+                password: r.read_bytes()?,
             },
             BODY_CLOSE_SESSION => TxnBody::CloseSession,
             BODY_DELETE_IF_EMPTY => TxnBody::DeleteIfEmpty {
@@ -134,7 +134,7 @@ pub fn encode_write(w: &mut Writer, req: &Request) {
                 CreateOp::Create => op::CREATE,
                 CreateOp::Create2 => op::CREATE_TTL,
             };
-            w.i32(code).string(path).buffer(data);
+            w.i32(code).string(path).nullable_buffer(data.as_deref());
             write_acls(w, acl);
             w.i32(*flags);
             if code == op::CREATE_TTL {
@@ -149,7 +149,10 @@ pub fn encode_write(w: &mut Writer, req: &Request) {
             data,
             version,
         } => {
-            w.i32(op::SET_DATA).string(path).buffer(data).i32(*version);
+            w.i32(op::SET_DATA)
+                .string(path)
+                .nullable_buffer(data.as_deref())
+                .i32(*version);
         }
         Request::SetAcl { path, acl, version } => {
             w.i32(op::SET_ACL).string(path);
@@ -200,14 +203,14 @@ mod tests {
                     Request::Create {
                         op: CreateOp::Create2,
                         path: "/a".into(),
-                        data: b"x".to_vec(),
+                        data: Some(b"x".to_vec()),
                         acl: Acl::world_anyone(),
                         flags: 5,
                         ttl: 100,
                     },
                     Request::SetData {
                         path: "/a".into(),
-                        data: vec![],
+                        data: None,
                         version: 0,
                     },
                     Request::Check {
@@ -243,5 +246,34 @@ mod tests {
         for t in txns {
             assert_eq!(Txn::from_bytes(&t.to_bytes()).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn null_data_is_logged_as_null_and_empty_as_empty() {
+        let create = |data: Option<Vec<u8>>| Txn {
+            zxid: 1,
+            time_ms: 0,
+            session_id: 1,
+            cxid: 1,
+            auth: vec![],
+            body: TxnBody::Write(Request::Create {
+                op: CreateOp::Create,
+                path: "/p".into(),
+                data,
+                acl: Acl::world_anyone(),
+                flags: 0,
+                ttl: 0,
+            }),
+        };
+        for data in [None, Some(vec![]), Some(b"d".to_vec())] {
+            let t = create(data);
+            assert_eq!(Txn::from_bytes(&t.to_bytes()).unwrap(), t);
+        }
+        // The bytes after the path carry jute's null length, as ZooKeeper's CreateTxn.
+        let bytes = create(None).to_bytes();
+        // After the data: ACL count, perms, "world", "anyone", flags.
+        let after_data = 4 + 4 + (4 + 5) + (4 + 6) + 4;
+        let at = bytes.len() - after_data - 4;
+        assert_eq!(&bytes[at..at + 4], &(-1i32).to_be_bytes());
     }
 }

@@ -9,28 +9,46 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::Ensemble;
+use support::wait::eventually;
 use zookeeper_client as zk;
 
-#[test]
-fn a_bad_config_stops_the_server_naming_the_line() {
+/// Run the server on a zoo.cfg of `tickTime=2000`, a fresh `dataDir` and `lines`, until
+/// it exits; returns whether it succeeded and what it wrote to stderr.
+fn run_to_exit(lines: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=2000\ndataDir={}\nclientPort=notaport\n",
-            dir.path().display()
-        ),
-    )
-    .unwrap();
+    let text = format!("tickTime=2000\ndataDir={}\n{lines}", dir.path().display());
+    std::fs::write(&cfg, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_strata-coordinator"))
         .arg("--config")
         .arg(&cfg)
+        .env("RUST_BACKTRACE", "1")
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_config_stops_the_server_naming_the_line() {
+    let (ok, err) = run_to_exit("clientPort=notaport\n");
+    assert!(!ok);
     assert!(err.contains("zoo.cfg:3: clientPort"), "{err}");
+}
+
+#[test]
+fn a_client_port_in_use_stops_the_server_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (ok, err) = run_to_exit(&format!("clientPort={port}\nclientPortAddress=127.0.0.1\n"));
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("client port 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert!(!err.contains("backtrace"), "{err}");
 }
 
 fn http_get(addr: &str, path: &str) -> String {
@@ -50,7 +68,10 @@ async fn four_letter_words_honour_the_whitelist_and_metrics_use_mntr_names() {
         .local_addr()
         .unwrap()
         .port();
-    let mut e = Ensemble::standalone(&format!("metricsProvider.httpPort={port}\n"));
+    let mut e = Ensemble::standalone(&format!(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
+    ));
     assert_eq!(e.four_letter(0, "ruok"), "imok");
     assert_eq!(e.four_letter(0, "isro"), "rw");
     let c = zk::Client::connect(&e.servers[0].addr()).await.unwrap();
@@ -105,13 +126,21 @@ async fn an_observer_replicates_without_voting() {
     let observer = zk::Client::connect(&e.servers[3].addr()).await.unwrap();
     let opts = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     observer.create("/via-observer", b"o", &opts).await.unwrap();
-    let leader = e.leader().expect("a leader");
+    let leader = e.wait_leader();
     let lc = zk::Client::connect(&e.servers[leader].addr())
         .await
         .unwrap();
     assert_eq!(lc.get_data("/via-observer").await.unwrap().0, b"o");
-    let mntr = e.four_letter(leader, "mntr");
-    assert!(mntr.contains("zk_synced_followers\t2"), "{mntr}");
+    // A follower serves as soon as it is up to date; the leader counts it as synced when
+    // its acknowledgement arrives, a moment later.
+    let mntr = eventually("the leader to count two synced followers", || {
+        let mntr = e.four_letter(leader, "mntr");
+        if mntr.contains("zk_synced_followers\t2") {
+            Ok(mntr)
+        } else {
+            Err(mntr)
+        }
+    });
     let fsyncs: u64 = mntr
         .lines()
         .find_map(|l| l.strip_prefix("zk_fsync_count\t"))

@@ -143,6 +143,22 @@ def test_watches_fire_once_with_the_right_event(clients):
     assert deleted.wait(10)
 
 
+def test_null_data_reads_back_as_null_and_empty_as_empty(clients):
+    """A znode created or set with null data is not one with empty data: jute length -1
+    comes back, on every server (Kafka's /latest_producer_id_block depends on it)."""
+    a, b, c = clients
+    a.create("/null-data", None)
+    a.create("/empty-data", b"")
+    a.create("/set-null", b"x")
+    a.set("/set-null", None)
+    for client in (a, b, c):
+        client.sync("/")
+        data, stat = client.get("/null-data")
+        assert data is None and stat.dataLength == 0
+        assert client.get("/empty-data")[0] == b""
+        assert client.get("/set-null")[0] is None
+
+
 def test_multi_is_atomic(clients):
     a, b, _ = clients
     a.create("/multi", b"v")

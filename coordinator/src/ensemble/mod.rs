@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, PeerRole};
 use crate::jute::Reader;
-use crate::server::processor::{Backend, Event, Processor};
+use crate::server::processor::{Backend, Event, Processor, ProposalId};
 use crate::storage::{self, TxnLog};
 use crate::tree::DataTree;
 use crate::txn::Txn;
@@ -141,15 +141,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
 
     let me = &cfg.servers[&cfg.my_id];
-    let quorum_addr = tokio::net::lookup_host((me.host.as_str(), me.quorum_port))
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", me.host))?;
+    let resolve = peer::system_resolver();
     let (inbox_tx, inbox_rx) = mpsc::channel(16 * 1024);
-    tokio::spawn(async move {
-        if let Err(e) = peer::serve(quorum_addr, inbox_tx).await {
-            tracing::error!("quorum port {quorum_addr}: {e}");
-            std::process::exit(1);
+    let listen_on = peer::ListenOn {
+        host: me.host.clone(),
+        port: me.quorum_port,
+        all_ips: cfg.quorum_listen_on_all_ips,
+    };
+    tokio::spawn({
+        let (resolve, inbox) = (resolve.clone(), inbox_tx.clone());
+        async move {
+            if let Err(e) = peer::listen(listen_on, resolve, inbox).await {
+                tracing::error!("{e}");
+                std::process::exit(1);
+            }
         }
     });
     let peers: BTreeMap<ServerId, mpsc::Sender<Frame>> = cfg
@@ -157,12 +162,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .values()
         .filter(|s| s.id != cfg.my_id)
         .map(|s| {
-            (
+            let link = peer::connect(
+                cfg.my_id,
                 s.id,
-                peer::connect(cfg.my_id, s.host.clone(), s.quorum_port),
-            )
+                s.host.clone(),
+                s.quorum_port,
+                resolve.clone(),
+                inbox_tx.clone(),
+            );
+            (s.id, link)
         })
         .collect();
+    drop(inbox_tx);
 
     let (events_tx, events_rx) = mpsc::channel(crate::server::EVENT_QUEUE);
     let (driver_tx, driver_rx) = mpsc::channel(16 * 1024);
@@ -492,6 +503,12 @@ impl Driver {
                     self.flush_commits(&mut committed).await;
                     let status = self.status();
                     let _ = self.events.send(Event::Zab(status)).await;
+                }
+                Action::Refused(data) => {
+                    if let Ok(txn) = Txn::from_bytes(&data) {
+                        let id = ProposalId::of(&txn);
+                        let _ = self.events.send(Event::Dropped(id)).await;
+                    }
                 }
             }
         }

@@ -5,10 +5,15 @@
 //! no protobuf messages: the payload is jute, carried by a pass-through codec, so no
 //! code generation or `protoc` is needed. A broken stream loses what was queued on it;
 //! the ZAB core is built to survive lost messages, and reconnects are retried.
+//!
+//! Host names are resolved again on every connection attempt and every bind, never
+//! kept: in Kubernetes a restarted pod comes back under the same name with a new
+//! address, and the name may point at the old one for a while.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -195,40 +200,127 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for PeerService {
     }
 }
 
-/// Serve incoming peer streams on `addr`.
-pub async fn serve(addr: SocketAddr, inbox: mpsc::Sender<(ServerId, Frame)>) -> anyhow::Result<()> {
+/// Turns a host name and port into addresses. Called afresh for every connection
+/// attempt and every bind; tests substitute their own.
+pub type Resolve = Arc<
+    dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver (`getaddrinfo`), asked every time.
+pub fn system_resolver() -> Resolve {
+    Arc::new(|host, port| {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
+    })
+}
+
+/// Where to listen for peers: this server's own `server.N` address, or every interface
+/// (`quorumListenOnAllIPs=true`).
+#[derive(Debug, Clone)]
+pub struct ListenOn {
+    pub host: String,
+    pub port: u16,
+    pub all_ips: bool,
+}
+
+/// Bind attempts before giving up on the quorum port. A restarted pod's name can point
+/// at its old address for as long as DNS caches it (CoreDNS: 30 s), so each attempt
+/// resolves again, one second apart.
+const BIND_ATTEMPTS: u32 = 120;
+
+/// Bind the quorum port, resolving this server's name again on every attempt, then
+/// serve incoming peer streams. Fails only when no attempt could bind.
+pub async fn listen(
+    on: ListenOn,
+    resolve: Resolve,
+    inbox: mpsc::Sender<(ServerId, Frame)>,
+) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    let listener = loop {
+        attempt += 1;
+        let addr = if on.all_ips {
+            Ok(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), on.port))
+        } else {
+            resolve(on.host.clone(), on.port).await.and_then(|a| {
+                a.into_iter()
+                    .next()
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+            })
+        };
+        let bound = match addr {
+            Ok(addr) => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("{addr}: {e}")),
+            Err(e) => Err(format!("{}:{}: {e}", on.host, on.port)),
+        };
+        match bound {
+            Ok(l) => break l,
+            Err(e) if attempt < BIND_ATTEMPTS => {
+                tracing::warn!("quorum port {e}; resolving and trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => anyhow::bail!("quorum port {e} (after {attempt} attempts)"),
+        }
+    };
+    tracing::info!("quorum port listening on {}", listener.local_addr()?);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .serve(addr, PeerService { inbox })
+        .serve_with_incoming(PeerService { inbox }, incoming)
         .await?;
     Ok(())
 }
 
-/// Start the sending side for one peer; returns the queue to it.
-pub fn connect(my_id: ServerId, host: String, port: u16) -> mpsc::Sender<Frame> {
+/// Start the sending side for one peer; returns the queue to it. When a stream that was
+/// up breaks, `inbox` hears `Frame::Lost` for the peer, as when its stream to us ends:
+/// like a learner's one TCP connection in ZooKeeper, either direction failing means
+/// the link is gone (and forwarded writes with it).
+pub fn connect(
+    my_id: ServerId,
+    peer: ServerId,
+    host: String,
+    port: u16,
+    resolve: Resolve,
+    inbox: mpsc::Sender<(ServerId, Frame)>,
+) -> mpsc::Sender<Frame> {
     let (tx, mut rx) = mpsc::channel::<Frame>(PEER_QUEUE);
     tokio::spawn(async move {
-        let uri = format!("http://{host}:{port}");
+        let mut last_addr = None;
         loop {
-            let Ok(endpoint) = tonic::transport::Endpoint::from_shared(uri.clone()) else {
-                tracing::error!("bad peer address {uri}");
-                return;
-            };
-            let endpoint = endpoint
-                .tcp_nodelay(true)
-                .connect_timeout(Duration::from_millis(500));
-            let channel = match endpoint.connect().await {
-                Ok(c) => c,
-                Err(_) => {
-                    // Drop what queued while the peer is unreachable; ZAB resends what
-                    // still matters.
-                    while rx.try_recv().is_ok() {}
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    if rx.is_closed() {
-                        return;
-                    }
-                    continue;
+            let addr = resolve(host.clone(), port)
+                .await
+                .ok()
+                .and_then(|a| a.into_iter().next());
+            if let Some(now) = addr
+                && addr != last_addr
+            {
+                tracing::info!(peer, "{host}:{port} is {now}");
+                last_addr = addr;
+            }
+            let channel = match addr {
+                Some(addr) => {
+                    let endpoint =
+                        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                            .expect("a socket address is a valid URI authority")
+                            .tcp_nodelay(true)
+                            .connect_timeout(Duration::from_millis(500));
+                    endpoint.connect().await.ok()
                 }
+                None => None,
+            };
+            let Some(channel) = channel else {
+                // Drop what queued while the peer is unreachable; ZAB resends what
+                // still matters.
+                while rx.try_recv().is_ok() {}
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if rx.is_closed() {
+                    return;
+                }
+                continue;
             };
             let (stream_tx, stream_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
             let mut grpc =
@@ -254,6 +346,7 @@ pub fn connect(my_id: ServerId, host: String, port: u16) -> mpsc::Sender<Frame> 
                 call.abort();
                 return;
             }
+            let _ = inbox.send((peer, Frame::Lost)).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
@@ -276,5 +369,84 @@ mod tests {
             assert_eq!(decode_frame(&encode_frame(7, &f)), Some((7, f)));
         }
         assert_eq!(decode_frame(&[1, 2]), None);
+    }
+
+    fn unused_port() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    /// A resolver that answers `first` for the first `times` lookups, then `then`, and
+    /// counts the lookups.
+    fn changing_resolver(
+        first: SocketAddr,
+        times: usize,
+        then: SocketAddr,
+    ) -> (Resolve, Arc<std::sync::atomic::AtomicUsize>) {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        let resolve: Resolve = Arc::new(move |_, _| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let addr = if n < times { first } else { then };
+            Box::pin(async move { Ok(vec![addr]) })
+        });
+        (resolve, calls)
+    }
+
+    #[tokio::test]
+    async fn a_peer_name_is_resolved_again_on_every_connection_attempt() {
+        let live = unused_port();
+        let (inbox, mut received) = mpsc::channel(64);
+        let on = ListenOn {
+            host: live.ip().to_string(),
+            port: live.port(),
+            all_ips: false,
+        };
+        let server = tokio::spawn(listen(on, system_resolver(), inbox));
+        // The name first points where nothing listens (a pod's old address), then moves.
+        let (resolve, calls) = changing_resolver(unused_port(), 3, live);
+        let (lost, _lost) = mpsc::channel(64);
+        let link = connect(1, 2, "server-2.peers".into(), live.port(), resolve, lost);
+        let arrived = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let _ = link.try_send(Frame::Touch(vec![7]));
+                if let Ok(Some(got)) =
+                    tokio::time::timeout(Duration::from_millis(100), received.recv()).await
+                {
+                    return got;
+                }
+            }
+        })
+        .await
+        .expect("frames reach the peer once its name resolves to where it listens");
+        assert_eq!(arrived, (1, Frame::Touch(vec![7])));
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 3);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn the_quorum_port_bind_resolves_again_until_it_succeeds() {
+        // The first answer is an address that cannot be bound (taken), the next is free.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free = unused_port();
+        let (resolve, calls) = changing_resolver(taken.local_addr().unwrap(), 1, free);
+        let (inbox, _received) = mpsc::channel(64);
+        let on = ListenOn {
+            host: "server-1.peers".into(),
+            port: free.port(),
+            all_ips: false,
+        };
+        let server = tokio::spawn(listen(on, resolve, inbox));
+        let bound = tokio::time::timeout(Duration::from_secs(20), async {
+            while tokio::net::TcpStream::connect(free).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(bound.is_ok(), "listening on the address the name moved to");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        server.abort();
     }
 }

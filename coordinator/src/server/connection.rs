@@ -78,7 +78,7 @@ fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteError> 
     let last_zxid_seen = r.read_i64()?;
     let timeout_ms = r.read_i32()?;
     let session_id = r.read_i64()?;
-    let password = r.read_buffer()?;
+    let password = r.read_bytes()?;
     Ok(ConnectRequest {
         last_zxid_seen,
         timeout_ms,

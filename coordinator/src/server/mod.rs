@@ -7,9 +7,10 @@ pub mod processor;
 pub mod response;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -43,18 +44,24 @@ pub async fn run_standalone(cfg: Config) -> anyhow::Result<()> {
     processor.run(rx).await
 }
 
-/// Bind the client port and the metrics port and serve them in the background.
+/// Bind the client port and the metrics port and serve them in the background. The
+/// client port is the server's reason to exist, so failing to bind it is fatal; the
+/// metrics port is auxiliary, and as with ZooKeeper's admin server a failed bind is a
+/// warning and the server goes on without it.
 pub async fn spawn_listeners(cfg: &Config, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(cfg.client_addr()).await?;
+    let client_addr = cfg.client_addr();
+    let listener = TcpListener::bind(client_addr)
+        .await
+        .with_context(|| format!("client port {client_addr}"))?;
     tracing::info!("serving clients on {}", listener.local_addr()?);
-    if cfg.metrics_port != 0 {
-        let addr = SocketAddr::new(
-            cfg.client_port_address
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            cfg.metrics_port,
-        );
-        let metrics = TcpListener::bind(addr).await?;
-        tokio::spawn(serve_metrics(metrics, tx.clone()));
+    if let Some(addr) = cfg.metrics_addr {
+        match TcpListener::bind(addr).await {
+            Ok(metrics) => {
+                tracing::info!("serving metrics on http://{addr}/metrics");
+                tokio::spawn(serve_metrics(metrics, tx.clone()));
+            }
+            Err(e) => tracing::warn!("metrics port {addr}: {e}; serving without metrics"),
+        }
     }
     tokio::spawn(accept_loop(listener, tx, cfg.max_client_cnxns));
     Ok(())

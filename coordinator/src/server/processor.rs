@@ -5,6 +5,19 @@
 //! turns writes into transactions, and group-commits them: while one batch is being
 //! fsynced, the next one gathers. A batch is applied and answered only after its fsync,
 //! so no client ever sees a change that a crash could take back.
+//!
+//! Every reply carries the xid of the request it answers, whatever the operation: the
+//! Java client numbers `setWatches` like any request and drops the connection ("Xid out
+//! of order") when a reply comes back under another xid; kazoo and pings use their fixed
+//! xids and get them back the same way.
+//!
+//! A write is answered only by the server that received it, and only on the connection
+//! it came in on: the committed transaction must be that very proposal, told apart from
+//! an older one with the same xid (kazoo restarts its xids on every connection) by the
+//! time stamp it was proposed with. When a write can no longer be answered correctly
+//! (the replication queue is full, there is no leader to take it, or a later write of the
+//! same connection committed before it), the connection is closed: the client sees
+//! CONNECTIONLOSS and retries, as with ZooKeeper when a server loses its leader.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,7 +33,7 @@ use crate::acl;
 use crate::config::Config;
 use crate::ensemble::{ToDriver, ZabStatus};
 use crate::jute::Writer;
-use crate::proto::{ErrorCode, Id, Request, event, perms, xid};
+use crate::proto::{ErrorCode, Id, Request, event, perms};
 use crate::server::fourlw;
 use crate::server::response;
 use crate::storage::{self, TxnLog};
@@ -84,6 +97,27 @@ pub enum Event {
     Zab(ZabStatus),
     /// Ensemble, on the leader: sessions a follower reports alive.
     Touch(Vec<i64>),
+    /// Ensemble: a write proposed here went nowhere (no established leader to take it).
+    Dropped(ProposalId),
+}
+
+/// Which proposal a committed transaction is: the session, the request's xid, and the
+/// time stamp this server gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProposalId {
+    pub session: i64,
+    pub cxid: i32,
+    pub time_ms: i64,
+}
+
+impl ProposalId {
+    pub fn of(txn: &Txn) -> ProposalId {
+        ProposalId {
+            session: txn.session_id,
+            cxid: txn.cxid,
+            time_ms: txn.time_ms,
+        }
+    }
 }
 
 /// Where writes go.
@@ -98,6 +132,8 @@ pub enum Backend {
 enum Pending {
     Write {
         xid: i32,
+        /// The proposal's time stamp: with the xid, it names the transaction to wait for.
+        time_ms: i64,
         started: Instant,
     },
     Read {
@@ -279,6 +315,7 @@ impl Processor {
                 }
                 _ = ticker.tick() => {
                     self.expire_sessions();
+                    self.give_up_lost_writes();
                     self.expire_special_nodes();
                     if purge_every > Duration::ZERO && Instant::now() >= next_purge {
                         next_purge = Instant::now() + purge_every;
@@ -311,29 +348,43 @@ impl Processor {
         }));
     }
 
-    fn propose(&mut self, session_id: i64, cxid: i32, auth: Vec<Id>, body: TxnBody) {
-        let mut txn = Txn {
-            zxid: 0,
-            time_ms: now_ms(),
-            session_id,
-            cxid,
-            auth,
-            body,
-        };
+    /// Hand a transaction to the log (standalone) or to replication. Returns `false`
+    /// when it could not be taken; the caller must then not wait for its commit.
+    fn propose(&mut self, mut txn: Txn) -> bool {
         if let Some(driver) = &self.driver {
-            // The leader assigns the zxid; the driver's queue is bounded, and a write it
-            // cannot take is lost like one in flight during a leader change.
-            if driver
+            // The leader assigns the zxid. The driver's queue is bounded.
+            return driver
                 .try_send(ToDriver::Propose(bytes::Bytes::from(txn.to_bytes())))
-                .is_err()
-            {
-                tracing::warn!("replication queue full; dropping a write");
-            }
-            return;
+                .is_ok();
         }
         txn.zxid = self.next_zxid;
         self.next_zxid += 1;
         self.staged.push(txn);
+        true
+    }
+
+    /// A transaction on behalf of the server itself (session expiry, container cleanup),
+    /// which nobody waits for. Returns `false` if it could not be taken; the caller
+    /// leaves it to a later tick.
+    fn propose_housekeeping(&mut self, session_id: i64, body: TxnBody) -> bool {
+        let txn = Txn {
+            zxid: 0,
+            time_ms: now_ms(),
+            session_id,
+            cxid: 0,
+            auth: Vec::new(),
+            body,
+        };
+        self.propose(txn)
+    }
+
+    /// A write of this session's current connection can no longer be answered: close the
+    /// connection so the client sees CONNECTIONLOSS and retries.
+    fn write_lost(&mut self, session: i64, why: &str) {
+        if let Some(conn) = self.session_conn(session) {
+            tracing::info!("session {session:#x}: {why}; closing its connection");
+            self.drop_conn(conn);
+        }
     }
 
     fn send(&mut self, conn: u64, frame: BytesMut) {
@@ -405,7 +456,25 @@ impl Processor {
                     }
                 }
             }
+            Event::Dropped(id) => {
+                if self.pending_position(id).is_some() {
+                    self.write_lost(id.session, "a write found no leader to take it");
+                }
+            }
         }
+    }
+
+    /// Where the write `id` waits among its session's pending requests, if it belongs to
+    /// the session's current connection.
+    fn pending_position(&self, id: ProposalId) -> Option<usize> {
+        self.sessions
+            .get(&id.session)?
+            .pending
+            .iter()
+            .position(|p| {
+                matches!(p, Pending::Write { xid, time_ms, .. }
+                if *xid == id.cxid && *time_ms == id.time_ms)
+            })
     }
 
     fn zab_status(&mut self, status: ZabStatus) {
@@ -491,15 +560,22 @@ impl Processor {
             );
             self.conns.get_mut(&conn).expect("inserted").session = Some(id);
             self.connecting.insert(id, conn);
-            self.propose(
-                id,
-                0,
-                Vec::new(),
-                TxnBody::CreateSession {
+            let txn = Txn {
+                zxid: 0,
+                time_ms: now_ms(),
+                session_id: id,
+                cxid: 0,
+                auth: Vec::new(),
+                body: TxnBody::CreateSession {
                     timeout_ms,
                     password,
                 },
-            );
+            };
+            if !self.propose(txn) {
+                self.connecting.remove(&id);
+                self.sessions.remove(&id);
+                self.drop_conn(conn);
+            }
             return;
         }
         let id = req.session_id;
@@ -604,15 +680,31 @@ impl Processor {
         let through_leader =
             req.is_write() || (self.driver.is_some() && matches!(req, Request::Sync { .. }));
         if through_leader {
-            s.pending.push_back(Pending::Write { xid, started });
-            let auth = s.auth.clone();
-            let body = if matches!(req, Request::Close) {
-                s.closing = true;
-                TxnBody::CloseSession
-            } else {
-                TxnBody::Write(req)
+            let time_ms = now_ms();
+            s.pending.push_back(Pending::Write {
+                xid,
+                time_ms,
+                started,
+            });
+            let txn = Txn {
+                zxid: 0,
+                time_ms,
+                session_id: session,
+                cxid: xid,
+                auth: s.auth.clone(),
+                body: if matches!(req, Request::Close) {
+                    s.closing = true;
+                    TxnBody::CloseSession
+                } else {
+                    TxnBody::Write(req)
+                },
             };
-            self.propose(session, xid, auth, body);
+            if !self.propose(txn) {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.closing = false;
+                }
+                self.write_lost(session, "the replication queue is full");
+            }
         } else if s.pending.is_empty() {
             self.read(session, conn, xid, &req, started);
         } else {
@@ -637,11 +729,6 @@ impl Processor {
     fn read(&mut self, session: i64, conn: u64, xid: i32, req: &Request, started: Instant) {
         let zxid = self.tree.last_zxid;
         let auth = self.sessions[&session].auth.clone();
-        let reply_xid = match req {
-            Request::Ping => xid::PING,
-            Request::SetWatches { .. } => xid::SET_WATCHES,
-            _ => xid,
-        };
         let mut extra_events = Vec::new();
         let result: Result<Writer, ErrorCode> = (|| {
             let mut w = Writer::new();
@@ -657,7 +744,7 @@ impl Processor {
                 }
                 Request::GetData { path, watch } => {
                     let node = self.tree.read(path, perms::READ, &auth)?;
-                    response::write_get_data(&mut w, &node.data, &node.stat());
+                    response::write_get_data(&mut w, node.data.as_deref(), &node.stat());
                     if *watch {
                         self.watches.add_data(path, session);
                     }
@@ -764,7 +851,11 @@ impl Processor {
                                 match self.tree.read(path, perms::READ, &auth) {
                                     Ok(n) => {
                                         w.i32(crate::proto::op::GET_DATA).bool(false).i32(0);
-                                        response::write_get_data(&mut w, &n.data, &n.stat());
+                                        response::write_get_data(
+                                            &mut w,
+                                            n.data.as_deref(),
+                                            &n.stat(),
+                                        );
                                     }
                                     Err(e) => {
                                         w.i32(crate::proto::op::ERROR)
@@ -801,10 +892,10 @@ impl Processor {
             self.send(conn, response::notification(ty, &path));
         }
         let frame = match result {
-            Ok(body) => response::frame(reply_xid, zxid, ErrorCode::Ok, |w| {
+            Ok(body) => response::frame(xid, zxid, ErrorCode::Ok, |w| {
                 w.buf.extend_from_slice(&body.buf)
             }),
-            Err(e) => response::frame(reply_xid, zxid, e, |_| {}),
+            Err(e) => response::frame(xid, zxid, e, |_| {}),
         };
         self.send(conn, frame);
         if !matches!(req, Request::Ping) {
@@ -852,9 +943,10 @@ impl Processor {
             }
             TxnBody::CloseSession => {
                 self.watches.remove_session(session);
+                let answer = self.pending_position(ProposalId::of(&txn)) == Some(0);
                 if let Some(mut s) = self.sessions.remove(&session) {
-                    if let (Some(conn), Some(Pending::Write { xid, started })) =
-                        (s.conn, s.pending.pop_front())
+                    if let (true, Some(conn), Some(Pending::Write { xid, started, .. })) =
+                        (answer, s.conn, s.pending.pop_front())
                     {
                         self.send(conn, response::frame(xid, txn.zxid, ErrorCode::Ok, |_| {}));
                         self.record_latency(started);
@@ -871,15 +963,23 @@ impl Processor {
         let TxnBody::Write(req) = &txn.body else {
             return;
         };
+        match self.pending_position(ProposalId::of(&txn)) {
+            // Not a write of this session's current connection (proposed by another
+            // server, or by a connection since closed): nobody here waits for it.
+            None => return,
+            Some(0) => {}
+            Some(_) => {
+                // ZooKeeper commits a connection's writes in the order they came; an
+                // earlier one that has not committed was lost on its way to the leader.
+                self.write_lost(session, "an earlier write was lost before the leader");
+                return;
+            }
+        }
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
         let Some(conn) = s.conn else { return };
-        match s.pending.front() {
-            Some(Pending::Write { xid, .. }) if *xid == txn.cxid => {}
-            _ => return,
-        }
-        let Some(Pending::Write { xid, started }) = s.pending.pop_front() else {
+        let Some(Pending::Write { xid, started, .. }) = s.pending.pop_front() else {
             return;
         };
         let frame = response::write_reply(xid, txn.zxid, req, &applied.result);
@@ -951,7 +1051,35 @@ impl Processor {
                     self.drop_conn(conn);
                 }
             }
-            self.propose(id, 0, Vec::new(), TxnBody::CloseSession);
+            if !self.propose_housekeeping(id, TxnBody::CloseSession)
+                && let Some(s) = self.sessions.get_mut(&id)
+            {
+                s.closing = false;
+            }
+        }
+    }
+
+    /// Ensemble: a write forwarded to the leader can be lost with the link that carried
+    /// it, while this server goes on following. ZooKeeper's follower would have lost its
+    /// one connection to the leader and dropped its clients; here the write is given up
+    /// after `initLimit` ticks, the longest a healthy ensemble may take to bring a
+    /// follower back, and the connection closed so the client retries.
+    fn give_up_lost_writes(&mut self) {
+        if self.driver.is_none() {
+            return;
+        }
+        let limit = Duration::from_millis(self.cfg.init_limit * self.cfg.tick_time_ms);
+        let stuck: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s.pending.front(),
+                    Some(Pending::Write { started, .. }) if started.elapsed() > limit)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            self.write_lost(id, "a write got no commit within initLimit");
         }
     }
 
@@ -960,8 +1088,10 @@ impl Processor {
             return;
         }
         for path in self.tree.expired_special_nodes(now_ms()) {
-            if self.special_inflight.insert(path.clone()) {
-                self.propose(0, 0, Vec::new(), TxnBody::DeleteIfEmpty { path });
+            if self.special_inflight.insert(path.clone())
+                && !self.propose_housekeeping(0, TxnBody::DeleteIfEmpty { path: path.clone() })
+            {
+                self.special_inflight.remove(&path);
             }
         }
     }
@@ -1019,5 +1149,289 @@ impl Processor {
         let by = self.watches.by_session();
         let paths: BTreeSet<&String> = by.values().flatten().collect();
         (by.len(), paths.len(), self.watches.count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The processor of an ensemble member, driven event by event with the replication
+    //! driver played by the test: what each connection is told, and when it is closed.
+
+    use super::*;
+    use crate::jute::Reader;
+    use crate::proto::{Acl, CreateOp};
+
+    struct Member {
+        events: mpsc::Sender<Event>,
+        proposals: mpsc::Receiver<ToDriver>,
+        zxid: i64,
+    }
+
+    struct Conn {
+        id: u64,
+        out: mpsc::Receiver<Outgoing>,
+    }
+
+    /// What a connection received next: a reply header, or the close.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Reply { xid: i32, zxid: i64, err: i32 },
+        Closed,
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    impl Member {
+        fn start() -> Member {
+            let cfg = Config::parse(
+                "dataDir=/nonexistent\nserver.1=127.0.0.1:1:2\nserver.2=127.0.0.2:1:2\n",
+                "zoo.cfg",
+            )
+            .unwrap();
+            let (driver, proposals) = mpsc::channel(64);
+            let (events, rx) = mpsc::channel(64);
+            let p = Processor::new(Arc::new(cfg), DataTree::new(), Backend::Ensemble(driver));
+            tokio::spawn(p.run(rx));
+            Member {
+                events,
+                proposals,
+                zxid: 0,
+            }
+        }
+
+        async fn send(&self, ev: Event) {
+            self.events.send(ev).await.unwrap();
+        }
+
+        /// The driver reports a follower's role: serving, or (`false`) looking.
+        async fn follower(&self, serving: bool) {
+            self.send(Event::Zab(ZabStatus {
+                mode: if serving { "follower" } else { "looking" },
+                serving,
+                leading: false,
+                followers: None,
+                fsync_micros: 0,
+                fsync_count: 0,
+            }))
+            .await;
+        }
+
+        fn connect_event(
+            id: u64,
+            tx: mpsc::Sender<Outgoing>,
+            session: i64,
+            password: Vec<u8>,
+        ) -> Event {
+            Event::Connect {
+                conn: id,
+                remote: "127.0.0.1:5000".parse().unwrap(),
+                tx,
+                req: ConnectRequest {
+                    last_zxid_seen: 0,
+                    timeout_ms: 10_000,
+                    session_id: session,
+                    password,
+                },
+            }
+        }
+
+        /// The next transaction this member handed to replication (a follower also
+        /// reports its live sessions to the leader on every tick; those are skipped).
+        async fn proposed(&mut self) -> Txn {
+            loop {
+                match tokio::time::timeout(WAIT, self.proposals.recv()).await {
+                    Ok(Some(ToDriver::Propose(bytes))) => return Txn::from_bytes(&bytes).unwrap(),
+                    Ok(Some(_)) => continue,
+                    _ => panic!("nothing proposed within {WAIT:?}"),
+                }
+            }
+        }
+
+        /// The quorum commits `txn`; returns its zxid.
+        async fn commit(&mut self, mut txn: Txn) -> i64 {
+            self.zxid += 1;
+            txn.zxid = self.zxid;
+            self.send(Event::Committed(vec![txn])).await;
+            self.zxid
+        }
+
+        /// Open a connection (a new session when `session` is `None`); returns it with
+        /// its session id and password.
+        async fn connect(
+            &mut self,
+            id: u64,
+            session: Option<(i64, Vec<u8>)>,
+        ) -> (Conn, i64, Vec<u8>) {
+            let (tx, out) = mpsc::channel(64);
+            let (session_id, password) = session.clone().unwrap_or((0, vec![0; 16]));
+            self.send(Member::connect_event(id, tx, session_id, password))
+                .await;
+            if session.is_none() {
+                let create = self.proposed().await;
+                self.commit(create).await;
+            }
+            let mut conn = Conn { id, out };
+            let frame = conn.frame().await.expect("a connect response");
+            let mut r = Reader::new(&frame[4..]);
+            let (_, _, session_id) = (r.read_i32(), r.read_i32(), r.read_i64().unwrap());
+            (conn, session_id, r.read_bytes().unwrap())
+        }
+    }
+
+    impl Conn {
+        async fn frame(&mut self) -> Option<BytesMut> {
+            match tokio::time::timeout(WAIT, self.out.recv()).await {
+                Ok(Some(Outgoing::Frame(f))) => Some(f),
+                Ok(Some(Outgoing::Close)) | Ok(None) => None,
+                Err(_) => panic!("connection {} got nothing within {WAIT:?}", self.id),
+            }
+        }
+
+        async fn next(&mut self) -> Got {
+            match self.frame().await {
+                None => Got::Closed,
+                Some(f) => {
+                    let mut r = Reader::new(&f[4..]);
+                    Got::Reply {
+                        xid: r.read_i32().unwrap(),
+                        zxid: r.read_i64().unwrap(),
+                        err: r.read_i32().unwrap(),
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_data(path: &str) -> Request {
+        Request::SetData {
+            path: path.into(),
+            data: None,
+            version: -1,
+        }
+    }
+
+    fn create(path: &str) -> Request {
+        Request::Create {
+            op: CreateOp::Create,
+            path: path.into(),
+            data: None,
+            acl: Acl::world_anyone(),
+            flags: 0,
+            ttl: 0,
+        }
+    }
+
+    async fn request(m: &Member, conn: &Conn, xid: i32, req: Request) {
+        m.send(Event::Request {
+            conn: conn.id,
+            xid,
+            req,
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn every_reply_carries_its_requests_xid_set_watches_included() {
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (mut c, _, _) = m.connect(1, None).await;
+        let set_watches = Request::SetWatches {
+            relative_zxid: 0,
+            data: vec!["/".into()],
+            exist: vec![],
+            child: vec![],
+            persistent: vec![],
+            persistent_recursive: vec![],
+        };
+        // The Java client numbers setWatches like any request; kazoo-style clients use
+        // the reserved -8; pings use -2. Each gets its own xid back.
+        for (xid, req) in [
+            (90, set_watches.clone()),
+            (-8, set_watches),
+            (-2, Request::Ping),
+            (91, Request::WhoAmI),
+        ] {
+            request(&m, &c, xid, req).await;
+            assert_eq!(
+                c.next().await,
+                Got::Reply {
+                    xid,
+                    zxid: 1,
+                    err: 0
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_from_a_closed_connection_is_not_the_answer_to_a_new_one() {
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (old, session, password) = m.connect(1, None).await;
+        request(&m, &old, 1, create("/a")).await;
+        let lost = m.proposed().await;
+        m.send(Event::Disconnected { conn: 1 }).await;
+        // kazoo starts its xids again on a new connection: the same session sends xid 1
+        // again, a different write.
+        let (mut c, _, _) = m.connect(2, Some((session, password))).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        request(&m, &c, 1, create("/b")).await;
+        let current = m.proposed().await;
+        assert_eq!((lost.cxid, current.cxid), (1, 1));
+        assert_ne!(lost.time_ms, current.time_ms);
+        m.commit(lost).await;
+        let zxid = m.commit(current).await;
+        assert_eq!(
+            c.next().await,
+            Got::Reply {
+                xid: 1,
+                zxid,
+                err: 0
+            },
+            "the reply is the commit of this connection's own write"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_lost_on_its_way_to_the_leader_closes_the_connection() {
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (mut c, _, _) = m.connect(1, None).await;
+        request(&m, &c, 1, set_data("/")).await;
+        let _lost = m.proposed().await;
+        request(&m, &c, 2, set_data("/")).await;
+        let later = m.proposed().await;
+        m.commit(later).await;
+        // Answering xid 2 before xid 1 would break ZooKeeper's order; answering neither
+        // would hang the client. It is told CONNECTIONLOSS and retries.
+        assert_eq!(c.next().await, Got::Closed);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_for_want_of_a_leader_closes_the_connection() {
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (mut c, _, _) = m.connect(1, None).await;
+        request(&m, &c, 1, set_data("/")).await;
+        let refused = m.proposed().await;
+        m.send(Event::Dropped(ProposalId::of(&refused))).await;
+        assert_eq!(c.next().await, Got::Closed);
+    }
+
+    #[tokio::test]
+    async fn no_connection_is_served_while_there_is_no_quorum() {
+        let mut m = Member::start();
+        // Looking: a client is turned away rather than answered from a stale tree.
+        let (tx, mut out) = mpsc::channel(8);
+        m.send(Member::connect_event(1, tx, 0, vec![0; 16])).await;
+        assert!(matches!(
+            tokio::time::timeout(WAIT, out.recv()).await,
+            Ok(Some(Outgoing::Close))
+        ));
+        // Serving, then the quorum goes: open connections are closed.
+        m.follower(true).await;
+        let (mut c, _, _) = m.connect(2, None).await;
+        m.follower(false).await;
+        assert_eq!(c.next().await, Got::Closed);
     }
 }

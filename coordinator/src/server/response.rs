@@ -103,9 +103,9 @@ pub fn write_reply(
     }
 }
 
-/// One `multiRead` sub-result or a plain read's body.
-pub fn write_get_data(w: &mut Writer, data: &[u8], stat: &Stat) {
-    w.buffer(data);
+/// One `multiRead` sub-result or a plain read's body; null data goes out as null.
+pub fn write_get_data(w: &mut Writer, data: Option<&[u8]>, stat: &Stat) {
+    w.nullable_buffer(data);
     stat.write(w);
 }
 

@@ -215,6 +215,9 @@ pub enum Action {
     /// Apply these committed entries, in order.
     Commit(Vec<Entry>),
     RoleChanged(Role),
+    /// A client write given to this server that it could neither propose nor forward:
+    /// no established leader. Its client must be told it was not taken.
+    Refused(Bytes),
 }
 
 #[derive(Debug, Clone)]
@@ -466,7 +469,9 @@ impl Zab {
             Input::Tick => self.on_tick(&mut out),
             Input::Message { from, msg } => self.on_message(from, msg, &mut out),
             Input::Propose(data) => {
-                self.propose(data, &mut out);
+                if !self.propose(data.clone(), &mut out) {
+                    out.push(Action::Refused(data));
+                }
             }
             Input::Compacted(snapshot) => self.compact(snapshot),
             Input::PeerLost(peer) => self.peer_lost(peer, &mut out),
@@ -1715,6 +1720,17 @@ mod tests {
             })
             .collect();
         assert_eq!(sent, vec![(1, 2), (3, 2)]);
+    }
+
+    #[test]
+    fn a_write_without_a_leader_is_refused_not_lost() {
+        let (mut z, _) = Zab::new(cfg(1, 3), Durable::default());
+        let write = Bytes::from_static(b"w");
+        assert_eq!(
+            z.step(Input::Propose(write.clone())),
+            vec![Action::Refused(write)],
+            "a looking server can neither propose nor forward"
+        );
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub struct Sim {
     /// Servers cut off from everyone else.
     isolated: BTreeSet<ServerId>,
     global: Vec<(i64, Bytes)>,
+    /// Writes refused to their client: none of them may ever commit.
+    refused: BTreeSet<Bytes>,
     leaders: BTreeMap<i64, ServerId>,
     next_write: u64,
     pub stats: SimStats,
@@ -98,6 +100,8 @@ pub struct SimStats {
     pub crashes: usize,
     pub snap_syncs: usize,
     pub trunc_syncs: usize,
+    /// Client writes a server refused for want of a leader.
+    pub refused: usize,
 }
 
 fn encode_applied(applied: &[(i64, Bytes)]) -> Bytes {
@@ -149,6 +153,7 @@ impl Sim {
             net: VecDeque::new(),
             isolated: BTreeSet::new(),
             global: Vec::new(),
+            refused: BTreeSet::new(),
             leaders: BTreeMap::new(),
             next_write: 0,
             stats: SimStats::default(),
@@ -246,8 +251,18 @@ impl Sim {
                             // Re-commit after a rewind to an older snapshot: must match.
                             continue;
                         }
+                        assert!(
+                            !self.refused.contains(&e.data),
+                            "{:?} was refused to its client but committed at {:#x}",
+                            e.data,
+                            e.zxid
+                        );
                         node.applied.push((e.zxid, e.data));
                     }
+                }
+                Action::Refused(data) => {
+                    self.stats.refused += 1;
+                    self.refused.insert(data);
                 }
                 Action::RoleChanged(role) => {
                     if let Role::Leading {
@@ -385,6 +400,7 @@ impl Sim {
                 self.global = a.clone();
             }
         }
+
         self.stats.committed = self.global.len();
     }
 
@@ -529,6 +545,7 @@ mod tests {
                     total.crashes += s.crashes;
                     total.snap_syncs += s.snap_syncs;
                     total.trunc_syncs += s.trunc_syncs;
+                    total.refused += s.refused;
                 }
                 Err(msg) => panic!("{name}: {msg}"),
             }

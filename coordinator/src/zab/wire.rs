@@ -18,7 +18,7 @@ fn read_entries(r: &mut Reader) -> Result<Vec<Entry>, JuteError> {
         .map(|_| {
             Ok(Entry {
                 zxid: r.read_i64()?,
-                data: Bytes::from(r.read_buffer()?),
+                data: Bytes::from(r.read_bytes()?),
             })
         })
         .collect()
@@ -172,7 +172,7 @@ pub fn decode(r: &mut Reader) -> Result<Message, JuteError> {
                 2 => SyncKind::Snap(None),
                 3 => SyncKind::Snap(Some(Snapshot {
                     zxid: r.read_i64()?,
-                    data: Bytes::from(r.read_buffer()?),
+                    data: Bytes::from(r.read_bytes()?),
                 })),
                 _ => return Err(JuteError::Truncated("sync kind")),
             };
@@ -217,7 +217,7 @@ pub fn decode(r: &mut Reader) -> Result<Message, JuteError> {
             last_zxid: r.read_i64()?,
         },
         13 => Message::Forward {
-            data: Bytes::from(r.read_buffer()?),
+            data: Bytes::from(r.read_bytes()?),
         },
         _ => return Err(JuteError::Truncated("message type")),
     })

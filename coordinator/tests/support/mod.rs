@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../../tests/wait.rs"]
+pub mod wait;
+
 pub struct Server {
     pub id: usize,
     pub host: String,
@@ -47,6 +50,13 @@ impl Server {
     }
 }
 
+/// One server for [`Ensemble::launch`]: where clients reach it and its own zoo.cfg lines.
+struct Member {
+    host: String,
+    client_port: u16,
+    cfg: String,
+}
+
 pub struct Ensemble {
     pub servers: Vec<Server>,
     _dir: tempfile::TempDir,
@@ -73,12 +83,10 @@ impl Ensemble {
 
     /// `n` participants, then `observers` observers on the following addresses.
     pub fn start_with_observers(n: usize, observers: usize, extra: &str) -> Ensemble {
-        let dir = tempfile::tempdir().expect("tempdir");
         let client_port = free_port();
         let quorum_port = free_port();
         let election_port = free_port();
         let count = (n + observers).max(1);
-        let mut servers = Vec::new();
         let mut server_lines = String::new();
         if n > 0 {
             for i in 1..=n + observers {
@@ -88,24 +96,66 @@ impl Ensemble {
                 ));
             }
         }
-        for i in 1..=count {
-            let data = dir.path().join(format!("s{i}"));
-            std::fs::create_dir_all(&data).expect("data dir");
-            std::fs::write(data.join("myid"), format!("{i}\n")).expect("myid");
-            let cfg = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={client_port}\n\
-                 clientPortAddress=127.0.0.{i}\nmetricsProvider.httpPort=0\n\
-                 4lw.commands.whitelist=*\n{extra}\n{server_lines}",
-                data.display()
-            );
-            let cfg_path = dir.path().join(format!("zoo{i}.cfg"));
-            std::fs::write(&cfg_path, cfg).expect("zoo.cfg");
-            servers.push(Server {
-                id: i,
+        let members = (1..=count)
+            .map(|i| Member {
                 host: format!("127.0.0.{i}"),
                 client_port,
+                cfg: format!(
+                    "clientPortAddress=127.0.0.{i}\nmetricsProvider.httpPort=0\n{extra}\n{server_lines}"
+                ),
+            })
+            .collect();
+        Ensemble::launch(members)
+    }
+
+    /// `n` participants as ZooKeeper's guide runs several servers on one machine: one
+    /// address (127.0.0.1), a client, quorum and election port of their own each, and
+    /// nothing else but `extra` (no metrics keys).
+    pub fn one_host(n: usize, extra: &str) -> Ensemble {
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let server_lines: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, q, e))| format!("server.{}=127.0.0.1:{q}:{e}\n", i + 1))
+            .collect();
+        let members = ports
+            .iter()
+            .map(|(client_port, _, _)| Member {
+                host: "127.0.0.1".into(),
+                client_port: *client_port,
+                cfg: format!("clientPortAddress=127.0.0.1\n{extra}\n{server_lines}"),
+            })
+            .collect();
+        Ensemble::launch(members)
+    }
+
+    /// Start server N (from 1) of `members` with its own data directory, `myid` and
+    /// zoo.cfg (common settings, then the member's lines), and wait until all serve.
+    fn launch(members: Vec<Member>) -> Ensemble {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut servers = Vec::new();
+        for (i, m) in members.into_iter().enumerate() {
+            let id = i + 1;
+            let data = dir.path().join(format!("s{id}"));
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
+            let cfg = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+                 4lw.commands.whitelist=*\n{}",
+                data.display(),
+                m.client_port,
+                m.cfg
+            );
+            let cfg_path = dir.path().join(format!("zoo{id}.cfg"));
+            std::fs::write(&cfg_path, cfg).expect("zoo.cfg");
+            servers.push(Server {
+                id,
+                host: m.host,
+                client_port: m.client_port,
                 cfg_path,
-                log_path: dir.path().join(format!("s{i}.log")),
+                log_path: dir.path().join(format!("s{id}.log")),
                 child: None,
                 starts: 0,
             });
@@ -118,6 +168,14 @@ impl Ensemble {
             e.wait_serving(i, Duration::from_secs(30));
         }
         e
+    }
+
+    /// Whether server `i`'s process is still running.
+    pub fn running(&mut self, i: usize) -> bool {
+        self.servers[i]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn connect_string(&self) -> String {
@@ -165,12 +223,41 @@ impl Ensemble {
         (0..self.servers.len()).find(|i| self.mode(*i).as_deref() == Some("leader"))
     }
 
+    /// The leader, once one of the servers says it leads.
+    pub fn wait_leader(&self) -> usize {
+        wait::eventually("a server to lead", || {
+            self.leader().ok_or_else(|| {
+                let modes: Vec<_> = (0..self.servers.len()).map(|i| self.mode(i)).collect();
+                format!("modes {modes:?}")
+            })
+        })
+    }
+
     /// SIGKILL server `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.servers[i].child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGSTOP server `i`: it keeps its sockets but answers nothing, like a server
+    /// behind a cut link. The kernel still completes TCP handshakes to it.
+    pub fn pause(&mut self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&mut self, i: usize, sig: &str) {
+        let pid = self.servers[i].child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
     }
 
     pub fn restart(&mut self, i: usize) {
