@@ -8,6 +8,7 @@
 # argument "{bootstrap}", and its metrics endpoint (host:port) as $STRATA_TEST_METRICS and
 # "{metrics}". The broker is stopped afterwards; its log is shown on failure.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 bin_dir="${STRATA_BIN_DIR:-${CARGO_TARGET_DIR:-$HOME/.cache/strata/target}/debug}"
 work="$(mktemp -d /tmp/strata-with-broker.XXXXXX)"
 free_port() {
@@ -30,11 +31,14 @@ while [ "$metrics_port" = "$port" ]; do metrics_port=$(free_port); done
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/broker.log"; exit 1; }
-    sleep 0.1
-done
+# Up once both ports listen (the metrics port is bound after the Kafka one); a broker that
+# exits while starting ends the wait at once.
+started() { ! kill -0 "$pid" 2>/dev/null || { listening 127.0.0.1 "$port" && listening 127.0.0.1 "$metrics_port"; }; }
+if ! eventually 60 started || ! kill -0 "$pid" 2>/dev/null; then
+    echo "strata-broker did not start listening on 127.0.0.1:$port and 127.0.0.1:$metrics_port:" >&2
+    cat "$work/broker.log" >&2
+    exit 1
+fi
 export STRATA_TEST_BOOTSTRAP="127.0.0.1:$port"
 export STRATA_TEST_METRICS="127.0.0.1:$metrics_port"
 args=()

@@ -15,6 +15,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use support::BrokerProcess;
+use support::wait::eventually;
 
 const KEYS: usize = 50;
 const ROUNDS: usize = 40;
@@ -88,8 +89,16 @@ async fn write_updates(bootstrap: &str, topic: &str) -> BTreeMap<String, Option<
     expected
 }
 
+type Records = Vec<(i64, String, Option<String>)>;
+
 /// Reads the whole partition: (offset, key, value) in offset order.
-fn read_all(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
+fn read_all(bootstrap: &str, topic: &str) -> Records {
+    try_read_all(bootstrap, topic).unwrap()
+}
+
+/// [`read_all`], or why it did not get to the end: a consumer error (the cleaner may be
+/// swapping segments under the read) or no end within a minute.
+fn try_read_all(bootstrap: &str, topic: &str) -> Result<Records, String> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "compaction-reader")
@@ -110,12 +119,12 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> 
                 String::from_utf8(m.key().unwrap().to_vec()).unwrap(),
                 m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap()),
             )),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
-            Some(Err(e)) => panic!("consume failed: {e}"),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(out),
+            Some(Err(e)) => return Err(format!("consume failed: {e}")),
             None => {}
         }
     }
-    panic!("did not reach the end of the partition");
+    Err("did not reach the end of the partition".to_string())
 }
 
 fn latest_per_key(records: &[(i64, String, Option<String>)]) -> BTreeMap<String, Option<String>> {
@@ -124,17 +133,6 @@ fn latest_per_key(records: &[(i64, String, Option<String>)]) -> BTreeMap<String,
         state.insert(k.clone(), v.clone());
     }
     state
-}
-
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,10 +144,16 @@ async fn compaction_keeps_latest_values_and_drops_tombstones() {
     let total = ROUNDS * KEYS + KEYS / 5 + 2;
 
     // Cleaned: far fewer records, offsets strictly increasing with gaps, same final state.
-    wait_until(60, "the cleaner to compact the log", || {
-        read_all(&bootstrap, "profiles").len() < total / 4
+    // Checked on the read that saw the log compacted: a later one may already miss the
+    // tombstones, which go 2 s after cleaning.
+    let records = eventually("the cleaner to compact the log", || {
+        let records = try_read_all(&bootstrap, "profiles")?;
+        if records.len() < total / 4 {
+            Ok(records)
+        } else {
+            Err(format!("{} of {total} records left", records.len()))
+        }
     });
-    let records = read_all(&bootstrap, "profiles");
     assert!(
         records.windows(2).all(|w| w[0].0 < w[1].0),
         "offsets stay ordered"
@@ -161,12 +165,15 @@ async fn compaction_keeps_latest_values_and_drops_tombstones() {
     );
 
     // Tombstones go once delete.retention.ms has passed since their segment was cleaned.
-    wait_until(60, "tombstones to expire", || {
-        read_all(&bootstrap, "profiles")
-            .iter()
-            .all(|(_, _, v)| v.is_some())
+    let records = eventually("tombstones to expire", || {
+        let records = try_read_all(&bootstrap, "profiles")?;
+        let tombstones = records.iter().filter(|(_, _, v)| v.is_none()).count();
+        if tombstones == 0 {
+            Ok(records)
+        } else {
+            Err(format!("{tombstones} tombstones left"))
+        }
     });
-    let records = read_all(&bootstrap, "profiles");
     let live: BTreeMap<String, Option<String>> =
         expected.into_iter().filter(|(_, v)| v.is_some()).collect();
     assert_eq!(latest_per_key(&records), live);

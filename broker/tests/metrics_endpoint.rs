@@ -9,16 +9,21 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::wait::eventually;
 use support::{BrokerProcess, free_port};
 
-fn scrape(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+fn scrape(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
+        .map_err(|e| format!("write: {e}"))?;
     let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-    body
+    s.read_to_string(&mut body)
+        .map_err(|e| format!("read: {e}"))?;
+    if body.starts_with("HTTP/1.1 200 OK") {
+        Ok(body)
+    } else {
+        Err(body)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,10 +59,12 @@ async fn metrics_cover_traffic_logs_and_groups() {
             n += 1;
         }
     }
+    assert_eq!(n, 15, "records read within a minute");
     c.commit_consumer_state(CommitMode::Sync).unwrap();
 
-    let text = scrape(metrics_port);
-    for needle in [
+    // Scraped until every figure shows: the endpoint and the group's state may lag
+    // behind the requests that produced them.
+    let needles = [
         "strata_broker_bytes_in_total ",
         "strata_broker_records_in_total 20",
         "strata_broker_requests_total{api=\"Produce\"}",
@@ -69,7 +76,15 @@ async fn metrics_cover_traffic_logs_and_groups() {
         "strata_broker_groups{state=\"Stable\"} 1",
         "strata_broker_group_members{group=\"observer\"} 1",
         "strata_broker_group_lag{group=\"observer\",topic=\"observed\",partition=\"0\"} 5",
-    ] {
-        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
-    }
+    ];
+    eventually(
+        "/metrics to show the traffic, the log and the group",
+        || {
+            let text = scrape(metrics_port)?;
+            match needles.iter().find(|needle| !text.contains(**needle)) {
+                Some(needle) => Err(format!("missing {needle:?} in\n{text}")),
+                None => Ok(()),
+            }
+        },
+    );
 }

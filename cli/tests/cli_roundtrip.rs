@@ -5,11 +5,15 @@
 //! `tools/run-apache-kafka.sh`, or a Strata broker); without it the broker tests print
 //! a notice and pass.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use common::stdout_if_ok;
+use common::wait::eventually;
 use strata_client::partitioner::partition_for_key;
 
 fn bootstrap() -> Option<String> {
@@ -57,18 +61,6 @@ fn ok(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
-}
-
-/// Retries `check` for up to ten seconds until it returns `Some`; brokers apply
-/// metadata changes asynchronously, so a change may not be visible in the next request.
-fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..50 {
-        if let Some(value) = check() {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check().expect("condition still false after ten seconds")
 }
 
 fn unique_topic(prefix: &str) -> String {
@@ -240,15 +232,23 @@ fn topics_describe_alter_list_delete() {
         None,
     );
 
-    eventually(|| {
-        let listed = ok(b, &["topics", "list"], None);
-        listed.lines().any(|l| l == topic).then_some(())
+    // Brokers apply a new topic to their metadata caches asynchronously.
+    eventually("topics list to show the new topic", || {
+        let listed = stdout_if_ok(strata(b, &["topics", "list"], None))?;
+        if listed.lines().any(|l| l == topic) {
+            Ok(())
+        } else {
+            Err(listed)
+        }
     });
 
-    let described = eventually(|| {
-        let output = strata(b, &["topics", "describe", "--topic", &topic], None);
-        let described = String::from_utf8(output.stdout).unwrap();
-        (output.status.success() && described.lines().count() == 3).then_some(described)
+    let described = eventually("topics describe to show both partitions", || {
+        let described = stdout_if_ok(strata(b, &["topics", "describe", "--topic", &topic], None))?;
+        if described.lines().count() == 3 {
+            Ok(described)
+        } else {
+            Err(described)
+        }
     });
     let lines: Vec<&str> = described.lines().collect();
     assert_eq!(lines.len(), 3, "{described}");
@@ -286,11 +286,14 @@ fn topics_describe_alter_list_delete() {
         None,
     );
     // Brokers apply the change to their metadata cache asynchronously.
-    let described = eventually(|| {
-        let described = ok(b, &["topics", "describe", "--topic", &topic], None);
+    let described = eventually("topics describe to show the alteration", || {
+        let described = stdout_if_ok(strata(b, &["topics", "describe", "--topic", &topic], None))?;
         let first = described.lines().next().unwrap_or_default();
-        (first.contains("\tPartitionCount: 4\t") && first.contains("retention.ms=123456"))
-            .then_some(described)
+        if first.contains("\tPartitionCount: 4\t") && first.contains("retention.ms=123456") {
+            Ok(described)
+        } else {
+            Err(described)
+        }
     });
     let first = described.lines().next().unwrap();
     assert!(first.contains("\tPartitionCount: 4\t"), "{first}");
@@ -299,9 +302,13 @@ fn topics_describe_alter_list_delete() {
     assert_eq!(described.lines().count(), 5);
 
     ok(b, &["topics", "delete", "--topic", &topic], None);
-    eventually(|| {
-        let listed = ok(b, &["topics", "list"], None);
-        (!listed.lines().any(|l| l == topic)).then_some(())
+    eventually("topics list to drop the deleted topic", || {
+        let listed = stdout_if_ok(strata(b, &["topics", "list"], None))?;
+        if listed.lines().any(|l| l == topic) {
+            Err(listed)
+        } else {
+            Ok(())
+        }
     });
     let missing = strata(b, &["topics", "describe", "--topic", &topic], None);
     assert_eq!(missing.status.code(), Some(1));

@@ -5,10 +5,15 @@
 //!
 //! Needs `STRATA_TEST_BOOTSTRAP`; without it the test prints a notice and passes.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::stdout_if_ok;
+use common::wait::eventually;
 
 const PARTITIONS: usize = 4;
 const RECORDS: usize = 200;
@@ -86,12 +91,20 @@ fn table_rows(output: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `groups describe` as partition → (current offset, log end offset, lag, consumer id).
-fn describe(bootstrap: &str, group: &str) -> (String, BTreeMap<i32, [String; 4]>) {
-    let output = ok(bootstrap, &["groups", "describe", "--group", group]);
+type Described = (String, BTreeMap<i32, [String; 4]>);
+
+/// `groups describe` as partition → (current offset, log end offset, lag, consumer id),
+/// or the command's error while it fails (the group may not exist yet: a member that was
+/// just started has not joined).
+fn try_describe(bootstrap: &str, group: &str) -> Result<Described, String> {
+    let output = stdout_if_ok(strata(
+        bootstrap,
+        &["groups", "describe", "--group", group],
+        None,
+    ))?;
     let rows = table_rows(&output)
         .into_iter()
-        .filter(|row| row[2] != "-")
+        .filter(|row| row.len() >= 7 && row[2] != "-")
         .map(|row| {
             (
                 row[2].parse().expect("partition"),
@@ -104,19 +117,18 @@ fn describe(bootstrap: &str, group: &str) -> (String, BTreeMap<i32, [String; 4]>
             )
         })
         .collect();
-    (output, rows)
+    Ok((output, rows))
 }
 
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..100 {
-        if let Some(value) = check() {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{what}: still not true after twenty seconds");
+/// `groups describe` of a group that must exist.
+fn describe(bootstrap: &str, group: &str) -> Described {
+    try_describe(bootstrap, group)
+        .unwrap_or_else(|e| panic!("strata groups describe --group {group} failed: {e}"))
 }
 
+/// A console consumer in `group`. The test stops it with [`stop_member`] once the group
+/// has committed every record; `--timeout-ms` only ends one a failed test left behind
+/// (it counts from the start, so it must outlast every wait before the records come).
 fn spawn_member(bootstrap: &str, topic: &str, group: &str) -> Child {
     command(
         bootstrap,
@@ -128,12 +140,20 @@ fn spawn_member(bootstrap: &str, topic: &str, group: &str) -> Child {
             group,
             "--from-beginning",
             "--timeout-ms",
-            "10000",
+            "300000",
         ],
     )
     .stdin(Stdio::null())
     .spawn()
     .expect("start strata consume")
+}
+
+/// SIGTERM, as Ctrl-C or a process manager would: the member commits, leaves the group
+/// and exits successfully.
+fn stop_member(member: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &member.id().to_string()])
+        .status();
 }
 
 /// NEW-OFFSET per partition from a `reset-offsets` table.
@@ -167,9 +187,13 @@ fn consumer_group_round_trip() {
     let first = spawn_member(b, &topic, &group);
     let second = spawn_member(b, &topic, &group);
     let owners = eventually("both members own partitions", || {
-        let (_, rows) = describe(b, &group);
+        let (output, rows) = try_describe(b, &group)?;
         let owners: BTreeSet<String> = rows.values().map(|r| r[3].clone()).collect();
-        (rows.len() == PARTITIONS && owners.len() == 2 && !owners.contains("-")).then_some(rows)
+        if rows.len() == PARTITIONS && owners.len() == 2 && !owners.contains("-") {
+            Ok(rows)
+        } else {
+            Err(output)
+        }
     });
     let mut per_member: BTreeMap<&str, usize> = BTreeMap::new();
     for row in owners.values() {
@@ -178,9 +202,17 @@ fn consumer_group_round_trip() {
     assert_eq!(per_member.values().copied().collect::<Vec<_>>(), [2, 2]);
     let listed = ok(b, &["groups", "list"]);
     assert!(listed.lines().any(|line| line == group), "{listed}");
-    let state = ok(b, &["groups", "describe", "--group", &group, "--state"]);
-    let state_row = &table_rows(&state)[0];
-    assert_eq!(state_row[state_row.len() - 2..], ["Stable", "2"], "{state}");
+    eventually("the group is Stable with two members", || {
+        let state = stdout_if_ok(strata(
+            b,
+            &["groups", "describe", "--group", &group, "--state"],
+            None,
+        ))?;
+        match table_rows(&state).first() {
+            Some(row) if row.len() >= 2 && row[row.len() - 2..] == ["Stable", "2"] => Ok(()),
+            _ => Err(state),
+        }
+    });
 
     // Resetting an active group is refused with Kafka's message.
     let refused = strata(
@@ -216,6 +248,22 @@ fn consumer_group_round_trip() {
     );
     assert!(produced.status.success());
 
+    // The members are done once the group has committed every record; then they are
+    // stopped, rather than left to notice that nothing more comes.
+    eventually("the members commit every record", || {
+        let (output, rows) = try_describe(b, &group)?;
+        let log_end: i64 = rows.values().filter_map(|r| r[1].parse::<i64>().ok()).sum();
+        if rows.len() == PARTITIONS
+            && log_end == RECORDS as i64
+            && rows.values().all(|r| r[2] == "0")
+        {
+            Ok(())
+        } else {
+            Err(output)
+        }
+    });
+    stop_member(&first);
+    stop_member(&second);
     let outputs: Vec<Output> = [first, second]
         .into_iter()
         .map(|child| child.wait_with_output().expect("wait for member"))

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use strata_client::{Admin, AlterConfig, NewTopic, ResponseError, TopicDescription};
 
 /// Describes `name` until `ready` holds: brokers apply metadata changes to their
@@ -15,18 +13,18 @@ async fn describe_until(
     ready: impl Fn(&TopicDescription) -> bool,
 ) -> TopicDescription {
     let names = [name.to_owned()];
-    for _ in 0..50 {
-        if let Ok(mut described) = admin.describe_topics(Some(&names)).await
-            && let Some(description) = described.pop().filter(|d| ready(d))
-        {
-            return description;
+    let what = format!("{name} to reach the expected state");
+    common::wait::eventually_async(&what, async || {
+        let mut described = admin
+            .describe_topics(Some(&names))
+            .await
+            .map_err(|e| e.to_string())?;
+        match described.pop() {
+            Some(description) if ready(&description) => Ok(description),
+            other => Err(format!("{other:?}")),
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!(
-        "{name} never reached the expected state: {:?}",
-        admin.describe_topics(Some(&names)).await
-    );
+    })
+    .await
 }
 
 fn config<'a>(

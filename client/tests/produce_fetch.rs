@@ -185,12 +185,16 @@ async fn keyed_records_follow_murmur2_and_acks_zero_is_fire_and_forget() {
     for tp in &partitions {
         consumer.seek(tp, OffsetSpec::Earliest).unwrap();
     }
-    for _ in 0..200 {
-        if partitions.iter().all(|tp| consumer.position(tp).is_some()) {
-            break;
+    common::wait::eventually_async("every new partition to answer ListOffsets", async || {
+        let positions: Vec<Option<i64>> =
+            partitions.iter().map(|tp| consumer.position(tp)).collect();
+        if positions.iter().all(Option::is_some) {
+            return Ok(());
         }
         assert!(consumer.poll().await.unwrap().is_empty());
-    }
+        Err(format!("positions {positions:?}"))
+    })
+    .await;
     assert!(partitions.iter().all(|tp| consumer.position(tp) == Some(0)));
 
     let producer_config = ProducerConfig {

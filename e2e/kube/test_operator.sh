@@ -20,7 +20,9 @@ echo "== CRDs"
 check "kubectl apply -f crds/ is accepted (structural schema, CEL rules)" kubectl apply -f "$REPO/crds/"
 check "CRDs become Established" kubectl wait --for condition=Established --timeout 60s \
   crd/kafkaclusters.strata.dev crd/topics.strata.dev crd/consumergroups.strata.dev
-check "short names kc, kt, kcg resolve" bash -c 'kubectl get kc -A && kubectl get kt -A && kubectl get kcg -A'
+# Discovery (the API server's and kubectl's cached copy) learns the new kinds a moment
+# after they are Established.
+eventually "short names kc, kt, kcg resolve" bash -c 'kubectl get kc -A && kubectl get kt -A && kubectl get kcg -A'
 kubectl create namespace "$NS" >/dev/null
 
 cluster_yaml() { # name brokers coordinators
@@ -61,7 +63,9 @@ check "chart created the operator Deployment" kubectl -n "$OPERATOR_NS" get depl
 check "chart created the ServiceAccount" kubectl -n "$OPERATOR_NS" get serviceaccount strata
 check "chart created the ClusterRole and binding" kubectl get clusterrole/strata clusterrolebinding/strata
 check "chart created the metrics Service" kubectl -n "$OPERATOR_NS" get service strata-metrics
-check "the ServiceAccount may patch StatefulSets" equals yes \
+# The RBAC authorizer sees new roles and bindings through its informers, a moment after
+# helm created them; what is refused stays refused meanwhile.
+eventually "the ServiceAccount may patch StatefulSets" equals yes \
   can_i patch statefulsets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
 check "the ServiceAccount may not read Secrets (least privilege)" equals no \
   can_i get secrets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
@@ -169,8 +173,9 @@ spec: {clusterRef: demo, partitions: 3, replicationFactor: 1, config: {retention
 YAML
   eventually "Topic becomes Ready (CreateTopics)" equals "True 3" \
     jsonpath kt orders "$NS" '{.status.conditions[?(@.type=="Ready")].status} {.status.partitions}'
-  check "status.topicId is the broker's topic id" bash -c "[[ -n \"\$(kubectl -n $NS get kt orders -o jsonpath='{.status.topicId}')\" ]] && describe_topic orders | grep -q \"TopicId: \$(kubectl -n $NS get kt orders -o jsonpath='{.status.topicId}')\"" 
-  check "Kafka has the topic with 3 partitions and its config" bash -c "describe_topic orders | grep -q 'PartitionCount: 3.*retention.ms=3600000'"
+  # The broker's metadata cache may show a new topic a moment after CreateTopics returns.
+  eventually "status.topicId is the broker's topic id" bash -c "[[ -n \"\$(kubectl -n $NS get kt orders -o jsonpath='{.status.topicId}')\" ]] && describe_topic orders | grep -q \"TopicId: \$(kubectl -n $NS get kt orders -o jsonpath='{.status.topicId}')\"" 
+  eventually "Kafka has the topic with 3 partitions and its config" bash -c "describe_topic orders | grep -q 'PartitionCount: 3.*retention.ms=3600000'"
   kc patch kt orders --type=merge -p '{"spec":{"partitions":5,"config":{"retention.ms":"7200000","max.message.bytes":"2000000"}}}' >/dev/null
   eventually "growing partitions reaches Kafka (CreatePartitions)" bash -c "describe_topic orders | grep -q 'PartitionCount: 5'"
   eventually "config changes reach Kafka (IncrementalAlterConfigs)" bash -c "describe_topic orders | grep 'PartitionCount' | grep 'max.message.bytes=2000000' | grep -q 'retention.ms=7200000'"
@@ -217,10 +222,11 @@ YAML
 fi
 
 echo "== operator metrics and health"
-metrics="$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" || true)"
+# metrics_show NEEDLE: a fresh scrape of /metrics contains NEEDLE.
+metrics_show() { curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" | grep -qF "$1"; }
 check "/healthz answers ok" equals ok curl -sf "http://127.0.0.1:$METRICS_PORT/healthz"
-check "reconcile counter per controller" grep -q 'strata_operator_reconciles_total{controller="kafkacluster"}' <<<"$metrics"
-check "reconcile duration histogram" grep -q 'strata_operator_reconcile_duration_seconds_bucket{' <<<"$metrics"
+eventually "reconcile counter per controller" metrics_show 'strata_operator_reconciles_total{controller="kafkacluster"}'
+eventually "reconcile duration histogram" metrics_show 'strata_operator_reconcile_duration_seconds_bucket{'
 
 echo "== deletion"
 check "deleting the KafkaCluster" kc delete kc demo --wait=false
@@ -233,9 +239,10 @@ check "helm upgrade --set watchNamespaces={$NS}" helm upgrade strata "$REPO/char
   --namespace "$OPERATOR_NS" --set image.tag=e2e --set "watchNamespaces={$NS}"
 check "a Role and RoleBinding in the watched namespace" kc get role/strata rolebinding/strata
 eventually "no ClusterRole any more" absent clusterrole strata
-check "the ServiceAccount may patch StatefulSets in the watched namespace" equals yes \
+# The authorizer catches up with the new Role and the removed ClusterRole binding.
+eventually "the ServiceAccount may patch StatefulSets in the watched namespace" equals yes \
   can_i patch statefulsets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
-check "the ServiceAccount may not touch StatefulSets elsewhere" equals no \
+eventually "the ServiceAccount may not touch StatefulSets elsewhere" equals no \
   can_i patch statefulsets --as "system:serviceaccount:$OPERATOR_NS:strata" -n default
 check "the Deployment passes --namespace" contains "--namespace=$NS" \
   kubectl -n "$OPERATOR_NS" get deployment strata -o jsonpath='{.spec.template.spec.containers[0].args}'

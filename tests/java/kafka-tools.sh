@@ -22,6 +22,7 @@ topic="${TOPIC:-myTopic}"
 records=300
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tools="$here/../../tools"
+source "$here/../wait.sh"
 "$tools/setup-kafka.sh" >/dev/null
 
 work="$(mktemp -d)"
@@ -57,26 +58,19 @@ out="$(topics --create --topic "$topic" --partitions 3 --replication-factor 1)"
 [[ "$out" == "Created topic $topic." ]] || fail "--create printed '$out', expected 'Created topic $topic.'"
 
 # Brokers apply a new topic to their metadata caches asynchronously: a check that
-# fails is retried a few times before it counts.
-eventually() {
-    for _ in 1 2 3 4 5; do
-        "$@" && return 0
-        sleep 1
-    done
-    return 1
-}
+# fails is retried (eventually, from tests/wait.sh) before it counts.
 
 # kafka-topics --list
 listed() {
     topics --list >"$work/list" && grep -qx "$topic" "$work/list"
 }
-eventually listed || fail "--list does not show $topic: $(tr '\n' ' ' <"$work/list")"
+eventually 60 listed || fail "--list does not show $topic: $(tr '\n' ' ' <"$work/list")"
 
 # kafka-topics --describe
 described() {
     topics --describe --topic "$topic" >"$work/describe" 2>&1 && [[ "$(wc -l <"$work/describe")" -eq 4 ]]
 }
-eventually described || true
+eventually 60 described || true
 head -1 "$work/describe" | grep -qP "^Topic: $topic\tTopicId: [A-Za-z0-9_-]{22}\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: " ||
     fail "--describe header line is '$(head -1 "$work/describe")'"
 for p in 0 1 2; do

@@ -5,6 +5,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$REPO/tests/wait.sh"
 CACHE="${STRATA_CACHE:-/root/.cache/strata}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 ZK_LIB="$(bash "$REPO/tools/setup-zookeeper.sh")"
@@ -20,14 +21,17 @@ clientPort=$PORT
 clientPortAddress=127.0.0.1
 metricsProvider.httpPort=0
 4lw.commands.whitelist=ruok
+# zkCli asks for 30 s sessions; the default cap at this tickTime (20 ticks) is 10 s.
+maxSessionTimeout=60000
 CFG
 "$BIN" --config "$RUN/zoo.cfg" > "$RUN/server.log" 2>&1 &
 SERVER=$!
 trap 'kill -9 $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$RUN"' EXIT
-for _ in $(seq 1 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), timeout=1)" 2>/dev/null && break
-  sleep 0.1
-done
+eventually 60 listening 127.0.0.1 "$PORT" || {
+  echo "zkCli: strata-coordinator did not start listening on 127.0.0.1:$PORT:" >&2
+  cat "$RUN/server.log" >&2
+  exit 1
+}
 
 # zkCli prints some results on stderr, so both streams are checked.
 zkcli() {
@@ -49,13 +53,14 @@ expect "get" "some data" "$(zkcli get /my-node)"
 expect "ls /" "[my-node, zookeeper]" "$(zkcli ls /)"
 expect "set + get -s" "dataVersion = 1" "$(zkcli set /my-node "new data"; zkcli get -s /my-node)"
 expect "create -s" "Created /my-node/seq-0000000000" "$(zkcli create -s /my-node/seq- "")"
-expect "create -e" "Created /eph" "$(zkcli create -e /eph "")"
 expect "stat" "numChildren = 1" "$(zkcli stat /my-node)"
 expect "getAcl" "'world,'anyone" "$(zkcli getAcl /my-node)"
 expect "delete non-empty refused" "Node not empty: /my-node" "$(zkcli delete /my-node || true)"
 zkcli delete /my-node/seq-0000000000 >/dev/null
 zkcli delete /my-node >/dev/null
 # zkCli's command mode exits without closing its session, so /eph stays until that
-# session times out.
+# session times out: created right before the listing that shows it, so that the
+# listing does not race the session's expiry.
+expect "create -e" "Created /eph" "$(zkcli create -e /eph "")"
 expect "deleted" "[eph, zookeeper]" "$(zkcli ls /)"
 echo "zkCli against strata-coordinator: all commands behaved"

@@ -7,9 +7,17 @@
 #
 #   tests/kcat/kcat.sh BOOTSTRAP METRICS_HOST:PORT
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../wait.sh"
 bootstrap="$1"
 metrics="$2"
 fail() { echo "kcat: FAIL: $*" >&2; exit 1; }
+# log_size TOPIC: the bytes on disk of TOPIC's log as /metrics reports them; fails while
+# the endpoint does not answer or does not list the topic yet.
+log_size() {
+    curl -sf "http://$metrics/metrics" | awk -v t="$1" '
+        $1 ~ "^strata_broker_log_size_bytes\\{topic=\""t"\"" { s += $2; n++ }
+        END { if (!n) exit 1; print s }'
+}
 command -v kcat >/dev/null || fail "kcat is not installed (tools/setup-kcat.sh)"
 echo "kcat: $(kcat -V | grep -o 'librdkafka [0-9.]*')"
 payload=$(printf 'a%.0s' $(seq 1 1000))
@@ -21,7 +29,7 @@ for codec in none gzip snappy lz4 zstd; do
     [ "$got" = 500 ] || fail "$codec: read back $got of 500 records"
     first=$(kcat -C -b "$bootstrap" -t "$topic" -e -q -c 1 -f '%k %o\n')
     [ "$first" = "key-1 0" ] || fail "$codec: first record is '$first'"
-    size=$(curl -sf "http://$metrics/metrics" | awk -v t="$topic" '$1 ~ "^strata_broker_log_size_bytes\\{topic=\""t"\"" { s += $2 } END { print s + 0 }')
+    size=$(eventually 60 log_size "$topic") || fail "$codec: /metrics does not report the log of $topic"
     if [ "$codec" = none ]; then
         [ "$size" -gt 500000 ] || fail "uncompressed log is only $size bytes"
     else

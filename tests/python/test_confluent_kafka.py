@@ -21,12 +21,18 @@ def read_all(bootstrap, topic, partitions, expected, timeout=120):
                          "enable.auto.commit": False, "enable.partition.eof": False})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out = []
+    last_error = None
     deadline = time.time() + timeout
     while len(out) < expected and time.time() < deadline:
         for m in consumer.consume(num_messages=5000, timeout=0.5):
-            assert m.error() is None, m.error()
+            if m.error() is not None:
+                # librdkafka retries a failed fetch itself (a broker that just restarted may
+                # fail one); what matters is that every record arrives in time.
+                last_error = m.error()
+                continue
             out.append((m.partition(), m.offset(), m.key().decode(), m.value().decode()))
     consumer.close()
+    assert len(out) >= expected, f"read {len(out)} of {expected} records in {timeout}s; last error: {last_error}"
     return out
 
 

@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import CommitFailedError
 
 from strata_broker import BIN_DIR
+from waiting import wait_for
 
 HERE = Path(__file__).parent
 RDKAFKA_MEMBER = BIN_DIR / "examples" / "group_member"
@@ -86,15 +87,6 @@ class Member:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def produce(bootstrap, start, count):

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/wait.rs"]
+pub mod wait;
 pub mod wire;
 
 use std::io::Read;

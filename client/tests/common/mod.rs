@@ -1,9 +1,14 @@
 //! Shared set-up for tests against a live broker.
 
+#![allow(dead_code)]
+
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_client::ClientConfig;
+
+#[path = "../../../tests/wait.rs"]
+pub mod wait;
 
 /// The broker under test from `STRATA_TEST_BOOTSTRAP`, or `None` after printing why the
 /// test does nothing.
