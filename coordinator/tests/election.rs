@@ -16,7 +16,7 @@ fn persistent() -> zk::CreateOptions<'static> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_in_flight_when_the_quorum_goes_gets_connection_loss_then_the_session_goes_on() {
     let mut e = Ensemble::start(3, "");
-    let leader = e.leader().expect("a leader");
+    let leader = e.wait_leader();
     let follower = (leader + 1) % 3;
     let third = (leader + 2) % 3;
     let c = zk::Client::connector()

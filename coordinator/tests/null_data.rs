@@ -60,7 +60,7 @@ async fn check_all(e: &Ensemble) {
 async fn null_data_survives_the_log_snapshots_and_snap_on_every_server() {
     // A snapshot every few transactions, so restarts load snapshots as well as logs.
     let mut e = Ensemble::start(3, "snapCount=4");
-    let leader = e.leader().expect("a leader");
+    let leader = e.wait_leader();
     let away = (leader + 2) % 3;
     e.kill(away);
     let c = connect(&e.servers[(leader + 1) % 3].addr()).await;

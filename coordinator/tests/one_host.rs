@@ -13,7 +13,7 @@ use zookeeper_client as zk;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_on_one_address_all_serve() {
     let e = Ensemble::one_host(3, "");
-    let leader = e.leader().expect("a leader");
+    let leader = e.wait_leader();
     let modes: Vec<Option<String>> = (0..3).map(|i| e.mode(i)).collect();
     assert_eq!(
         modes

@@ -297,7 +297,7 @@ async fn watches_survive_a_server_restart_through_set_watches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_follow_a_session_to_another_server_through_set_watches() {
     let mut e = Ensemble::start(3, "");
-    let leader = e.leader().expect("a leader");
+    let leader = e.wait_leader();
     let follower = (leader + 1) % 3;
     // The client's server restarts; the client moves to one of the others.
     watches_come_back_through_set_watches(&mut e, follower, follower).await;
