@@ -17,7 +17,7 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 export STRATA_COORDINATOR_BIN := $(DEBUG_BIN)/strata-coordinator
 
-.PHONY: run build release test setup lint test-rust test-python test-clients test-kube e2e bench clean
+.PHONY: run build release test setup lint test-rust test-python test-clients test-kafka-zk test-kube e2e bench clean
 
 run: release
 	@mkdir -p data
@@ -34,6 +34,7 @@ setup:
 	bash tools/setup-rust.sh
 	bash tools/setup-python.sh
 	bash tools/setup-kafka.sh
+	bash tools/setup-kafka.sh 3.9.1
 	bash tools/setup-zookeeper.sh >/dev/null
 	bash tools/setup-kcat.sh
 	bash e2e/kube/setup.sh
@@ -48,6 +49,11 @@ test-rust:
 
 test-python:
 	$(VENV)/bin/python -m pytest -q tests/python
+
+# Apache Kafka 3.9 (ZooKeeper mode) and ZooKeeper's Java client on strata-coordinator,
+# beside the same run on Apache ZooKeeper; part of test-python, this runs it alone.
+test-kafka-zk:
+	$(VENV)/bin/python -m pytest -q tests/python/test_kafka39_zookeeper_mode.py
 
 # Client/CLI tests, Kafka's own Java tools and kcat, each against a fresh strata-broker;
 # Apache ZooKeeper's zkCli against strata-coordinator.

@@ -9,8 +9,9 @@
 # org.apache.kafka.tools.ProducerPerformance, org.apache.kafka.tools.ConsumerPerformance,
 # kafka.tools.StorageTool (kafka-storage), kafka.Kafka (the broker).
 #
-# KAFKA_LIBS overrides the jar directory; KAFKA_HEAP_OPTS and KAFKA_OPTS are passed to
-# the JVM as in Kafka's scripts.
+# KAFKA_VERSION picks another installed version (`KAFKA_VERSION=3.9.1`); KAFKA_LIBS
+# overrides the jar directory; KAFKA_HEAP_OPTS and KAFKA_OPTS are passed to the JVM as in
+# Kafka's scripts; KAFKA_LOG4J_OPTS replaces the logging configuration, as there.
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -31,8 +32,14 @@ fi
 
 # Small default heap: the tools need little, and the machine is shared.
 heap="${KAFKA_HEAP_OPTS:--Xmx512m}"
-log_config="-Dlog4j2.configurationFile=$KAFKA_HOME/config/log4j2.properties"
+# Kafka 3.x logs through reload4j (log4j 1.x), Kafka 4 through log4j2.
+if [[ "$KAFKA_VERSION" == 3.* ]]; then
+    default_log_config="-Dlog4j.configuration=file:$KAFKA_HOME/config/log4j.properties"
+else
+    default_log_config="-Dlog4j2.configurationFile=$KAFKA_HOME/config/log4j2.properties"
+fi
+log_config="${KAFKA_LOG4J_OPTS:-$default_log_config}"
 
-# shellcheck disable=SC2086 # heap and KAFKA_OPTS hold several JVM flags
-exec java $heap -XX:+UseG1GC -Djava.awt.headless=true "$log_config" ${KAFKA_OPTS:-} \
+# shellcheck disable=SC2086 # heap, log_config and KAFKA_OPTS hold several JVM flags
+exec java $heap -XX:+UseG1GC -Djava.awt.headless=true $log_config ${KAFKA_OPTS:-} \
     -cp "$KAFKA_LIBS/*" "$@"

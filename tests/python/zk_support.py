@@ -1,8 +1,10 @@
-"""Start strata-coordinator servers for the kazoo tests.
+"""Start strata-coordinator servers for the kazoo tests, or Apache ZooKeeper servers
+from the same zoo.cfg to compare with.
 
 Server N of an ensemble listens on 127.0.0.N, each with its own data directory under a
 pytest temporary directory. The binary comes from $STRATA_COORDINATOR_BIN, or is built
-with cargo into $CARGO_TARGET_DIR (default: target/).
+with cargo into $CARGO_TARGET_DIR (default: target/). Apache ZooKeeper's jars come from
+tools/setup-zookeeper.sh (Maven Central, cached).
 """
 
 import os
@@ -23,6 +25,17 @@ def coordinator_bin():
         ["cargo", "build", "-q", "-p", "strata-coordinator"], cwd=REPO, check=True
     )
     return str(target / "debug" / "strata-coordinator")
+
+
+def zookeeper_lib():
+    """Apache ZooKeeper's jar directory, fetched on first use."""
+    out = subprocess.run(
+        ["bash", str(REPO / "tools" / "setup-zookeeper.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
 
 
 def free_port():
@@ -47,8 +60,22 @@ def four_letter(host, port, word, timeout=5.0):
 
 
 class Ensemble:
-    def __init__(self, root, n=3, extra="", tick_ms=200):
-        self.bin = coordinator_bin()
+    """`n` servers on 127.0.0.1..n. `impl` is "strata" (strata-coordinator) or
+    "zookeeper" (Apache ZooKeeper, for a side-by-side run on the same zoo.cfg)."""
+
+    def __init__(self, root, n=3, extra="", tick_ms=200, impl="strata"):
+        self.impl = impl
+        if impl == "strata":
+            self.command = [coordinator_bin(), "--config"]
+        else:
+            self.command = [
+                "java",
+                "-Xmx256m",
+                "-Dzookeeper.admin.enableServer=false",
+                "-cp",
+                zookeeper_lib() + "/*",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            ]
         self.root = Path(root)
         self.n = n
         self.client_port = free_port()
@@ -64,7 +91,7 @@ class Ensemble:
             (self.root / f"zoo{i}.cfg").write_text(
                 f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
                 f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
-                f"metricsProvider.httpPort=0\n4lw.commands.whitelist=*\n{extra}\n{servers}"
+                f"4lw.commands.whitelist=*\n{extra}\n{servers}"
             )
         for i in range(1, n + 1):
             self.start(i)
@@ -86,7 +113,7 @@ class Ensemble:
     def start(self, i):
         out = open(self.root / f"s{i}.log", "a")
         self.procs[i] = subprocess.Popen(
-            [self.bin, "--config", str(self.root / f"zoo{i}.cfg")],
+            [*self.command, str(self.root / f"zoo{i}.cfg")],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"},
