@@ -60,10 +60,14 @@ pub struct SessionInfo {
 /// What applying a transaction produced, for the reply to the client that sent it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
     Stat(Stat),
-    Checked,
+    /// A `sync` went through the log; it changes nothing.
+    Synced,
     Multi(Vec<Result<Outcome, ErrorCode>>),
     SessionCreated,
     SessionClosed,
@@ -480,9 +484,11 @@ impl DataTree {
                 let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
                 acl::check(&node.acl, perms::READ, &txn.auth)?;
                 check_version(*version, node.stat.version)?;
-                Ok(Outcome::Checked)
+                // A check on its own is answered with the node's stat, as ZooKeeper's
+                // SetDataResponse; inside a multi the stat is not sent.
+                Ok(Outcome::Stat(node.stat()))
             }
-            Request::Sync { .. } => Ok(Outcome::Checked),
+            Request::Sync { .. } => Ok(Outcome::Synced),
             _ => Err(ErrorCode::BadArguments),
         }
     }

@@ -793,6 +793,9 @@ impl Processor {
                         1 => self.watches.add_persistent(path, session, true),
                         _ => return Err(ErrorCode::BadArguments),
                     }
+                    // ZooKeeper answers addWatch with an ErrorResponse(0), and the Java
+                    // client reads it: an empty body ends its connection.
+                    w.i32(ErrorCode::Ok.code());
                 }
                 Request::RemoveWatches {
                     path,
@@ -1361,6 +1364,31 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[tokio::test]
+    async fn add_watch_is_answered_with_an_error_response_body() {
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (mut c, _, _) = m.connect(1, None).await;
+        request(
+            &m,
+            &c,
+            7,
+            Request::AddWatch {
+                path: "/".into(),
+                mode: 1,
+            },
+        )
+        .await;
+        // The Java client deserializes ErrorResponse{err} from it.
+        let frame = c.frame().await.expect("a reply");
+        let mut r = Reader::new(&frame[4..]);
+        assert_eq!(
+            (r.read_i32(), r.read_i64(), r.read_i32()),
+            (Ok(7), Ok(1), Ok(0))
+        );
+        assert_eq!((r.read_i32(), r.remaining()), (Ok(0), 0));
     }
 
     #[tokio::test]

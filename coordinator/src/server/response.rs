@@ -61,7 +61,10 @@ fn write_outcome(w: &mut Writer, req: &Request, outcome: &Outcome) {
                 match result {
                     Ok(o) => {
                         w.i32(sub_op(sub)).bool(false).i32(0);
-                        write_outcome(w, sub, o);
+                        // ZooKeeper's MultiResponse carries nothing after a check's header.
+                        if !matches!(sub, Request::Check { .. }) {
+                            write_outcome(w, sub, o);
+                        }
                     }
                     Err(e) => {
                         w.i32(op::ERROR).bool(false).i32(e.code()).i32(e.code());
@@ -125,5 +128,48 @@ pub fn write_acl_response(w: &mut Writer, tree: &DataTree, path: &str) {
     if let Some(n) = tree.get(path) {
         write_acls(w, &n.acl);
         n.stat().write(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jute::Reader;
+
+    fn body(frame: &BytesMut) -> &[u8] {
+        // Length prefix, then the ReplyHeader (xid, zxid, err).
+        &frame[4 + 16..]
+    }
+
+    #[test]
+    fn a_check_is_answered_with_its_stat_alone_and_with_nothing_inside_a_multi() {
+        let check = Request::Check {
+            path: "/a".into(),
+            version: 3,
+        };
+        let stat = Stat {
+            version: 3,
+            ..Stat::default()
+        };
+        let alone = write_reply(1, 9, &check, &Ok(Outcome::Stat(stat)));
+        assert_eq!(Stat::read(&mut Reader::new(body(&alone))).unwrap(), stat);
+        assert_eq!(body(&alone).len(), 68);
+        let multi = write_reply(
+            2,
+            9,
+            &Request::Multi(vec![check]),
+            &Ok(Outcome::Multi(vec![Ok(Outcome::Stat(stat))])),
+        );
+        let mut r = Reader::new(body(&multi));
+        assert_eq!(
+            (r.read_i32(), r.read_bool(), r.read_i32()),
+            (Ok(op::CHECK), Ok(false), Ok(0))
+        );
+        assert_eq!(
+            (r.read_i32(), r.read_bool(), r.read_i32()),
+            (Ok(-1), Ok(true), Ok(-1)),
+            "the done header right after the check's"
+        );
+        assert_eq!(r.remaining(), 0);
     }
 }
