@@ -17,7 +17,7 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 export STRATA_COORDINATOR_BIN := $(DEBUG_BIN)/strata-coordinator
 
-.PHONY: run build release test setup lint test-rust test-python test-clients test-kafka-zk test-kube e2e bench clean
+.PHONY: run build release test setup lint test-rust test-python test-clients test-zk-java test-kube e2e bench clean
 
 run: release
 	@mkdir -p data
@@ -36,6 +36,7 @@ setup:
 	bash tools/setup-kafka.sh
 	bash tools/setup-kafka.sh 3.9.1
 	bash tools/setup-zookeeper.sh >/dev/null
+	bash tools/setup-zookeeper.sh curator >/dev/null
 	bash tools/setup-kcat.sh
 	bash e2e/kube/setup.sh
 
@@ -50,10 +51,11 @@ test-rust:
 test-python:
 	$(VENV)/bin/python -m pytest -q tests/python
 
-# Apache Kafka 3.9 (ZooKeeper mode) and ZooKeeper's Java client on strata-coordinator,
-# beside the same run on Apache ZooKeeper; part of test-python, this runs it alone.
-test-kafka-zk:
-	$(VENV)/bin/python -m pytest -q tests/python/test_kafka39_zookeeper_mode.py
+# Apache Kafka 3.9 (ZooKeeper mode), ZooKeeper's Java client and Curator's recipes on
+# strata-coordinator, each beside the same run on Apache ZooKeeper; part of test-python,
+# this runs them alone.
+test-zk-java:
+	$(VENV)/bin/python -m pytest -q tests/python/test_kafka39_zookeeper_mode.py tests/python/test_curator_recipes.py
 
 # Client/CLI tests, Kafka's own Java tools and kcat, each against a fresh strata-broker;
 # Apache ZooKeeper's zkCli against strata-coordinator.

@@ -1,16 +1,41 @@
 #!/usr/bin/env bash
 # Fetch Apache ZooKeeper (server, zkCli and their dependencies) from Maven Central into
-# /root/.cache/strata/zookeeper/<version>/lib. Idempotent: a warm cache returns at once.
-# Used by tests/java/zkcli.sh (zkCli against strata-coordinator) and bench/zk/run.sh
-# (Apache ZooKeeper ensemble as the baseline).
+# /root/.cache/strata/zookeeper/<version>/lib and print that directory. Idempotent: a
+# warm cache returns at once. Used by tests/java/zkcli.sh (zkCli against
+# strata-coordinator), bench/zk/run.sh and the Python tests (Apache ZooKeeper as the
+# baseline).
+#
+# `setup-zookeeper.sh curator` fetches Apache Curator's recipes (and the ZooKeeper client
+# they run on) into /root/.cache/strata/curator/<version>/lib instead, and prints that.
 set -euo pipefail
 
 VERSION="${ZOOKEEPER_VERSION:-3.9.3}"
-ROOT="${STRATA_CACHE:-/root/.cache/strata}/zookeeper/$VERSION"
+CURATOR_VERSION="${CURATOR_VERSION:-5.9.0}"
+CACHE="${STRATA_CACHE:-/root/.cache/strata}"
+
+dep() { # dep GROUP ARTIFACT VERSION: one <dependency> of the throwaway pom
+  echo "<dependency><groupId>$1</groupId><artifactId>$2</artifactId><version>$3</version></dependency>"
+}
+
+if [ "${1:-}" = curator ]; then
+  ROOT="$CACHE/curator/$CURATOR_VERSION"
+  STAMP="$ROOT/.complete"
+  DEPS="$(dep org.apache.curator curator-recipes "$CURATOR_VERSION")
+$(dep org.slf4j slf4j-simple 1.7.36)"
+else
+  ROOT="$CACHE/zookeeper/$VERSION"
+  # Bump when the dependency list below changes, so warm caches refetch.
+  STAMP="$ROOT/.complete-2"
+  # commons-cli, metrics-core and snappy are optional in ZooKeeper's pom and needed by
+  # zkCli and the server at run time.
+  DEPS="$(dep org.apache.zookeeper zookeeper "$VERSION")
+$(dep commons-cli commons-cli 1.5.0)
+$(dep io.dropwizard.metrics metrics-core 4.1.12.1)
+$(dep org.xerial.snappy snappy-java 1.1.10.5)
+$(dep org.slf4j slf4j-simple 1.7.36)"
+fi
 LIB="$ROOT/lib"
 
-# Bump when the dependency list below changes, so warm caches refetch.
-STAMP="$ROOT/.complete-2"
 if [ -f "$STAMP" ]; then
   echo "$LIB"
   exit 0
@@ -26,32 +51,7 @@ cat > "$work/pom.xml" <<POM
   <artifactId>zookeeper-fetch</artifactId>
   <version>1</version>
   <dependencies>
-    <dependency>
-      <groupId>org.apache.zookeeper</groupId>
-      <artifactId>zookeeper</artifactId>
-      <version>$VERSION</version>
-    </dependency>
-    <!-- Optional in ZooKeeper's pom, needed by zkCli and the server at run time. -->
-    <dependency>
-      <groupId>commons-cli</groupId>
-      <artifactId>commons-cli</artifactId>
-      <version>1.5.0</version>
-    </dependency>
-    <dependency>
-      <groupId>io.dropwizard.metrics</groupId>
-      <artifactId>metrics-core</artifactId>
-      <version>4.1.12.1</version>
-    </dependency>
-    <dependency>
-      <groupId>org.xerial.snappy</groupId>
-      <artifactId>snappy-java</artifactId>
-      <version>1.1.10.5</version>
-    </dependency>
-    <dependency>
-      <groupId>org.slf4j</groupId>
-      <artifactId>slf4j-simple</artifactId>
-      <version>1.7.36</version>
-    </dependency>
+$DEPS
   </dependencies>
 </project>
 POM

@@ -27,15 +27,20 @@ def coordinator_bin():
     return str(target / "debug" / "strata-coordinator")
 
 
-def zookeeper_lib():
-    """Apache ZooKeeper's jar directory, fetched on first use."""
+def zookeeper_lib(what=()):
+    """Apache ZooKeeper's jar directory, fetched on first use (Curator's with
+    `what=("curator",)`)."""
     out = subprocess.run(
-        ["bash", str(REPO / "tools" / "setup-zookeeper.sh")],
+        ["bash", str(REPO / "tools" / "setup-zookeeper.sh"), *what],
         check=True,
         capture_output=True,
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def curator_lib():
+    return zookeeper_lib(("curator",))
 
 
 def free_port():
@@ -72,6 +77,10 @@ class Ensemble:
                 "java",
                 "-Xmx256m",
                 "-Dzookeeper.admin.enableServer=false",
+                # TTL nodes, and containers and TTL nodes checked every second rather
+                # than every minute, as strata-coordinator does on every tick.
+                "-Dzookeeper.extendedTypesEnabled=true",
+                "-Dznode.container.checkIntervalMs=1000",
                 "-cp",
                 zookeeper_lib() + "/*",
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain",
