@@ -1,13 +1,20 @@
 //! The broker side of consumer groups: runs the pure `GroupCoordinator` state machine,
-//! persists what it asks for in `__consumer_offsets`, and parks requests whose answers
-//! come later (JoinGroup and SyncGroup wait for the rebalance).
+//! persists what it asks for in `__consumer_offsets`, parks requests whose answers come
+//! later, and follows the leadership of the offsets partitions.
 //!
-//! Every call into the coordinator happens under one mutex and its outputs are carried
-//! out before the lock is released, in order: an `Append` is written to the offsets
-//! topic partition and reported back with `on_append_completed` (which may release the
-//! held-back OffsetCommit or SyncGroup answers), a `Respond` completes the oneshot channel
-//! of the waiting connection. If that connection went away, the answer is dropped, as
-//! Kafka drops responses to closed channels.
+//! - **Leadership.** A group's coordinator is the leader of its `__consumer_offsets`
+//!   partition. When LeaderAndIsr makes this broker a partition's leader, the partition is
+//!   read back and its groups loaded; when it becomes a follower, the groups are unloaded
+//!   and their waiting requests answered NOT_COORDINATOR (Kafka's
+//!   `onElection`/`onResignation`).
+//! - **Appends off the lock.** Calls into the coordinator run under one mutex, which is
+//!   never held across IO: an `Output::Append` is queued to an appender task that writes
+//!   the records (in order) as leader with acks=all, waits until they are replicated
+//!   (`offsets.commit.timeout.ms`) and reports the outcome with `on_append_completed`,
+//!   which may release held-back OffsetCommit or SyncGroup answers.
+//! - **Answers.** A `Respond` completes the oneshot channel of the waiting connection; if
+//!   that connection went away, the answer is dropped, as Kafka drops responses to closed
+//!   channels.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,17 +29,29 @@ use kafka_protocol::records::{
 use strata_group_coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, GroupResponse, OffsetsTopicRecord, Output,
 };
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use crate::replica::partition::PartitionError;
+use crate::replica::{LeadershipChanges, Partition};
 use crate::{Broker, now_ms};
 
 /// Kafka's name for the internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+struct AppendJob {
+    append_id: u64,
+    partition: i32,
+    records: Vec<OffsetsTopicRecord>,
+}
+
 pub struct GroupManager {
     inner: Mutex<Inner>,
     next_request_id: AtomicU64,
+    appends: mpsc::UnboundedSender<AppendJob>,
+    appends_rx: Mutex<Option<mpsc::UnboundedReceiver<AppendJob>>>,
+    /// `offsets.commit.timeout.ms`.
+    commit_timeout: Duration,
 }
 
 struct Inner {
@@ -41,13 +60,21 @@ struct Inner {
 }
 
 impl GroupManager {
-    pub fn new(config: GroupCoordinatorConfig, seed: u64) -> GroupManager {
+    pub fn new(
+        config: GroupCoordinatorConfig,
+        seed: u64,
+        commit_timeout: Duration,
+    ) -> GroupManager {
+        let (appends, rx) = mpsc::unbounded_channel();
         GroupManager {
             inner: Mutex::new(Inner {
                 coordinator: GroupCoordinator::new(config, seed),
                 waiting: HashMap::new(),
             }),
             next_request_id: AtomicU64::new(1),
+            appends,
+            appends_rx: Mutex::new(Some(rx)),
+            commit_timeout,
         }
     }
 
@@ -69,7 +96,6 @@ impl GroupManager {
     /// maybe now, maybe after a rebalance — and waits for it.
     pub async fn call(
         &self,
-        broker: &Broker,
         f: impl FnOnce(&mut GroupCoordinator, u64, i64) -> Vec<Output>,
     ) -> Option<GroupResponse> {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
@@ -78,15 +104,14 @@ impl GroupManager {
             let mut inner = self.lock();
             inner.waiting.insert(request_id, tx);
             let outputs = f(&mut inner.coordinator, request_id, now_ms());
-            self.execute(&mut inner, broker, outputs);
+            self.execute(&mut inner, outputs);
         }
         rx.await.ok()
     }
 
-    /// Carries out outputs in order; appends may produce further outputs.
-    fn execute(&self, inner: &mut Inner, broker: &Broker, outputs: Vec<Output>) {
-        let mut queue: std::collections::VecDeque<Output> = outputs.into();
-        while let Some(output) = queue.pop_front() {
+    /// Carries out outputs in order: answers now, appends queued for the appender.
+    fn execute(&self, inner: &mut Inner, outputs: Vec<Output>) {
+        for output in outputs {
             match output {
                 Output::Respond {
                     request_id,
@@ -101,63 +126,129 @@ impl GroupManager {
                     partition,
                     records,
                 } => {
-                    let error = append_offsets_records(broker, partition, &records).err();
-                    let more = inner
-                        .coordinator
-                        .on_append_completed(append_id, error, now_ms());
-                    // The released answers go before anything that followed the append.
-                    for o in more.into_iter().rev() {
-                        queue.push_front(o);
-                    }
+                    let _ = self.appends.send(AppendJob {
+                        append_id,
+                        partition,
+                        records,
+                    });
+                }
+            }
+        }
+    }
+
+    fn complete_append(&self, append_id: u64, error: Option<ResponseError>) {
+        let mut inner = self.lock();
+        let outputs = inner
+            .coordinator
+            .on_append_completed(append_id, error, now_ms());
+        self.execute(&mut inner, outputs);
+    }
+
+    /// Writes queued appends in order and completes each once it is replicated.
+    pub async fn run_appender(
+        self: Arc<Self>,
+        broker: Arc<Broker>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let Some(mut rx) = self.appends_rx.lock().expect("appender").take() else {
+            return;
+        };
+        loop {
+            let job = tokio::select! {
+                job = rx.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            match append_offsets_records(&broker, job.partition, &job.records) {
+                Err(error) => self.complete_append(job.append_id, Some(error)),
+                Ok((partition, required_offset)) => {
+                    let manager = self.clone();
+                    let broker = broker.clone();
+                    let timeout = self.commit_timeout;
+                    tokio::spawn(async move {
+                        let error = broker
+                            .replica_manager
+                            .wait_for_replication(vec![(partition, required_offset)], timeout)
+                            .await
+                            .pop()
+                            .flatten();
+                        manager.complete_append(job.append_id, error);
+                    });
                 }
             }
         }
     }
 
     /// Drives time: session expiry, rebalance timeouts, offset retention.
-    pub async fn run_ticks(
-        self: Arc<Self>,
-        broker: Arc<Broker>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    pub async fn run_ticks(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
                 _ = interval.tick() => {
                     let mut inner = self.lock();
                     let outputs = inner.coordinator.tick(now_ms());
-                    self.execute(&mut inner, &broker, outputs);
+                    self.execute(&mut inner, outputs);
                 }
                 _ = shutdown.changed() => return,
             }
         }
     }
 
-    /// Rebuilds groups and offsets from every partition of `__consumer_offsets`.
-    pub fn load(&self, broker: &Broker) {
-        let partitions = broker.replica_manager.partitions_of(OFFSETS_TOPIC);
-        let mut inner = self.lock();
-        let mut groups_loaded = 0usize;
-        for partition in partitions {
-            let records = match read_all_records(&partition) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(partition = partition.partition, error = %e, "cannot read __consumer_offsets partition; its groups are unavailable");
-                    continue;
+    /// Follows LeaderAndIsr for `__consumer_offsets`: loads the groups of partitions this
+    /// broker now leads, unloads those it no longer does.
+    pub fn on_leadership_changes(self: &Arc<Self>, broker: &Broker, changes: &LeadershipChanges) {
+        for ((topic, partition), _) in &changes.became_follower {
+            if topic == OFFSETS_TOPIC {
+                let mut inner = self.lock();
+                if inner.coordinator.is_partition_loaded(*partition) {
+                    let outputs = inner.coordinator.unload_partition(*partition);
+                    self.execute(&mut inner, outputs);
+                    info!(partition, "unloaded consumer groups: no longer the leader");
                 }
-            };
-            groups_loaded += records.len();
-            if let Err(e) = inner
-                .coordinator
-                .load_partition(partition.partition, records, now_ms())
-            {
-                warn!(partition = partition.partition, error = %e, "bad record in __consumer_offsets");
             }
         }
-        info!(
-            records = groups_loaded,
-            "loaded consumer groups from __consumer_offsets"
-        );
+        for ((topic, partition), epoch) in &changes.became_leader {
+            if topic != OFFSETS_TOPIC {
+                continue;
+            }
+            let Some(p) = broker.replica_manager.get_partition(topic, *partition) else {
+                continue;
+            };
+            let (partition, epoch) = (*partition, *epoch);
+            let manager = self.clone();
+            tokio::task::spawn_blocking(move || manager.load_partition(&p, partition, epoch));
+        }
+    }
+
+    /// Reads a partition this broker leads and loads its groups, unless leadership moved
+    /// on meanwhile.
+    fn load_partition(&self, p: &Partition, partition: i32, epoch: i32) {
+        let records = match read_all_records(p) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(partition, error = %e, "cannot read __consumer_offsets partition; its groups are unavailable");
+                return;
+            }
+        };
+        let count = records.len();
+        let mut inner = self.lock();
+        let (leader, current_epoch) = p.leader_and_epoch();
+        if !p.is_leader() || current_epoch != epoch || leader.is_none() {
+            return;
+        }
+        if inner.coordinator.is_partition_loaded(partition) {
+            let outputs = inner.coordinator.unload_partition(partition);
+            self.execute(&mut inner, outputs);
+        }
+        match inner
+            .coordinator
+            .load_partition(partition, records, now_ms())
+        {
+            Ok(()) => info!(partition, records = count, "loaded consumer groups"),
+            Err(e) => warn!(partition, error = %e, "bad record in __consumer_offsets"),
+        }
     }
 
     pub fn stats(&self) -> strata_group_coordinator::GroupCoordinatorStats {
@@ -179,19 +270,21 @@ impl GroupManager {
     }
 }
 
-/// Writes coordinator records as one batch to a partition of the offsets topic.
+/// Writes coordinator records as one batch to a partition of the offsets topic as its
+/// leader; returns the partition and the offset that must be committed.
 fn append_offsets_records(
     broker: &Broker,
     partition: i32,
     records: &[OffsetsTopicRecord],
-) -> Result<(), ResponseError> {
+) -> Result<(Arc<Partition>, i64), ResponseError> {
     let Some(p) = broker
         .replica_manager
         .get_partition(OFFSETS_TOPIC, partition)
     else {
-        return Err(ResponseError::NotCoordinator);
+        return Err(ResponseError::NotLeaderOrFollower);
     };
     let now = now_ms();
+    let (_, leader_epoch) = p.leader_and_epoch();
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -199,7 +292,7 @@ fn append_offsets_records(
             transactional: false,
             control: false,
             delete_horizon: false,
-            partition_leader_epoch: p.leader_epoch,
+            partition_leader_epoch: leader_epoch,
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
@@ -221,31 +314,29 @@ fn append_offsets_records(
         },
     )
     .map_err(|_| ResponseError::UnknownServerError)?;
-    match p.append_records_to_leader(&buf, now) {
-        Ok(_) => {
-            broker.replica_manager.notify_appended();
-            Ok(())
-        }
-        Err(e) => {
+    // offsets.commit.required.acks: -1, as Kafka.
+    match broker.replica_manager.append_to_leader(&p, &buf, -1) {
+        Ok((info, _)) => Ok((p, info.last_offset + 1)),
+        Err(PartitionError::Kafka(e, _)) => Err(e),
+        Err(PartitionError::Log(e)) => {
             warn!(partition, error = %e, "appending to __consumer_offsets failed");
-            // Kafka maps storage failures of the offsets topic to a retriable error.
-            Err(ResponseError::CoordinatorNotAvailable)
+            Err(ResponseError::KafkaStorageError)
         }
     }
 }
 
-/// Reads a whole partition as (key, value) records, in offset order.
+/// Reads a whole partition as (key, value) records, in offset order, up to its log end.
 fn read_all_records(
-    partition: &crate::replica::Partition,
+    partition: &Partition,
 ) -> Result<Vec<OffsetsTopicRecord>, strata_storage::LogError> {
     let mut out = Vec::new();
     let mut position = partition.offsets().log_start_offset;
     loop {
-        let (data, offsets) = partition.read(position, 1024 * 1024, true)?;
-        if data.records.is_empty() || position >= offsets.high_watermark {
+        let (data, offsets) = partition.read_committed(position, 1024 * 1024, i64::MAX)?;
+        if data.is_empty() || position >= offsets.log_end_offset {
             return Ok(out);
         }
-        let mut bytes: Bytes = data.records;
+        let mut bytes: Bytes = data;
         let before = position;
         while bytes.len() >= 61 {
             // Advance past the whole batch even when compaction left its tail empty.

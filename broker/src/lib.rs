@@ -1,41 +1,63 @@
-//! `strata-broker`: a Kafka broker that speaks the Kafka wire protocol.
+//! `strata-broker`: a Kafka broker that speaks the Kafka wire protocol and replicates in
+//! Kafka's ZooKeeper-mode design.
 //!
 //! A request flows one way: **connection → frame → request → handler → partition → log**.
 //!
-//! - [`server`]: the accept loop and one task per connection; reads length-prefixed
-//!   frames (refusing those above `socket.request.max.bytes`) and writes responses in
-//!   request order.
-//! - [`api`]: decodes the request header, checks the API version against what we
-//!   advertise in ApiVersions, and dispatches to one module per Kafka API.
-//! - [`replica`]: `Partition` and `ReplicaManager` — leader epoch, log end offset, high
-//!   watermark, and the wake-up of long-polling fetchers.
+//! - [`server`]: accept loops (a connection permit before each accept) and one task per
+//!   connection; frames answered in order; a drain on shutdown.
+//! - [`api`]: decodes the request header, checks the version against what we advertise,
+//!   and dispatches to one module per Kafka API, the inter-broker ones included.
+//! - [`replica`]: partitions as leaders and followers — ISR, high watermark, fetchers,
+//!   acks=all waits.
+//! - [`controller`]: the controller (one broker of the cluster at a time).
+//! - [`metadata`]: the cluster's durable facts (ZooKeeper or a local file) and this
+//!   broker's metadata cache.
 //! - `strata_storage`: Kafka's storage (`LogManager`, `Log`, `LogSegment`, indexes).
-//! - [`metadata`]: topics, topic ids, config overrides, producer-id blocks.
+//! - [`group`]: consumer groups over `__consumer_offsets`.
 //! - [`metrics`]: Prometheus text on `metrics.port`.
 
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod metadata;
 pub mod metrics;
+pub mod network;
+pub mod producer_ids;
+pub mod protocol;
 pub mod replica;
 pub mod server;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use strata_storage::{LogConfig, LogManager};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
+use crate::admin::TopicDescription;
 use crate::config::{KafkaConfig, apply_topic_config};
-use crate::group::{GroupManager, OFFSETS_TOPIC};
-use crate::metadata::{MetadataStore, TopicMetadata};
+use crate::controller::channel::{ControllerRequest, ControllerResponse, LocalBroker};
+use crate::controller::client::ControllerClient;
+use crate::controller::{Controller, ControllerConfig};
+use crate::group::GroupManager;
+use crate::metadata::local::LocalMetadataStore;
+use crate::metadata::zk::ZkMetadataStore;
+use crate::metadata::{
+    BrokerEndpoint, BrokerRegistration, MetadataCache, MetadataEvent, MetadataStore,
+    SecurityProtocol, config_type,
+};
 use crate::metrics::{Metrics, MetricsSource};
-use crate::replica::ReplicaManager;
+use crate::producer_ids::ProducerIdManager;
+use crate::replica::alter_partition::AlterPartitionManager;
+use crate::replica::fetcher::{FetcherConfig, ReplicaFetcherManager};
+use crate::replica::{ReplicaConfig, ReplicaManager};
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
 pub fn now_ms() -> i64 {
@@ -56,123 +78,121 @@ pub enum StartupError {
     Metadata(#[from] metadata::MetadataError),
     #[error("cannot open logs: {0}")]
     Storage(#[from] strata_storage::LogError),
-    #[error("cannot create {OFFSETS_TOPIC}: {0}")]
-    OffsetsTopic(String),
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Inconsistent(String),
 }
 
 /// Everything a request handler may touch.
 pub struct Broker {
     pub config: KafkaConfig,
     pub cluster_id: String,
-    pub metadata: MetadataStore,
+    /// The cluster's durable facts (ZooKeeper, or a local file).
+    pub store: Arc<dyn MetadataStore>,
+    /// What the controller last told this broker (UpdateMetadata).
+    pub cache: Arc<MetadataCache>,
+    /// Bumped after every metadata cache update, for admin requests waiting on it.
+    pub cache_updates: watch::Sender<u64>,
     pub replica_manager: ReplicaManager,
     pub groups: Arc<GroupManager>,
     pub metrics: Arc<Metrics>,
+    pub controller: Arc<Controller>,
+    pub controller_client: Arc<ControllerClient>,
+    pub producer_ids: ProducerIdManager,
+    /// The czxid of this broker's registration; changes when the session is re-created.
+    broker_epoch: Arc<AtomicI64>,
+    /// Config overrides of the topics this broker knows, from the store.
+    topic_configs: RwLock<HashMap<String, BTreeMap<String, String>>>,
 }
 
 impl Broker {
-    /// Opens the metadata and every log, recovering after an unclean shutdown.
-    pub fn open(config: KafkaConfig) -> Result<Arc<Broker>, StartupError> {
-        for dir in &config.log_dirs {
-            std::fs::create_dir_all(dir).map_err(|source| StartupError::LogDir {
-                path: dir.clone(),
-                source,
-            })?;
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// A topic as the admin APIs describe it, from the metadata cache.
+    pub fn topic(&self, name: &str) -> Option<TopicDescription> {
+        let snapshot = self.cache.snapshot();
+        let topic = snapshot.topics.get(name)?;
+        Some(self.describe(name, topic))
+    }
+
+    fn describe(&self, name: &str, topic: &metadata::cache::CachedTopic) -> TopicDescription {
+        TopicDescription {
+            name: name.to_string(),
+            topic_id: topic.topic_id,
+            partitions: topic.partitions.len() as i32,
+            replication_factor: topic
+                .partitions
+                .values()
+                .next()
+                .map_or(0, |p| p.replicas.len() as i16),
+            configs: self.cached_topic_configs(name),
+            internal: name.starts_with("__"),
         }
-        let metadata = MetadataStore::open(&config.log_dirs[0], config.cluster_id.as_deref())?;
-        let topics = metadata.topics();
-        let defaults = config.log.clone();
-        let topic_configs = {
-            let topics = topics.clone();
-            let defaults = defaults.clone();
-            move |name: &str| {
-                topics
-                    .iter()
-                    .find(|t| t.name == name)
-                    .map(|t| topic_log_config(&defaults, t))
-                    .unwrap_or_else(|| defaults.clone())
-            }
-        };
-        let log_manager =
-            LogManager::startup(config.log_dirs.clone(), defaults, topic_configs, now_ms())?;
-        let replica_manager = ReplicaManager::new(config.broker_id, log_manager);
-        let groups = Arc::new(GroupManager::new(
-            group_coordinator_config(&config),
-            rand::random(),
-        ));
-        let broker = Broker {
-            cluster_id: metadata.cluster_id(),
-            metadata,
-            replica_manager,
-            groups,
-            metrics: Arc::new(Metrics::default()),
-            config,
-        };
-        for topic in &topics {
-            broker.open_partitions(topic, 0)?;
+    }
+
+    /// Every topic in the metadata cache.
+    pub fn topics(&self) -> Vec<TopicDescription> {
+        let snapshot = self.cache.snapshot();
+        snapshot
+            .topics
+            .iter()
+            .map(|(name, t)| self.describe(name, t))
+            .collect()
+    }
+
+    fn cached_topic_configs(&self, topic: &str) -> BTreeMap<String, String> {
+        self.topic_configs
+            .read()
+            .expect("topic configs lock")
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn cache_topic_configs(&self, topic: &str, configs: BTreeMap<String, String>) {
+        self.topic_configs
+            .write()
+            .expect("topic configs lock")
+            .insert(topic.to_string(), configs);
+    }
+
+    /// Caches a topic's new overrides and applies them to its partitions here.
+    pub(crate) fn apply_topic_configs(&self, topic: &str, configs: BTreeMap<String, String>) {
+        self.cache_topic_configs(topic, configs);
+        let config = self.log_config_for_topic(topic);
+        for partition in self.replica_manager.partitions_of(topic) {
+            partition.update_config(config.clone());
         }
-        broker.ensure_offsets_topic()?;
-        broker.groups.load(&broker);
-        info!(
-            broker_id = broker.config.broker_id,
-            cluster_id = %broker.cluster_id,
-            topics = topics.len(),
-            "broker state loaded"
-        );
-        Ok(Arc::new(broker))
     }
 
     /// The effective log config of a topic: broker defaults plus the topic's overrides.
-    pub fn log_config_for(&self, topic: &TopicMetadata) -> LogConfig {
-        topic_log_config(&self.config.log, topic)
+    pub fn log_config_for_topic(&self, topic: &str) -> LogConfig {
+        topic_log_config(&self.config.log, topic, &self.cached_topic_configs(topic))
     }
 
-    /// Opens the logs of partitions `from..topic.partitions` as their leader.
-    pub fn open_partitions(
-        &self,
-        topic: &TopicMetadata,
-        from: i32,
-    ) -> Result<(), strata_storage::LogError> {
-        let config = self.log_config_for(topic);
-        for p in from..topic.partitions {
-            self.replica_manager
-                .make_leader(&topic.name, p, topic.topic_id, config.clone())?;
-        }
-        Ok(())
-    }
-
-    /// Creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions`) on first
-    /// start. Kafka creates it on the first FindCoordinator; creating it up front means
-    /// the group coordinator is loaded and ready before the first client arrives.
-    fn ensure_offsets_topic(&self) -> Result<(), StartupError> {
-        if self.metadata.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let configs = [
-            ("cleanup.policy", "compact"),
-            ("segment.bytes", "104857600"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        match self.create_topic(
-            OFFSETS_TOPIC,
-            self.config.offsets_topic_num_partitions,
-            1,
-            configs,
-            false,
-        ) {
-            Ok(_) => Ok(()),
-            Err((_, message)) => Err(StartupError::OffsetsTopic(message)),
+    /// Fetches the overrides of topics this broker does not know yet (before their logs
+    /// are created by LeaderAndIsr).
+    pub(crate) async fn prefetch_topic_configs(&self, topics: impl Iterator<Item = &str>) {
+        for topic in topics {
+            let known = self
+                .topic_configs
+                .read()
+                .expect("topic configs lock")
+                .contains_key(topic);
+            if !known && let Err(e) = self.topic_overrides(topic).await {
+                warn!(topic, error = %e.1, "cannot read topic configs; using broker defaults");
+            }
         }
     }
 
-    /// Runs background work — retention, time-based flushes, checkpoints — until shutdown.
+    /// Runs background work — retention, time-based flushes, checkpoints, the cleaner,
+    /// ISR shrinking — until shutdown.
     pub async fn run_background_tasks(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let retention_every = Duration::from_millis(self.config.log_retention_check_interval_ms);
         let flush_every = Duration::from_millis(
@@ -182,9 +202,12 @@ impl Broker {
         );
         let mut retention = tokio::time::interval(retention_every);
         let mut flush = tokio::time::interval(flush_every);
-        let mut checkpoint = tokio::time::interval(Duration::from_secs(60));
+        let mut checkpoint = tokio::time::interval(Duration::from_millis(
+            self.config.replica_high_watermark_checkpoint_interval_ms,
+        ));
         let mut cleaner =
             tokio::time::interval(Duration::from_millis(self.config.log_cleaner_backoff_ms));
+        let mut shrink = tokio::time::interval(self.replica_manager.shrink_interval());
         loop {
             tokio::select! {
                 _ = retention.tick() => {
@@ -214,7 +237,58 @@ impl Broker {
                         }
                     }).await;
                 }
+                _ = shrink.tick() => self.replica_manager.shrink_isrs(),
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Follows the metadata store: topic config changes, a new session (new broker epoch).
+    async fn run_metadata_listener(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut events = self.store.subscribe();
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => e,
+                _ = shutdown.changed() => return,
+            };
+            match event {
+                Ok(MetadataEvent::ConfigChanged {
+                    entity_type,
+                    entity_name,
+                }) if entity_type == config_type::TOPIC => {
+                    match self.topic_overrides(&entity_name).await {
+                        Ok(configs) => self.apply_topic_configs(&entity_name, configs),
+                        Err(e) => {
+                            warn!(topic = %entity_name, error = %e.1, "cannot reload topic configs")
+                        }
+                    }
+                }
+                Ok(MetadataEvent::SessionReestablished { broker_epoch }) => {
+                    if broker_epoch >= 0 {
+                        self.broker_epoch.store(broker_epoch, Ordering::Release);
+                        info!(
+                            broker_epoch,
+                            "registered again after a new metadata session"
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed notifications: reload every known topic's configs.
+                    let topics: Vec<String> = self
+                        .topic_configs
+                        .read()
+                        .expect("topic configs lock")
+                        .keys()
+                        .cloned()
+                        .collect();
+                    for t in topics {
+                        if let Ok(configs) = self.topic_overrides(&t).await {
+                            self.apply_topic_configs(&t, configs);
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
             }
         }
     }
@@ -238,12 +312,73 @@ impl Broker {
         }
     }
 
+    /// Kafka's controlled shutdown: asks the controller to move this broker's
+    /// leaderships away, up to `controlled.shutdown.max.retries` times.
+    async fn controlled_shutdown(&self) {
+        if !self.config.controlled_shutdown_enable || !self.store.is_shared() {
+            return;
+        }
+        let attempts = self.config.controlled_shutdown_max_retries.max(1);
+        for attempt in 1..=attempts {
+            match self
+                .controller_client
+                .controlled_shutdown(self.broker_epoch())
+                .await
+            {
+                Ok(remaining) if remaining.is_empty() => {
+                    info!("controlled shutdown: every leadership moved");
+                    return;
+                }
+                Ok(remaining) => {
+                    info!(
+                        attempt,
+                        remaining = remaining.len(),
+                        "controlled shutdown: partitions still led here"
+                    );
+                }
+                Err(e) => warn!(attempt, error = %e, "controlled shutdown request failed"),
+            }
+            if attempt < attempts {
+                tokio::time::sleep(Duration::from_millis(
+                    self.config.controlled_shutdown_retry_backoff_ms,
+                ))
+                .await;
+            }
+        }
+        warn!("controlled shutdown did not complete; shutting down anyway");
+    }
+
     /// Closes every log and writes the clean-shutdown marker.
-    pub fn shutdown(&self) {
+    pub fn shutdown_logs(&self) {
         match self.replica_manager.log_manager().shutdown() {
             Ok(()) => info!("logs closed cleanly"),
             Err(e) => warn!(error = %e, "closing logs failed; the next start will recover"),
         }
+    }
+
+    /// Whether the metadata cache lists this broker (the controller has told it about
+    /// the cluster): the broker is serving.
+    pub fn is_ready(&self) -> bool {
+        self.cache.snapshot().is_alive(self.config.broker_id)
+    }
+}
+
+/// The controller reaches the broker it runs on without the network.
+impl LocalBroker for Broker {
+    fn handle(&self, request: ControllerRequest) -> BoxFuture<'_, ControllerResponse> {
+        Box::pin(async move {
+            match request {
+                ControllerRequest::LeaderAndIsr(r) => {
+                    ControllerResponse::LeaderAndIsr(api::leader_and_isr::apply(self, r).await)
+                }
+                ControllerRequest::UpdateMetadata(r) => {
+                    ControllerResponse::UpdateMetadata(api::update_metadata::apply(self, &r))
+                }
+                ControllerRequest::StopReplica(r) => {
+                    ControllerResponse::StopReplica(api::stop_replica::apply(self, &r))
+                }
+            }
+        })
     }
 }
 
@@ -263,191 +398,322 @@ fn group_coordinator_config(
     }
 }
 
-/// Broker defaults overlaid with a topic's overrides. Overrides were validated when set,
-/// so a failure here means the metadata file was edited by hand; the default is kept.
-pub fn topic_log_config(defaults: &LogConfig, topic: &TopicMetadata) -> LogConfig {
+/// Broker defaults overlaid with a topic's overrides. Overrides were validated when set;
+/// one that does not apply (written by another tool) is logged and ignored.
+pub fn topic_log_config(
+    defaults: &LogConfig,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+) -> LogConfig {
     let mut config = defaults.clone();
-    for (key, value) in &topic.configs {
+    for (key, value) in overrides {
         if let Err(e) = apply_topic_config(&mut config, key, value) {
-            warn!(topic = %topic.name, error = %e, "ignoring invalid stored topic config");
+            if config::kafka_keys::TOPIC_KEYS.contains(&key.as_str()) {
+                tracing::debug!(topic, key, "topic config not used by Strata");
+            } else {
+                warn!(topic, error = %e, "ignoring invalid stored topic config");
+            }
         }
     }
     config
 }
 
-impl Broker {
-    /// Consumer-group metrics: groups by state, members, rebalances, and lag per
-    /// committed partition (high watermark minus committed offset).
-    fn render_group_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let stats = self.groups.stats();
-        metrics::write_gauge_family(
-            out,
-            "strata_broker_groups",
-            "Consumer groups by state.",
-            stats
-                .groups_by_state
-                .iter()
-                .map(|(state, n)| (format!("state=\"{}\"", state.as_str()), *n as i64)),
-        );
-        metrics::write_gauge_family(
-            out,
-            "strata_broker_group_members",
-            "Members of a consumer group.",
-            stats
-                .members_by_group
-                .iter()
-                .map(|(group, n)| (format!("group=\"{group}\""), *n as i64)),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_group_rebalances_total Rebalances started.\n# TYPE strata_broker_group_rebalances_total counter\nstrata_broker_group_rebalances_total {}",
-            stats.rebalances_total
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_group_rebalance_seconds Duration of completed rebalances.\n# TYPE strata_broker_group_rebalance_seconds summary"
-        );
-        let _ = writeln!(
-            out,
-            "strata_broker_group_rebalance_seconds_sum {}",
-            stats.rebalance_time_ms_total as f64 / 1000.0
-        );
-        let _ = writeln!(
-            out,
-            "strata_broker_group_rebalance_seconds_count {}",
-            stats.rebalances_completed_total
-        );
-        let _ = writeln!(
-            out,
-            "# HELP strata_broker_group_offset_commits_total Offsets committed.\n# TYPE strata_broker_group_offset_commits_total counter\nstrata_broker_group_offset_commits_total {}",
-            stats.offset_commits_total
-        );
-        let mut lags = Vec::new();
-        for (group, offsets) in self.groups.committed_offsets() {
-            for (topic, partition, offset) in offsets {
-                if let Some(p) = self.replica_manager.get_partition(&topic, partition) {
-                    let lag = (p.offsets().high_watermark - offset).max(0);
-                    lags.push((
-                        format!("group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\""),
-                        lag,
-                    ));
-                }
+/// Kafka's `meta.properties`: the cluster and broker a log dir belongs to. A log dir of
+/// another cluster (or another broker id) is refused rather than mixed in.
+fn check_meta_properties(dir: &Path, cluster_id: &str, broker_id: i32) -> Result<(), StartupError> {
+    let path = dir.join("meta.properties");
+    let expected = format!("#\nversion=0\nbroker.id={broker_id}\ncluster.id={cluster_id}\n");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::trim))
+                    .map(str::to_string)
+            };
+            if let Some(found) = value("cluster.id")
+                && found != cluster_id
+            {
+                return Err(StartupError::Inconsistent(format!(
+                    "The Cluster ID {cluster_id} doesn't match stored clusterId Some({found}) in meta.properties ({}). The broker is trying to join the wrong cluster.",
+                    path.display()
+                )));
             }
+            if let Some(found) = value("broker.id")
+                && found != broker_id.to_string()
+            {
+                return Err(StartupError::Inconsistent(format!(
+                    "Stored node id {found} doesn't match previous node id {broker_id} in meta.properties ({}).",
+                    path.display()
+                )));
+            }
+            Ok(())
         }
-        metrics::write_gauge_family(
-            out,
-            "strata_broker_group_lag",
-            "Records between a group's committed offset and the high watermark.",
-            lags.into_iter(),
-        );
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::write(&path, expected)
+            .map_err(|source| StartupError::LogDir {
+                path: path.clone(),
+                source,
+            }),
+        Err(source) => Err(StartupError::LogDir { path, source }),
     }
 }
 
 impl MetricsSource for Broker {
     fn render(&self, out: &mut String) {
-        let rows: Vec<_> = self
-            .replica_manager
-            .all_partitions()
-            .into_iter()
-            .map(|p| {
-                let (size, segments) = p.size_and_segments();
-                let offsets = p.offsets();
-                (p, size, segments as u64, offsets)
-            })
-            .collect();
-        type Row = (Arc<replica::Partition>, u64, u64, replica::PartitionOffsets);
-        /// (metric name, help, the value of a row)
-        type Family = (&'static str, &'static str, fn(&Row) -> i64);
-        let families: [Family; 5] = [
-            (
-                "strata_broker_log_size_bytes",
-                "Bytes on disk of a partition's log.",
-                |r| r.1 as i64,
-            ),
-            (
-                "strata_broker_log_segments",
-                "Segments in a partition's log.",
-                |r| r.2 as i64,
-            ),
-            (
-                "strata_broker_log_end_offset",
-                "Next offset to be written.",
-                |r| r.3.log_end_offset,
-            ),
-            (
-                "strata_broker_log_start_offset",
-                "First offset still in the log.",
-                |r| r.3.log_start_offset,
-            ),
-            (
-                "strata_broker_high_watermark",
-                "Offset below which records are committed.",
-                |r| r.3.high_watermark,
-            ),
-        ];
-        for (name, help, value) in families {
-            metrics::write_gauge_family(
-                out,
-                name,
-                help,
-                rows.iter().map(|r| {
-                    (
-                        format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
-                        value(r),
-                    )
-                }),
-            );
-        }
-        self.render_group_metrics(out);
+        metrics::render_broker(self, out);
     }
 }
 
-/// Starts a broker: opens its state, binds its listener and metrics port, and serves
-/// until `shutdown` turns true. Returns once the logs are closed.
-pub async fn run(config: KafkaConfig, shutdown: watch::Receiver<bool>) -> Result<(), StartupError> {
-    let endpoint = config.listeners[0].clone();
-    let metrics_address = config.metrics_address();
-    let broker = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || Broker::open(config))
+/// Binds every listener, naming the address on failure.
+async fn bind_listeners(config: &KafkaConfig) -> Result<Vec<(String, TcpListener)>, StartupError> {
+    let mut out = Vec::new();
+    for endpoint in &config.listeners {
+        let address = endpoint.bind_address();
+        let listener = TcpListener::bind(&address)
             .await
-            .expect("startup task panicked")?
-    };
-    let address = endpoint.bind_address();
-    let listener = TcpListener::bind(&address)
-        .await
-        .map_err(|source| StartupError::Bind {
-            address: address.clone(),
+            .map_err(|source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        out.push((endpoint.listener_name.clone(), listener));
+    }
+    Ok(out)
+}
+
+/// Starts a broker: opens its metadata store and logs, binds its listeners, registers,
+/// starts the controller, and serves until `shutdown` turns true. Returns once the logs
+/// are closed.
+pub async fn run(config: KafkaConfig, shutdown: watch::Receiver<bool>) -> Result<(), StartupError> {
+    for key in &config.unused {
+        info!(key, "configuration key not used by Strata");
+    }
+    for dir in &config.log_dirs {
+        std::fs::create_dir_all(dir).map_err(|source| StartupError::LogDir {
+            path: dir.clone(),
             source,
         })?;
-    if let Some(metrics_address) = metrics_address {
-        let metrics_listener =
-            TcpListener::bind(metrics_address)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    address: metrics_address.to_string(),
-                    source,
-                })?;
-        info!(address = %metrics_address, "metrics on /metrics");
-        tokio::spawn(metrics::serve(
-            metrics_listener,
-            broker.metrics.clone(),
-            broker.clone() as Arc<dyn MetricsSource>,
-        ));
     }
-    info!(address = %address, advertised = ?broker.config.advertised_endpoint(), "listening for Kafka clients");
-    let background = tokio::spawn(broker.clone().run_background_tasks(shutdown.clone()));
-    let group_ticks = tokio::spawn(
-        broker
-            .groups
-            .clone()
-            .run_ticks(broker.clone(), shutdown.clone()),
+    let listeners = bind_listeners(&config).await?;
+    let store: Arc<dyn MetadataStore> = match config.zookeeper_settings() {
+        Some(settings) => {
+            info!(connect = %settings.connect, "using ZooKeeper for cluster metadata");
+            ZkMetadataStore::connect(settings).await?
+        }
+        None => Arc::new(LocalMetadataStore::open(
+            &config.log_dirs[0],
+            config.broker_id,
+        )?),
+    };
+    let proposed = config
+        .cluster_id
+        .clone()
+        .unwrap_or_else(metadata::new_cluster_id);
+    let cluster_id = store.cluster_id(proposed).await?;
+    for dir in &config.log_dirs {
+        check_meta_properties(dir, &cluster_id, config.broker_id)?;
+    }
+    // Topic configs first: logs on disk open with them.
+    let mut topic_configs = HashMap::new();
+    for topic in store.topics().await? {
+        let overrides = store
+            .entity_configs(config_type::TOPIC.to_string(), topic.clone())
+            .await?;
+        topic_configs.insert(topic, overrides);
+    }
+    let log_manager = {
+        let dirs = config.log_dirs.clone();
+        let defaults = config.log.clone();
+        let configs = topic_configs.clone();
+        tokio::task::spawn_blocking(move || {
+            let per_topic = |t: &str| {
+                topic_log_config(&defaults, t, configs.get(t).unwrap_or(&BTreeMap::new()))
+            };
+            LogManager::startup(dirs, defaults.clone(), per_topic, now_ms())
+        })
+        .await
+        .expect("log manager startup")?
+    };
+    let cache = Arc::new(MetadataCache::default());
+    let listener = config.inter_broker_listener();
+    let broker_epoch = Arc::new(AtomicI64::new(-1));
+    let fetchers = ReplicaFetcherManager::new(
+        FetcherConfig {
+            broker_id: config.broker_id,
+            listener: listener.clone(),
+            num_fetchers: config.num_replica_fetchers,
+            max_wait_ms: config.replica_fetch_wait_max_ms,
+            min_bytes: config.replica_fetch_min_bytes,
+            max_bytes: config.replica_fetch_response_max_bytes,
+            partition_max_bytes: config.replica_fetch_max_bytes,
+            backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+            socket_timeout: Duration::from_millis(config.replica_socket_timeout_ms),
+        },
+        cache.clone(),
     );
-    server::serve(broker.clone(), listener, shutdown).await;
-    let _ = background.await;
-    let _ = group_ticks.await;
+    let alter_partition = AlterPartitionManager::new(config.broker_id, broker_epoch.clone());
+    let replica_manager = ReplicaManager::new(
+        ReplicaConfig {
+            broker_id: config.broker_id,
+            replica_lag_time_max_ms: config.replica_lag_time_max_ms,
+        },
+        log_manager,
+        cache.clone(),
+        fetchers,
+        alter_partition.clone(),
+    );
+    let controller = Arc::new(Controller::new(
+        ControllerConfig {
+            broker_id: config.broker_id,
+            inter_broker_listener: listener.clone(),
+            socket_timeout: Duration::from_millis(config.controller_socket_timeout_ms),
+            unclean_leader_election_enable: config.unclean_leader_election_enable,
+            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
+            leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
+            leader_imbalance_check_interval: Duration::from_secs(
+                config.leader_imbalance_check_interval_seconds,
+            ),
+            delete_topic_enable: config.delete_topic_enable,
+        },
+        store.clone(),
+    ));
+    let controller_client = Arc::new(ControllerClient::new(
+        config.broker_id,
+        controller.clone(),
+        cache.clone(),
+        listener,
+        Duration::from_millis(config.controller_socket_timeout_ms),
+    ));
+    let groups = Arc::new(GroupManager::new(
+        group_coordinator_config(&config),
+        rand::random(),
+        Duration::from_millis(config.offsets_commit_timeout_ms),
+    ));
+    let broker = Arc::new(Broker {
+        cluster_id,
+        store: store.clone(),
+        cache: cache.clone(),
+        cache_updates: watch::channel(0).0,
+        replica_manager,
+        groups,
+        metrics: Arc::new(Metrics::default()),
+        controller: controller.clone(),
+        controller_client: controller_client.clone(),
+        producer_ids: ProducerIdManager::default(),
+        broker_epoch: broker_epoch.clone(),
+        topic_configs: RwLock::new(topic_configs),
+        config,
+    });
+
+    if let Some(address) = broker.config.metrics_address() {
+        match TcpListener::bind(&address).await {
+            Ok(listener) => {
+                info!(%address, "metrics on /metrics");
+                tokio::spawn(metrics::serve(
+                    listener,
+                    broker.metrics.clone(),
+                    broker.clone() as Arc<dyn MetricsSource>,
+                ));
+            }
+            // An auxiliary port: the broker serves without it.
+            Err(e) => warn!(%address, error = %e, "cannot serve metrics"),
+        }
+    }
+
+    let registration = BrokerRegistration {
+        id: broker.config.broker_id,
+        endpoints: broker
+            .config
+            .advertised_endpoints()
+            .into_iter()
+            .map(|e| BrokerEndpoint {
+                security_protocol: broker
+                    .config
+                    .listener_security_protocol(&e.listener_name)
+                    .and_then(|p| SecurityProtocol::parse(&p))
+                    .unwrap_or(SecurityProtocol::Plaintext),
+                listener: e.listener_name,
+                host: e.host,
+                port: e.port,
+            })
+            .collect(),
+        rack: broker.config.broker_rack.clone(),
+        epoch: -1,
+    };
+    let epoch = store.register_broker(registration).await?;
+    broker_epoch.store(epoch, Ordering::Release);
+    let local: std::sync::Weak<dyn LocalBroker> = {
+        let weak: std::sync::Weak<Broker> = Arc::downgrade(&broker);
+        weak
+    };
+    controller.start(local);
+
+    let tasks = vec![
+        tokio::spawn(broker.clone().run_background_tasks(shutdown.clone())),
+        tokio::spawn(broker.clone().run_metadata_listener(shutdown.clone())),
+        tokio::spawn(broker.groups.clone().run_ticks(shutdown.clone())),
+        tokio::spawn(
+            broker
+                .groups
+                .clone()
+                .run_appender(broker.clone(), shutdown.clone()),
+        ),
+        tokio::spawn(alter_partition.run(controller_client, cache, shutdown.clone())),
+    ];
+
+    // A cluster of one elects itself in-process: wait for that before taking clients,
+    // so the first request already sees the broker's own topics.
+    if !store.is_shared() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut updates = broker.cache_updates.subscribe();
+        while !broker.is_ready() {
+            if tokio::time::timeout_at(deadline, updates.changed())
+                .await
+                .is_err()
+            {
+                warn!("the local controller has not described the cluster yet; serving anyway");
+                break;
+            }
+        }
+    }
+    info!(
+        broker_id = broker.config.broker_id,
+        cluster_id = %broker.cluster_id,
+        broker_epoch = epoch,
+        advertised = ?broker.config.advertised_endpoints(),
+        "serving"
+    );
+
+    server::serve_all(broker.clone(), listeners, shutdown.clone()).await;
+
+    // Shutdown: leaderships away first, then stop everything, then the logs.
+    broker.controlled_shutdown().await;
+    broker.controller.shutdown().await;
+    broker.replica_manager.fetchers.shutdown();
+    for task in tasks {
+        let _ = task.await;
+    }
+    broker.store.close().await;
     let closing = broker.clone();
-    let _ = tokio::task::spawn_blocking(move || closing.shutdown()).await;
+    let _ = tokio::task::spawn_blocking(move || closing.shutdown_logs()).await;
     Ok(())
+}
+
+/// The offsets topic's replication factor: `offsets.topic.replication.factor`, except
+/// that a cluster of one (no `zookeeper.connect`) uses 1, since it can never have more.
+pub fn offsets_topic_replication_factor(broker: &Broker) -> i16 {
+    if broker.store.is_shared() {
+        broker.config.offsets_topic_replication_factor
+    } else {
+        1
+    }
+}
+
+/// `__consumer_offsets` is compacted, with Kafka's segment size for it.
+pub fn offsets_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }

@@ -45,7 +45,6 @@ pub struct Metrics {
     pub records_in: AtomicU64,
     pub connections: AtomicU64,
     pub connections_total: AtomicU64,
-    pub connections_rejected: AtomicU64,
     pub invalid_frames: AtomicU64,
     pub produce_errors: AtomicU64,
     pub storage_errors: AtomicU64,
@@ -60,7 +59,6 @@ impl Default for Metrics {
             records_in: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
-            connections_rejected: AtomicU64::new(0),
             invalid_frames: AtomicU64::new(0),
             produce_errors: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
@@ -123,12 +121,6 @@ impl Metrics {
             "strata_broker_connections_total",
             "Connections accepted.",
             &self.connections_total,
-        );
-        counter(
-            &mut out,
-            "strata_broker_connections_rejected_total",
-            "Connections closed at accept because max.connections was reached.",
-            &self.connections_rejected,
         );
         counter(
             &mut out,
@@ -237,6 +229,277 @@ pub fn write_gauge_family(
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{{{labels}}} {value}");
     }
+}
+
+/// Writes one gauge without labels.
+fn write_gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+/// Writes one counter without labels.
+fn write_counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}
+
+/// The broker's live state as metrics: per-partition log gauges, replication (with the
+/// names Kafka's JMX exporter gives them, so existing dashboards and alerts work), the
+/// controller, and consumer groups.
+pub fn render_broker(broker: &crate::Broker, out: &mut String) {
+    let partitions = broker.replica_manager.all_partitions();
+    let rows: Vec<_> = partitions
+        .iter()
+        .map(|p| {
+            let (size, segments) = p.size_and_segments();
+            (p, size, segments as u64, p.info())
+        })
+        .collect();
+    type Row<'a> = (
+        &'a Arc<crate::replica::Partition>,
+        u64,
+        u64,
+        crate::replica::PartitionInfo,
+    );
+    /// (metric name, help, the value of a row)
+    type Family = (&'static str, &'static str, fn(&Row) -> i64);
+    let families: [Family; 5] = [
+        (
+            "strata_broker_log_size_bytes",
+            "Bytes on disk of a partition's log.",
+            |r| r.1 as i64,
+        ),
+        (
+            "strata_broker_log_segments",
+            "Segments in a partition's log.",
+            |r| r.2 as i64,
+        ),
+        (
+            "strata_broker_log_end_offset",
+            "Next offset to be written.",
+            |r| r.3.log_end_offset,
+        ),
+        (
+            "strata_broker_log_start_offset",
+            "First offset still in the log.",
+            |r| r.3.log_start_offset,
+        ),
+        (
+            "strata_broker_high_watermark",
+            "Offset below which records are committed.",
+            |r| r.3.high_watermark,
+        ),
+    ];
+    for (name, help, value) in families {
+        write_gauge_family(
+            out,
+            name,
+            help,
+            rows.iter().map(|r| {
+                (
+                    format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
+                    value(r),
+                )
+            }),
+        );
+    }
+    let leaders: Vec<&Row> = rows.iter().filter(|r| r.3.is_leader).collect();
+    let under_replicated = leaders
+        .iter()
+        .filter(|r| r.3.isr.len() < r.3.replicas.len())
+        .count();
+    let under_min_isr = leaders.iter().filter(|r| r.3.under_min_isr).count();
+    write_gauge(
+        out,
+        "kafka_server_replicamanager_partitioncount",
+        "Partitions hosted by this broker.",
+        rows.len() as i64,
+    );
+    write_gauge(
+        out,
+        "kafka_server_replicamanager_leadercount",
+        "Partitions led by this broker.",
+        leaders.len() as i64,
+    );
+    write_gauge(
+        out,
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "Partitions led here whose ISR is smaller than their replica set.",
+        under_replicated as i64,
+    );
+    write_gauge(
+        out,
+        "kafka_server_replicamanager_underminisrpartitioncount",
+        "Partitions led here whose ISR is below min.insync.replicas.",
+        under_min_isr as i64,
+    );
+    write_gauge_family(
+        out,
+        "kafka_cluster_partition_underminisr",
+        "1 when a partition led here is below min.insync.replicas.",
+        leaders.iter().map(|r| {
+            (
+                format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
+                i64::from(r.3.under_min_isr),
+            )
+        }),
+    );
+    write_gauge_family(
+        out,
+        "kafka_cluster_partition_replicascount",
+        "Replicas of a partition led here.",
+        leaders.iter().map(|r| {
+            (
+                format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
+                r.3.replicas.len() as i64,
+            )
+        }),
+    );
+    write_gauge_family(
+        out,
+        "kafka_cluster_partition_insyncreplicascount",
+        "In-sync replicas of a partition led here.",
+        leaders.iter().map(|r| {
+            (
+                format!("topic=\"{}\",partition=\"{}\"", r.0.topic, r.0.partition),
+                r.3.isr.len() as i64,
+            )
+        }),
+    );
+    let replication = &broker.replica_manager.metrics;
+    write_counter(
+        out,
+        "kafka_server_replicamanager_isrshrinks_total",
+        "ISR shrinks proposed by this broker as leader.",
+        replication.isr_shrinks.load(Ordering::Relaxed),
+    );
+    write_counter(
+        out,
+        "kafka_server_replicamanager_isrexpands_total",
+        "ISR expansions proposed by this broker as leader.",
+        replication.isr_expands.load(Ordering::Relaxed),
+    );
+    write_counter(
+        out,
+        "kafka_server_fetcherstats_bytes_total",
+        "Bytes this broker fetched from leaders as a follower.",
+        broker
+            .replica_manager
+            .fetchers
+            .bytes_fetched
+            .load(Ordering::Relaxed)
+            .max(0) as u64,
+    );
+    let max_lag = broker.replica_manager.fetchers.max_lag();
+    let snapshot = broker.cache.snapshot();
+    write_gauge(
+        out,
+        "kafka_server_replicafetchermanager_maxlag",
+        "Largest lag of a follower replica here behind its high watermark, in records.",
+        max_lag,
+    );
+    let active = broker.controller.is_active();
+    write_gauge(
+        out,
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "1 on the broker that is the active controller.",
+        i64::from(active),
+    );
+    let offline = if active {
+        snapshot
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.leader < 0 || !snapshot.is_alive(p.leader))
+            .count() as i64
+    } else {
+        0
+    };
+    write_gauge(
+        out,
+        "kafka_controller_kafkacontroller_offlinepartitionscount",
+        "Partitions without a live leader (reported by the active controller).",
+        offline,
+    );
+    write_gauge(
+        out,
+        "strata_broker_ready",
+        "1 once the controller has described the cluster to this broker.",
+        i64::from(broker.is_ready()),
+    );
+    render_groups(broker, out);
+}
+
+/// Consumer-group metrics: groups by state, members, rebalances, and lag per committed
+/// partition (high watermark minus committed offset).
+fn render_groups(broker: &crate::Broker, out: &mut String) {
+    let stats = broker.groups.stats();
+    write_gauge_family(
+        out,
+        "strata_broker_groups",
+        "Consumer groups by state.",
+        stats
+            .groups_by_state
+            .iter()
+            .map(|(state, n)| (format!("state=\"{}\"", state.as_str()), *n as i64)),
+    );
+    write_gauge_family(
+        out,
+        "strata_broker_group_members",
+        "Members of a consumer group.",
+        stats
+            .members_by_group
+            .iter()
+            .map(|(group, n)| (format!("group=\"{group}\""), *n as i64)),
+    );
+    write_counter(
+        out,
+        "strata_broker_group_rebalances_total",
+        "Rebalances started.",
+        stats.rebalances_total,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP strata_broker_group_rebalance_seconds Duration of completed rebalances.\n# TYPE strata_broker_group_rebalance_seconds summary"
+    );
+    let _ = writeln!(
+        out,
+        "strata_broker_group_rebalance_seconds_sum {}",
+        stats.rebalance_time_ms_total as f64 / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "strata_broker_group_rebalance_seconds_count {}",
+        stats.rebalances_completed_total
+    );
+    write_counter(
+        out,
+        "strata_broker_group_offset_commits_total",
+        "Offsets committed.",
+        stats.offset_commits_total,
+    );
+    let mut lags = Vec::new();
+    for (group, offsets) in broker.groups.committed_offsets() {
+        for (topic, partition, offset) in offsets {
+            if let Some(p) = broker.replica_manager.get_partition(&topic, partition) {
+                let lag = (p.offsets().high_watermark - offset).max(0);
+                lags.push((
+                    format!("group=\"{group}\",topic=\"{topic}\",partition=\"{partition}\""),
+                    lag,
+                ));
+            }
+        }
+    }
+    write_gauge_family(
+        out,
+        "strata_broker_group_lag",
+        "Records between a group's committed offset and the high watermark.",
+        lags.into_iter(),
+    );
 }
 
 /// Serves `/metrics` (and `/healthz`) until the task is dropped.

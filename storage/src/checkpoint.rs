@@ -15,6 +15,8 @@ use crate::producer_state::write_atomically;
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Log start offsets (raised by DeleteRecords and retention) of the logs in one log dir.
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
+/// High watermarks of the logs in one log dir (Kafka's `replication-offset-checkpoint`).
+pub const HIGH_WATERMARK_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 /// The log cleaner's first dirty offset of each compacted log in one log dir.
 pub const CLEANER_OFFSET_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 const CHECKPOINT_VERSION: u32 = 0;

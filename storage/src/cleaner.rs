@@ -5,8 +5,9 @@
 //!
 //! The log is split at the cleaner checkpoint (`first_dirty_offset`): below it lies the
 //! *clean* section, compacted before; from it up to the *first uncleanable offset* lies the
-//! *dirty* section. The active segment, and every segment holding a record younger than
-//! `min.compaction.lag.ms`, are never cleaned. A log is cleaned when the dirty share of the
+//! *dirty* section. The active segment, every segment reaching past the high watermark
+//! (followers may still need its records as written) and every segment holding a record
+//! younger than `min.compaction.lag.ms` are never cleaned. A log is cleaned when the dirty share of the
 //! cleanable bytes reaches `min.cleanable.dirty.ratio` (or when forced).
 //!
 //! One cleaning:
@@ -98,6 +99,7 @@ impl Log {
         let cleanable: Vec<i64> = self
             .segments
             .range(..active_base)
+            .take_while(|(_, s)| s.next_offset() <= self.high_watermark())
             .take_while(|(_, s)| lag <= 0 || s.largest_timestamp() <= now_ms - lag)
             .map(|(b, _)| *b)
             .collect();
@@ -396,6 +398,7 @@ mod tests {
             let before = records(&log);
             let end = log.log_end_offset();
             log.clean_crash_point = Some(step);
+            log.update_high_watermark(log.log_end_offset());
             assert!(log.clean(5_000, true).is_err(), "{step:?}");
             drop(log); // the process dies here
 
@@ -413,6 +416,7 @@ mod tests {
                 assert!(before.contains(record), "{step:?}: {record:?}");
             }
             // And cleaning now completes.
+            log.update_high_watermark(log.log_end_offset());
             let stats = log.clean(6_000, true).unwrap();
             assert!(stats.records_removed > 0 || step == CleanStep::OriginalsDeleted);
             let cleaned = records(&log);

@@ -16,9 +16,11 @@
 //!   00000000000000052311.index
 //!   00000000000000052311.timeindex
 //!   00000000000000052311.snapshot   producer state as of offset 52311
+//!   leader-epoch-checkpoint         "0\n<count>\n<epoch> <start offset>\n..." (see [`leader_epoch`])
 //! .kafka_cleanshutdown              in <log.dir>: written by a clean shutdown
 //! recovery-point-offset-checkpoint  in <log.dir>: "0\n<count>\n<topic> <partition> <offset>\n..."
 //! log-start-offset-checkpoint       in <log.dir>: same format
+//! replication-offset-checkpoint     in <log.dir>: same format, the high watermarks
 //! ```
 //!
 //! The `.log` file holds magic v2 record batches (see [`batch`]). The leader assigns
@@ -82,6 +84,7 @@ pub mod cleaner;
 pub mod config;
 pub mod error;
 pub mod index;
+pub mod leader_epoch;
 pub mod log;
 pub mod manager;
 pub mod producer_state;
@@ -92,6 +95,7 @@ pub use cleaner::CleanStats;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::LogError;
 pub use index::{OffsetIndex, TimeIndex};
+pub use leader_epoch::{LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use log::{FetchDataInfo, Log, LogAppendInfo};
 pub use manager::LogManager;
 pub use producer_state::ProducerStateManager;

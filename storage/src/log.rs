@@ -10,6 +10,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use crate::batch::{self, RecordBatch};
 use crate::config::LogConfig;
 use crate::error::LogError;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
     ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
 };
@@ -65,6 +66,12 @@ pub struct Log {
     /// Everything below this offset is known to be fsynced; recovery after a crash
     /// starts from the segment holding it.
     recovery_point: i64,
+    /// The high watermark: offsets below it are replicated to the whole ISR (committed).
+    /// Owned by the replication layer, which moves it; kept here, as Kafka's `UnifiedLog`
+    /// keeps it, so it is checkpointed with the log and clamped by truncation.
+    high_watermark: i64,
+    /// Which leader epoch wrote which offsets, for follower truncation (KIP-101).
+    leader_epoch_cache: LeaderEpochCache,
     producer_state: ProducerStateManager,
     /// Records appended since the last flush, for `flush.messages`.
     unflushed_messages: u64,
@@ -119,8 +126,11 @@ impl Log {
             }
             segments.insert(base_offset, segment);
         }
+        let leader_epoch_cache = LeaderEpochCache::load(&dir)?;
         let mut log = Log {
             producer_state: ProducerStateManager::new(&dir),
+            leader_epoch_cache,
+            high_watermark: 0,
             dir,
             config,
             segments,
@@ -155,6 +165,10 @@ impl Log {
         log.log_start_offset = log.log_start_offset.max(first_base).min(log_end_offset);
         log.recovery_point = log_end_offset;
         log.first_dirty_offset = log.log_start_offset;
+        log.leader_epoch_cache.truncate_from_end(log_end_offset)?;
+        log.leader_epoch_cache
+            .truncate_from_start(log.log_start_offset)?;
+        log.high_watermark = log.log_start_offset;
         log.active_segment_mut().on_become_active()?;
         log.rebuild_producer_state()?;
         Ok(log)
@@ -277,6 +291,62 @@ impl Log {
         &self.producer_state
     }
 
+    /// Offsets below the high watermark are committed (replicated to the whole ISR).
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Sets the high watermark, clamped to `[log start offset, log end offset]` (a
+    /// follower takes the leader's, which may be ahead of its own log). Returns the value
+    /// set.
+    pub fn update_high_watermark(&mut self, high_watermark: i64) -> i64 {
+        self.high_watermark = high_watermark
+            .min(self.log_end_offset())
+            .max(self.log_start_offset);
+        self.high_watermark
+    }
+
+    /// Moves the high watermark up to `high_watermark` (never down, never past the log
+    /// end offset). Returns the previous value when it moved.
+    pub fn maybe_increment_high_watermark(&mut self, high_watermark: i64) -> Option<i64> {
+        let new = high_watermark.min(self.log_end_offset());
+        if new > self.high_watermark {
+            let old = self.high_watermark;
+            self.high_watermark = new;
+            Some(old)
+        } else {
+            None
+        }
+    }
+
+    /// The leader epochs of this log and their start offsets, oldest first.
+    pub fn leader_epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.leader_epoch_cache.entries()
+    }
+
+    /// The newest leader epoch that wrote to (or was assigned on) this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.leader_epoch_cache.latest_epoch()
+    }
+
+    /// Where `epoch` ends on this log, as `(largest epoch ≤ it, end offset)` (see
+    /// [`LeaderEpochCache::end_offset_for`]).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.leader_epoch_cache
+            .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// A new leader records that its epoch begins at its log end offset, so followers with
+    /// entries from a later, failed epoch can find where to truncate.
+    pub fn maybe_assign_epoch_start_offset(
+        &mut self,
+        epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
+        self.leader_epoch_cache.assign(epoch, start_offset)?;
+        Ok(())
+    }
+
     pub fn update_config(&mut self, config: LogConfig) {
         self.config = config;
     }
@@ -373,6 +443,7 @@ impl Log {
             self.roll(now_ms)?;
         }
         self.active_segment_mut().append(&buf)?;
+        self.leader_epoch_cache.assign(leader_epoch, first_offset)?;
         self.producer_state.commit(producer_info);
         self.unflushed_messages += u64::from(records_count);
         if self.unflushed_messages >= self.config.flush_interval_messages {
@@ -455,6 +526,8 @@ impl Log {
         }
         self.active_segment_mut().append(records)?;
         for header in &headers {
+            self.leader_epoch_cache
+                .assign(header.partition_leader_epoch, header.base_offset)?;
             self.producer_state.replay(header);
         }
         self.unflushed_messages += u64::from(records_count);
@@ -654,6 +727,8 @@ impl Log {
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
+            self.high_watermark = self.high_watermark.max(offset);
+            self.leader_epoch_cache.truncate_from_start(offset)?;
             self.delete_segments_below_log_start(i64::MAX)?;
         }
         Ok(self.log_start_offset)
@@ -689,10 +764,14 @@ impl Log {
         if !self.config.cleanup_policy.deletes() {
             return Ok(deleted);
         }
+        // Only segments wholly below the high watermark may go: a record not yet
+        // replicated to the whole ISR must stay where a follower can fetch it.
+        let high_watermark = self.high_watermark;
         let inactive: Vec<(i64, u64)> = self
             .segments
             .values()
             .take(self.segments.len() - 1)
+            .take_while(|s| s.next_offset() <= high_watermark)
             .map(|s| (s.largest_timestamp(), s.size()))
             .collect();
         let by_time = if self.config.retention_ms >= 0 {
@@ -738,6 +817,9 @@ impl Log {
             let first_base = *self.segments.keys().next().expect("log has a segment");
             self.log_start_offset = self.log_start_offset.max(first_base);
             self.recovery_point = self.recovery_point.max(first_base);
+            self.high_watermark = self.high_watermark.max(self.log_start_offset);
+            self.leader_epoch_cache
+                .truncate_from_start(self.log_start_offset)?;
             self.delete_expired_files(now_ms)?;
         }
         Ok(count)
@@ -820,6 +902,8 @@ impl Log {
         let log_end_offset = self.log_end_offset();
         self.recovery_point = self.recovery_point.min(log_end_offset);
         self.log_start_offset = self.log_start_offset.min(log_end_offset);
+        self.high_watermark = self.high_watermark.min(log_end_offset);
+        self.leader_epoch_cache.truncate_from_end(log_end_offset)?;
         self.rebuild_producer_state()
     }
 
@@ -844,6 +928,8 @@ impl Log {
         self.segments.insert(offset, segment);
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        self.high_watermark = offset;
+        self.leader_epoch_cache.clear()?;
         self.producer_state.delete_snapshots_after(-1)?;
         self.producer_state.clear();
         Ok(())

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{
-    CLEANER_OFFSET_CHECKPOINT_FILE, LOG_START_OFFSET_CHECKPOINT_FILE,
-    RECOVERY_POINT_CHECKPOINT_FILE, read_checkpoint, write_checkpoint,
+    CLEANER_OFFSET_CHECKPOINT_FILE, HIGH_WATERMARK_CHECKPOINT_FILE,
+    LOG_START_OFFSET_CHECKPOINT_FILE, RECOVERY_POINT_CHECKPOINT_FILE, read_checkpoint,
+    write_checkpoint,
 };
 use crate::config::LogConfig;
 use crate::error::LogError;
@@ -96,6 +97,8 @@ impl LogManager {
                 read_checkpoint_or_empty(&log_dir.join(LOG_START_OFFSET_CHECKPOINT_FILE));
             let cleaner_offsets =
                 read_checkpoint_or_empty(&log_dir.join(CLEANER_OFFSET_CHECKPOINT_FILE));
+            let high_watermarks =
+                read_checkpoint_or_empty(&log_dir.join(HIGH_WATERMARK_CHECKPOINT_FILE));
             let mut entries: Vec<_> = fs::read_dir(log_dir)?.collect::<Result<_, _>>()?;
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
@@ -123,6 +126,9 @@ impl LogManager {
                 )?;
                 if let Some(offset) = cleaner_offsets.get(&tp) {
                     log.set_first_dirty_offset(*offset);
+                }
+                if let Some(offset) = high_watermarks.get(&tp) {
+                    log.update_high_watermark(*offset);
                 }
                 let entry = LogEntry {
                     dir_index,
@@ -264,14 +270,16 @@ impl LogManager {
         deleted
     }
 
-    /// Writes `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` in every
-    /// log dir.
+    /// Writes `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint` and
+    /// `replication-offset-checkpoint` in every log dir.
     pub fn checkpoint(&self) -> Result<(), LogError> {
         let mut recovery_points = vec![Vec::new(); self.log_dirs.len()];
         let mut log_start_offsets = vec![Vec::new(); self.log_dirs.len()];
+        let mut high_watermarks = vec![Vec::new(); self.log_dirs.len()];
         for (tp, entry) in self.entries() {
             let log = lock(&entry.log);
             recovery_points[entry.dir_index].push((tp.clone(), log.recovery_point()));
+            high_watermarks[entry.dir_index].push((tp.clone(), log.high_watermark()));
             log_start_offsets[entry.dir_index].push((tp, log.log_start_offset()));
         }
         for (i, dir) in self.log_dirs.iter().enumerate() {
@@ -282,6 +290,10 @@ impl LogManager {
             write_checkpoint(
                 &dir.join(LOG_START_OFFSET_CHECKPOINT_FILE),
                 &log_start_offsets[i],
+            )?;
+            write_checkpoint(
+                &dir.join(HIGH_WATERMARK_CHECKPOINT_FILE),
+                &high_watermarks[i],
             )?;
         }
         Ok(())

@@ -98,6 +98,7 @@ fn only_the_latest_record_per_key_survives_with_its_offset() {
     // A reader's earlier result stays valid whatever the cleaner does.
     let old_view = log.read(0, 10_000, true, i64::MAX).unwrap();
 
+    log.update_high_watermark(log.log_end_offset());
     let stats = log.clean(10_000, false).unwrap();
     assert_eq!(stats.dirty_ratio, 1.0);
     assert!(stats.records_removed > 300, "{stats:?}");
@@ -125,6 +126,7 @@ fn only_the_latest_record_per_key_survives_with_its_offset() {
         batch.unwrap().validate().unwrap();
     }
     // Nothing dirty any more: not due.
+    log.update_high_watermark(log.log_end_offset());
     let again = log.clean(20_000, false).unwrap();
     assert_eq!(again.segments_cleaned, 0);
     // Reads at offsets removed by compaction move on to the next surviving batch.
@@ -152,6 +154,7 @@ fn tombstones_outlive_one_cleaning_then_go_after_delete_retention() {
         );
     }
     let t0 = 1_000_000;
+    log.update_high_watermark(log.log_end_offset());
     let first = log.clean(t0, true).unwrap();
     assert_eq!(first.tombstones_removed, 0);
     let rows = records(&log);
@@ -165,8 +168,10 @@ fn tombstones_outlive_one_cleaning_then_go_after_delete_retention() {
     );
 
     // Not yet: delete.retention.ms has not passed since the cleaning.
+    log.update_high_watermark(log.log_end_offset());
     let second = log.clean(t0 + HOUR_MS - 1, true).unwrap();
     assert_eq!(second.tombstones_removed, 0);
+    log.update_high_watermark(log.log_end_offset());
     let third = log.clean(t0 + HOUR_MS, true).unwrap();
     assert_eq!(third.tombstones_removed, 2);
     let rows = records(&log);
@@ -200,13 +205,16 @@ fn dirty_ratio_and_compaction_lag_gate_cleaning() {
         );
     }
     // Records are younger than the lag: nothing cleanable.
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.clean(5_000, true).unwrap().segments_cleaned, 0);
+    log.update_high_watermark(log.log_end_offset());
     let stats = log.clean(11_000, false).unwrap();
     assert!(stats.segments_cleaned > 0);
     // Policy delete: the cleaner leaves the log alone.
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path().join("d-0"), LogConfig::default(), true, 0, 0, 0).unwrap();
     append(&mut log, &[("a", Some("1"))], Compression::None);
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(
         log.clean(0, true).unwrap(),
         strata_storage::CleanStats::default()
@@ -225,6 +233,7 @@ fn cleaned_logs_reopen_cleanly_and_after_a_crash() {
             Compression::Snappy,
         );
     }
+    log.update_high_watermark(log.log_end_offset());
     log.clean(10_000, true).unwrap();
     let expected = records(&log);
     log.close().unwrap();

@@ -265,6 +265,7 @@ fn roll_by_time() {
     log.append_as_leader(&batch(1, 11_000), 0, 11_000).unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 2]);
     // Retention's tick also rolls an old active segment.
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(12_500).unwrap(), 0);
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 3]);
 }
@@ -305,6 +306,7 @@ fn retention_by_time_never_deletes_the_active_segment() {
     }
     assert_eq!(log.number_of_segments(), 4);
     // Segments whose newest record is more than 1s older than now go.
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(3_500).unwrap(), 2);
     assert_eq!(log.segment_base_offsets(), vec![2, 3]);
     assert_eq!(log.log_start_offset(), 2);
@@ -314,6 +316,7 @@ fn retention_by_time_never_deletes_the_active_segment() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
     // Far in the future everything but the active segment goes.
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(1_000_000).unwrap(), 1);
     assert_eq!(log.segment_base_offsets(), vec![3]);
     assert_eq!(
@@ -322,6 +325,57 @@ fn retention_by_time_never_deletes_the_active_segment() {
             .first_batch_offset,
         Some(3)
     );
+}
+
+#[test]
+fn retention_keeps_segments_above_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0).len() as u64;
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: size,
+            retention_ms: 1_000,
+            file_delete_delay_ms: 0,
+            ..LogConfig::default()
+        },
+    );
+    for ts in [1_000, 2_000, 3_000, 4_000] {
+        log.append_as_leader(&batch(1, ts), 0, ts).unwrap();
+    }
+    // Only offset 0 is replicated: the segment holding it may go, not the ones after it.
+    log.update_high_watermark(1);
+    assert_eq!(log.enforce_retention(1_000_000).unwrap(), 1);
+    assert_eq!(log.segment_base_offsets(), vec![1, 2, 3]);
+    log.update_high_watermark(3);
+    assert_eq!(log.enforce_retention(1_000_000).unwrap(), 2);
+    assert_eq!(log.segment_base_offsets(), vec![3]);
+}
+
+#[test]
+fn leader_epochs_follow_appends_and_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    log.append_as_leader(&batch(2, 0), 3, 0).unwrap();
+    log.append_as_leader(&batch(1, 0), 3, 0).unwrap();
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (3, 2)]);
+    assert_eq!(log.end_offset_for_epoch(0), (0, 2));
+    assert_eq!(log.end_offset_for_epoch(3), (3, 5));
+    log.update_high_watermark(5);
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0)]);
+    assert_eq!(log.high_watermark(), 2);
+    // A follower appends the leader's batches and learns their epochs.
+    let mut replicated = batch(2, 0).to_vec();
+    strata_storage::batch::set_base_offset(&mut replicated, 2);
+    strata_storage::batch::set_partition_leader_epoch(&mut replicated, 5);
+    log.append_as_follower(&replicated, 0).unwrap();
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (5, 2)]);
+    drop(log);
+    // The checkpoint survives a reopen.
+    let log = open(dir.path(), LogConfig::default());
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (5, 2)]);
 }
 
 #[test]
@@ -343,9 +397,11 @@ fn retention_by_size() {
     }
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6]);
     // 7 batches, limit 3: deleting [0,2) and [2,4) leaves 3; one more would leave 1.
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(0).unwrap(), 2);
     assert_eq!(log.segment_base_offsets(), vec![4, 6]);
     assert_eq!(log.log_start_offset(), 4);
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(0).unwrap(), 0);
 }
 
@@ -364,11 +420,14 @@ fn deleted_segments_linger_for_file_delete_delay() {
     );
     log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
     log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
+    log.update_high_watermark(log.log_end_offset());
     assert_eq!(log.enforce_retention(1_000).unwrap(), 1);
     let deleted = dir.path().join("t-0/00000000000000000000.log.deleted");
     assert!(deleted.exists());
+    log.update_high_watermark(log.log_end_offset());
     log.enforce_retention(30_000).unwrap();
     assert!(deleted.exists());
+    log.update_high_watermark(log.log_end_offset());
     log.enforce_retention(61_000).unwrap();
     assert!(!deleted.exists());
 }

@@ -195,6 +195,11 @@ fn retention_and_flush_through_the_manager() {
             .append_as_leader(&batch(1), 0, 0)
             .unwrap();
     }
+    {
+        let mut log = log.lock().unwrap();
+        let end = log.log_end_offset();
+        log.update_high_watermark(end);
+    }
     assert_eq!(manager.cleanup_logs(10), 3);
     assert_eq!(log.lock().unwrap().number_of_segments(), 1);
     let last_flush = log.lock().unwrap().last_flush_ms();

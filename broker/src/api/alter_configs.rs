@@ -37,7 +37,7 @@ pub async fn handle(
                 ResponseError::InvalidRequest,
                 "only topic configs can be altered on this broker".to_string(),
             ))
-        } else if broker.metadata.topic(&name).is_none() {
+        } else if broker.topic(&name).is_none() {
             Err((
                 ResponseError::UnknownTopicOrPartition,
                 format!("Topic {name} does not exist"),
@@ -45,7 +45,7 @@ pub async fn handle(
         } else if request.validate_only {
             broker.validate_topic_configs(&configs)
         } else {
-            broker.set_topic_configs(&name, configs)
+            broker.set_topic_configs(&name, configs).await
         };
         if let Err((code, message)) = outcome {
             response.error_code = code.code();

@@ -5,7 +5,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{RequestContext, SUPPORTED_APIS};
+use super::{INTER_BROKER_APIS, RequestContext, SUPPORTED_APIS};
 use crate::Broker;
 
 fn api_keys() -> Vec<ApiVersion> {
@@ -17,6 +17,12 @@ fn api_keys() -> Vec<ApiVersion> {
                 .with_min_version(*min)
                 .with_max_version(*max)
         })
+        .chain(INTER_BROKER_APIS.iter().map(|(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(*key)
+                .with_min_version(*min)
+                .with_max_version(*max)
+        }))
         .collect()
 }
 
@@ -58,7 +64,10 @@ mod tests {
         let mut body = buf.freeze().slice(8..);
         let decoded = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(decoded.error_code, ResponseError::UnsupportedVersion.code());
-        assert_eq!(decoded.api_keys.len(), SUPPORTED_APIS.len());
+        assert_eq!(
+            decoded.api_keys.len(),
+            SUPPORTED_APIS.len() + INTER_BROKER_APIS.len()
+        );
         let produce = decoded.api_keys.iter().find(|k| k.api_key == 0).unwrap();
         assert_eq!((produce.min_version, produce.max_version), (0, 11));
     }

@@ -1,8 +1,12 @@
-//! CreatePartitions (v0–v3): grow a topic; shrinking is refused with INVALID_PARTITIONS.
+//! CreatePartitions (v0–v3): grow a topic (its new partitions assigned as Kafka would, or
+//! as given); shrinking is refused with INVALID_PARTITIONS. Answered once the controller
+//! has elected the new partitions' leaders.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+
+use std::time::Duration;
 
 use super::{RequestContext, str_bytes};
 use crate::Broker;
@@ -16,19 +20,30 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-        let assignment_ok = topic.assignments.as_ref().is_none_or(|assignments| {
-            assignments
-                .iter()
-                .all(|a| a.broker_ids.iter().all(|b| b.0 == broker.config.broker_id))
-        });
-        let outcome = if assignment_ok {
-            broker.create_partitions(&name, topic.count, request.validate_only)
-        } else {
-            Err((
-                ResponseError::InvalidReplicaAssignment,
-                "Replica assignment names a broker that is not registered.".to_string(),
-            ))
-        };
+        // An empty list is no assignment at all (some clients send [] for null).
+        let manual = topic
+            .assignments
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .map(|assignments| {
+                assignments
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+        let mut outcome = broker
+            .create_partitions(&name, topic.count, manual, request.validate_only)
+            .await;
+        // A timeout of 0 answers at once, as Kafka's does.
+        if outcome.is_ok() && !request.validate_only && request.timeout_ms > 0 {
+            let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+            if !broker.wait_for_leaders(&name, topic.count, timeout).await {
+                outcome = Err((
+                    ResponseError::RequestTimedOut,
+                    format!("Timed out waiting for the new partitions of topic {name}"),
+                ));
+            }
+        }
         if let Err((code, message)) = outcome {
             result.error_code = code.code();
             result.error_message = Some(str_bytes(message));

@@ -1,4 +1,6 @@
-//! CreateTopics (v2–v7).
+//! CreateTopics (v2–v7): validated and written to the metadata store by this broker,
+//! answered once the controller has elected the new partitions' leaders (or the
+//! request's timeout passed).
 
 use std::collections::BTreeMap;
 
@@ -7,9 +9,14 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+
 use super::{RequestContext, str_bytes};
-use crate::Broker;
+use crate::admin::NewTopic;
 use crate::config::{TOPIC_CONFIG_KEYS, topic_config_value};
+use crate::{Broker, topic_log_config};
 
 pub async fn handle(
     broker: &Broker,
@@ -29,35 +36,43 @@ pub async fn handle(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = if !topic.assignments.is_empty() {
-            // Manual assignment: every partition must be on this (the only) broker.
-            let ok = topic
+        let assignment = (!topic.assignments.is_empty()).then(|| {
+            topic
                 .assignments
                 .iter()
-                .all(|a| a.broker_ids.len() == 1 && a.broker_ids[0].0 == broker.config.broker_id);
-            if ok && topic.num_partitions == -1 && topic.replication_factor == -1 {
-                broker.create_topic(
-                    &name,
-                    topic.assignments.len() as i32,
-                    1,
-                    configs,
-                    request.validate_only,
-                )
-            } else {
-                Err((
-                    kafka_protocol::ResponseError::InvalidReplicaAssignment,
-                    "Replica assignment must name only live brokers, with num_partitions and replication_factor -1.".to_string(),
-                ))
-            }
-        } else {
-            broker.create_topic(
-                &name,
-                topic.num_partitions,
-                topic.replication_factor,
-                configs,
-                request.validate_only,
-            )
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect()
+        });
+        let new = NewTopic {
+            name: name.clone(),
+            partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignment,
+            configs,
         };
+        let mut outcome = broker.create_topic(new, request.validate_only).await;
+        // Like Kafka's DelayedCreatePartitions: answer once the leaders are known.
+        // A timeout of 0 answers at once, as Kafka's does.
+        if let Ok(created) = &outcome
+            && !request.validate_only
+            && request.timeout_ms > 0
+        {
+            let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+            if !broker
+                .wait_for_leaders(&name, created.partitions, timeout)
+                .await
+            {
+                outcome = Err((
+                    ResponseError::RequestTimedOut,
+                    format!("Timed out waiting for the leaders of topic {name}"),
+                ));
+            }
+        }
         match outcome {
             // Before v5 a success carries nothing but the name.
             Ok(_) if ctx.version < 5 => {}
@@ -67,7 +82,7 @@ pub async fn handle(
                 }
                 result.num_partitions = created.partitions;
                 result.replication_factor = created.replication_factor;
-                let config = broker.log_config_for(&created);
+                let config = topic_log_config(&broker.config.log, &created.name, &created.configs);
                 result.configs = Some(
                     TOPIC_CONFIG_KEYS
                         .iter()

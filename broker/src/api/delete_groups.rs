@@ -26,9 +26,7 @@ pub async fn handle(
     );
     match broker
         .groups
-        .call(broker, |c, id, now| {
-            c.handle_delete_groups(request, id, now)
-        })
+        .call(|c, id, now| c.handle_delete_groups(request, id, now))
         .await
     {
         Some(GroupResponse::DeleteGroups(response)) => response,

@@ -1,4 +1,5 @@
-//! DeleteRecords (v0–v2): raise a partition's log start offset; -1 means the high watermark.
+//! DeleteRecords (v0–v2): raise a partition's log start offset on its leader; -1 means
+//! the high watermark. Followers follow through the log start offset in fetch responses.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -8,6 +9,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{RequestContext, log_error_code};
 use crate::Broker;
+use crate::replica::partition::PartitionError;
 
 pub async fn handle(
     broker: &Broker,
@@ -20,30 +22,24 @@ pub async fn handle(
         for p in &topic.partitions {
             let mut result =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-            match broker
+            let outcome = broker
                 .replica_manager
-                .get_partition(topic.name.0.as_str(), p.partition_index)
-            {
-                None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
-                    let offsets = partition.offsets();
-                    let target = if p.offset == -1 {
-                        offsets.high_watermark
-                    } else {
-                        p.offset
-                    };
-                    if target < 0 || target > offsets.high_watermark {
-                        result.error_code = ResponseError::OffsetOutOfRange.code();
-                        result.low_watermark = -1;
-                    } else {
-                        match partition.delete_records_before(target) {
-                            Ok(low_watermark) => result.low_watermark = low_watermark,
-                            Err(e) => {
-                                result.error_code = log_error_code(&e).code();
-                                result.low_watermark = -1;
-                            }
-                        }
+                .leader_partition(topic.name.0.as_str(), p.partition_index, -1)
+                .map_err(PartitionError::from)
+                .and_then(|partition| {
+                    if p.offset < -1 {
+                        return Err(ResponseError::OffsetOutOfRange.into());
                     }
+                    partition.delete_records_on_leader(p.offset)
+                });
+            match outcome {
+                Ok(low_watermark) => result.low_watermark = low_watermark,
+                Err(e) => {
+                    result.error_code = match e {
+                        PartitionError::Kafka(code, _) => code.code(),
+                        PartitionError::Log(e) => log_error_code(&e).code(),
+                    };
+                    result.low_watermark = -1;
                 }
             }
             partitions.push(result);

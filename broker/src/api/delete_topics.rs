@@ -1,11 +1,16 @@
-//! DeleteTopics (v1–v6): by name, or by topic id at v6.
+//! DeleteTopics (v1–v6): by name, or by topic id at v6. The topic is queued for the
+//! controller, which stops and deletes every replica; the answer comes once the topic is
+//! gone from this broker's metadata (or the request's timeout passed).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
+use std::time::Duration;
+
 use super::{RequestContext, str_bytes};
 use crate::Broker;
+use crate::admin::{AdminError, TopicDescription};
 
 pub async fn handle(
     broker: &Broker,
@@ -23,12 +28,13 @@ pub async fn handle(
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
     );
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let mut result = DeletableTopicResult::default();
         let resolved = match &name {
             Some(n) => Some(n.clone()),
-            None => broker.metadata.topic_by_id(id).map(|t| t.name),
+            None => broker.cache.snapshot().topic_name(id).map(str::to_string),
         };
         match resolved {
             None => {
@@ -36,7 +42,7 @@ pub async fn handle(
                 result.topic_id = id;
                 result.error_code = ResponseError::UnknownTopicId.code();
             }
-            Some(n) => match broker.delete_topic(&n) {
+            Some(n) => match delete(broker, &n, timeout).await {
                 Ok(deleted) => {
                     result.name = Some(TopicName(str_bytes(n)));
                     if ctx.version >= 6 {
@@ -55,4 +61,21 @@ pub async fn handle(
         responses.push(result);
     }
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+async fn delete(
+    broker: &Broker,
+    name: &str,
+    timeout: Duration,
+) -> Result<TopicDescription, AdminError> {
+    let topic = broker.delete_topic(name).await?;
+    // A timeout of 0 answers at once, as Kafka's does.
+    if timeout.is_zero() || broker.wait_for_deletion(name, timeout).await {
+        Ok(topic)
+    } else {
+        Err((
+            ResponseError::RequestTimedOut,
+            format!("Timed out waiting for the deletion of topic {name}"),
+        ))
+    }
 }

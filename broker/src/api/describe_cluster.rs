@@ -1,4 +1,6 @@
-//! DescribeCluster (v0–v1). The endpoint type is left at its default (brokers).
+//! DescribeCluster (v0–v1): the live brokers and the controller, from the metadata
+//! cache, on the listener the client came in on. The endpoint type is left at its
+//! default (brokers).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -8,17 +10,27 @@ use crate::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     _: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let endpoint = broker.config.advertised_endpoint();
+    let snapshot = broker.cache.snapshot();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.broker_id))
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(broker.config.broker_id))
-                .with_host(str_bytes(endpoint.host))
-                .with_port(i32::from(endpoint.port)),
-        ])
+        .with_controller_id(BrokerId(snapshot.controller_id.unwrap_or(-1)))
+        .with_brokers(
+            snapshot
+                .brokers
+                .values()
+                .filter_map(|b| {
+                    let (host, port) = b.endpoint(ctx.listener)?;
+                    Some(
+                        DescribeClusterBroker::default()
+                            .with_broker_id(BrokerId(b.id))
+                            .with_host(str_bytes(host))
+                            .with_port(i32::from(port))
+                            .with_rack(b.rack.clone().map(str_bytes)),
+                    )
+                })
+                .collect(),
+        )
 }

@@ -7,8 +7,9 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
 use super::{RequestContext, str_bytes};
-use crate::Broker;
+use crate::admin::TopicDescription;
 use crate::config::{TOPIC_CONFIG_KEYS, topic_config_value};
+use crate::{Broker, topic_log_config};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -50,7 +51,7 @@ pub async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         match resource.resource_type {
-            RESOURCE_TOPIC => match broker.metadata.topic(resource.resource_name.as_str()) {
+            RESOURCE_TOPIC => match describe_topic(broker, resource.resource_name.as_str()).await {
                 None => {
                     result.error_code = ResponseError::UnknownTopicOrPartition.code();
                     result.error_message = Some(str_bytes(format!(
@@ -59,7 +60,8 @@ pub async fn handle(
                     )));
                 }
                 Some(topic) => {
-                    let effective = broker.log_config_for(&topic);
+                    let effective =
+                        topic_log_config(&broker.config.log, &topic.name, &topic.configs);
                     for (key, broker_key) in TOPIC_CONFIG_KEYS {
                         if !wanted(key) {
                             continue;
@@ -145,4 +147,14 @@ pub async fn handle(
         results.push(result);
     }
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The topic with its overrides as the store has them now (another broker may have
+/// changed them a moment ago).
+async fn describe_topic(broker: &Broker, name: &str) -> Option<TopicDescription> {
+    let mut topic = broker.topic(name)?;
+    if let Ok(configs) = broker.topic_overrides(name).await {
+        topic.configs = configs;
+    }
+    Some(topic)
 }

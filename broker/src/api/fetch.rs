@@ -1,23 +1,43 @@
-//! Fetch (v4–v12): read committed records, long-polling until `min_bytes` or `max_wait_ms`.
+//! Fetch (v4–v12), from consumers and from followers.
+//!
+//! - **Consumers** (replica id -1) read committed records, below the high watermark, from
+//!   the partition's leader. A partition led elsewhere is NOT_LEADER_OR_FOLLOWER with the
+//!   current leader as a hint (KIP-951).
+//! - **Followers** (replica id = their broker id) read up to the log end offset; the read
+//!   records their progress (fetch offset = their log end offset), which may expand the
+//!   ISR and move the high watermark. A follower whose last fetched epoch the leader's log
+//!   does not agree with gets the diverging epoch instead of records (KIP-595), and
+//!   truncates.
 //!
 //! Reads return whole batches: a fetch at an offset inside a batch gets the whole batch
 //! (clients skip the records before their position, as with Kafka). Limits: each
 //! partition gets at most `partition_max_bytes`, the response at most `max_bytes`,
-//! except that the first partition with data always returns at least one whole batch
-//! so a consumer can never be stuck behind a batch larger than its limits (KIP-74).
-//! Fetch sessions (KIP-227) are not kept: every response carries session id 0, which
-//! tells clients to send full fetch requests.
+//! except that the first partition with data always returns at least one whole batch so
+//! a consumer can never be stuck behind a batch larger than its limits (KIP-74).
+//!
+//! With fewer than `min_bytes` available the request waits, up to `max_wait_ms`, for the
+//! high watermark (consumers) or the log end (followers) of one of its partitions to
+//! move. Fetch sessions (KIP-227) are not kept: every response carries session id 0,
+//! which tells clients to send full fetch requests.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use futures::stream::{FuturesUnordered, StreamExt};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{RequestContext, log_error_code};
 use crate::Broker;
+use crate::replica::Partition;
+use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
 
 pub async fn handle(
     broker: &Broker,
@@ -26,47 +46,72 @@ pub async fn handle(
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let mut appended = broker.replica_manager.subscribe_appends();
+    let replica_id = request.replica_id.0;
+    let mut watches: Option<Vec<watch::Receiver<u64>>> = None;
     loop {
-        // Mark the current append generation as seen *before* reading, so an append that
-        // lands between the read and the wait still wakes us.
-        appended.borrow_and_update();
-        let (response, bytes, has_error) = read_once(broker, &request, ctx.version);
+        // Subscribe (and mark the current state as seen) *before* reading, so a change
+        // between the read and the wait still wakes us.
+        if let Some(w) = watches.as_mut() {
+            for rx in w.iter_mut() {
+                rx.borrow_and_update();
+            }
+        }
+        let pass = read_once(broker, &request, ctx.version, replica_id);
         let now = Instant::now();
-        if bytes >= min_bytes || has_error || now >= deadline {
+        if pass.bytes >= min_bytes || pass.has_error || now >= deadline {
             broker
                 .metrics
                 .bytes_out
-                .fetch_add(bytes as u64, Ordering::Relaxed);
-            return response;
+                .fetch_add(pass.bytes as u64, Ordering::Relaxed);
+            return pass.response;
         }
-        if tokio::time::timeout_at(deadline, appended.changed())
-            .await
-            .is_err()
-        {
-            let (response, bytes, _) = read_once(broker, &request, ctx.version);
-            broker
-                .metrics
-                .bytes_out
-                .fetch_add(bytes as u64, Ordering::Relaxed);
-            return response;
+        if watches.is_none() {
+            // First pass: start watching the partitions, and read again so nothing that
+            // happened before the subscription is missed.
+            watches = Some(
+                pass.partitions
+                    .iter()
+                    .map(|p| {
+                        if replica_id >= 0 {
+                            p.subscribe_leo()
+                        } else {
+                            p.subscribe_hw()
+                        }
+                    })
+                    .collect(),
+            );
+            continue;
         }
+        let w = watches.as_mut().expect("watching");
+        if w.is_empty() {
+            tokio::time::sleep_until(deadline).await;
+            continue;
+        }
+        let mut changed: FuturesUnordered<_> = w.iter_mut().map(|rx| rx.changed()).collect();
+        let _ = tokio::time::timeout_at(deadline, changed.next()).await;
     }
 }
 
-/// One pass over the requested partitions. Returns the response, the record bytes in
-/// it, and whether any partition carried an error (errors are returned immediately).
-fn read_once(
-    broker: &Broker,
-    request: &FetchRequest,
-    version: i16,
-) -> (FetchResponse, usize, bool) {
+struct Pass {
+    response: FetchResponse,
+    /// Record bytes in the response.
+    bytes: usize,
+    /// Any partition carried an error (errors are returned at once).
+    has_error: bool,
+    /// The partitions read, to wait on.
+    partitions: Vec<Arc<Partition>>,
+}
+
+/// One pass over the requested partitions.
+fn read_once(broker: &Broker, request: &FetchRequest, version: i16, replica_id: i32) -> Pass {
     // log_start_offset exists from v5; older versions must leave it at its default.
     let with_log_start = version >= 5;
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
+    let mut read = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
+    let snapshot = broker.cache.snapshot();
     // Topic ids are only sent at v13+, which we don't advertise; names always resolve.
     for topic in &request.topics {
         let name = topic.topic.0.as_str();
@@ -74,42 +119,95 @@ fn read_once(
         for p in &topic.partitions {
             let mut data = PartitionData::default().with_partition_index(p.partition);
             data.aborted_transactions = None;
-            match broker
+            let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            let params = ReadParams {
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: (version >= 12 && p.last_fetched_epoch >= 0)
+                    .then_some(p.last_fetched_epoch),
+                max_bytes: limit,
+                min_one_message: total == 0,
+                isolation: if replica_id >= 0 {
+                    FetchIsolation::LogEnd
+                } else {
+                    FetchIsolation::HighWatermark
+                },
+            };
+            let outcome = broker
                 .replica_manager
                 .leader_partition(name, p.partition, p.current_leader_epoch)
-            {
-                Err(error) => {
-                    data.error_code = error.code();
-                    data.high_watermark = -1;
-                    has_error = true;
+                .map_err(PartitionError::from)
+                .and_then(|partition| {
+                    let result = partition.read_records(params)?;
+                    if replica_id >= 0 && result.diverging_epoch.is_none() {
+                        broker
+                            .replica_manager
+                            .record_follower_fetch(
+                                &partition,
+                                replica_id,
+                                p.fetch_offset,
+                                p.log_start_offset,
+                                result.log_end_offset,
+                                None,
+                            )
+                            .map_err(PartitionError::from)?;
+                    }
+                    Ok((partition, result))
+                });
+            match outcome {
+                Ok((partition, result)) => {
+                    data.high_watermark = result.high_watermark;
+                    data.last_stable_offset = result.high_watermark;
+                    if with_log_start {
+                        data.log_start_offset = result.log_start_offset;
+                    }
+                    if let Some((epoch, end_offset)) = result.diverging_epoch {
+                        data.diverging_epoch = EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset);
+                    }
+                    let n = result.records.len();
+                    total += n;
+                    remaining = remaining.saturating_sub(n);
+                    data.records = Some(result.records);
+                    read.push(partition);
                 }
-                Ok(partition) => {
-                    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                    let min_one_message = total == 0;
-                    match partition.read(p.fetch_offset, limit, min_one_message) {
-                        Ok((info, offsets)) => {
-                            data.high_watermark = offsets.high_watermark;
-                            data.last_stable_offset = offsets.high_watermark;
-                            if with_log_start {
-                                data.log_start_offset = offsets.log_start_offset;
-                            }
-                            let n = info.records.len();
-                            total += n;
-                            remaining = remaining.saturating_sub(n);
-                            data.records = Some(info.records);
-                        }
-                        Err(e) => {
-                            let offsets = partition.offsets();
-                            data.error_code = log_error_code(&e).code();
-                            data.high_watermark = offsets.high_watermark;
-                            data.last_stable_offset = offsets.high_watermark;
-                            if with_log_start {
-                                data.log_start_offset = offsets.log_start_offset;
-                            }
-                            data.records = Some(Bytes::new());
-                            has_error = true;
+                Err(error) => {
+                    let code = match &error {
+                        PartitionError::Kafka(code, _) => *code,
+                        PartitionError::Log(e) => log_error_code(e),
+                    };
+                    data.error_code = code.code();
+                    data.high_watermark = -1;
+                    data.last_stable_offset = -1;
+                    if with_log_start {
+                        data.log_start_offset = -1;
+                    }
+                    if let PartitionError::Log(_) = error
+                        && let Some(partition) =
+                            broker.replica_manager.get_partition(name, p.partition)
+                    {
+                        // OFFSET_OUT_OF_RANGE and friends: report the offsets we have.
+                        let offsets = partition.offsets();
+                        data.high_watermark = offsets.high_watermark;
+                        data.last_stable_offset = offsets.high_watermark;
+                        if with_log_start {
+                            data.log_start_offset = offsets.log_start_offset;
                         }
                     }
+                    if version >= 12
+                        && matches!(
+                            code,
+                            ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch
+                        )
+                        && let Some(state) = snapshot.partition(name, p.partition)
+                    {
+                        data.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(state.leader))
+                            .with_leader_epoch(state.leader_epoch);
+                    }
+                    data.records = Some(Bytes::new());
+                    has_error = true;
                 }
             }
             partitions.push(data);
@@ -121,9 +219,10 @@ fn read_once(
                 .with_partitions(partitions),
         );
     }
-    (
-        FetchResponse::default().with_responses(topics),
-        total,
+    Pass {
+        response: FetchResponse::default().with_responses(topics),
+        bytes: total,
         has_error,
-    )
+        partitions: read,
+    }
 }

@@ -1,23 +1,54 @@
-//! FindCoordinator (v0–v5): this broker coordinates every group.
+//! FindCoordinator (v0–v5): the broker leading the group's `__consumer_offsets`
+//! partition, on the listener the client came in on. The first request creates
+//! `__consumer_offsets` (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`),
+//! as Kafka does; until its partitions have leaders the answer is
+//! COORDINATOR_NOT_AVAILABLE and the client asks again.
 
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use strata_group_coordinator::CoordinatorNode;
+use tracing::{debug, info};
 
 use super::RequestContext;
-use crate::Broker;
+use crate::admin::NewTopic;
+use crate::group::OFFSETS_TOPIC;
+use crate::{Broker, offsets_topic_configs, offsets_topic_replication_factor};
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let endpoint = broker.config.advertised_endpoint();
-    let node = CoordinatorNode {
-        node_id: broker.config.broker_id,
-        host: endpoint.host,
-        port: i32::from(endpoint.port),
+    if broker.topic(OFFSETS_TOPIC).is_none() {
+        create_offsets_topic(broker).await;
+    }
+    let snapshot = broker.cache.snapshot();
+    broker.groups.query(|c| {
+        c.handle_find_coordinator(request, ctx.version, |partition| {
+            let (leader, host, port) =
+                snapshot.leader_endpoint(OFFSETS_TOPIC, partition, ctx.listener)?;
+            Some(CoordinatorNode {
+                node_id: leader,
+                host: host.to_string(),
+                port: i32::from(port),
+            })
+        })
+    })
+}
+
+async fn create_offsets_topic(broker: &Broker) {
+    let new = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: broker.config.offsets_topic_num_partitions,
+        replication_factor: offsets_topic_replication_factor(broker),
+        assignment: None,
+        configs: offsets_topic_configs(),
     };
-    broker
-        .groups
-        .query(|c| c.handle_find_coordinator(request, ctx.version, &node))
+    match broker.create_topic(new, false).await {
+        Ok(t) => info!(
+            partitions = t.partitions,
+            replication_factor = t.replication_factor,
+            "created {OFFSETS_TOPIC}"
+        ),
+        Err((code, message)) => debug!(?code, %message, "{OFFSETS_TOPIC} not created"),
+    }
 }

@@ -40,6 +40,7 @@ pub async fn handle(
                 &resource.configs,
                 request.validate_only,
             )
+            .await
         };
         if let Err((code, message)) = outcome {
             response.error_code = code.code();
@@ -50,19 +51,19 @@ pub async fn handle(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn alter_topic(
+async fn alter_topic(
     broker: &Broker,
     name: &str,
     ops: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
     validate_only: bool,
 ) -> Result<(), AdminError> {
-    let Some(topic) = broker.metadata.topic(name) else {
+    if broker.topic(name).is_none() {
         return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("Topic {name} does not exist"),
         ));
-    };
-    let mut configs = topic.configs.clone();
+    }
+    let mut configs = broker.topic_overrides(name).await?;
     for op in ops {
         let key = op.name.to_string();
         if !TOPIC_CONFIG_KEYS.iter().any(|(k, _)| *k == key) {
@@ -129,5 +130,5 @@ fn alter_topic(
     if validate_only {
         return Ok(());
     }
-    broker.set_topic_configs(name, configs)
+    broker.set_topic_configs(name, configs).await
 }

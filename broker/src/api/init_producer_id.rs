@@ -1,6 +1,7 @@
 //! InitProducerId (v0–v5) for idempotent producers.
 //!
-//! A new producer gets a never-reused producer id with epoch 0. A producer that passes
+//! A new producer gets a never-reused producer id with epoch 0 (from blocks the
+//! controller reserves cluster-wide). A producer that passes
 //! its current id and epoch (KIP-360, v3+) gets the epoch bumped, which resets its
 //! sequence numbers; when the epoch would overflow it gets a fresh id instead.
 //! Transactional ids are refused: transactions are not supported yet.
@@ -36,14 +37,13 @@ pub async fn handle(
         response.producer_epoch = request.producer_epoch + 1;
         return response;
     }
-    match broker.metadata.next_producer_id() {
+    match broker.producer_ids.next_producer_id(broker).await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;
         }
         Err(e) => {
-            warn!(error = %e, "cannot allocate a producer id");
-            response.error_code = ResponseError::KafkaStorageError.code();
+            response.error_code = e.code();
             response.producer_id = ProducerId(-1);
             response.producer_epoch = -1;
         }

@@ -17,9 +17,7 @@ pub async fn handle(
     let client_host = format!("/{}", ctx.peer.ip());
     match broker
         .groups
-        .call(broker, |c, id, now| {
-            c.handle_join_group(request, version, &client_id, &client_host, id, now)
-        })
+        .call(|c, id, now| c.handle_join_group(request, version, &client_id, &client_host, id, now))
         .await
     {
         Some(GroupResponse::JoinGroup(response)) => response,

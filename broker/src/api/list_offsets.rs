@@ -1,4 +1,7 @@
 //! ListOffsets (v1–v8): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+//! Answered by the leader. For a consumer "latest" is the high watermark (read
+//! uncommitted sees no further); a follower asking (replica id ≥ 0) gets the log end
+//! offset, which it needs to truncate after an unclean election.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -35,9 +38,12 @@ pub async fn handle(
                 Ok(partition) => {
                     let offsets = partition.offsets();
                     if ctx.version >= 4 {
-                        response.leader_epoch = partition.leader_epoch;
+                        response.leader_epoch = partition.leader_and_epoch().1;
                     }
                     match p.timestamp {
+                        LATEST_TIMESTAMP if request.replica_id.0 >= 0 => {
+                            response.offset = offsets.log_end_offset
+                        }
                         LATEST_TIMESTAMP => response.offset = offsets.high_watermark,
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                             response.offset = offsets.log_start_offset

@@ -1,26 +1,30 @@
-//! Metadata (v0–v12): brokers, controller, topics with partitions, leaders and ISR.
+//! Metadata (v0–v12): live brokers, the controller, and topics with their partitions'
+//! leaders, replicas and ISR — from the metadata cache, so every broker answers alike.
+//! Brokers are described by their endpoint on the listener the client came in on.
+//!
 //! Unknown topics are auto-created when the request allows it and
-//! `auto.create.topics.enable` is on.
+//! `auto.create.topics.enable` is on; such a topic is answered LEADER_NOT_AVAILABLE until
+//! the controller has elected its leaders, and the client asks again.
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use std::collections::BTreeMap;
 use tracing::info;
 
 use super::{RequestContext, str_bytes};
 use crate::Broker;
-use crate::metadata::TopicMetadata;
+use crate::admin::NewTopic;
+use crate::metadata::cache::{CachedTopic, MetadataSnapshot};
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: MetadataRequest,
 ) -> MetadataResponse {
-    let endpoint = broker.config.advertised_endpoint();
-    let me = BrokerId(broker.config.broker_id);
     let all_topics = match &request.topics {
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
@@ -28,18 +32,19 @@ pub async fn handle(
     // Before v4 every Metadata request allowed auto-creation.
     let allow_auto_create = (ctx.version < 4 || request.allow_auto_topic_creation)
         && broker.config.auto_create_topics_enable;
+    let snapshot = broker.cache.snapshot();
 
     let mut topics = Vec::new();
     if all_topics {
-        for topic in broker.metadata.topics() {
-            topics.push(describe_topic(broker, &topic, ctx.version));
+        for (name, topic) in &snapshot.topics {
+            topics.push(describe_topic(&snapshot, name, topic, ctx.version));
         }
     } else {
         for requested in request.topics.iter().flatten() {
             let name = match &requested.name {
                 Some(n) => n.0.to_string(),
-                None => match broker.metadata.topic_by_id(requested.topic_id) {
-                    Some(t) => t.name,
+                None => match snapshot.topic_name(requested.topic_id) {
+                    Some(t) => t.to_string(),
                     None => {
                         topics.push(
                             MetadataResponseTopic::default()
@@ -51,78 +56,107 @@ pub async fn handle(
                     }
                 },
             };
-            let topic = match broker.metadata.topic(&name) {
-                Some(t) => Some(t),
-                None if allow_auto_create => {
-                    match broker.create_topic(&name, -1, -1, BTreeMap::new(), false) {
-                        Ok(t) => {
-                            info!(topic = %name, client = ctx.client_id(), "auto-created topic");
-                            Some(t)
-                        }
-                        Err((ResponseError::TopicAlreadyExists, _)) => broker.metadata.topic(&name),
-                        Err((code, _)) => {
-                            topics.push(
-                                MetadataResponseTopic::default()
-                                    .with_name(Some(TopicName(str_bytes(name))))
-                                    .with_error_code(code.code()),
-                            );
-                            continue;
-                        }
-                    }
-                }
-                None => None,
-            };
-            match topic {
-                Some(t) => topics.push(describe_topic(broker, &t, ctx.version)),
-                None => topics.push(
-                    MetadataResponseTopic::default()
-                        .with_name(Some(TopicName(str_bytes(name))))
-                        .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                ),
+            if let Some(topic) = snapshot.topics.get(&name) {
+                topics.push(describe_topic(&snapshot, &name, topic, ctx.version));
+                continue;
             }
+            let error = if allow_auto_create {
+                auto_create(broker, ctx, &name).await
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            };
+            topics.push(
+                MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(str_bytes(name))))
+                    .with_is_internal(false)
+                    .with_error_code(error.code()),
+            );
         }
     }
 
     // Fields newer than the request's version must stay at their defaults.
     let mut response = MetadataResponse::default().with_topics(topics);
     if ctx.version >= 1 {
-        response.controller_id = me;
+        response.controller_id = BrokerId(snapshot.controller_id.unwrap_or(-1));
     }
     if ctx.version >= 2 {
         response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
     }
-    response.with_brokers(vec![
-        MetadataResponseBroker::default()
-            .with_node_id(me)
-            .with_host(str_bytes(endpoint.host))
-            .with_port(i32::from(endpoint.port)),
-    ])
+    response.with_brokers(
+        snapshot
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let (host, port) = b.endpoint(ctx.listener)?;
+                let mut node = MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(str_bytes(host))
+                    .with_port(i32::from(port));
+                if ctx.version >= 1 {
+                    node.rack = b.rack.clone().map(str_bytes);
+                }
+                Some(node)
+            })
+            .collect(),
+    )
 }
 
-fn describe_topic(broker: &Broker, topic: &TopicMetadata, version: i16) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions)
-        .map(
-            |index| match broker.replica_manager.get_partition(&topic.name, index) {
-                Some(p) => MetadataResponsePartition::default()
-                    .with_partition_index(index)
-                    .with_leader_id(BrokerId(broker.config.broker_id))
-                    .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
-                    .with_replica_nodes(p.replicas.iter().map(|b| BrokerId(*b)).collect())
-                    .with_isr_nodes(p.isr().iter().map(|b| BrokerId(*b)).collect()),
-                None => MetadataResponsePartition::default()
-                    .with_partition_index(index)
-                    .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1)),
-            },
-        )
+/// Creates a topic a client asked for by name, with the broker defaults; returns the
+/// error to report for it now.
+async fn auto_create(broker: &Broker, ctx: &RequestContext<'_>, name: &str) -> ResponseError {
+    let new = NewTopic {
+        name: name.to_string(),
+        partitions: -1,
+        replication_factor: -1,
+        assignment: None,
+        configs: BTreeMap::new(),
+    };
+    match broker.create_topic(new, false).await {
+        Ok(_) => {
+            info!(topic = name, client = ctx.client_id(), "auto-created topic");
+            ResponseError::LeaderNotAvailable
+        }
+        Err((ResponseError::TopicAlreadyExists, _)) => ResponseError::LeaderNotAvailable,
+        Err((code, _)) => code,
+    }
+}
+
+fn describe_topic(
+    snapshot: &MetadataSnapshot,
+    name: &str,
+    topic: &CachedTopic,
+    version: i16,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .values()
+        .map(|p| {
+            let leader_alive = p.leader >= 0 && snapshot.is_alive(p.leader);
+            let mut partition = MetadataResponsePartition::default()
+                .with_partition_index(p.partition_index)
+                .with_leader_id(BrokerId(if leader_alive { p.leader } else { -1 }))
+                .with_replica_nodes(p.replicas.iter().map(|b| BrokerId(*b)).collect())
+                .with_isr_nodes(p.isr.iter().map(|b| BrokerId(*b)).collect());
+            if !leader_alive {
+                partition.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            if version >= 7 {
+                partition.leader_epoch = p.leader_epoch;
+            }
+            if version >= 5 {
+                partition.offline_replicas =
+                    p.offline_replicas.iter().map(|b| BrokerId(*b)).collect();
+            }
+            partition
+        })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_name(Some(TopicName(str_bytes(name.to_string()))))
         .with_topic_id(if version >= 10 {
             topic.topic_id
         } else {
             uuid::Uuid::nil()
         })
-        .with_is_internal(version >= 1 && topic.internal)
+        .with_is_internal(version >= 1 && name.starts_with("__"))
         .with_partitions(partitions)
 }

@@ -10,8 +10,12 @@
 //!   ApiVersions (KIP-511: a v0-layout error listing our ranges) and closes the
 //!   connection for every other API, as Kafka does.
 
+mod allocate_producer_ids;
 mod alter_configs;
+mod alter_partition;
+mod alter_partition_reassignments;
 mod api_versions;
+pub(crate) mod controlled_shutdown;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -20,23 +24,28 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+pub(crate) mod leader_and_isr;
 mod leave_group;
 mod legacy_produce;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub(crate) mod stop_replica;
 mod sync_group;
+pub(crate) mod update_metadata;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -49,6 +58,7 @@ use strata_storage::LogError;
 use tracing::warn;
 
 use crate::Broker;
+use crate::protocol;
 
 /// (API, min version, max version) advertised in ApiVersions.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
@@ -78,6 +88,37 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::AllocateProducerIds, 0, 0),
+];
+
+/// The controller-to-broker APIs of ZooKeeper mode, which `kafka-protocol` no longer
+/// knows (see [`crate::protocol`]): (API key, min version, max version). Advertised in
+/// ApiVersions as a Kafka 3.9 broker advertises them.
+pub const INTER_BROKER_APIS: &[(i16, i16, i16)] = &[
+    (
+        protocol::LEADER_AND_ISR_KEY,
+        protocol::LEADER_AND_ISR_VERSIONS.0,
+        protocol::LEADER_AND_ISR_VERSIONS.1,
+    ),
+    (
+        protocol::STOP_REPLICA_KEY,
+        protocol::STOP_REPLICA_VERSIONS.0,
+        protocol::STOP_REPLICA_VERSIONS.1,
+    ),
+    (
+        protocol::UPDATE_METADATA_KEY,
+        protocol::UPDATE_METADATA_VERSIONS.0,
+        protocol::UPDATE_METADATA_VERSIONS.1,
+    ),
+    (
+        protocol::CONTROLLED_SHUTDOWN_KEY,
+        protocol::CONTROLLED_SHUTDOWN_VERSIONS.0,
+        protocol::CONTROLLED_SHUTDOWN_VERSIONS.1,
+    ),
 ];
 
 /// The advertised range of an API, if we serve it at all.
@@ -99,6 +140,9 @@ pub struct RequestContext<'a> {
     pub header: &'a RequestHeader,
     pub version: i16,
     pub peer: SocketAddr,
+    /// The listener the connection came in on: brokers are described to the client by
+    /// their endpoint on the same listener.
+    pub listener: &'a str,
 }
 
 impl RequestContext<'_> {
@@ -118,6 +162,7 @@ pub async fn handle_request(
     broker: &Broker,
     frame: Bytes,
     peer: SocketAddr,
+    listener: &str,
 ) -> Result<Option<BytesMut>, RequestError> {
     let started = Instant::now();
     if frame.len() < 8 {
@@ -129,6 +174,18 @@ pub async fn handle_request(
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if let Some(&(_, min, max)) = INTER_BROKER_APIS.iter().find(|(k, _, _)| *k == raw_key) {
+        if !(min..=max).contains(&version) {
+            return Err(RequestError::Close(format!(
+                "API key {raw_key} v{version} is not supported (this broker serves v{min}-v{max})"
+            )));
+        }
+        let response = handle_inter_broker(broker, frame, raw_key, version).await?;
+        broker
+            .metrics
+            .record_request(raw_key, started.elapsed(), false);
+        return Ok(Some(response));
+    }
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
         return Err(RequestError::Close(format!("unknown API key {raw_key}")));
     };
@@ -165,6 +222,7 @@ pub async fn handle_request(
         header: &header,
         version,
         peer,
+        listener,
     };
 
     macro_rules! dispatch {
@@ -225,6 +283,19 @@ pub async fn handle_request(
         ApiKey::ListGroups => dispatch!(list_groups, m::ListGroupsRequest),
         ApiKey::DeleteGroups => dispatch!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::OffsetDelete => dispatch!(offset_delete, m::OffsetDeleteRequest),
+        ApiKey::ElectLeaders => dispatch!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::AlterPartitionReassignments => dispatch!(
+            alter_partition_reassignments,
+            m::AlterPartitionReassignmentsRequest
+        ),
+        ApiKey::ListPartitionReassignments => dispatch!(
+            list_partition_reassignments,
+            m::ListPartitionReassignmentsRequest
+        ),
+        ApiKey::AlterPartition => dispatch!(alter_partition, m::AlterPartitionRequest),
+        ApiKey::AllocateProducerIds => {
+            dispatch!(allocate_producer_ids, m::AllocateProducerIdsRequest)
+        }
         other => {
             return Err(RequestError::Close(format!(
                 "{other:?} is not supported by this broker"
@@ -235,6 +306,78 @@ pub async fn handle_request(
         .metrics
         .record_request(raw_key, started.elapsed(), false);
     Ok(Some(response))
+}
+
+/// LeaderAndIsr, StopReplica, UpdateMetadata and ControlledShutdown: flexible request
+/// header v2 and response header v1, bodies through [`crate::protocol`].
+async fn handle_inter_broker(
+    broker: &Broker,
+    frame: Bytes,
+    raw_key: i16,
+    version: i16,
+) -> Result<BytesMut, RequestError> {
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, 2).map_err(|e| {
+        RequestError::Close(format!("malformed API key {raw_key} request header: {e}"))
+    })?;
+    let malformed = |e: protocol::WireError| {
+        RequestError::Close(format!(
+            "malformed API key {raw_key} v{version} request: {e}"
+        ))
+    };
+    let encoded = match raw_key {
+        protocol::LEADER_AND_ISR_KEY => {
+            let request =
+                protocol::LeaderAndIsrRequest::decode(body, version).map_err(malformed)?;
+            let ids: std::collections::HashMap<String, uuid::Uuid> = request
+                .topic_states
+                .iter()
+                .map(|t| (t.topic_name.clone(), t.topic_id))
+                .collect();
+            let response = leader_and_isr::apply(broker, request).await;
+            response.encode(version, |name| ids.get(name).copied().unwrap_or_default())
+        }
+        protocol::UPDATE_METADATA_KEY => {
+            let request =
+                protocol::UpdateMetadataRequest::decode(body, version).map_err(malformed)?;
+            let code = update_metadata::apply(broker, &request);
+            protocol::encode_error_only_response(
+                "UpdateMetadata",
+                version,
+                protocol::UPDATE_METADATA_VERSIONS,
+                code,
+            )
+        }
+        protocol::STOP_REPLICA_KEY => {
+            let request = protocol::StopReplicaRequest::decode(body, version).map_err(malformed)?;
+            stop_replica::apply(broker, &request).encode(version)
+        }
+        protocol::CONTROLLED_SHUTDOWN_KEY => {
+            let request =
+                protocol::ControlledShutdownRequest::decode(body, version).map_err(malformed)?;
+            controlled_shutdown::handle(broker, request)
+                .await
+                .encode(version)
+        }
+        other => {
+            return Err(RequestError::Close(format!(
+                "API key {other} is not served"
+            )));
+        }
+    }
+    .map_err(|e| {
+        RequestError::Close(format!("cannot encode the API key {raw_key} response: {e}"))
+    })?;
+    let mut buf = BytesMut::with_capacity(encoded.len() + 9);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(header.correlation_id)
+        .encode(&mut buf, 1)
+        .map_err(|e| RequestError::Close(format!("cannot encode a response header: {e}")))?;
+    buf.put_slice(&encoded);
+    let len = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
 }
 
 /// Encodes `[length][response header][body]` at the request's version.

@@ -40,9 +40,7 @@ pub async fn handle(
     );
     match broker
         .groups
-        .call(broker, |c, id, now| {
-            c.handle_offset_commit(request, version, id, now)
-        })
+        .call(|c, id, now| c.handle_offset_commit(request, version, id, now))
         .await
     {
         Some(GroupResponse::OffsetCommit(response)) => response,

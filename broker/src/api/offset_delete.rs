@@ -14,9 +14,7 @@ pub async fn handle(
 ) -> OffsetDeleteResponse {
     match broker
         .groups
-        .call(broker, |c, id, now| {
-            c.handle_offset_delete(request, id, now)
-        })
+        .call(|c, id, now| c.handle_offset_delete(request, id, now))
         .await
     {
         Some(GroupResponse::OffsetDelete(response)) => response,

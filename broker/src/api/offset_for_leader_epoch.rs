@@ -1,9 +1,11 @@
-//! OffsetForLeaderEpoch (v2–v4): the end offset of a leader epoch (KIP-101/KIP-320).
+//! OffsetForLeaderEpoch (v2–v4): where a leader epoch ends on this replica (KIP-101,
+//! KIP-320), from its leader-epoch cache: the latest epoch ends at the log end offset, an
+//! older one where the next epoch began, an unknown newer one is (-1, -1).
 //!
-//! Consumers use it to validate their position after a leader change. Partitions here
-//! have had a single leader epoch, so the end offset of the current epoch is the log
-//! end offset, and an epoch newer than ours is unknown.
+//! Consumers ask the leader to validate their position after a leader change; followers
+//! (replica id ≥ 0) may ask any replica (Kafka's `fetchOnlyFromLeader = false`).
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -14,25 +16,34 @@ use crate::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // replica_id arrived in v3; before it every caller is a consumer.
+    let from_leader_only = ctx.version < 3 || request.replica_id.0 < 0;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut result = EpochEndOffset::default().with_partition(p.partition);
-            match broker.replica_manager.leader_partition(
-                topic.topic.0.as_str(),
-                p.partition,
-                p.current_leader_epoch,
-            ) {
-                Err(error) => result.error_code = error.code(),
-                Ok(partition) if p.leader_epoch <= partition.leader_epoch => {
-                    result.leader_epoch = partition.leader_epoch;
-                    result.end_offset = partition.offsets().log_end_offset;
+            let outcome = match broker
+                .replica_manager
+                .get_partition(topic.topic.0.as_str(), p.partition)
+            {
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(partition) => partition.last_offset_for_leader_epoch(
+                    p.current_leader_epoch,
+                    p.leader_epoch,
+                    from_leader_only,
+                ),
+            };
+            match outcome {
+                Ok((epoch, end_offset)) => {
+                    result.leader_epoch = epoch;
+                    result.end_offset = end_offset;
                 }
-                Ok(_) => {
+                Err(error) => {
+                    result.error_code = error.code();
                     result.leader_epoch = -1;
                     result.end_offset = -1;
                 }

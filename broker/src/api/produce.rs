@@ -1,12 +1,18 @@
-//! Produce (v3+): validate and append record batches to partition leaders.
+//! Produce (v3+): validate and append record batches on partition leaders.
 //!
-//! Each partition's records go to `Partition::append_records_to_leader`, which validates
-//! every batch (magic, length, CRC-32C, size against `max.message.bytes`), checks
-//! idempotent producer sequences and assigns offsets. Errors are per partition: one bad
-//! partition never fails another. acks=-1 waits for the whole ISR, which on a single
-//! node is this broker once the append returns; `min.insync.replicas` is still enforced.
+//! Each partition's records go to its leader replica, which validates every batch (magic,
+//! length, CRC-32C, size against `max.message.bytes`), checks idempotent producer
+//! sequences and assigns offsets. Errors are per partition: one bad partition never fails
+//! another; a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, so the client refreshes
+//! its metadata. With acks=all the ISR must hold `min.insync.replicas` replicas before
+//! anything is written (NOT_ENOUGH_REPLICAS), and the answer waits — Kafka's
+//! `DelayedProduce` — until the high watermark passes the appended records, the ISR
+//! shrinks below the minimum (NOT_ENOUGH_REPLICAS_AFTER_APPEND), leadership moves, or the
+//! request's timeout passes (REQUEST_TIMED_OUT).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -17,7 +23,9 @@ use strata_storage::LogError;
 use tracing::warn;
 
 use super::{RequestContext, log_error_code, str_bytes};
-use crate::{Broker, now_ms};
+use crate::Broker;
+use crate::replica::Partition;
+use crate::replica::partition::PartitionError;
 
 pub async fn handle(
     broker: &Broker,
@@ -25,106 +33,125 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> ProduceResponse {
     let acks = request.acks;
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    let mut appended_any = false;
-    for topic in request.topic_data {
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    // (topic index, partition index in it, partition, offset that must be committed)
+    let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
-        for data in topic.partition_data {
+        for (p, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
-            let error = if !matches!(acks, -1..=1) {
-                Some((ResponseError::InvalidRequiredAcks, None))
+            let outcome: Result<(), (ResponseError, Option<String>)> = if !matches!(acks, -1..=1) {
+                Err((ResponseError::InvalidRequiredAcks, None))
             } else if request.transactional_id.is_some() {
-                Some((
+                Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     Some("transactions are not supported by this broker".to_string()),
                 ))
             } else {
-                match broker.replica_manager.get_partition(&name, data.index) {
-                    Some(partition) => {
-                        let min_isr = partition.min_insync_replicas();
-                        if acks == -1 && (partition.isr().len() as i32) < min_isr {
-                            Some((
-                                ResponseError::NotEnoughReplicas,
-                                Some(format!(
-                                    "the in-sync replica set has {} replica(s), min.insync.replicas is {min_isr}",
-                                    partition.isr().len()
-                                )),
-                            ))
-                        } else {
-                            let records = data.records.unwrap_or_default();
-                            match partition.append_records_to_leader(&records, now_ms()) {
-                                Ok((info, log_start_offset)) => {
-                                    if !info.duplicate {
-                                        appended_any = true;
-                                        broker
-                                            .metrics
-                                            .bytes_in
-                                            .fetch_add(records.len() as u64, Ordering::Relaxed);
-                                        broker.metrics.records_in.fetch_add(
-                                            u64::from(info.records_count),
-                                            Ordering::Relaxed,
-                                        );
-                                    }
-                                    response.base_offset = info.first_offset;
-                                    // log_start_offset arrived in v5.
-                                    if ctx.version >= 5 {
-                                        response.log_start_offset = log_start_offset;
-                                    }
-                                    None
+                match broker
+                    .replica_manager
+                    .leader_partition(&name, data.index, -1)
+                {
+                    Err(e) => Err((e, None)),
+                    Ok(partition) => {
+                        let records = data.records.unwrap_or_default();
+                        match broker
+                            .replica_manager
+                            .append_to_leader(&partition, &records, acks)
+                        {
+                            Ok((info, log_start_offset)) => {
+                                if !info.duplicate {
+                                    broker
+                                        .metrics
+                                        .bytes_in
+                                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                                    broker.metrics.records_in.fetch_add(
+                                        u64::from(info.records_count),
+                                        Ordering::Relaxed,
+                                    );
                                 }
-                                Err(e) => {
-                                    if matches!(e, LogError::Io(_)) {
-                                        broker
-                                            .metrics
-                                            .storage_errors
-                                            .fetch_add(1, Ordering::Relaxed);
-                                        warn!(topic = %name, partition = data.index, error = %e, "append failed on disk");
-                                    }
-                                    Some((log_error_code(&e), Some(e.to_string())))
+                                response.base_offset = info.first_offset;
+                                // log_start_offset arrived in v5.
+                                if ctx.version >= 5 {
+                                    response.log_start_offset = log_start_offset;
                                 }
+                                if acks == -1 {
+                                    waits.push((t, p, partition, info.last_offset + 1));
+                                }
+                                Ok(())
+                            }
+                            Err(PartitionError::Kafka(code, message)) => Err((code, message)),
+                            Err(PartitionError::Log(e)) => {
+                                if matches!(e, LogError::Io(_)) {
+                                    broker
+                                        .metrics
+                                        .storage_errors
+                                        .fetch_add(1, Ordering::Relaxed);
+                                    warn!(topic = %name, partition = data.index, error = %e, "append failed on disk");
+                                }
+                                Err((log_error_code(&e), Some(e.to_string())))
                             }
                         }
                     }
-                    None => Some((ResponseError::UnknownTopicOrPartition, None)),
                 }
             };
-            if let Some((code, message)) = error {
-                broker
-                    .metrics
-                    .produce_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                response.error_code = code.code();
-                response.base_offset = -1;
-                // record_errors and error_message arrived in v8.
-                let detailed = ctx.version >= 8;
-                if detailed
-                    && (code == ResponseError::CorruptMessage
-                        || code == ResponseError::InvalidRecord)
-                {
-                    response.record_errors = vec![
-                        BatchIndexAndErrorMessage::default()
-                            .with_batch_index(0)
-                            .with_batch_index_error_message(message.clone().map(str_bytes)),
-                    ];
-                }
-                if detailed {
-                    response.error_message = message.map(str_bytes);
-                }
+            if let Err((code, message)) = outcome {
+                set_error(broker, ctx, &mut response, code, message);
                 if code == ResponseError::UnknownTopicOrPartition {
                     tracing::debug!(client = ctx.client_id(), topic = %name, "produce to unknown topic or partition");
                 }
             }
             partition_responses.push(response);
         }
-        responses.push(
+        topics.push(
             TopicProduceResponse::default()
                 .with_name(topic.name)
                 .with_partition_responses(partition_responses),
         );
     }
-    if appended_any {
-        broker.replica_manager.notify_appended();
+    if !waits.is_empty() {
+        let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+        let results = broker
+            .replica_manager
+            .wait_for_replication(
+                waits.iter().map(|(_, _, p, o)| (p.clone(), *o)).collect(),
+                timeout,
+            )
+            .await;
+        for ((t, p, _, _), error) in waits.into_iter().zip(results) {
+            if let Some(code) = error {
+                let response = &mut topics[t].partition_responses[p];
+                set_error(broker, ctx, response, code, None);
+            }
+        }
     }
-    ProduceResponse::default().with_responses(responses)
+    ProduceResponse::default().with_responses(topics)
+}
+
+fn set_error(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    response: &mut PartitionProduceResponse,
+    code: ResponseError,
+    message: Option<String>,
+) {
+    broker
+        .metrics
+        .produce_errors
+        .fetch_add(1, Ordering::Relaxed);
+    response.error_code = code.code();
+    response.base_offset = -1;
+    // record_errors and error_message arrived in v8.
+    let detailed = ctx.version >= 8;
+    if detailed && (code == ResponseError::CorruptMessage || code == ResponseError::InvalidRecord) {
+        response.record_errors = vec![
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(0)
+                .with_batch_index_error_message(message.clone().map(str_bytes)),
+        ];
+    }
+    if detailed {
+        response.error_message = message.map(str_bytes);
+    }
 }

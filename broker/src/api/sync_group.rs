@@ -15,9 +15,7 @@ pub async fn handle(
     let version = ctx.version;
     match broker
         .groups
-        .call(broker, |c, id, now| {
-            c.handle_sync_group(request, version, id, now)
-        })
+        .call(|c, id, now| c.handle_sync_group(request, version, id, now))
         .await
     {
         Some(GroupResponse::SyncGroup(response)) => response,

@@ -1,46 +1,279 @@
-//! Cluster metadata kept by this broker: topics (id, partition count, config overrides),
-//! the cluster id and the producer-id allocator.
+//! The cluster's durable facts, kept as Apache Kafka kept them in ZooKeeper.
 //!
-//! Apache Kafka keeps this in ZooKeeper (`/brokers/topics/<topic>`, `/config/topics/<topic>`,
-//! `/latest_producer_id_block`). A single-node Strata broker keeps the same facts in
-//! `<first log dir>/strata-metadata.json`, written atomically (temp file, fsync, rename)
-//! on every change. When brokers move their metadata to the coordinator, this module is
-//! the seam: the same operations, backed by znodes.
+//! | znode | holds |
+//! |---|---|
+//! | `/cluster/id` | `{"version":"1","id":"<cluster id>"}` |
+//! | `/brokers/ids/<id>` | ephemeral broker registration (v5 JSON); its czxid is the broker epoch |
+//! | `/controller` | ephemeral `{"version":2,"brokerid":N,"timestamp":"...","kraftControllerEpoch":-1}` |
+//! | `/controller_epoch` | the controller epoch as a decimal string; its zkVersion fences every controller write |
+//! | `/brokers/topics/<topic>` | replica assignment, topic id, adding/removing replicas (v3 JSON) |
+//! | `/brokers/topics/<topic>/partitions/<p>/state` | leader, leader epoch, ISR, controller epoch (v1 JSON); its zkVersion is the partition epoch |
+//! | `/config/<type>/<name>` | config overrides (`{"version":1,"config":{...}}`) |
+//! | `/config/changes/config_change_<seq>` | `{"version":2,"entity_path":"topics/<name>"}`, so every broker reloads |
+//! | `/admin/delete_topics/<topic>` | a topic waiting for deletion |
+//! | `/isr_change_notification/isr_change_<seq>` | ISR changes from brokers without AlterPartition |
+//! | `/latest_producer_id_block` | the last producer-id block handed out (conditional setData) |
+//! | `/feature` | finalized features (`{"version":2,"status":1,"features":{}}`) |
+//!
+//! [`MetadataStore`] is the one interface the broker and the controller use. Two backings
+//! implement it: [`zk::ZkMetadataStore`] keeps the znodes above in a ZooKeeper ensemble
+//! (strata-coordinator or Apache ZooKeeper) through the `zookeeper-client` crate;
+//! [`local::LocalMetadataStore`] keeps the same facts in a file for a broker without
+//! `zookeeper.connect`, which is then a one-broker cluster run by the very same
+//! controller. [`json`] holds the JSON documents, [`cache`] the broker's `MetadataCache`
+//! (what UpdateMetadata tells it).
+//!
+//! Every write the controller makes passes its [`ControllerFence`]: the zkVersion of
+//! `/controller_epoch` it saw when elected. The ZooKeeper backing puts a check of that
+//! version into the same `multi` as the write, as Kafka does, so a controller that lost
+//! its election cannot change anything.
+
+pub mod cache;
+pub mod json;
+pub mod local;
+pub mod zk;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
+use futures::future::BoxFuture;
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// One topic as the cluster knows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TopicMetadata {
-    pub name: String,
+pub use cache::MetadataCache;
+
+/// `(topic, partition)`, as the storage layer names partitions.
+pub type TopicPartition = (String, i32);
+
+/// Kafka's security protocols, with their wire ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    Plaintext = 0,
+    Ssl = 1,
+    SaslPlaintext = 2,
+    SaslSsl = 3,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SecurityProtocol> {
+        match name.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    pub fn id(self) -> i16 {
+        self as i16
+    }
+
+    pub fn from_id(id: i16) -> Option<SecurityProtocol> {
+        [
+            SecurityProtocol::Plaintext,
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.id() == id)
+    }
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: SecurityProtocol,
+}
+
+/// What `/brokers/ids/<id>` says about a live broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    /// The czxid of the registration znode: a new value every time the broker registers,
+    /// so a request stamped with an older epoch is from a previous incarnation.
+    pub epoch: i64,
+}
+
+impl BrokerRegistration {
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
+}
+
+/// Where a partition's replicas are, and where they are going during a reassignment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaAssignment {
+    /// During a reassignment: the target replicas followed by those being removed.
+    pub replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl ReplicaAssignment {
+    pub fn new(replicas: Vec<i32>) -> ReplicaAssignment {
+        ReplicaAssignment {
+            replicas,
+            ..ReplicaAssignment::default()
+        }
+    }
+
+    pub fn is_being_reassigned(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas once the reassignment completes.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    /// The replicas before the reassignment started.
+    pub fn origin_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding_replicas.contains(r))
+            .collect()
+    }
+}
+
+/// `/brokers/topics/<topic>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicAssignment {
     pub topic_id: Uuid,
-    pub partitions: i32,
-    pub replication_factor: i16,
-    /// Topic-level config overrides (`retention.ms`, ...), as the user gave them.
-    pub configs: BTreeMap<String, String>,
-    /// Internal topics (`__consumer_offsets`) are hidden from some listings and cannot be
-    /// deleted by clients.
-    #[serde(default)]
-    pub internal: bool,
+    pub partitions: BTreeMap<i32, ReplicaAssignment>,
+    /// The znode's zkVersion when read; writes back are conditional on it.
+    pub version: i32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-struct State {
-    cluster_id: String,
-    topics: BTreeMap<String, TopicMetadata>,
-    /// Producer ids below this value may have been handed out; allocation resumes here.
-    next_producer_id_block: i64,
+/// Kafka's `LeaderAndIsr`: the leadership state of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderAndIsr {
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    /// 1 (`RECOVERING`) after an unclean election, 0 otherwise.
+    pub leader_recovery_state: i8,
+    /// The zkVersion of the state znode, which Kafka calls the partition epoch.
+    pub partition_epoch: i32,
 }
 
-/// How many producer ids are reserved with one metadata write (Kafka reserves 1000 per
-/// block in ZooKeeper for the same reason: one durable write per many `InitProducerId`s).
-const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+pub const NO_LEADER: i32 = -1;
+/// Leader id sent in UpdateMetadata while a topic is being deleted.
+pub const LEADER_DURING_DELETE: i32 = -2;
+/// Leader epoch sent in StopReplica while a topic is being deleted.
+pub const EPOCH_DURING_DELETE: i32 = -2;
+
+impl LeaderAndIsr {
+    /// A first state: the leader with the given ISR, epoch 0.
+    pub fn initial(leader: i32, isr: Vec<i32>) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader,
+            leader_epoch: 0,
+            isr,
+            leader_recovery_state: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    /// A new leader (or none) and ISR: the leader epoch goes up by one.
+    pub fn new_leader_and_isr(&self, leader: i32, isr: Vec<i32>) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader,
+            leader_epoch: self.leader_epoch + 1,
+            isr,
+            leader_recovery_state: self.leader_recovery_state,
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    pub fn has_leader(&self) -> bool {
+        self.leader >= 0
+    }
+}
+
+/// A partition's state znode: its `LeaderAndIsr` and the epoch of the controller that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub leader_and_isr: LeaderAndIsr,
+    pub controller_epoch: i32,
+}
+
+/// What an elected controller passes with every write: its epoch and the zkVersion of
+/// `/controller_epoch` that the write is conditional on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerFence {
+    pub epoch: i32,
+    pub epoch_zk_version: i32,
+}
+
+/// The outcome of creating one partition's state znode: its partition epoch, or why not.
+pub type CreatedState = (TopicPartition, Result<i32, MetadataError>);
+
+/// One `/isr_change_notification` entry: its znode name and the partitions it names.
+pub type IsrChangeNotification = (String, Vec<TopicPartition>);
+
+/// The outcome of one conditional partition-state write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateWrite {
+    /// Written; the new partition epoch.
+    Updated(i32),
+    /// Someone else changed it since it was read.
+    BadVersion,
+    /// The state znode does not exist.
+    NoNode,
+}
+
+/// Something changed in the metadata store. Readers re-read what they need: like
+/// ZooKeeper watches, events say *that* something changed, not *what* it became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataEvent {
+    /// `/brokers/ids` children: a broker registered or went away.
+    BrokersChanged,
+    /// `/brokers/topics` children: a topic was created or removed.
+    TopicsChanged,
+    /// `/brokers/topics/<topic>` data: partitions were added or a reassignment written.
+    TopicChanged(String),
+    /// `/admin/delete_topics` children.
+    TopicDeletionsChanged,
+    /// `/controller` was created, changed or deleted.
+    ControllerChanged,
+    /// `/isr_change_notification` children.
+    IsrChangeNotification,
+    /// A config entity changed (`/config/changes`).
+    ConfigChanged {
+        entity_type: String,
+        entity_name: String,
+    },
+    /// The connection came back after a disconnect: notifications may have been missed,
+    /// so everything watched must be re-read.
+    Reconnected,
+    /// The session expired and a new one was established: ephemeral znodes (the broker's
+    /// registration, `/controller`) were re-created or are gone, and the broker epoch
+    /// changed to the value carried here.
+    SessionReestablished { broker_epoch: i64 },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
@@ -49,152 +282,173 @@ pub enum MetadataError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cluster metadata file {path} is unreadable: {reason}")]
+    #[error("cluster metadata {path} is unreadable: {reason}")]
     Corrupt { path: String, reason: String },
+    #[error("ZooKeeper: {0}")]
+    ZooKeeper(String),
+    #[error("{0} already exists")]
+    NodeExists(String),
+    #[error("{0} does not exist")]
+    NoNode(String),
+    #[error("{0} was changed concurrently")]
+    BadVersion(String),
+    /// The fence did not hold: another controller was elected.
+    #[error("the controller moved: controller epoch zkVersion {expected} is no longer current")]
+    ControllerMoved { expected: i32 },
+    #[error("broker {0} is registered by another process")]
+    BrokerIdInUse(i32),
 }
 
-/// The durable store of topics and allocators.
-pub struct MetadataStore {
-    path: PathBuf,
-    state: Mutex<State>,
-    /// Producer ids reserved in memory: (next to hand out, end of the reserved block).
-    producer_ids: Mutex<(i64, i64)>,
-}
+/// The durable cluster metadata, as the broker and the controller see it.
+///
+/// Methods are futures because the ZooKeeper backing talks to the ensemble; the file
+/// backing answers at once. Every method is safe to call concurrently.
+pub trait MetadataStore: Send + Sync {
+    /// Changes as they happen (see [`MetadataEvent`]). A receiver that lags behind gets
+    /// `RecvError::Lagged` and must treat everything as changed.
+    fn subscribe(&self) -> broadcast::Receiver<MetadataEvent>;
 
-impl MetadataStore {
-    /// Opens (or creates) the store in `dir`, generating a cluster id on first start.
-    pub fn open(
-        dir: &Path,
-        configured_cluster_id: Option<&str>,
-    ) -> Result<MetadataStore, MetadataError> {
-        let path = dir.join("strata-metadata.json");
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice::<State>(&bytes).map_err(|e| MetadataError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                cluster_id: configured_cluster_id
-                    .map(str::to_string)
-                    .unwrap_or_else(new_cluster_id),
-                topics: BTreeMap::new(),
-                next_producer_id_block: 0,
-            },
-            Err(source) => {
-                return Err(MetadataError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let store = MetadataStore {
-            path,
-            producer_ids: Mutex::new((state.next_producer_id_block, state.next_producer_id_block)),
-            state: Mutex::new(state),
-        };
-        store.persist(&store.state.lock().expect("metadata lock"))?;
-        Ok(store)
-    }
+    /// Whether the store is shared with other brokers (ZooKeeper) or private to this
+    /// broker (the file backing).
+    fn is_shared(&self) -> bool;
 
-    pub fn cluster_id(&self) -> String {
-        self.state.lock().expect("metadata lock").cluster_id.clone()
-    }
+    /// The cluster id, created from `proposed` on first use.
+    fn cluster_id(&self, proposed: String) -> BoxFuture<'_, Result<String, MetadataError>>;
 
-    pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
-        self.state
-            .lock()
-            .expect("metadata lock")
-            .topics
-            .get(name)
-            .cloned()
-    }
+    /// Registers this broker (ephemeral) and returns its broker epoch.
+    fn register_broker(
+        &self,
+        registration: BrokerRegistration,
+    ) -> BoxFuture<'_, Result<i64, MetadataError>>;
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<TopicMetadata> {
-        self.state
-            .lock()
-            .expect("metadata lock")
-            .topics
-            .values()
-            .find(|t| t.topic_id == id)
-            .cloned()
-    }
+    /// Every registered broker with its epoch, by id.
+    fn brokers(&self) -> BoxFuture<'_, Result<Vec<BrokerRegistration>, MetadataError>>;
 
-    pub fn topics(&self) -> Vec<TopicMetadata> {
-        self.state
-            .lock()
-            .expect("metadata lock")
-            .topics
-            .values()
-            .cloned()
-            .collect()
-    }
+    /// The broker id in `/controller`, if any.
+    fn controller_id(&self) -> BoxFuture<'_, Result<Option<i32>, MetadataError>>;
 
-    /// Adds a topic; returns false when one of that name exists already.
-    pub fn create_topic(&self, topic: TopicMetadata) -> Result<bool, MetadataError> {
-        let mut state = self.state.lock().expect("metadata lock");
-        if state.topics.contains_key(&topic.name) {
-            return Ok(false);
-        }
-        state.topics.insert(topic.name.clone(), topic);
-        self.persist(&state)?;
-        Ok(true)
-    }
+    /// Tries to become the controller: creates `/controller` and increments
+    /// `/controller_epoch` in one `multi`. `None` when another broker won.
+    fn elect_controller(
+        &self,
+        broker_id: i32,
+    ) -> BoxFuture<'_, Result<Option<ControllerFence>, MetadataError>>;
 
-    /// Replaces a topic's metadata (partition count or config change).
-    pub fn update_topic(&self, topic: TopicMetadata) -> Result<(), MetadataError> {
-        let mut state = self.state.lock().expect("metadata lock");
-        state.topics.insert(topic.name.clone(), topic);
-        self.persist(&state)
-    }
+    /// Every topic with an assignment.
+    fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, MetadataError>>;
 
-    pub fn delete_topic(&self, name: &str) -> Result<Option<TopicMetadata>, MetadataError> {
-        let mut state = self.state.lock().expect("metadata lock");
-        let removed = state.topics.remove(name);
-        if removed.is_some() {
-            self.persist(&state)?;
-        }
-        Ok(removed)
-    }
+    /// The assignments of the given topics (missing topics are left out).
+    fn topic_assignments(
+        &self,
+        topics: Vec<String>,
+    ) -> BoxFuture<'_, Result<BTreeMap<String, TopicAssignment>, MetadataError>>;
 
-    /// Hands out a new producer id, never one given out before (even across restarts).
-    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
-        let mut ids = self.producer_ids.lock().expect("producer id lock");
-        if ids.0 >= ids.1 {
-            let mut state = self.state.lock().expect("metadata lock");
-            let start = state.next_producer_id_block.max(ids.1);
-            state.next_producer_id_block = start + PRODUCER_ID_BLOCK_SIZE;
-            self.persist(&state)?;
-            *ids = (start, start + PRODUCER_ID_BLOCK_SIZE);
-        }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
-    }
+    /// Creates a topic as `AdminZkClient.createTopic` does: its config znode, then its
+    /// assignment. `Ok(false)` when a topic of that name exists.
+    fn create_topic(
+        &self,
+        topic: String,
+        topic_id: Uuid,
+        assignment: BTreeMap<i32, Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<bool, MetadataError>>;
 
-    fn persist(&self, state: &State) -> Result<(), MetadataError> {
-        let io = |source| MetadataError::Io {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let tmp = self.path.with_extension("json.tmp");
-        let bytes = serde_json::to_vec_pretty(state).expect("metadata serializes");
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
+    /// Writes a topic's assignment back, conditional on `assignment.version` (and the
+    /// fence, when the controller writes). Returns the new version.
+    fn set_topic_assignment(
+        &self,
+        topic: String,
+        assignment: TopicAssignment,
+        fence: Option<ControllerFence>,
+    ) -> BoxFuture<'_, Result<i32, MetadataError>>;
+
+    /// The state znodes of the given partitions (missing ones are left out).
+    fn partition_states(
+        &self,
+        partitions: Vec<TopicPartition>,
+    ) -> BoxFuture<'_, Result<BTreeMap<TopicPartition, PartitionState>, MetadataError>>;
+
+    /// Creates state znodes for new partitions; per partition the new partition epoch or
+    /// `NodeExists`.
+    fn create_partition_states(
+        &self,
+        fence: ControllerFence,
+        states: Vec<(TopicPartition, PartitionState)>,
+    ) -> BoxFuture<'_, Result<Vec<CreatedState>, MetadataError>>;
+
+    /// Conditional updates of state znodes: each is written only if its zkVersion still
+    /// equals `leader_and_isr.partition_epoch`.
+    fn update_partition_states(
+        &self,
+        fence: ControllerFence,
+        states: Vec<(TopicPartition, PartitionState)>,
+    ) -> BoxFuture<'_, Result<Vec<(TopicPartition, StateWrite)>, MetadataError>>;
+
+    /// Topics in `/admin/delete_topics`.
+    fn topic_deletions(&self) -> BoxFuture<'_, Result<Vec<String>, MetadataError>>;
+
+    /// Queues topics for deletion by the controller.
+    fn mark_topics_for_deletion(
+        &self,
+        topics: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// Removes a deleted topic's znodes: assignment and partition states, config, and the
+    /// deletion marker.
+    fn delete_topic(
+        &self,
+        topic: String,
+        fence: ControllerFence,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// Drops deletion markers (of topics that do not exist).
+    fn remove_deletion_markers(
+        &self,
+        topics: Vec<String>,
+        fence: ControllerFence,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// `/config/<entity_type>/<entity_name>`, empty when absent.
+    fn entity_configs(
+        &self,
+        entity_type: String,
+        entity_name: String,
+    ) -> BoxFuture<'_, Result<BTreeMap<String, String>, MetadataError>>;
+
+    /// Replaces an entity's config overrides and notifies every broker.
+    fn set_entity_configs(
+        &self,
+        entity_type: String,
+        entity_name: String,
+        configs: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// Pending `/isr_change_notification` entries: (znode name, partitions).
+    fn isr_change_notifications(
+        &self,
+    ) -> BoxFuture<'_, Result<Vec<IsrChangeNotification>, MetadataError>>;
+
+    fn delete_isr_change_notifications(
+        &self,
+        names: Vec<String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// Reserves the next block of `block_size` producer ids for `broker_id`, as Kafka's
+    /// controller does with a conditional write of `/latest_producer_id_block`. Returns
+    /// the first id of the block.
+    fn allocate_producer_ids(
+        &self,
+        broker_id: i32,
+        block_size: i32,
+    ) -> BoxFuture<'_, Result<i64, MetadataError>>;
+
+    /// Ends the session, so this broker's ephemeral znodes go at once rather than after
+    /// the session timeout.
+    fn close(&self) -> BoxFuture<'_, ()>;
 }
 
 /// A cluster id in Kafka's form: 16 random bytes, URL-safe base64 without padding.
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = *Uuid::new_v4().as_bytes();
     let mut out = String::with_capacity(22);
@@ -238,37 +492,19 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Config entity types, as Kafka names the `/config/<type>` znodes.
+pub mod config_type {
+    pub const TOPIC: &str = "topics";
+    pub const CLIENT: &str = "clients";
+    pub const USER: &str = "users";
+    pub const BROKER: &str = "brokers";
+    pub const IP: &str = "ips";
+    pub const ALL: [&str; 5] = [TOPIC, CLIENT, USER, BROKER, IP];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topics_and_producer_ids_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path(), None).unwrap();
-        let cluster = store.cluster_id();
-        assert_eq!(cluster.len(), 22);
-        let topic = TopicMetadata {
-            name: "orders".into(),
-            topic_id: Uuid::new_v4(),
-            partitions: 3,
-            replication_factor: 1,
-            configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
-            internal: false,
-        };
-        assert!(store.create_topic(topic.clone()).unwrap());
-        assert!(!store.create_topic(topic.clone()).unwrap());
-        let first = store.next_producer_id().unwrap();
-        let second = store.next_producer_id().unwrap();
-        assert_eq!(second, first + 1);
-        drop(store);
-
-        let store = MetadataStore::open(dir.path(), None).unwrap();
-        assert_eq!(store.cluster_id(), cluster);
-        assert_eq!(store.topic("orders"), Some(topic));
-        let after_restart = store.next_producer_id().unwrap();
-        assert!(after_restart > second, "producer ids are never reused");
-    }
 
     #[test]
     fn topic_name_rules() {
@@ -279,5 +515,27 @@ mod tests {
         assert!(validate_topic_name("bad/topic").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn reassignment_views() {
+        let a = ReplicaAssignment {
+            replicas: vec![4, 5, 1, 2],
+            adding_replicas: vec![4, 5],
+            removing_replicas: vec![1, 2],
+        };
+        assert!(a.is_being_reassigned());
+        assert_eq!(a.target_replicas(), vec![4, 5]);
+        assert_eq!(a.origin_replicas(), vec![1, 2]);
     }
 }

@@ -27,34 +27,33 @@ fn str_bytes(s: &str) -> StrBytes {
 }
 
 impl GroupCoordinator {
-    /// FindCoordinator for groups: this broker (`node`) if it has loaded the group's
-    /// `__consumer_offsets` partition, else COORDINATOR_NOT_AVAILABLE so the client asks
-    /// again. Other key types (transactions, share groups) are INVALID_REQUEST here.
+    /// FindCoordinator for groups: the broker leading the group's `__consumer_offsets`
+    /// partition, as `node_for` tells (the broker knows leadership, this state machine
+    /// does not), or COORDINATOR_NOT_AVAILABLE while the partition has no leader so the
+    /// client asks again. Other key types (transactions, share groups) are
+    /// INVALID_REQUEST here.
     pub fn handle_find_coordinator(
         &self,
         request: FindCoordinatorRequest,
         version: i16,
-        node: &CoordinatorNode,
+        node_for: impl Fn(i32) -> Option<CoordinatorNode>,
     ) -> FindCoordinatorResponse {
-        let lookup = |key: &str| -> Result<(), (ResponseError, &'static str)> {
+        let lookup = |key: &str| -> Result<CoordinatorNode, (ResponseError, &'static str)> {
             if request.key_type != GROUP_KEY_TYPE {
                 return Err((
                     ResponseError::InvalidRequest,
                     "only group coordinators are served",
                 ));
             }
-            if !self.is_partition_loaded(self.partition_for(key)) {
-                return Err((
-                    ResponseError::CoordinatorNotAvailable,
-                    "the coordinator is not available",
-                ));
-            }
-            Ok(())
+            node_for(self.partition_for(key)).ok_or((
+                ResponseError::CoordinatorNotAvailable,
+                "the coordinator is not available",
+            ))
         };
         let mut response = FindCoordinatorResponse::default();
         if version < 4 {
             match lookup(request.key.as_str()) {
-                Ok(()) => {
+                Ok(node) => {
                     response.node_id = BrokerId(node.node_id);
                     response.host = str_bytes(&node.host);
                     response.port = node.port;
@@ -75,7 +74,7 @@ impl GroupCoordinator {
                 let mut coordinator = Coordinator::default();
                 coordinator.key = key.clone();
                 match lookup(key.as_str()) {
-                    Ok(()) => {
+                    Ok(node) => {
                         coordinator.node_id = BrokerId(node.node_id);
                         coordinator.host = str_bytes(&node.host);
                         coordinator.port = node.port;

@@ -178,26 +178,27 @@ fn delete_groups_removes_only_empty_groups_and_tombstones_them() {
 }
 
 #[test]
-fn find_coordinator_points_at_this_broker_once_the_partition_is_loaded() {
+fn find_coordinator_points_at_the_leader_of_the_groups_partition() {
     let node = CoordinatorNode {
         node_id: 1,
         host: "broker-1".into(),
         port: 9092,
     };
-    let mut coordinator = GroupCoordinator::new(GroupCoordinatorConfig::default(), 0);
+    let coordinator = GroupCoordinator::new(GroupCoordinatorConfig::default(), 0);
+    let g_partition = offsets_topic::partition_for("g", 50);
+    // Only g's partition has a leader (broker 1).
+    let node_for = |p: i32| (p == g_partition).then(|| node.clone());
     let mut request = FindCoordinatorRequest::default();
-    request.key = s("g");
-    let response = coordinator.handle_find_coordinator(request.clone(), 3, &node);
+    request.key = s("my-group");
+    let response = coordinator.handle_find_coordinator(request.clone(), 3, node_for);
     assert_eq!(
         response.error_code,
         code(ResponseError::CoordinatorNotAvailable)
     );
     assert_eq!(response.node_id.0, -1);
 
-    coordinator
-        .load_partition(offsets_topic::partition_for("g", 50), [], 0)
-        .unwrap();
-    let response = coordinator.handle_find_coordinator(request, 3, &node);
+    request.key = s("g");
+    let response = coordinator.handle_find_coordinator(request, 3, node_for);
     assert_eq!(response.error_code, 0);
     assert_eq!(
         (response.node_id.0, response.host.as_str(), response.port),
@@ -207,7 +208,7 @@ fn find_coordinator_points_at_this_broker_once_the_partition_is_loaded() {
     // v4+: batched keys.
     let mut batched = FindCoordinatorRequest::default();
     batched.coordinator_keys = vec![s("g"), s("my-group")];
-    let response = coordinator.handle_find_coordinator(batched, 4, &node);
+    let response = coordinator.handle_find_coordinator(batched, 4, node_for);
     let results: Vec<(String, i16, i32)> = response
         .coordinators
         .iter()

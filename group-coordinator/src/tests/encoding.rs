@@ -204,7 +204,9 @@ fn admin_apis_encode_at_every_version() {
             request.key_type = if key == "g" { 0 } else { 1 };
             encodes(
                 &h.coordinator
-                    .handle_find_coordinator(request, version, &node),
+                    .handle_find_coordinator(request, version, |p| {
+                        h.coordinator.is_partition_loaded(p).then(|| node.clone())
+                    }),
                 version,
             );
         }

@@ -1,12 +1,16 @@
 //! Broker configuration: a Kafka-style `server.properties` file with Kafka's key names.
 //!
-//! Every key the broker understands is listed in [`KafkaConfig::set`]; anything else is
-//! refused with an error naming the key, as is a value that does not parse or is out of
-//! range. Values fall back to Apache Kafka's defaults, except the listener, which defaults
-//! to `PLAINTEXT://127.0.0.1:9092` so a laptop run needs no file at all.
+//! Every key the broker uses is handled in [`KafkaConfig::set`]; a value that does not
+//! parse or is out of range is refused with an error naming the key. Any other key that
+//! Apache Kafka 3.9 defines ([`kafka_keys`]) is accepted and reported once as not used by
+//! Strata, so an existing Kafka `server.properties` starts a Strata broker; a key Kafka
+//! does not know stops start-up, naming the closest real key. Values fall back to Apache
+//! Kafka's defaults, except the listener, which defaults to `PLAINTEXT://127.0.0.1:9092`
+//! so a laptop run needs no file at all.
+
+pub mod kafka_keys;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use strata_storage::{CleanupPolicy, LogConfig};
@@ -20,8 +24,11 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
-    #[error("unknown configuration key '{0}'")]
-    UnknownKey(String),
+    #[error("unknown configuration key '{key}'{}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnknownKey {
+        key: String,
+        suggestion: Option<String>,
+    },
     #[error("invalid value '{value}' for configuration key '{key}': {reason}")]
     InvalidValue {
         key: String,
@@ -110,8 +117,10 @@ pub struct KafkaConfig {
     pub log_retention_check_interval_ms: u64,
     /// `metrics.port`: the Prometheus `/metrics` HTTP port (0 disables it).
     pub metrics_port: u16,
-    /// `metrics.host`: the address the metrics endpoint binds.
-    pub metrics_host: String,
+    /// `metrics.host`: the address the metrics endpoint binds; by default the first
+    /// listener's host, so several brokers on one host (each on its own address) do not
+    /// collide.
+    pub metrics_host: Option<String>,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_num_partitions: i32,
     /// `offsets.retention.minutes`.
@@ -128,6 +137,63 @@ pub struct KafkaConfig {
     pub log_cleaner_backoff_ms: u64,
     /// `cluster.id`: normally generated once and kept in `meta.properties`.
     pub cluster_id: Option<String>,
+    /// `zookeeper.connect`: `host:port[,host:port][/chroot]`. Without it the broker is a
+    /// cluster of one with its metadata in a local file.
+    pub zookeeper_connect: Option<String>,
+    /// `zookeeper.session.timeout.ms`.
+    pub zookeeper_session_timeout_ms: u64,
+    /// `zookeeper.connection.timeout.ms` (defaults to the session timeout).
+    pub zookeeper_connection_timeout_ms: Option<u64>,
+    /// `listener.security.protocol.map`: listener name → protocol.
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// `inter.broker.listener.name`.
+    pub inter_broker_listener_name: Option<String>,
+    /// `security.inter.broker.protocol` (used when no listener name is given).
+    pub security_inter_broker_protocol: String,
+    /// `broker.rack`.
+    pub broker_rack: Option<String>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`.
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub replica_fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`.
+    pub replica_socket_timeout_ms: u64,
+    /// `num.replica.fetchers`.
+    pub num_replica_fetchers: usize,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `controller.socket.timeout.ms`.
+    pub controller_socket_timeout_ms: u64,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i32,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `delete.topic.enable`.
+    pub delete_topic_enable: bool,
+    /// `controlled.shutdown.enable`.
+    pub controlled_shutdown_enable: bool,
+    /// `controlled.shutdown.max.retries`.
+    pub controlled_shutdown_max_retries: u32,
+    /// `controlled.shutdown.retry.backoff.ms`.
+    pub controlled_shutdown_retry_backoff_ms: u64,
+    /// `offsets.topic.replication.factor`.
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout_ms: u64,
+    /// Kafka keys given that Strata does not use, reported once at start-up.
+    pub unused: Vec<String>,
     /// Topic-level defaults (`log.segment.bytes`, `log.retention.ms`, ...).
     pub log: LogConfig,
     /// Keys given explicitly, kept for DescribeConfigs on the broker resource.
@@ -152,7 +218,7 @@ impl Default for KafkaConfig {
             max_connections: 10_000,
             log_retention_check_interval_ms: 300_000,
             metrics_port: 9404,
-            metrics_host: "127.0.0.1".into(),
+            metrics_host: None,
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 10_080,
             group_initial_rebalance_delay_ms: 3_000,
@@ -161,11 +227,75 @@ impl Default for KafkaConfig {
             group_max_size: i32::MAX,
             log_cleaner_backoff_ms: 15_000,
             cluster_id: None,
+            zookeeper_connect: None,
+            zookeeper_session_timeout_ms: 18_000,
+            zookeeper_connection_timeout_ms: None,
+            listener_security_protocol_map: default_protocol_map(),
+            inter_broker_listener_name: None,
+            security_inter_broker_protocol: "PLAINTEXT".into(),
+            broker_rack: None,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            replica_socket_timeout_ms: 30_000,
+            num_replica_fetchers: 1,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
+            controller_socket_timeout_ms: 30_000,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10,
+            leader_imbalance_check_interval_seconds: 300,
+            delete_topic_enable: true,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 5_000,
+            offsets_topic_replication_factor: 3,
+            offsets_commit_timeout_ms: 5_000,
+            unused: Vec::new(),
             log: LogConfig::default(),
             explicit: BTreeMap::new(),
         }
     }
 }
+
+/// Kafka's default `listener.security.protocol.map`: each protocol name maps to itself.
+fn default_protocol_map() -> BTreeMap<String, String> {
+    ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+        .into_iter()
+        .map(|p| (p.to_string(), p.to_string()))
+        .collect()
+}
+
+/// The known key closest to `key` by edit distance, if it is plausibly a typo of it.
+fn closest_key(key: &str) -> Option<String> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    kafka_keys::BROKER_KEYS
+        .iter()
+        .chain(STRATA_KEYS)
+        .map(|k| (distance(key, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= key.len().max(4) / 3)
+        .map(|(_, k)| k.to_string())
+}
+
+/// Keys Strata adds to Kafka's.
+const STRATA_KEYS: &[&str] = &["metrics.port", "metrics.host"];
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value
@@ -254,7 +384,12 @@ pub fn apply_topic_config(
         "min.compaction.lag.ms" => {
             config.min_compaction_lag_ms = parse_at_least::<i64>(key, value, 0)?
         }
-        _ => return Err(ConfigError::UnknownKey(key.to_string())),
+        _ => {
+            return Err(ConfigError::UnknownKey {
+                key: key.to_string(),
+                suggestion: None,
+            });
+        }
     }
     Ok(())
 }
@@ -389,7 +524,7 @@ impl KafkaConfig {
                 self.log_retention_check_interval_ms = parse_at_least(key, value, 1)?
             }
             "metrics.port" => self.metrics_port = parse_num(key, value)?,
-            "metrics.host" => self.metrics_host = value.to_string(),
+            "metrics.host" => self.metrics_host = Some(value.trim().to_string()),
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_at_least(key, value, 1)?
             }
@@ -410,6 +545,104 @@ impl KafkaConfig {
                 self.log_cleaner_backoff_ms = parse_at_least(key, value, 1)?
             }
             "cluster.id" => self.cluster_id = Some(value.to_string()),
+            "zookeeper.connect" => {
+                let v = value.trim();
+                if v.is_empty() {
+                    return Err(invalid("expected host:port[,host:port...][/chroot]"));
+                }
+                self.zookeeper_connect = Some(v.to_string());
+            }
+            "zookeeper.session.timeout.ms" => {
+                self.zookeeper_session_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "zookeeper.connection.timeout.ms" => {
+                self.zookeeper_connection_timeout_ms = Some(parse_at_least(key, value, 1)?)
+            }
+            "listener.security.protocol.map" => {
+                let mut map = BTreeMap::new();
+                for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let (listener, protocol) = pair
+                        .split_once(':')
+                        .ok_or_else(|| invalid("expected LISTENER:PROTOCOL pairs"))?;
+                    let protocol = protocol.trim().to_ascii_uppercase();
+                    if crate::metadata::SecurityProtocol::parse(&protocol).is_none() {
+                        return Err(invalid(&format!("unknown security protocol {protocol}")));
+                    }
+                    map.insert(listener.trim().to_string(), protocol);
+                }
+                self.listener_security_protocol_map = map;
+            }
+            "inter.broker.listener.name" => {
+                self.inter_broker_listener_name = Some(value.trim().to_string())
+            }
+            "security.inter.broker.protocol" => {
+                let protocol = value.trim().to_ascii_uppercase();
+                if crate::metadata::SecurityProtocol::parse(&protocol).is_none() {
+                    return Err(invalid(
+                        "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                    ));
+                }
+                self.security_inter_broker_protocol = protocol;
+            }
+            "broker.rack" => {
+                self.broker_rack = Some(value.trim().to_string()).filter(|r| !r.is_empty())
+            }
+            "replica.lag.time.max.ms" => {
+                self.replica_lag_time_max_ms = parse_at_least(key, value, 1)?
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.replica_fetch_wait_max_ms = parse_at_least(key, value, 0)?
+            }
+            "replica.fetch.min.bytes" => {
+                self.replica_fetch_min_bytes = parse_at_least(key, value, 1)?
+            }
+            "replica.fetch.max.bytes" => {
+                self.replica_fetch_max_bytes = parse_at_least(key, value, 0)?
+            }
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = parse_at_least(key, value, 0)?
+            }
+            "replica.fetch.backoff.ms" => {
+                self.replica_fetch_backoff_ms = parse_at_least(key, value, 0)?
+            }
+            "replica.socket.timeout.ms" => {
+                self.replica_socket_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "num.replica.fetchers" => self.num_replica_fetchers = parse_at_least(key, value, 1)?,
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.replica_high_watermark_checkpoint_interval_ms = parse_at_least(key, value, 1)?
+            }
+            "controller.socket.timeout.ms" => {
+                self.controller_socket_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "auto.leader.rebalance.enable" => {
+                self.auto_leader_rebalance_enable = parse_bool(key, value)?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = parse_at_least(key, value, 0)?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = parse_at_least(key, value, 1)?
+            }
+            "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
+            "controlled.shutdown.enable" => {
+                self.controlled_shutdown_enable = parse_bool(key, value)?
+            }
+            "controlled.shutdown.max.retries" => {
+                self.controlled_shutdown_max_retries = parse_at_least(key, value, 0)?
+            }
+            "controlled.shutdown.retry.backoff.ms" => {
+                self.controlled_shutdown_retry_backoff_ms = parse_at_least(key, value, 0)?
+            }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = parse_at_least(key, value, 1)?
+            }
+            "offsets.commit.timeout.ms" => {
+                self.offsets_commit_timeout_ms = parse_at_least(key, value, 1)?
+            }
             // Broker-level defaults of topic configs given in other units.
             "log.roll.hours" => {
                 self.log.segment_ms = parse_at_least::<i64>(key, value, 1)? * 3_600_000
@@ -425,10 +658,22 @@ impl KafkaConfig {
             // Every other broker-level default of a topic config, under its broker name
             // (`log.segment.bytes` → `segment.bytes`, ...), validated as the topic key is.
             _ => {
-                let Some((topic_key, _)) = TOPIC_CONFIG_KEYS.iter().find(|(_, b)| *b == key) else {
-                    return Err(ConfigError::UnknownKey(key.to_string()));
-                };
-                apply_topic_config(&mut self.log, topic_key, value).map_err(|e| rename(e, key))?
+                if let Some((topic_key, _)) = TOPIC_CONFIG_KEYS.iter().find(|(_, b)| *b == key) {
+                    apply_topic_config(&mut self.log, topic_key, value)
+                        .map_err(|e| rename(e, key))?
+                } else if kafka_keys::BROKER_KEYS.contains(&key)
+                    || key.starts_with("listener.name.")
+                {
+                    // A key Kafka has and Strata does not use: accepted, reported.
+                    if !self.unused.iter().any(|k| k == key) {
+                        self.unused.push(key.to_string());
+                    }
+                } else {
+                    return Err(ConfigError::UnknownKey {
+                        key: key.to_string(),
+                        suggestion: closest_key(key),
+                    });
+                }
             }
         }
         self.explicit.insert(key.to_string(), value.to_string());
@@ -459,6 +704,40 @@ impl KafkaConfig {
                 }
             }
         }
+        for listener in &self.listeners {
+            let protocol = self.listener_security_protocol(&listener.listener_name);
+            match protocol.as_deref() {
+                Some("PLAINTEXT") => {}
+                Some(other) => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "listeners".into(),
+                        value: listener.listener_name.clone(),
+                        reason: format!(
+                            "security protocol {other} is not supported yet; only PLAINTEXT listeners are"
+                        ),
+                    });
+                }
+                None => {
+                    return Err(ConfigError::InvalidValue {
+                        key: "listener.security.protocol.map".into(),
+                        value: listener.listener_name.clone(),
+                        reason: "no security protocol for this listener".into(),
+                    });
+                }
+            }
+        }
+        let inter_broker = self.inter_broker_listener();
+        if !self
+            .listeners
+            .iter()
+            .any(|l| l.listener_name == inter_broker)
+        {
+            return Err(ConfigError::InvalidValue {
+                key: "inter.broker.listener.name".into(),
+                value: inter_broker,
+                reason: "must be the name of one of the listeners".into(),
+            });
+        }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err(ConfigError::InvalidValue {
                 key: "group.min.session.timeout.ms".into(),
@@ -471,29 +750,87 @@ impl KafkaConfig {
 
     /// The endpoint advertised to clients for the first listener.
     pub fn advertised_endpoint(&self) -> Endpoint {
-        let listener = &self.listeners[0];
-        if let Some(advertised) = &self.advertised_listeners
-            && let Some(e) = advertised
-                .iter()
-                .find(|e| e.listener_name == listener.listener_name)
-        {
-            return e.clone();
-        }
-        let mut e = listener.clone();
-        if e.host.is_empty() || e.host == "0.0.0.0" {
-            e.host = "127.0.0.1".into();
-        }
-        e
+        self.advertised_endpoints()
+            .into_iter()
+            .next()
+            .expect("at least one listener")
     }
 
-    /// Resolves the metrics endpoint, if enabled.
-    pub fn metrics_address(&self) -> Option<SocketAddr> {
+    /// What each listener advertises: its `advertised.listeners` entry, or the listener
+    /// itself with a wildcard host replaced by the loopback address.
+    pub fn advertised_endpoints(&self) -> Vec<Endpoint> {
+        self.listeners
+            .iter()
+            .map(|listener| {
+                if let Some(advertised) = &self.advertised_listeners
+                    && let Some(e) = advertised
+                        .iter()
+                        .find(|e| e.listener_name == listener.listener_name)
+                {
+                    return e.clone();
+                }
+                let mut e = listener.clone();
+                if e.host.is_empty() || e.host == "0.0.0.0" {
+                    e.host = "127.0.0.1".into();
+                }
+                e
+            })
+            .collect()
+    }
+
+    /// The security protocol of a listener (`listener.security.protocol.map`).
+    pub fn listener_security_protocol(&self, listener: &str) -> Option<String> {
+        self.listener_security_protocol_map.get(listener).cloned()
+    }
+
+    /// The listener brokers use to reach each other: `inter.broker.listener.name`, or the
+    /// listener whose protocol is `security.inter.broker.protocol`.
+    pub fn inter_broker_listener(&self) -> String {
+        if let Some(name) = &self.inter_broker_listener_name {
+            return name.clone();
+        }
+        self.listeners
+            .iter()
+            .find(|l| {
+                self.listener_security_protocol(&l.listener_name).as_deref()
+                    == Some(self.security_inter_broker_protocol.as_str())
+            })
+            .map(|l| l.listener_name.clone())
+            .unwrap_or_else(|| self.security_inter_broker_protocol.clone())
+    }
+
+    /// How to reach ZooKeeper, when `zookeeper.connect` is set.
+    pub fn zookeeper_settings(&self) -> Option<crate::metadata::zk::ZkSettings> {
+        let connect = self.zookeeper_connect.clone()?;
+        let session = std::time::Duration::from_millis(self.zookeeper_session_timeout_ms);
+        Some(crate::metadata::zk::ZkSettings {
+            connect,
+            session_timeout: session,
+            connection_timeout: self
+                .zookeeper_connection_timeout_ms
+                .map_or(session, std::time::Duration::from_millis),
+        })
+    }
+
+    /// The metrics endpoint, if enabled: `metrics.host` (or the first listener's host)
+    /// and `metrics.port`.
+    pub fn metrics_address(&self) -> Option<String> {
         if self.metrics_port == 0 {
             return None;
         }
-        format!("{}:{}", self.metrics_host, self.metrics_port)
-            .parse()
-            .ok()
+        let host = self.metrics_host.clone().unwrap_or_else(|| {
+            let h = &self.listeners[0].host;
+            if h.is_empty() {
+                "0.0.0.0".to_string()
+            } else {
+                h.clone()
+            }
+        });
+        Some(if host.contains(':') {
+            format!("[{host}]:{}", self.metrics_port)
+        } else {
+            format!("{host}:{}", self.metrics_port)
+        })
     }
 
     /// Broker-level configs as DescribeConfigs on the broker resource shows them.

@@ -1,0 +1,21 @@
+//! ListPartitionReassignments (v0): the reassignments in progress, from the controller.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+};
+
+use super::RequestContext;
+use crate::Broker;
+
+pub async fn handle(
+    broker: &Broker,
+    _: &RequestContext<'_>,
+    request: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    if !broker.controller.is_active() {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::NotController.code());
+    }
+    broker.controller.list_reassignments(request).await
+}

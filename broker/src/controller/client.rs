@@ -1,0 +1,226 @@
+//! A broker's requests to the active controller (Kafka's `BrokerToControllerChannelManager`
+//! and the controlled-shutdown client): AlterPartition, AllocateProducerIds and
+//! ControlledShutdown.
+//!
+//! The controller is whoever the last UpdateMetadata named. When that is this broker the
+//! request goes straight to the in-process controller; otherwise over the inter-broker
+//! listener. A request that fails for want of a controller (none known, connection lost,
+//! NOT_CONTROLLER) is reported as such and the caller retries, as Kafka's do.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
+    AlterPartitionResponse, BrokerId,
+};
+use tokio::sync::Mutex;
+
+use super::Controller;
+use crate::metadata::{MetadataCache, TopicPartition};
+use crate::network::{BrokerConnection, NetworkError};
+use crate::protocol::{
+    CONTROLLED_SHUTDOWN_KEY, ControlledShutdownRequest, ControlledShutdownResponse,
+};
+
+/// AlterPartition version sent: 3 carries the ISR with broker epochs (KIP-903); a Kafka
+/// 3.9 controller and Strata's both serve it.
+const ALTER_PARTITION_VERSION: i16 = 3;
+const ALLOCATE_PRODUCER_IDS_VERSION: i16 = 0;
+const CONTROLLED_SHUTDOWN_VERSION: i16 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerClientError {
+    #[error("no controller is known yet")]
+    NoController,
+    #[error("controller {0} has no endpoint on the inter-broker listener")]
+    NoEndpoint(i32),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error("the controller answered {0:?}")]
+    Error(ResponseError),
+}
+
+pub struct ControllerClient {
+    broker_id: i32,
+    controller: Arc<Controller>,
+    cache: Arc<MetadataCache>,
+    listener: String,
+    timeout: Duration,
+    connection: Mutex<Option<(i32, BrokerConnection)>>,
+}
+
+enum Route {
+    Local,
+    Remote(i32, String),
+}
+
+impl ControllerClient {
+    pub fn new(
+        broker_id: i32,
+        controller: Arc<Controller>,
+        cache: Arc<MetadataCache>,
+        listener: String,
+        timeout: Duration,
+    ) -> ControllerClient {
+        ControllerClient {
+            broker_id,
+            controller,
+            cache,
+            listener,
+            timeout,
+            connection: Mutex::new(None),
+        }
+    }
+
+    fn route(&self) -> Result<Route, ControllerClientError> {
+        let snapshot = self.cache.snapshot();
+        // Before the first UpdateMetadata a broker that won the election itself knows.
+        let controller = snapshot
+            .controller_id
+            .or_else(|| self.controller.is_active().then_some(self.broker_id));
+        let Some(id) = controller else {
+            return Err(ControllerClientError::NoController);
+        };
+        if id == self.broker_id {
+            return Ok(Route::Local);
+        }
+        let broker = snapshot
+            .brokers
+            .get(&id)
+            .ok_or(ControllerClientError::NoController)?;
+        let (host, port) = broker
+            .endpoint(&self.listener)
+            .ok_or(ControllerClientError::NoEndpoint(id))?;
+        let addr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Route::Remote(id, addr))
+    }
+
+    /// Runs `f` on a connection to controller `id` at `addr`, reconnecting as needed;
+    /// a failed exchange drops the connection.
+    async fn with_connection<T>(
+        &self,
+        id: i32,
+        addr: &str,
+        f: impl AsyncFnOnce(&mut BrokerConnection) -> Result<T, NetworkError>,
+    ) -> Result<T, ControllerClientError> {
+        let mut guard = self.connection.lock().await;
+        if guard
+            .as_ref()
+            .is_none_or(|(cid, c)| *cid != id || c.addr() != addr)
+        {
+            let client_id = format!("broker-{}-to-controller", self.broker_id);
+            *guard = Some((
+                id,
+                BrokerConnection::connect(addr, &client_id, self.timeout).await?,
+            ));
+        }
+        let (_, conn) = guard.as_mut().expect("connected");
+        match f(conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                *guard = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<AlterPartitionResponse, ControllerClientError> {
+        let response = match self.route()? {
+            Route::Local => self.controller.alter_partition(request).await,
+            Route::Remote(id, addr) => {
+                self.with_connection(id, &addr, async |c| {
+                    c.send(&request, ALTER_PARTITION_VERSION).await
+                })
+                .await?
+            }
+        };
+        match ResponseError::try_from_code(response.error_code) {
+            Some(e) => Err(ControllerClientError::Error(e)),
+            None => Ok(response),
+        }
+    }
+
+    pub async fn allocate_producer_ids(
+        &self,
+        broker_epoch: i64,
+    ) -> Result<(i64, i32), ControllerClientError> {
+        match self.route()? {
+            Route::Local => self
+                .controller
+                .allocate_producer_ids(self.broker_id, broker_epoch)
+                .await
+                .map_err(ControllerClientError::Error),
+            Route::Remote(id, addr) => {
+                let request = AllocateProducerIdsRequest::default()
+                    .with_broker_id(BrokerId(self.broker_id))
+                    .with_broker_epoch(broker_epoch);
+                let response: AllocateProducerIdsResponse = self
+                    .with_connection(id, &addr, async |c| {
+                        c.send(&request, ALLOCATE_PRODUCER_IDS_VERSION).await
+                    })
+                    .await?;
+                match ResponseError::try_from_code(response.error_code) {
+                    Some(e) => Err(ControllerClientError::Error(e)),
+                    None => Ok((response.producer_id_start.0, response.producer_id_len)),
+                }
+            }
+        }
+    }
+
+    /// Asks the controller to move this broker's leaderships away; returns the
+    /// partitions it still leads.
+    pub async fn controlled_shutdown(
+        &self,
+        broker_epoch: i64,
+    ) -> Result<Vec<TopicPartition>, ControllerClientError> {
+        match self.route()? {
+            Route::Local => self
+                .controller
+                .controlled_shutdown(self.broker_id, broker_epoch)
+                .await
+                .map_err(ControllerClientError::Error),
+            Route::Remote(id, addr) => {
+                let request = ControlledShutdownRequest {
+                    broker_id: self.broker_id,
+                    broker_epoch,
+                };
+                let body: BytesMut = request
+                    .encode(CONTROLLED_SHUTDOWN_VERSION)
+                    .expect("ControlledShutdown v3 encodes");
+                let bytes = self
+                    .with_connection(id, &addr, async |c| {
+                        c.send_raw(
+                            CONTROLLED_SHUTDOWN_KEY,
+                            CONTROLLED_SHUTDOWN_VERSION,
+                            true,
+                            &body,
+                        )
+                        .await
+                    })
+                    .await?;
+                let response =
+                    ControlledShutdownResponse::decode(bytes, CONTROLLED_SHUTDOWN_VERSION)
+                        .map_err(|e| {
+                            ControllerClientError::Network(NetworkError::Protocol {
+                                addr,
+                                reason: e.to_string(),
+                            })
+                        })?;
+                match ResponseError::try_from_code(response.error_code) {
+                    Some(e) => Err(ControllerClientError::Error(e)),
+                    None => Ok(response.remaining_partitions),
+                }
+            }
+        }
+    }
+}
