@@ -30,7 +30,7 @@ use strata_group_coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, GroupResponse, OffsetsTopicRecord, Output,
 };
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::replica::partition::PartitionError;
 use crate::replica::{LeadershipChanges, Partition};
@@ -246,7 +246,8 @@ impl GroupManager {
             .coordinator
             .load_partition(partition, records, now_ms())
         {
-            Ok(()) => info!(partition, records = count, "loaded consumer groups"),
+            Ok(()) if count > 0 => info!(partition, records = count, "loaded consumer groups"),
+            Ok(()) => debug!(partition, "loaded an empty __consumer_offsets partition"),
             Err(e) => warn!(partition, error = %e, "bad record in __consumer_offsets"),
         }
     }

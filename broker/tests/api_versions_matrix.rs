@@ -373,6 +373,22 @@ fn every_advertised_version_answers_decodably() {
                         "ElectLeaders v{version}"
                     );
                 }
+                ApiKey::DescribeLogDirs => {
+                    let r: DescribeLogDirsResponse = round_trip(
+                        port,
+                        api,
+                        version,
+                        &DescribeLogDirsRequest::default().with_topics(None),
+                    );
+                    assert_eq!(r.results.len(), 1);
+                    assert!(
+                        r.results[0]
+                            .topics
+                            .iter()
+                            .any(|t| t.name.0.as_str() == "matrix"),
+                        "DescribeLogDirs v{version}"
+                    );
+                }
                 ApiKey::ListPartitionReassignments => {
                     let r: ListPartitionReassignmentsResponse = round_trip(
                         port,

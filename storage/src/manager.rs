@@ -247,6 +247,23 @@ impl LogManager {
             .collect()
     }
 
+    /// Each log dir with the logs it holds and their sizes in bytes (DescribeLogDirs).
+    pub fn logs_by_dir(&self) -> Vec<(PathBuf, Vec<(TopicPartition, u64)>)> {
+        let mut out: Vec<(PathBuf, Vec<(TopicPartition, u64)>)> = self
+            .log_dirs
+            .iter()
+            .map(|d| (d.clone(), Vec::new()))
+            .collect();
+        for (tp, entry) in self.entries() {
+            let size = lock(&entry.log).size_in_bytes();
+            out[entry.dir_index].1.push((tp, size));
+        }
+        for (_, logs) in &mut out {
+            logs.sort();
+        }
+        out
+    }
+
     /// Flushes the logs whose `flush.ms` has passed.
     pub fn flush_dirty_logs(&self, now_ms: i64) {
         for (tp, entry) in self.entries() {

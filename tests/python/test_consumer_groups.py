@@ -161,8 +161,10 @@ def test_mixed_clients_share_partitions_and_take_over_after_leave(broker, member
 
 def test_killed_member_session_expires_and_others_take_over(broker, members):
     create_topic(broker.bootstrap)
-    produced = produce(broker.bootstrap, 0, 3000)
+    # Records come after all three own partitions: a member alone in the group at first
+    # would otherwise read everything before the others join.
     start_three(broker, members, "mixed-kill")
+    produced = produce(broker.bootstrap, 0, 3000)
     rk, ck, kp = members
     wait_for(lambda: len(rk.records()) > 0, 60, "the librdkafka member to consume")
 

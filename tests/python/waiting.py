@@ -9,12 +9,14 @@ WAIT = 60
 
 def wait_for(condition, timeout=WAIT, what="the condition"):
     """Calls condition() every 0.1 s until it returns something truthy, and returns that;
-    fails naming `what` once `timeout` seconds have passed."""
+    fails naming `what` (a string, or a function giving one, e.g. with the last state
+    seen) once `timeout` seconds have passed."""
     deadline = time.time() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {described}")
         time.sleep(0.1)

@@ -24,6 +24,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -89,6 +90,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
@@ -284,6 +286,7 @@ pub async fn handle_request(
         ApiKey::DeleteGroups => dispatch!(delete_groups, m::DeleteGroupsRequest),
         ApiKey::OffsetDelete => dispatch!(offset_delete, m::OffsetDeleteRequest),
         ApiKey::ElectLeaders => dispatch!(elect_leaders, m::ElectLeadersRequest),
+        ApiKey::DescribeLogDirs => dispatch!(describe_log_dirs, m::DescribeLogDirsRequest),
         ApiKey::AlterPartitionReassignments => dispatch!(
             alter_partition_reassignments,
             m::AlterPartitionReassignmentsRequest

@@ -9,6 +9,7 @@
 //! one needs no listener to elect its leaders.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -56,6 +57,8 @@ pub type ResponseEvent = (i32, ControllerRequest, ControllerResponse);
 struct Queue {
     tx: mpsc::UnboundedSender<ControllerRequest>,
     task: tokio::task::JoinHandle<()>,
+    /// Requests queued and not yet answered.
+    pending: Arc<AtomicUsize>,
 }
 
 pub struct ControllerChannel {
@@ -89,12 +92,14 @@ impl ControllerChannel {
     pub fn add_broker(&self, broker: &BrokerRegistration) {
         self.remove_broker(broker.id);
         let (tx, rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(AtomicUsize::new(0));
         let task = if broker.id == self.local_broker_id {
             tokio::spawn(run_local(
                 broker.id,
                 self.local.clone(),
                 rx,
                 self.responses.clone(),
+                pending.clone(),
             ))
         } else {
             let address = broker.endpoint(&self.listener).map(|e| {
@@ -111,17 +116,37 @@ impl ControllerChannel {
                 self.timeout,
                 rx,
                 self.responses.clone(),
+                pending.clone(),
             ))
         };
         self.queues
             .lock()
             .expect("channel lock")
-            .insert(broker.id, Queue { tx, task });
+            .insert(broker.id, Queue { tx, task, pending });
     }
 
     pub fn remove_broker(&self, broker_id: i32) {
         if let Some(q) = self.queues.lock().expect("channel lock").remove(&broker_id) {
             q.task.abort();
+        }
+    }
+
+    /// Waits (at most `timeout`) until every queued request was answered: a controller
+    /// that resigns on shutdown first delivers what it decided.
+    pub async fn drain(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending: usize = self
+                .queues
+                .lock()
+                .expect("channel lock")
+                .values()
+                .map(|q| q.pending.load(Ordering::Acquire))
+                .sum();
+            if pending == 0 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -134,6 +159,7 @@ impl ControllerChannel {
     pub fn send(&self, broker_id: i32, request: ControllerRequest) {
         match self.queues.lock().expect("channel lock").get(&broker_id) {
             Some(q) => {
+                q.pending.fetch_add(1, Ordering::AcqRel);
                 let _ = q.tx.send(request);
             }
             None => debug!(broker = broker_id, "no channel to broker; request dropped"),
@@ -146,6 +172,7 @@ async fn run_local(
     local: Weak<dyn LocalBroker>,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
+    pending: Arc<AtomicUsize>,
 ) {
     while let Some(request) = rx.recv().await {
         let Some(broker) = local.upgrade() else {
@@ -153,6 +180,7 @@ async fn run_local(
         };
         let response = broker.handle(request.clone()).await;
         let _ = responses.send((broker_id, request, response));
+        pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -209,6 +237,7 @@ async fn run_remote(
     timeout: Duration,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
+    pending: Arc<AtomicUsize>,
 ) {
     let Some(address) = address else {
         warn!(
@@ -246,6 +275,7 @@ async fn run_remote(
                             warn!(broker = broker_id, error = %e, "undecodable response to a controller request")
                         }
                     }
+                    pending.fetch_sub(1, Ordering::AcqRel);
                     break;
                 }
                 Err(e) => {

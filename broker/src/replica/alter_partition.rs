@@ -116,10 +116,13 @@ impl AlterPartitionManager {
                     }
                 }
                 Err(e) => {
+                    // The controller moving is routine: the next UpdateMetadata names the
+                    // new one. Anything else is worth a warning.
                     match &e {
                         ControllerClientError::NoController
+                        | ControllerClientError::Network(_)
                         | ControllerClientError::Error(ResponseError::NotController) => {
-                            debug!(error = %e, "AlterPartition: no controller; retrying")
+                            debug!(error = %e, "AlterPartition: controller unavailable; retrying")
                         }
                         _ => warn!(error = %e, "AlterPartition failed; retrying"),
                     }

@@ -265,7 +265,7 @@ impl ReplicaManager {
                             match partition.make_leader(&target, topic.topic_id, now, &is_alive) {
                                 Ok(change) if !change.skipped => {
                                     if change.new_leader_epoch {
-                                        info!(topic = %tp.0, partition = tp.1, epoch = state.leader_epoch, isr = ?state.isr, "leading");
+                                        debug!(topic = %tp.0, partition = tp.1, epoch = state.leader_epoch, isr = ?state.isr, "leading");
                                     }
                                     changes.became_leader.push((tp.clone(), state.leader_epoch));
                                 }
@@ -303,6 +303,15 @@ impl ReplicaManager {
                     error_code: error.map_or(0, |e| e.code()),
                 });
             }
+        }
+        if !changes.became_leader.is_empty() || !changes.became_follower.is_empty() {
+            info!(
+                controller = request.controller_id,
+                controller_epoch = request.controller_epoch,
+                leading = changes.became_leader.len(),
+                following = changes.became_follower.len(),
+                "applied LeaderAndIsr"
+            );
         }
         for (leader, partitions) in followers {
             debug!(leader, count = partitions.len(), "following");

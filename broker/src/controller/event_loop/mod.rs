@@ -89,6 +89,9 @@ impl EventLoop {
                 call = calls.recv() => match call {
                     None => break,
                     Some(ControllerCall::Shutdown(done)) => {
+                        // Deliver what was decided (a controlled shutdown's elections)
+                        // before resigning.
+                        self.channel.drain(Duration::from_secs(5)).await;
                         self.resign("shutting down");
                         let _ = done.send(());
                         break;

@@ -1,0 +1,294 @@
+"""A cluster of strata-broker processes on 127.0.0.1..n for the replication tests.
+
+Broker N listens on 127.0.0.N (one port number shared by all, as on separate hosts) and
+keeps its metadata in a ZooKeeper ensemble from zk_support: strata-coordinator, or
+Apache ZooKeeper for the same run on the real thing. Brokers can be killed (SIGKILL),
+stopped (SIGTERM, a controlled shutdown), paused (SIGSTOP) and resumed, and restarted
+on their data.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from strata_broker import BIN_DIR, free_port
+from waiting import wait_for
+
+
+class StrataCluster:
+    def __init__(self, root, ensemble, n=3, extra=None, chroot="/strata"):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ensemble = ensemble
+        self.n = n
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.extra = dict(extra or {})
+        self.chroot = chroot
+        self.procs = {}
+        for i in range(1, n + 1):
+            self.start(i)
+        self.wait_ready()
+
+    def host(self, i):
+        return f"127.0.0.{i}"
+
+    def addr(self, i):
+        return f"{self.host(i)}:{self.port}"
+
+    @property
+    def bootstrap(self):
+        return ",".join(self.addr(i) for i in range(1, self.n + 1))
+
+    def log_path(self, i):
+        return self.root / f"broker{i}.log"
+
+    def log(self, i):
+        try:
+            return self.log_path(i).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def config(self, i):
+        props = {
+            "broker.id": str(i),
+            "listeners": f"PLAINTEXT://{self.host(i)}:{self.port}",
+            "log.dirs": str(self.root / f"data{i}"),
+            "zookeeper.connect": self.ensemble.hosts() + self.chroot,
+            "zookeeper.session.timeout.ms": "6000",
+            "metrics.port": str(self.metrics_port),
+            "group.initial.rebalance.delay.ms": "0",
+            "offsets.topic.replication.factor": "3",
+            "offsets.topic.num.partitions": "6",
+            "default.replication.factor": "3",
+            "min.insync.replicas": "2",
+            "replica.lag.time.max.ms": "5000",
+            "controlled.shutdown.retry.backoff.ms": "500",
+        }
+        props.update(self.extra)
+        path = self.root / f"server{i}.properties"
+        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        return path
+
+    def start(self, i):
+        binary = BIN_DIR / "strata-broker"
+        log = open(self.log_path(i), "ab")
+        self.procs[i] = subprocess.Popen(
+            [str(binary), "--config", str(self.config(i))],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "info"), "NO_COLOR": "1"},
+        )
+
+    def kill(self, i):
+        """SIGKILL: the broker's ZooKeeper session lives on until it times out."""
+        p = self.procs.pop(i, None)
+        if p:
+            p.kill()
+            p.wait()
+
+    def stop(self, i, timeout=60):
+        """SIGTERM: a controlled shutdown, then exit."""
+        p = self.procs.pop(i, None)
+        if p:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                raise AssertionError(f"broker {i} did not stop within {timeout}s:\n{self.log(i)[-4000:]}")
+
+    def pause(self, i):
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def resume(self, i):
+        self.procs[i].send_signal(signal.SIGCONT)
+
+    def running(self):
+        return sorted(i for i, p in self.procs.items() if p.poll() is None)
+
+    def admin(self, brokers=None):
+        servers = ",".join(self.addr(i) for i in (brokers or self.running()))
+        return AdminClient({"bootstrap.servers": servers, "socket.timeout.ms": 5000})
+
+    def metadata(self, topic=None, via=None):
+        """Cluster metadata as a broker sees it: (controller id, {broker ids},
+        {partition: (leader, replicas, isr)})."""
+        admin = self.admin([via] if via else None)
+        md = admin.list_topics(topic=topic, timeout=10)
+        partitions = {}
+        if topic is not None and topic in md.topics:
+            for p, pm in md.topics[topic].partitions.items():
+                partitions[p] = (pm.leader, list(pm.replicas), list(pm.isrs))
+        return md.controller_id, set(md.brokers), partitions
+
+    def wait_ready(self, brokers=None, timeout=60):
+        """Every running broker is registered and every broker's metadata lists them."""
+        expected = set(brokers or self.running())
+
+        def ready():
+            for i in expected:
+                if self.procs[i].poll() is not None:
+                    raise AssertionError(f"broker {i} exited:\n{self.log(i)[-4000:]}")
+                try:
+                    _, live, _ = self.metadata(via=i)
+                except Exception:
+                    return False
+                if live != expected:
+                    return False
+            return True
+
+        wait_for(ready, timeout=timeout, what=f"brokers {sorted(expected)} registered and described")
+
+    def wait_partition(self, topic, predicate, timeout=60, what="partition state"):
+        """Waits until `predicate(partitions)` holds in the metadata of a running broker."""
+        last = {}
+
+        def check():
+            nonlocal last
+            try:
+                _, _, last = self.metadata(topic)
+            except Exception:
+                return False
+            return bool(last) and predicate(last)
+
+        wait_for(check, timeout=timeout, what=lambda: f"{what}; last seen {last}")
+        return last
+
+    def create_topic(self, topic, partitions=3, rf=3, config=None):
+        from confluent_kafka.admin import NewTopic
+
+        admin = self.admin()  # kept alive until the future resolves
+        futures = admin.create_topics(
+            [NewTopic(topic, partitions, rf, config=config or {})], request_timeout=30
+        )
+        futures[topic].result(timeout=60)
+        self.wait_partition(
+            topic,
+            lambda ps: len(ps) == partitions and all(p[0] >= 0 and len(p[2]) == rf for p in ps.values()),
+            what=f"{topic} with {partitions} partitions fully replicated",
+        )
+
+    def controller(self):
+        controller, _, _ = self.metadata()
+        return controller
+
+    def close(self):
+        for i in list(self.procs):
+            self.kill(i)
+
+
+def consume_all(bootstrap, topic, timeout=60):
+    """Every record of `topic` from the beginning to the end offsets seen now, as
+    {(partition, offset): value}."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"checker-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        md = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(md.topics[topic].partitions)
+        ends = {}
+        for p in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records = {}
+        done = {p for p in partitions if ends[p] == 0}
+        deadline = time.time() + timeout
+        while len(done) < len(partitions):
+            if time.time() > deadline:
+                missing = {p: ends[p] for p in partitions if p not in done}
+                raise AssertionError(f"reading {topic}: partitions {missing} not read to their end")
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            records[(msg.partition(), msg.offset())] = msg.value()
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+        return records
+    finally:
+        consumer.close()
+
+
+def check_acknowledged(acked, records, exactly_once=True):
+    """The checker: every acknowledged record is in the log at the offset it was
+    acknowledged at; with an idempotent producer, exactly once. `acked` is
+    {(partition, offset): value}."""
+    lost = {k: v for k, v in acked.items() if records.get(k) != v}
+    assert not lost, f"{len(lost)} acknowledged records lost or moved, e.g. {sorted(lost.items())[:5]}"
+    if exactly_once:
+        values = {}
+        for key, value in records.items():
+            values.setdefault(value, []).append(key)
+        acked_values = set(acked.values())
+        duplicated = {v: k for v, k in values.items() if len(k) > 1 and v in acked_values}
+        assert not duplicated, f"acknowledged records stored twice: {list(duplicated.items())[:5]}"
+
+
+class BackgroundProducer:
+    """An idempotent acks=all librdkafka producer writing numbered values to `topic` from a
+    thread until stopped; records what was acknowledged where."""
+
+    def __init__(self, bootstrap, topic, prefix="v", rate=200, config=None):
+        import threading
+
+        from confluent_kafka import Producer
+
+        self.topic = topic
+        self.prefix = prefix
+        self.acked = {}
+        self.errors = []
+        self.sent = 0
+        self._stop = threading.Event()
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": 120000,
+                **(config or {}),
+            }
+        )
+        self._interval = 1.0 / rate
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _delivered(self, err, msg):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.acked[(msg.partition(), msg.offset())] = msg.value()
+
+    def _run(self):
+        while not self._stop.is_set():
+            value = f"{self.prefix}-{self.sent}".encode()
+            try:
+                self._producer.produce(self.topic, value=value, key=value, on_delivery=self._delivered)
+                self.sent += 1
+            except BufferError:
+                pass
+            self._producer.poll(self._interval)
+
+    def wait_acked(self, n, timeout=120):
+        wait_for(lambda: len(self.acked) >= n, timeout=timeout,
+                 what=lambda: f"{n} acknowledgements (have {len(self.acked)}, errors {self.errors[-3:]})")
+
+    def stop(self, timeout=120):
+        self._stop.set()
+        self._thread.join()
+        remaining = self._producer.flush(timeout)
+        assert remaining == 0, f"{remaining} records never acknowledged; errors {self.errors[-5:]}"
+        return self.acked

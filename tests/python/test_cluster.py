@@ -1,0 +1,313 @@
+"""Three strata-brokers replicating on a three-server ZooKeeper ensemble — once on
+strata-coordinator and once on Apache ZooKeeper 3.9 — driven by clients and tools no one
+here wrote: librdkafka (confluent-kafka), kafka-python, and Apache Kafka's own Java
+producer and admin tools (kafka-topics, kafka-leader-election, kafka-reassign-partitions,
+VerifiableProducer).
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import KafkaError, Producer
+from kafka import KafkaProducer
+
+from strata_cluster import BackgroundProducer, StrataCluster, check_acknowledged, consume_all
+from waiting import wait_for
+from zk_support import REPO, Ensemble
+
+KAFKA_CLASS = REPO / "tools" / "kafka-class.sh"
+
+
+def kafka_tool(cls, *args, timeout=120, check=True):
+    out = subprocess.run(
+        ["bash", str(KAFKA_CLASS), cls, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"{cls} {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+@pytest.fixture(scope="module", params=["strata", "zookeeper"])
+def cluster(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    ensemble = Ensemble(root / "zk", n=3, impl=request.param)
+    cluster = StrataCluster(root / "brokers", ensemble)
+    yield cluster
+    cluster.close()
+    ensemble.close()
+
+
+@pytest.fixture(autouse=True)
+def every_broker_running(cluster, request):
+    """Each test starts and ends with all three brokers up; logs are shown on failure."""
+    for i in range(1, cluster.n + 1):
+        if i not in cluster.running():
+            cluster.start(i)
+    cluster.wait_ready(list(range(1, cluster.n + 1)))
+    yield
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        for i in range(1, cluster.n + 1):
+            print(f"--- broker {i} log (tail) ---\n{cluster.log(i)[-6000:]}")
+
+
+def unique(name):
+    return f"{name}-{time.time_ns() % 10**9}"
+
+
+def test_rf3_topic_is_described_as_it_replicates(cluster):
+    topic = unique("replicated")
+    out = kafka_tool(
+        "org.apache.kafka.tools.TopicCommand",
+        "--bootstrap-server", cluster.bootstrap,
+        "--create", "--topic", topic, "--partitions", "3", "--replication-factor", "3",
+        "--config", "min.insync.replicas=2",
+    )
+    assert f"Created topic {topic}" in out.stdout
+    cluster.wait_partition(topic, lambda ps: all(len(p[2]) == 3 for p in ps.values()),
+                           what="all three replicas in sync")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(300):
+        producer.produce(topic, key=str(i).encode(), value=f"value-{i}".encode())
+    assert producer.flush(60) == 0
+    # Kafka's kafka-topics --describe shows the leader, replicas and ISR the brokers hold.
+    described = kafka_tool(
+        "org.apache.kafka.tools.TopicCommand",
+        "--bootstrap-server", cluster.bootstrap, "--describe", "--topic", topic,
+    ).stdout
+    _, _, partitions = cluster.metadata(topic)
+    for p, (leader, replicas, isr) in partitions.items():
+        line = next(l for l in described.splitlines() if f"Partition: {p}\t" in l)
+        assert f"Leader: {leader}\t" in line, line
+        assert f"Replicas: {','.join(map(str, replicas))}\t" in line, line
+        assert sorted(int(b) for b in line.split("Isr: ")[1].split("\t")[0].split(",")) == sorted(replicas), line
+    # Every replica holds every record: the log end offsets in each broker's metrics agree.
+    records = consume_all(cluster.bootstrap, topic)
+    assert len(records) == 300
+
+
+def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
+    topic = unique("acks-all")
+    cluster.create_topic(topic, partitions=3, rf=3, config={"min.insync.replicas": "2"})
+    librdkafka = BackgroundProducer(cluster.bootstrap, topic, prefix="rd")
+    config = tmp_path / "producer.properties"
+    config.write_text("acks=all\nenable.idempotence=true\nretries=2147483647\ndelivery.timeout.ms=120000\n")
+    java = subprocess.Popen(
+        ["bash", str(KAFKA_CLASS), "org.apache.kafka.tools.VerifiableProducer",
+         "--bootstrap-server", cluster.bootstrap, "--topic", topic,
+         "--max-messages", "3000", "--throughput", "300", "--value-prefix", "7",
+         "--producer.config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    python = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", retries=10,
+                           max_in_flight_requests_per_connection=1)
+    python_acked = {}
+    librdkafka.wait_acked(200)
+    # Kill the leader of partition 0, then the controller, while everyone produces.
+    _, _, partitions = cluster.metadata(topic)
+    victim = partitions[0][0]
+    cluster.kill(victim)
+    for i in range(100):
+        md = python.send(topic, key=f"py-{i}".encode(), value=f"py-{i}".encode()).get(timeout=60)
+        python_acked[(md.partition, md.offset)] = f"py-{i}".encode()
+    cluster.wait_partition(topic, lambda ps: all(p[0] not in (victim, -1) for p in ps.values()),
+                           what=f"leaders moved off broker {victim}")
+    cluster.start(victim)
+    cluster.wait_ready(list(range(1, 4)))
+    controller = cluster.controller()
+    cluster.kill(controller)
+    for i in range(100, 200):
+        md = python.send(topic, key=f"py-{i}".encode(), value=f"py-{i}".encode()).get(timeout=60)
+        python_acked[(md.partition, md.offset)] = f"py-{i}".encode()
+    cluster.start(controller)
+    cluster.wait_ready(list(range(1, 4)))
+    python.close()
+    java_out, _ = java.communicate(timeout=300)
+    java_acked = {}
+    for line in java_out.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("name") == "producer_send_success":
+            java_acked[(event["partition"], event["offset"])] = event["value"].encode()
+    assert len(java_acked) == 3000, f"Java producer acknowledged {len(java_acked)} of 3000"
+    rd_acked = librdkafka.stop()
+    assert not librdkafka.errors, librdkafka.errors[:5]
+    records = consume_all(cluster.bootstrap, topic)
+    check_acknowledged(rd_acked, records)
+    check_acknowledged(java_acked, records)
+    # kafka-python without idempotence may write a retried record twice; what it was
+    # told is acknowledged must still be where it was told.
+    check_acknowledged(python_acked, records, exactly_once=False)
+    # The cluster healed: every replica back in every ISR.
+    cluster.wait_partition(topic, lambda ps: all(len(p[2]) == 3 for p in ps.values()),
+                           what="all replicas back in sync")
+
+
+def test_acks_all_is_refused_below_min_insync_replicas(cluster):
+    topic = unique("min-isr")
+    cluster.create_topic(topic, partitions=1, rf=3, config={"min.insync.replicas": "2"})
+    _, _, partitions = cluster.metadata(topic)
+    leader = partitions[0][0]
+    followers = [b for b in partitions[0][1] if b != leader]
+    for f in followers:
+        cluster.kill(f)
+    cluster.wait_partition(topic, lambda ps: ps[0][2] == [leader], timeout=90,
+                           what="ISR shrunk to the leader")
+    strict = Producer({"bootstrap.servers": cluster.addr(leader), "acks": "all",
+                       "message.timeout.ms": 3000, "retries": 0})
+    errors = []
+    strict.produce(topic, value=b"refused", on_delivery=lambda err, msg: errors.append(err))
+    strict.flush(30)
+    assert errors and errors[0] is not None
+    assert errors[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), errors[0]
+    # acks=1 still works, but its record stays invisible until the ISR recovers (the
+    # high watermark does not move below min.insync.replicas).
+    loose = Producer({"bootstrap.servers": cluster.addr(leader), "acks": 1})
+    loose.produce(topic, value=b"acks-1")
+    assert loose.flush(30) == 0
+    for f in followers:
+        cluster.start(f)
+    cluster.wait_partition(topic, lambda ps: len(ps[0][2]) == 3, what="ISR back to three")
+    records = consume_all(cluster.bootstrap, topic)
+    assert b"acks-1" in records.values()
+    assert b"refused" not in records.values()
+
+
+def test_controlled_shutdown_moves_every_leadership_before_exit(cluster):
+    topic = unique("controlled")
+    cluster.create_topic(topic, partitions=6, rf=3)
+    _, _, partitions = cluster.metadata(topic)
+    victim = partitions[0][0]
+    led = [p for p, (leader, _, _) in partitions.items() if leader == victim]
+    assert led
+    producer = BackgroundProducer(cluster.bootstrap, topic, prefix="cs")
+    producer.wait_acked(100)
+    cluster.stop(victim)
+    log = cluster.log(victim)
+    assert "controlled shutdown: every leadership moved" in log, log[-3000:]
+    # The brokers left learn of the new leaders from the controller's UpdateMetadata
+    # (the leaderships moved before the broker exited; the log says so).
+    cluster.wait_partition(
+        topic,
+        lambda ps: all(leader != victim and victim not in isr for leader, _, isr in ps.values()),
+        timeout=15,
+        what=f"no partition led by or in sync on broker {victim}",
+    )
+    producer.wait_acked(len(producer.acked) + 100)
+    cluster.start(victim)
+    cluster.wait_ready(list(range(1, 4)))
+    acked = producer.stop()
+    assert not producer.errors, producer.errors[:5]
+    check_acknowledged(acked, consume_all(cluster.bootstrap, topic))
+
+
+def test_preferred_leader_election_with_kafkas_tool(cluster):
+    topic = unique("preferred")
+    cluster.create_topic(topic, partitions=3, rf=3)
+    _, _, partitions = cluster.metadata(topic)
+    victim = partitions[1][1][0]  # preferred leader of partition 1
+    cluster.stop(victim)
+    cluster.start(victim)
+    cluster.wait_partition(topic, lambda ps: all(len(p[2]) == 3 for p in ps.values()),
+                           what="the restarted broker back in every ISR")
+    _, _, before = cluster.metadata(topic)
+    assert before[1][0] != victim, "leadership stayed away from the restarted broker"
+    out = kafka_tool(
+        "org.apache.kafka.tools.LeaderElectionCommand",
+        "--bootstrap-server", cluster.bootstrap,
+        "--election-type", "PREFERRED", "--topic", topic, "--partition", "1",
+    )
+    assert "Successfully completed leader election" in out.stdout, out.stdout + out.stderr
+    cluster.wait_partition(topic, lambda ps: ps[1][0] == ps[1][1][0], what="the preferred replica leads")
+
+
+def test_reassignment_with_kafkas_tool_while_producing(cluster, tmp_path):
+    topic = unique("moved")
+    # RF 2 on brokers 1 and 2, moved to brokers 2 and 3.
+    cluster.create_topic(topic, partitions=2, rf=2)
+    producer = BackgroundProducer(cluster.bootstrap, topic, prefix="mv")
+    producer.wait_acked(200)
+    plan = {"version": 1, "partitions": [
+        {"topic": topic, "partition": p, "replicas": [3, 2] if p == 0 else [2, 3]} for p in (0, 1)
+    ]}
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    out = kafka_tool(
+        "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+        "--bootstrap-server", cluster.bootstrap,
+        "--reassignment-json-file", str(plan_file), "--execute",
+    )
+    assert "Successfully started partition reassignments" in out.stdout, out.stdout + out.stderr
+
+    def verified():
+        out = kafka_tool(
+            "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+            "--bootstrap-server", cluster.bootstrap,
+            "--reassignment-json-file", str(plan_file), "--verify", check=False,
+        )
+        return "is completed" in out.stdout and "is still in progress" not in out.stdout
+
+    wait_for(verified, timeout=120, what="the reassignment to complete")
+    cluster.wait_partition(topic, lambda ps: sorted(ps[0][1]) == [2, 3] and sorted(ps[1][1]) == [2, 3]
+                           and all(sorted(p[2]) == [2, 3] for p in ps.values()),
+                           what="replicas and ISRs on brokers 2 and 3")
+    acked = producer.stop()
+    assert not producer.errors, producer.errors[:5]
+    check_acknowledged(acked, consume_all(cluster.bootstrap, topic))
+    # Broker 1 deleted its replicas.
+    data1 = cluster.root / "data1"
+    wait_for(lambda: not any(d.name.startswith(f"{topic}-") and not d.name.endswith("-delete")
+                             for d in data1.iterdir()),
+             what="broker 1 to delete the moved replicas")
+
+
+def test_group_keeps_its_offsets_when_its_coordinator_dies(cluster):
+    from confluent_kafka import Consumer
+
+    topic = unique("grouped")
+    group = unique("group")
+    cluster.create_topic(topic, partitions=3, rf=3)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(300):
+        producer.produce(topic, value=f"g-{i}".encode())
+    assert producer.flush(60) == 0
+
+    def consume(n):
+        consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([topic])
+        seen = []
+        deadline = time.time() + 90
+        while len(seen) < n and time.time() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            seen.append(msg.value())
+            consumer.commit(msg, asynchronous=False)
+        consumer.close()
+        return seen
+
+    first = consume(150)
+    assert len(first) == 150
+    # The coordinator is the leader of the group's __consumer_offsets partition.
+    coordinator_partition = abs(java_hash(group)) % 6
+    _, _, offsets = cluster.metadata("__consumer_offsets")
+    coordinator = offsets[coordinator_partition][0]
+    cluster.kill(coordinator)
+    rest = consume(150)
+    assert len(rest) == 150, f"read {len(rest)} after the coordinator moved"
+    assert set(first).isdisjoint(rest), "committed offsets were lost: records read twice"
+    assert {v.decode() for v in first + rest} == {f"g-{i}" for i in range(300)}
+
+
+def java_hash(s):
+    h = 0
+    for c in s:
+        h = (31 * h + ord(c)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
