@@ -1,6 +1,7 @@
 # Strata — build, run, test and benchmark.
 #
 #   make run     build and start a single-node broker on 127.0.0.1:9092 (data in ./data)
+#   make cluster three coordinators and three brokers on 127.0.0.1..3 (data in ./data/cluster)
 #   make test    install what the tests need (cached in ~/.cache/strata) and run them all
 #   make e2e     the operator against a real kube-apiserver (part of make test)
 #   make bench   Strata side by side with Apache Kafka / ZooKeeper on this machine
@@ -17,18 +18,22 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 export STRATA_COORDINATOR_BIN := $(DEBUG_BIN)/strata-coordinator
 
-.PHONY: run build release test setup lint test-rust test-python test-clients test-zk-java test-kube e2e bench clean
+.PHONY: run cluster build release test setup lint test-rust test-python test-clients test-zk-java test-kube e2e bench clean
 
 run: release
 	@mkdir -p data
 	@echo "Starting strata-broker on 127.0.0.1:9092 (data in ./data, metrics on 127.0.0.1:9404/metrics); Ctrl-C stops it."
 	exec $(RELEASE_BIN)/strata-broker --config config/server.properties
 
+# Replication on a laptop: config/cluster/ (zoo.cfg and server.properties per node).
+cluster: release
+	bash tools/cluster.sh $(RELEASE_BIN)
+
 build:
 	cargo build --workspace --bins
 
 release:
-	cargo build --release -p strata-broker -p strata
+	cargo build --release -p strata-broker -p strata-coordinator -p strata
 
 setup:
 	bash tools/setup-rust.sh
@@ -38,6 +43,7 @@ setup:
 	bash tools/setup-zookeeper.sh >/dev/null
 	bash tools/setup-zookeeper.sh curator >/dev/null
 	bash tools/setup-kcat.sh
+	bash tools/setup-faults.sh
 	bash e2e/kube/setup.sh
 
 lint:

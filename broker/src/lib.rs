@@ -482,7 +482,15 @@ async fn bind_listeners(config: &KafkaConfig) -> Result<Vec<(String, TcpListener
 /// Starts a broker: opens its metadata store and logs, binds its listeners, registers,
 /// starts the controller, and serves until `shutdown` turns true. Returns once the logs
 /// are closed.
-pub async fn run(config: KafkaConfig, shutdown: watch::Receiver<bool>) -> Result<(), StartupError> {
+/// Runs a broker until `shutdown_signal` turns true, then shuts it down as Kafka does: a
+/// controlled shutdown first, while the broker still serves (the controller's
+/// LeaderAndIsr and StopReplica, followers' fetches, clients finishing up), and only
+/// then the listeners, the background tasks and the logs.
+pub async fn run(
+    config: KafkaConfig,
+    mut shutdown_signal: watch::Receiver<bool>,
+) -> Result<(), StartupError> {
+    let (stop_tx, shutdown) = watch::channel(false);
     for key in &config.unused {
         info!(key, "configuration key not used by Strata");
     }
@@ -682,10 +690,17 @@ pub async fn run(config: KafkaConfig, shutdown: watch::Receiver<bool>) -> Result
         "serving"
     );
 
-    server::serve_all(broker.clone(), listeners, shutdown.clone()).await;
+    let server = tokio::spawn(server::serve_all(
+        broker.clone(),
+        listeners,
+        shutdown.clone(),
+    ));
+    let _ = shutdown_signal.wait_for(|stop| *stop).await;
 
-    // Shutdown: leaderships away first, then stop everything, then the logs.
+    // Leaderships away first, then stop serving and everything else, then the logs.
     broker.controlled_shutdown().await;
+    let _ = stop_tx.send(true);
+    let _ = server.await;
     broker.controller.shutdown().await;
     broker.replica_manager.fetchers.shutdown();
     for task in tasks {

@@ -881,7 +881,13 @@ impl Log {
     /// from its leader, KIP-101). Removes whole batches; producer state is rebuilt.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // No record goes, but an epoch that starts at the log end does: this replica
+            // was elected leader (its epoch assigned at its log end) and lost leadership
+            // before appending anything. Left in place it would be reported as the last
+            // fetched epoch and the leader would answer "diverging" forever.
+            return self
+                .leader_epoch_cache
+                .truncate_from_end(self.log_end_offset());
         }
         let first_base = *self.segments.keys().next().expect("log has a segment");
         if offset <= first_base {

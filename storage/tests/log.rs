@@ -379,6 +379,25 @@ fn leader_epochs_follow_appends_and_truncation() {
 }
 
 #[test]
+fn truncating_to_the_log_end_drops_an_epoch_that_never_got_a_record() {
+    // Elected leader at epoch 4 (its start assigned at the log end), deposed before any
+    // append: the new leader knows epoch 0 to end at 2, and truncation there must leave
+    // epoch 0 as this replica's last epoch, or it would diverge again on every fetch.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default());
+    log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
+    log.maybe_assign_epoch_start_offset(4, 2).unwrap();
+    assert_eq!(log.latest_epoch(), Some(4));
+    log.truncate_to(2).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0)]);
+    assert_eq!(log.latest_epoch(), Some(0));
+    // Past the end nothing changes.
+    log.truncate_to(10).unwrap();
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0)]);
+}
+
+#[test]
 fn retention_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let size = batch(1, 0).len() as u64;

@@ -9,7 +9,7 @@
 //! one needs no listener to elect its leaders.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -57,8 +57,16 @@ pub type ResponseEvent = (i32, ControllerRequest, ControllerResponse);
 struct Queue {
     tx: mpsc::UnboundedSender<ControllerRequest>,
     task: tokio::task::JoinHandle<()>,
+    status: Arc<QueueStatus>,
+}
+
+/// What [`ControllerChannel::drain`] looks at, kept by the sender task.
+#[derive(Default)]
+struct QueueStatus {
     /// Requests queued and not yet answered.
-    pending: Arc<AtomicUsize>,
+    pending: AtomicUsize,
+    /// Set while the broker refuses connections (it is going away).
+    unreachable: AtomicBool,
 }
 
 pub struct ControllerChannel {
@@ -92,14 +100,14 @@ impl ControllerChannel {
     pub fn add_broker(&self, broker: &BrokerRegistration) {
         self.remove_broker(broker.id);
         let (tx, rx) = mpsc::unbounded_channel();
-        let pending = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(QueueStatus::default());
         let task = if broker.id == self.local_broker_id {
             tokio::spawn(run_local(
                 broker.id,
                 self.local.clone(),
                 rx,
                 self.responses.clone(),
-                pending.clone(),
+                status.clone(),
             ))
         } else {
             let address = broker.endpoint(&self.listener).map(|e| {
@@ -116,13 +124,13 @@ impl ControllerChannel {
                 self.timeout,
                 rx,
                 self.responses.clone(),
-                pending.clone(),
+                status.clone(),
             ))
         };
         self.queues
             .lock()
             .expect("channel lock")
-            .insert(broker.id, Queue { tx, task, pending });
+            .insert(broker.id, Queue { tx, task, status });
     }
 
     pub fn remove_broker(&self, broker_id: i32) {
@@ -132,7 +140,8 @@ impl ControllerChannel {
     }
 
     /// Waits (at most `timeout`) until every queued request was answered: a controller
-    /// that resigns on shutdown first delivers what it decided.
+    /// that resigns on shutdown first delivers what it decided. Brokers that refuse
+    /// connections are not waited for: they are going away too.
     pub async fn drain(&self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -141,7 +150,8 @@ impl ControllerChannel {
                 .lock()
                 .expect("channel lock")
                 .values()
-                .map(|q| q.pending.load(Ordering::Acquire))
+                .filter(|q| !q.status.unreachable.load(Ordering::Acquire))
+                .map(|q| q.status.pending.load(Ordering::Acquire))
                 .sum();
             if pending == 0 || tokio::time::Instant::now() >= deadline {
                 return;
@@ -159,7 +169,7 @@ impl ControllerChannel {
     pub fn send(&self, broker_id: i32, request: ControllerRequest) {
         match self.queues.lock().expect("channel lock").get(&broker_id) {
             Some(q) => {
-                q.pending.fetch_add(1, Ordering::AcqRel);
+                q.status.pending.fetch_add(1, Ordering::AcqRel);
                 let _ = q.tx.send(request);
             }
             None => debug!(broker = broker_id, "no channel to broker; request dropped"),
@@ -172,7 +182,7 @@ async fn run_local(
     local: Weak<dyn LocalBroker>,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
-    pending: Arc<AtomicUsize>,
+    status: Arc<QueueStatus>,
 ) {
     while let Some(request) = rx.recv().await {
         let Some(broker) = local.upgrade() else {
@@ -180,7 +190,7 @@ async fn run_local(
         };
         let response = broker.handle(request.clone()).await;
         let _ = responses.send((broker_id, request, response));
-        pending.fetch_sub(1, Ordering::AcqRel);
+        status.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -237,7 +247,7 @@ async fn run_remote(
     timeout: Duration,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
-    pending: Arc<AtomicUsize>,
+    status: Arc<QueueStatus>,
 ) {
     let Some(address) = address else {
         warn!(
@@ -254,8 +264,12 @@ async fn run_remote(
         loop {
             if connection.is_none() {
                 match BrokerConnection::connect(&address, &client_id, timeout).await {
-                    Ok(c) => connection = Some(c),
+                    Ok(c) => {
+                        status.unreachable.store(false, Ordering::Release);
+                        connection = Some(c);
+                    }
                     Err(e) => {
+                        status.unreachable.store(true, Ordering::Release);
                         debug!(broker = broker_id, error = %e, "controller cannot connect to broker; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -275,7 +289,7 @@ async fn run_remote(
                             warn!(broker = broker_id, error = %e, "undecodable response to a controller request")
                         }
                     }
-                    pending.fetch_sub(1, Ordering::AcqRel);
+                    status.pending.fetch_sub(1, Ordering::AcqRel);
                     break;
                 }
                 Err(e) => {

@@ -76,16 +76,18 @@ impl ControllerClient {
     }
 
     fn route(&self) -> Result<Route, ControllerClientError> {
+        // A broker that won the election knows before any UpdateMetadata says so, and
+        // its cache may still name the controller it replaced.
+        if self.controller.is_active() {
+            return Ok(Route::Local);
+        }
         let snapshot = self.cache.snapshot();
-        // Before the first UpdateMetadata a broker that won the election itself knows.
-        let controller = snapshot
-            .controller_id
-            .or_else(|| self.controller.is_active().then_some(self.broker_id));
-        let Some(id) = controller else {
+        let Some(id) = snapshot.controller_id else {
             return Err(ControllerClientError::NoController);
         };
         if id == self.broker_id {
-            return Ok(Route::Local);
+            // Named by a stale UpdateMetadata: this broker is no longer the controller.
+            return Err(ControllerClientError::NoController);
         }
         let broker = snapshot
             .brokers

@@ -269,9 +269,11 @@ pub enum MetadataEvent {
     /// The connection came back after a disconnect: notifications may have been missed,
     /// so everything watched must be re-read.
     Reconnected,
-    /// The session expired and a new one was established: ephemeral znodes (the broker's
-    /// registration, `/controller`) were re-created or are gone, and the broker epoch
-    /// changed to the value carried here.
+    /// The session expired: this broker's ephemeral znodes (its registration,
+    /// `/controller` if it was the controller) are gone. A controller resigns at once.
+    SessionExpired,
+    /// A new session replaced the expired one and the broker registered again, with the
+    /// broker epoch carried here.
     SessionReestablished { broker_epoch: i64 },
 }
 

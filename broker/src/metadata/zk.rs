@@ -4,8 +4,10 @@
 //! chroot, created if missing), `zookeeper.session.timeout.ms`,
 //! `zookeeper.connection.timeout.ms` for the first connection. Requests that fail with a
 //! lost connection are retried until the connection is back (`retryRequestUntilConnected`);
-//! a session that expires is replaced by a new one, the broker's registration re-created,
-//! and [`MetadataEvent::SessionReestablished`] tells the broker and the controller.
+//! a session that expires is announced ([`MetadataEvent::SessionExpired`]: a controller
+//! resigns), replaced by a new one, the broker's registration re-created (retried until it
+//! succeeds), and [`MetadataEvent::SessionReestablished`] tells the broker and the
+//! controller.
 //!
 //! Changes are observed through persistent watches (ZooKeeper 3.6+, `addWatch`). The
 //! `zookeeper-client` crate does not re-send persistent watches when it reconnects, and
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 use zookeeper_client::{
@@ -124,6 +126,9 @@ pub struct ZkMetadataStore {
     last_config_change: Mutex<Option<String>>,
     /// The tasks reading the current watches; replaced when the watches are re-added.
     watch_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Set by [`MetadataStore::close`]: the supervisor drops its client handle, so the
+    /// session really closes (it lives while any handle does).
+    closing: watch::Sender<bool>,
 }
 
 impl ZkMetadataStore {
@@ -138,12 +143,20 @@ impl ZkMetadataStore {
             registration: Mutex::new(None),
             last_config_change: Mutex::new(None),
             watch_tasks: Mutex::new(Vec::new()),
+            closing: watch::channel(false).0,
         });
         store.create_persistent_paths().await?;
         *store.last_config_change.lock().expect("lock") =
             store.config_change_names().await?.into_iter().max();
         store.watch(&client).await?;
-        tokio::spawn(supervise(Arc::downgrade(&store), client));
+        let mut closing = store.closing.subscribe();
+        let supervisor = supervise(Arc::downgrade(&store), client);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => {}
+                _ = supervisor => {}
+            }
+        });
         Ok(store)
     }
 
@@ -498,8 +511,9 @@ async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
     loop {
         let mut states = client.state_watcher();
         let mut disconnected = false;
+        let mut state = client.state();
         let expired = loop {
-            match states.changed().await {
+            match state {
                 SessionState::Disconnected => disconnected = true,
                 SessionState::SyncConnected | SessionState::ConnectedReadOnly if disconnected => {
                     disconnected = false;
@@ -514,12 +528,17 @@ async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
                 SessionState::Closed | SessionState::AuthFailed => break false,
                 _ => {}
             }
+            state = states.changed().await;
         };
         drop(client);
         if !expired {
             return;
         }
         warn!("ZooKeeper session expired; starting a new one");
+        match store.upgrade() {
+            Some(store) => store.emit(MetadataEvent::SessionExpired),
+            None => return,
+        }
         client = loop {
             let Some(store) = store.upgrade() else { return };
             match new_session(&store.settings).await {
@@ -533,21 +552,34 @@ async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
         };
         let Some(store) = store.upgrade() else { return };
         *store.client.write().expect("client lock") = Some(client.clone());
-        if let Err(e) = store.watch(&client).await {
-            warn!(error = %e, "cannot watch after a new session");
-        }
+        // The broker is not part of the cluster until it is registered again: keep
+        // trying for as long as this session lives (Kafka's RegisterBrokerAndReelect).
         let registration = store.registration.lock().expect("lock").clone();
-        let broker_epoch = match registration {
-            Some(r) => match store.create_registration(&r).await {
-                Ok(epoch) => epoch,
-                Err(e) => {
-                    warn!(error = %e, "cannot re-register after a new session");
-                    -1
+        let mut broker_epoch = -1;
+        loop {
+            if client.state().is_terminated() {
+                break;
+            }
+            if let Err(e) = store.watch(&client).await {
+                warn!(error = %e, "cannot watch after a new session; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let Some(r) = &registration else { break };
+            match store.create_registration(r).await {
+                Ok(epoch) => {
+                    broker_epoch = epoch;
+                    break;
                 }
-            },
-            None => -1,
-        };
-        store.emit(MetadataEvent::SessionReestablished { broker_epoch });
+                Err(e) => {
+                    warn!(error = %e, "cannot register after a new session; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        if registration.is_none() || broker_epoch >= 0 {
+            store.emit(MetadataEvent::SessionReestablished { broker_epoch });
+        }
     }
 }
 
@@ -1140,10 +1172,34 @@ impl MetadataStore for ZkMetadataStore {
 
     fn close(&self) -> BoxFuture<'_, ()> {
         async move {
-            // Dropping the last client handle closes the session, which deletes this
-            // broker's ephemeral znodes at once.
-            self.client.write().expect("client lock").take();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // The session closes when its last client handle is dropped, deleting this
+            // broker's ephemeral znodes (its registration, `/controller`) at once rather
+            // than after the session timeout: stop the supervisor and the watch tasks,
+            // drop ours, and wait (briefly) to see the session closed.
+            let Some(client) = self.client.write().expect("client lock").take() else {
+                return;
+            };
+            let mut states = client.state_watcher();
+            drop(client);
+            self.closing.send_replace(true);
+            for task in self.watch_tasks.lock().expect("watch tasks lock").drain(..) {
+                task.abort();
+            }
+            let closed = async {
+                loop {
+                    if states.changed().await.is_terminated() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(2), closed)
+                .await
+                .is_err()
+            {
+                warn!(
+                    "the ZooKeeper session did not close; its ephemeral znodes go when it expires"
+                );
+            }
         }
         .boxed()
     }

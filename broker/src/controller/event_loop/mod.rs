@@ -286,11 +286,12 @@ impl EventLoop {
                     self.try_elect().await
                 }
             }
-            MetadataEvent::SessionReestablished { .. } => {
+            MetadataEvent::SessionExpired => {
                 // The old session's /controller is gone with it.
                 self.resign("the metadata session expired");
-                self.try_elect().await
+                Ok(())
             }
+            MetadataEvent::SessionReestablished { .. } => self.try_elect().await,
             MetadataEvent::Reconnected => {
                 if self.ctx.is_some() {
                     self.reload().await
