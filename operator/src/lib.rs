@@ -6,12 +6,16 @@
 //! - [`resources`]: the StatefulSets, Services, ConfigMaps and PDBs a cluster becomes (pure);
 //! - [`controller`]: the reconcilers that read, validate, build, apply and report status;
 //! - [`kafka`]: what the topic and group controllers need from the brokers;
-//! - [`metrics`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`metrics`]: `/metrics`, `/healthz`, `/readyz`;
+//! - [`probe`] and [`rack`]: what the operator binary does inside broker and coordinator
+//!   pods (readiness checks, the rack lookup of the brokers' init container).
 
 pub mod controller;
 pub mod crd;
 pub mod kafka;
 pub mod metrics;
+pub mod probe;
+pub mod rack;
 pub mod resources;
 pub mod run;
 pub mod validate;

@@ -67,11 +67,20 @@ async fn check_crds(client: &Client, scope: &Scope) -> Result<(), StartError> {
     Ok(())
 }
 
+/// What `strata-operator run` is told on its command line besides the scope.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// See [`Context::bootstrap_override`].
+    pub bootstrap_override: Option<String>,
+    /// See [`Context::broker_cluster_role`].
+    pub broker_cluster_role: String,
+}
+
 pub async fn run<K: KafkaConnector>(
     client: Client,
     scope: Scope,
     kafka: K,
-    bootstrap_override: Option<String>,
+    settings: Settings,
     metrics: Arc<Metrics>,
 ) -> Result<(), StartError> {
     check_crds(&client, &scope).await?;
@@ -84,7 +93,8 @@ pub async fn run<K: KafkaConnector>(
         recorder: Recorder::new(client.clone(), reporter),
         metrics: metrics.clone(),
         kafka,
-        bootstrap_override,
+        bootstrap_override: settings.bootstrap_override,
+        broker_cluster_role: settings.broker_cluster_role,
     });
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let statefulsets = scope.apis::<StatefulSet>(&client);

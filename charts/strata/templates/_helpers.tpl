@@ -35,6 +35,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The rules the operator needs, nothing more: it watches its own resources and the
 StatefulSets it owns, server-side applies (create + patch) and deletes the objects a
 cluster consists of, and records Events. It never lists Services, ConfigMaps or PDBs.
+ServiceAccounts: the brokers' own, for the rack lookup of clusters with spec.brokers.rack.
 */}}
 {{- define "strata.rules" -}}
 - apiGroups: ["strata.dev"]
@@ -47,7 +48,7 @@ cluster consists of, and records Events. It never lists Services, ConfigMaps or 
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
+  resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
@@ -58,4 +59,10 @@ cluster consists of, and records Events. It never lists Services, ConfigMaps or 
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+
+{{/* The ClusterRole broker pods' rack lookup is bound to: read a node's labels. */}}
+{{- define "strata.brokerClusterRole" -}}
+{{- printf "%s-broker" (include "strata.fullname" .) -}}
 {{- end -}}

@@ -5,20 +5,25 @@
 //! 2. Services (headless ones first): members resolve each other by stable DNS name;
 //! 3. PodDisruptionBudgets: in place before there is anything to disrupt;
 //! 4. the ServiceMonitor, when metrics are on and its CRD is served;
-//! 5. the coordinator StatefulSet, then the broker StatefulSet: brokers need the ensemble,
+//! 5. with `spec.brokers.rack`, the brokers' ServiceAccount and the ClusterRoleBinding that
+//!    lets their init container read the node's topology label (without racks, a binding
+//!    left from before is deleted);
+//! 6. the coordinator StatefulSet, then the broker StatefulSet: brokers need the ensemble,
 //!    and StatefulSets come last so their pods start with everything above in place.
 //!
 //! Deletion runs behind the `strata.dev/cleanup` finalizer in the reverse order (brokers
 //! before the ensemble they deregister from) instead of leaving the order to the garbage
-//! collector. PersistentVolumeClaims are kept: data outlives a mistaken delete.
+//! collector; the ClusterRoleBinding, which no namespaced object can own, goes too.
+//! PersistentVolumeClaims are kept: data outlives a mistaken delete.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
@@ -34,7 +39,9 @@ use crate::crd::{
     BrokerStatus, CoordinatorStatus, KafkaCluster, KafkaClusterStatus, set_condition,
 };
 use crate::kafka::KafkaConnector;
-use crate::resources::{ClusterNames, Component, Desired, FIELD_MANAGER};
+use crate::resources::{
+    ClusterNames, Component, Desired, FIELD_MANAGER, rack_cluster_role_binding,
+};
 use crate::validate::validate_cluster;
 
 pub const CONTROLLER: &str = "kafkacluster";
@@ -116,6 +123,17 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
     }
     if let Some(monitor) = &desired.service_monitor {
         apply_service_monitor(ctx, kc, &namespace, monitor).await?;
+    }
+    match &desired.broker_service_account {
+        Some(account) => {
+            apply_object(client, &namespace, account).await?;
+            let binding = rack_cluster_role_binding(&names, &ctx.broker_cluster_role);
+            apply_cluster_object(client, &binding).await?;
+        }
+        None => {
+            delete_cluster_object::<ClusterRoleBinding>(client, &names.rack_cluster_role_binding())
+                .await?
+        }
     }
     let coordinator = apply_object(client, &namespace, &desired.coordinator).await?;
     let brokers = apply_object(client, &namespace, &desired.brokers).await?;
@@ -330,15 +348,10 @@ async fn patch_status(
 
 /// Server-side apply with `force`: the operator owns these objects, so a field another
 /// manager took (`kubectl edit`) is taken back rather than failing with a conflict.
-async fn apply_object<T>(client: &kube::Client, namespace: &str, obj: &T) -> Result<T, Error>
+async fn apply_with<T>(api: Api<T>, obj: &T) -> Result<T, Error>
 where
-    T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + std::fmt::Debug,
+    T: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    let api: Api<T> = Api::namespaced(client.clone(), namespace);
     let name = obj.meta().name.clone().unwrap_or_default();
     Ok(api
         .patch(
@@ -347,6 +360,28 @@ where
             &Patch::Apply(obj),
         )
         .await?)
+}
+
+async fn apply_object<T>(client: &kube::Client, namespace: &str, obj: &T) -> Result<T, Error>
+where
+    T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    apply_with(Api::namespaced(client.clone(), namespace), obj).await
+}
+
+async fn apply_cluster_object<T>(client: &kube::Client, obj: &T) -> Result<T, Error>
+where
+    T: Resource<Scope = ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    apply_with(Api::all(client.clone()), obj).await
 }
 
 const MONITORING_GROUP: &str = "monitoring.coreos.com";
@@ -404,6 +439,8 @@ async fn cleanup<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Resu
         delete::<ConfigMap>(client, &namespace, &names.config_map(component)).await?;
     }
     delete::<Service>(client, &namespace, &names.bootstrap()).await?;
+    delete::<ServiceAccount>(client, &namespace, &names.broker_service_account()).await?;
+    delete_cluster_object::<ClusterRoleBinding>(client, &names.rack_cluster_role_binding()).await?;
     if client
         .list_api_groups()
         .await?
@@ -428,6 +465,17 @@ async fn cleanup<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Resu
 /// Deletes an owned object if it is still there; gone already is success. Background
 /// propagation: the object goes at once and the garbage collector removes its pods, rather
 /// than the object lingering until every dependent is gone.
+async fn delete_with<T>(api: Api<T>, name: &str) -> Result<(), Error>
+where
+    T: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn delete<T>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
 where
     T: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
@@ -435,12 +483,17 @@ where
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<T> = Api::namespaced(client.clone(), namespace);
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    delete_with(Api::<T>::namespaced(client.clone(), namespace), name).await
+}
+
+async fn delete_cluster_object<T>(client: &kube::Client, name: &str) -> Result<(), Error>
+where
+    T: Resource<Scope = ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    delete_with(Api::<T>::all(client.clone()), name).await
 }
 
 /// Events are best effort: a failure to record one must not fail the reconciliation.

@@ -28,8 +28,10 @@ pub struct Context<K> {
     pub metrics: Arc<Metrics>,
     pub kafka: K,
     /// Reach every cluster's brokers at this address instead of its bootstrap Service. For
-    /// an operator running outside the cluster network (development, the API-server tests).
+    /// an operator running outside the cluster network (development).
     pub bootstrap_override: Option<String>,
+    /// The ClusterRole (from the chart) that lets a broker pod's rack lookup read nodes.
+    pub broker_cluster_role: String,
 }
 
 #[derive(Debug, thiserror::Error)]

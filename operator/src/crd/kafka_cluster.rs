@@ -70,7 +70,9 @@ pub struct BrokersSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
     /// Spread brokers evenly over the values of a node label (a topology spread
-    /// constraint), so losing one zone loses at most its share of brokers.
+    /// constraint), so losing one zone loses at most its share of brokers, and make each
+    /// broker's `broker.rack` its node's value of that label, so replicas of a partition
+    /// are placed in different zones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<RackSpec>,
 }
@@ -171,8 +173,9 @@ fn default_tls_port() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSpec {
-    /// Expose Prometheus metrics (brokers on 9404, coordinators on 7000) and, when the
-    /// Prometheus Operator's CRD is installed, create a ServiceMonitor for them.
+    /// Serve coordinator metrics (port 7000) and, when the Prometheus Operator's CRD is
+    /// installed, create a ServiceMonitor for brokers and coordinators. Brokers serve
+    /// metrics on 9404 either way: their readiness probe reads them.
     #[serde(default)]
     pub enabled: bool,
 }

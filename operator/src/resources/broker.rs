@@ -1,5 +1,6 @@
 //! The brokers: Kafka's `server.properties`, with `broker.id` and the advertised listener
-//! filled in per pod from its ordinal and stable DNS name.
+//! filled in per pod from its ordinal and stable DNS name, and `broker.rack` from the
+//! node's topology label when `spec.brokers.rack` asks for it (see [`super::rack`]).
 
 use std::fmt::Write as _;
 
@@ -9,8 +10,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::statefulset::{self, CONFIG_DIR, DATA_DIR, StatefulSetParams};
-use super::{ClusterNames, Component, config_hash, object_meta};
+use super::coordinator::COORDINATOR_CLIENT_PORT;
+use super::statefulset::{self, CONFIG_DIR, DATA_DIR, Probes, RUN_DIR, StatefulSetParams};
+use super::{ClusterNames, Component, config_hash, object_meta, rack};
 use crate::crd::KafkaClusterSpec;
 
 /// `metrics.port` of every broker (Prometheus text on `/metrics`).
@@ -18,7 +20,7 @@ pub const BROKER_METRICS_PORT: i32 = 9404;
 const TLS_DIR: &str = "/etc/strata/tls";
 
 /// The properties every broker shares; the start script appends the per-pod ones.
-pub fn broker_properties(spec: &KafkaClusterSpec) -> String {
+pub fn broker_properties(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
     let mut props = String::new();
     let plain = spec.listeners.plain.port;
     match &spec.listeners.tls {
@@ -34,19 +36,25 @@ pub fn broker_properties(spec: &KafkaClusterSpec) -> String {
             props.push_str("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL\n");
             // KIP-651: one PEM file holding the private key and the certificate chain.
             props.push_str("ssl.keystore.type=PEM\n");
-            props.push_str("ssl.keystore.location=/tmp/keystore.pem\n");
+            let _ = writeln!(props, "ssl.keystore.location={RUN_DIR}/keystore.pem");
         }
     }
     let _ = writeln!(props, "log.dirs={DATA_DIR}/broker");
-    // `zookeeper.connect` (the coordinator ensemble) is written once brokers keep their
-    // metadata in the coordinator; until then each broker keeps it locally and would
-    // refuse the key.
-    let metrics_port = if spec.metrics.enabled {
-        BROKER_METRICS_PORT
-    } else {
-        0
-    };
-    let _ = writeln!(props, "metrics.port={metrics_port}");
+    // Every member of the ensemble by its stable name: the broker's ZooKeeper client
+    // resolves each name when it connects, so a coordinator pod that moved is found again.
+    let members = spec.coordinator.replicas + spec.coordinator.observers;
+    let connect: Vec<String> = (0..members)
+        .map(|ordinal| {
+            format!(
+                "{}:{COORDINATOR_CLIENT_PORT}",
+                names.pod_dns(Component::Coordinator, ordinal)
+            )
+        })
+        .collect();
+    let _ = writeln!(props, "zookeeper.connect={}", connect.join(","));
+    // Always on, whatever `spec.metrics` says: the readiness probe reads
+    // `strata_broker_ready` from it.
+    let _ = writeln!(props, "metrics.port={BROKER_METRICS_PORT}");
     for (key, value) in &spec.brokers.config {
         let _ = writeln!(props, "{key}={value}");
     }
@@ -64,17 +72,42 @@ fn start_script(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
             ",SSL://$POD_NAME.{set}.$POD_NAMESPACE.svc:{}",
             tls.port
         );
-        tls_setup = format!("cat {TLS_DIR}/tls.key {TLS_DIR}/tls.crt > /tmp/keystore.pem\n");
+        tls_setup = format!("cat {TLS_DIR}/tls.key {TLS_DIR}/tls.crt > {RUN_DIR}/keystore.pem\n");
     }
+    let rack = if spec.brokers.rack.is_some() {
+        format!(
+            "echo \"broker.rack=$(cat {})\" >> \"$config\"\n",
+            rack::RACK_FILE
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"ordinal="${{POD_NAME##*-}}"
+config={RUN_DIR}/server.properties
 mkdir -p {DATA_DIR}/broker
-cp {CONFIG_DIR}/server.properties /tmp/server.properties
-echo "broker.id=$ordinal" >> /tmp/server.properties
-echo "advertised.listeners={advertised}" >> /tmp/server.properties
-{tls_setup}exec strata-broker --config /tmp/server.properties
+cp {CONFIG_DIR}/server.properties "$config"
+echo "broker.id=$ordinal" >> "$config"
+echo "advertised.listeners={advertised}" >> "$config"
+{rack}{tls_setup}exec strata-broker --config "$config"
 "#
     )
+}
+
+/// Alive: the Kafka port accepts (the broker binds it before opening its logs, so log
+/// recovery does not look like a hang). Ready: the broker's metrics say the controller
+/// has described the cluster to it (`strata_broker_ready 1`) and the Kafka port accepts.
+fn probes(spec: &KafkaClusterSpec) -> Probes {
+    Probes {
+        alive_port: spec.listeners.plain.port,
+        ready_command: vec![
+            "strata-operator".into(),
+            "probe".into(),
+            "broker".into(),
+            format!("--metrics-port={BROKER_METRICS_PORT}"),
+            format!("--kafka-port={}", spec.listeners.plain.port),
+        ],
+    }
 }
 
 pub fn config_map(
@@ -89,7 +122,13 @@ pub fn config_map(
             Component::Broker,
             owner,
         ),
-        data: Some([("server.properties".to_string(), broker_properties(spec))].into()),
+        data: Some(
+            [(
+                "server.properties".to_string(),
+                broker_properties(names, spec),
+            )]
+            .into(),
+        ),
         ..ConfigMap::default()
     }
 }
@@ -164,8 +203,13 @@ pub fn stateful_set(
     spec: &KafkaClusterSpec,
     owner: &OwnerReference,
 ) -> StatefulSet {
-    let props = broker_properties(spec);
+    let props = broker_properties(names, spec);
     let script = start_script(names, spec);
+    let rack = spec
+        .brokers
+        .rack
+        .as_ref()
+        .map(|r| rack::BrokerRack::new(spec, r));
     let mut ports = vec![("plain", spec.listeners.plain.port)];
     let mut extra_volumes = Vec::new();
     if let Some(tls) = &spec.listeners.tls {
@@ -197,11 +241,14 @@ pub fn stateful_set(
         config_hash: config_hash(&[&props, &script]),
         start_script: script,
         ports,
-        ready_port: spec.listeners.plain.port,
+        probes: probes(spec),
         storage: &spec.brokers.storage,
         resources: spec.brokers.resources.as_ref(),
         spread_topology_key: spec.brokers.rack.as_ref().map(|r| r.topology_key.as_str()),
         extra_volumes,
+        service_account: rack.as_ref().map(|_| names.broker_service_account()),
+        init_containers: rack.iter().map(rack::BrokerRack::init_container).collect(),
+        init_volumes: rack.iter().map(|_| rack::api_token_volume()).collect(),
     })
 }
 
@@ -209,17 +256,22 @@ pub fn stateful_set(
 mod tests {
     use super::*;
     use crate::crd::{RackSpec, TlsListener};
+    use crate::resources::Desired;
+    use crate::resources::statefulset::{container, pod_spec};
     use crate::resources::tests::{sample_cluster, sample_spec};
-    use crate::resources::{Desired, statefulset::container};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     #[test]
     fn server_properties_keep_user_config_and_only_keys_the_broker_knows() {
-        let props = broker_properties(&sample_spec());
+        let props = broker_properties(&ClusterNames::new("events", "prod"), &sample_spec());
         assert_eq!(
             props,
             "listeners=PLAINTEXT://0.0.0.0:9092\n\
              log.dirs=/var/lib/strata/broker\n\
-             metrics.port=0\n\
+             zookeeper.connect=events-coordinator-0.events-coordinator.prod.svc:2181,\
+             events-coordinator-1.events-coordinator.prod.svc:2181,\
+             events-coordinator-2.events-coordinator.prod.svc:2181\n\
+             metrics.port=9404\n\
              num.partitions=6\n"
         );
     }
@@ -235,7 +287,63 @@ mod tests {
             ),
             "{script}"
         );
-        assert!(script.ends_with("exec strata-broker --config /tmp/server.properties\n"));
+        assert!(script.contains("config=/run/strata/server.properties\n"));
+        assert!(!script.contains("broker.rack"), "{script}");
+        assert!(script.ends_with("exec strata-broker --config \"$config\"\n"));
+    }
+
+    #[test]
+    fn liveness_waits_out_log_recovery_and_readiness_asks_the_broker() {
+        let desired = Desired::build(&sample_cluster(sample_spec())).unwrap();
+        let c = container(&desired.brokers);
+        let port =
+            |p: &k8s_openapi::api::core::v1::Probe| p.tcp_socket.as_ref().unwrap().port.clone();
+        let startup = c.startup_probe.as_ref().unwrap();
+        assert!(startup.period_seconds.unwrap() * startup.failure_threshold.unwrap() >= 30 * 60);
+        assert_eq!(port(startup), IntOrString::Int(9092));
+        assert_eq!(
+            port(c.liveness_probe.as_ref().unwrap()),
+            IntOrString::Int(9092)
+        );
+        let ready = c.readiness_probe.as_ref().unwrap().exec.as_ref().unwrap();
+        assert_eq!(
+            ready.command.as_ref().unwrap(),
+            &[
+                "strata-operator",
+                "probe",
+                "broker",
+                "--metrics-port=9404",
+                "--kafka-port=9092"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_volumes_are_writable_and_no_token_is_mounted() {
+        let desired = Desired::build(&sample_cluster(sample_spec())).unwrap();
+        let c = container(&desired.brokers);
+        let security = c.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        let mounts: Vec<(&str, bool)> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.mount_path.as_str(), m.read_only.unwrap_or(false)))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/etc/strata", true),
+                ("/var/lib/strata", false),
+                ("/run/strata", false),
+                ("/tmp", false)
+            ]
+        );
+        let pod = pod_spec(&desired.brokers);
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.enable_service_links, Some(false));
     }
 
     #[test]
@@ -296,15 +404,7 @@ mod tests {
             .map(|p| p.container_port)
             .collect();
         assert_eq!(ports, [9092, 9093, 9404]);
-        let pod = desired
-            .brokers
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap();
+        let pod = pod_spec(&desired.brokers);
         let secret = pod
             .volumes
             .as_ref()
@@ -335,15 +435,7 @@ mod tests {
             topology_key: "topology.kubernetes.io/zone".into(),
         });
         let desired = Desired::build(&sample_cluster(spec)).unwrap();
-        let pod = desired
-            .brokers
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap();
+        let pod = pod_spec(&desired.brokers);
         let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
         assert_eq!(spread.topology_key, "topology.kubernetes.io/zone");
         assert_eq!(spread.max_skew, 1);

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::statefulset::{self, CONFIG_DIR, DATA_DIR, StatefulSetParams};
+use super::statefulset::{self, CONFIG_DIR, DATA_DIR, Probes, RUN_DIR, StatefulSetParams};
 use super::{ClusterNames, Component, config_hash, object_meta};
 use crate::crd::KafkaClusterSpec;
 
@@ -58,11 +58,32 @@ fn start_script(spec: &KafkaClusterSpec) -> String {
         r#"ordinal="${{POD_NAME##*-}}"
 mkdir -p {DATA_DIR}/coordinator
 echo "$((ordinal + 1))" > {DATA_DIR}/coordinator/myid
-cp {CONFIG_DIR}/zoo.cfg /tmp/zoo.cfg
-if [ "$ordinal" -ge {voters} ]; then echo "peerType=observer" >> /tmp/zoo.cfg; fi
-exec strata-coordinator --config /tmp/zoo.cfg
+cp {CONFIG_DIR}/zoo.cfg {RUN_DIR}/zoo.cfg
+if [ "$ordinal" -ge {voters} ]; then echo "peerType=observer" >> {RUN_DIR}/zoo.cfg; fi
+# strata-coordinator sets no SIGTERM handler, and as PID 1 it would never see the
+# kubelet's TERM: every stop would wait out the grace period and end in KILL. This shell
+# stays PID 1 and passes TERM on; exec the coordinator once it handles TERM itself.
+strata-coordinator --config {RUN_DIR}/zoo.cfg &
+coordinator=$!
+trap 'kill -TERM "$coordinator"; wait "$coordinator"; exit' TERM INT
+wait "$coordinator"
 "#
     )
+}
+
+/// Alive: the client port accepts (it is bound before the member looks for its peers).
+/// Ready: `srvr` answers with a mode, which a member only does once it leads, follows or
+/// observes, i.e. is in the quorum.
+fn probes() -> Probes {
+    Probes {
+        alive_port: COORDINATOR_CLIENT_PORT,
+        ready_command: vec![
+            "strata-operator".into(),
+            "probe".into(),
+            "coordinator".into(),
+            format!("--client-port={COORDINATOR_CLIENT_PORT}"),
+        ],
+    }
 }
 
 pub fn config_map(
@@ -138,11 +159,14 @@ pub fn stateful_set(
             ("election", COORDINATOR_ELECTION_PORT),
             ("metrics", COORDINATOR_METRICS_PORT),
         ],
-        ready_port: COORDINATOR_CLIENT_PORT,
+        probes: probes(),
         storage: &spec.coordinator.storage,
         resources: spec.coordinator.resources.as_ref(),
         spread_topology_key: None,
         extra_volumes: Vec::new(),
+        init_containers: Vec::new(),
+        service_account: None,
+        init_volumes: Vec::new(),
     })
 }
 
@@ -185,6 +209,21 @@ mod tests {
         let script = &container(sts).command.as_ref().unwrap()[2];
         assert!(script.contains(r#"echo "$((ordinal + 1))" > /var/lib/strata/coordinator/myid"#));
         assert!(script.contains(r#"if [ "$ordinal" -ge 3 ]; then echo "peerType=observer""#));
+        assert!(script.contains("strata-coordinator --config /run/strata/zoo.cfg &\n"));
+        assert!(
+            script.contains(r#"trap 'kill -TERM "$coordinator"; wait "$coordinator"; exit' TERM"#)
+        );
+        // Ready once in the quorum, which `srvr` tells.
+        let ready = container(sts).readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            ready.exec.as_ref().unwrap().command.as_ref().unwrap(),
+            &[
+                "strata-operator",
+                "probe",
+                "coordinator",
+                "--client-port=2181"
+            ]
+        );
         let claim = &s.volume_claim_templates.as_ref().unwrap()[0];
         let claim_spec = claim.spec.as_ref().unwrap();
         assert_eq!(claim_spec.storage_class_name.as_deref(), Some("fast"));

@@ -5,13 +5,14 @@
 
 mod broker;
 mod coordinator;
+mod rack;
 mod service_monitor;
 mod statefulset;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, ResourceRequirements, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ResourceRequirements, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -22,6 +23,7 @@ use crate::crd::{KafkaCluster, Resources};
 
 pub use broker::{BROKER_METRICS_PORT, broker_properties};
 pub use coordinator::{COORDINATOR_CLIENT_PORT, COORDINATOR_METRICS_PORT, zoo_cfg};
+pub use rack::cluster_role_binding as rack_cluster_role_binding;
 pub use service_monitor::service_monitor;
 
 /// Ports a broker listener may not take because the broker already serves something there.
@@ -70,6 +72,17 @@ impl ClusterNames {
 
     pub fn config_map(&self, component: Component) -> String {
         format!("{}-{}-config", self.cluster, component.as_str())
+    }
+
+    /// The brokers' ServiceAccount (only with racks: the rack lookup calls the API).
+    pub fn broker_service_account(&self) -> String {
+        format!("{}-broker", self.cluster)
+    }
+
+    /// The ClusterRoleBinding that lets the brokers' rack lookup read nodes. Cluster-wide,
+    /// so the namespace is part of the name.
+    pub fn rack_cluster_role_binding(&self) -> String {
+        format!("strata-broker-{}-{}", self.namespace, self.cluster)
     }
 
     /// The ClusterIP Service clients bootstrap from.
@@ -122,6 +135,8 @@ pub struct Desired {
     pub config_maps: Vec<ConfigMap>,
     pub services: Vec<Service>,
     pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
+    /// Only with `spec.brokers.rack`: the identity of the brokers' rack lookup.
+    pub broker_service_account: Option<ServiceAccount>,
     /// Only when `spec.metrics.enabled`; applied only if the ServiceMonitor CRD exists.
     pub service_monitor: Option<serde_json::Value>,
     pub coordinator: StatefulSet,
@@ -168,6 +183,11 @@ impl Desired {
                 pod_disruption_budget(&names, Component::Coordinator, &owner),
                 pod_disruption_budget(&names, Component::Broker, &owner),
             ],
+            broker_service_account: spec
+                .brokers
+                .rack
+                .as_ref()
+                .map(|_| rack::service_account(&names, &owner)),
             service_monitor: spec
                 .metrics
                 .enabled
