@@ -3,7 +3,8 @@
 #   make run     build and start a single-node broker on 127.0.0.1:9092 (data in ./data)
 #   make cluster three coordinators and three brokers on 127.0.0.1..3 (data in ./data/cluster)
 #   make test    install what the tests need (cached in ~/.cache/strata) and run them all
-#   make e2e     the operator against a real kube-apiserver (part of make test)
+#   make e2e     the operator on a single-node Kubernetes that runs pods (part of make test)
+#   make image   the one image (all binaries), built without a registry or container engine
 #   make bench   Strata side by side with Apache Kafka / ZooKeeper on this machine
 #
 # Heavy downloads and builds live outside the clone so repeated runs stay fast.
@@ -34,6 +35,11 @@ build:
 
 release:
 	cargo build --release -p strata-broker -p strata-coordinator -p strata
+
+# A release build on a Debian bookworm base (tools/image/build.sh), written as an image
+# archive for `ctr images import` / `docker load`; imported into the e2e cluster when it is up.
+image:
+	bash tools/image/build.sh
 
 setup:
 	bash tools/setup-rust.sh

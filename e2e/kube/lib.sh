@@ -1,5 +1,6 @@
-# Helpers shared by the API-server tests: assertions that count, and polling with a
-# generous deadline (the tests wait for a state, never for an amount of time).
+# Helpers shared by the end-to-end checks: assertions that count, polling with a generous
+# deadline (the checks wait for a state, never for an amount of time), phase timings, and
+# Kafka's own tools reaching the cluster's brokers from the host.
 
 PASSED=0
 FAILED=0
@@ -62,6 +63,29 @@ absent() { ! kubectl get "$@" >/dev/null 2>&1; }
 
 jsonpath() { kubectl get "$1" "$2" ${3:+-n "$3"} -o "jsonpath=$4"; }
 
+# section TITLE: a heading with the seconds since the run started.
+section() { echo "== $1 [${SECONDS}s]"; }
+
+# Wall-clock time of each phase, printed at the end of the run.
+TIMINGS=()
+
+# phase NAME COMMAND...: runs the command and records how long it took.
+phase() {
+  local name="$1" started=$SECONDS; shift
+  echo "== $name"
+  "$@"
+  TIMINGS+=("$name: $((SECONDS - started)) s")
+}
+
+# mark NAME STARTED: records the time since STARTED (a $SECONDS value) as NAME.
+mark() { TIMINGS+=("$1: $((SECONDS - $2)) s"); }
+
+timings() {
+  ((${#TIMINGS[@]} > 0)) || return 0
+  echo "timings:"
+  printf '  %s\n' "${TIMINGS[@]}"
+}
+
 summary() {
   echo
   if ((FAILED > 0)); then
@@ -69,3 +93,25 @@ summary() {
   fi
   echo "e2e: $PASSED passed, $FAILED failed"
 }
+
+# The names brokers advertise (<pod>.<set>.<namespace>.svc) are cluster DNS names the
+# host's resolver does not know. Kafka's tools run on the host with a JVM that resolves
+# from a hosts file instead (jdk.net.hosts.file), written from the pods' and Services'
+# current addresses before each run; the host reaches both through the pod network and
+# kube-proxy.
+write_hosts() {
+  {
+    kubectl get pods -A -o json | jq -r '.items[] | select(.status.podIP and .spec.subdomain)
+      | "\(.status.podIP) \(.metadata.name).\(.spec.subdomain).\(.metadata.namespace).svc \(.metadata.name).\(.spec.subdomain).\(.metadata.namespace).svc.cluster.local"'
+    kubectl get services -A -o json | jq -r '.items[] | select(.spec.clusterIP != "None")
+      | "\(.spec.clusterIP) \(.metadata.name).\(.metadata.namespace).svc \(.metadata.name).\(.metadata.namespace).svc.cluster.local"'
+  } >"$WORK/hosts.tmp" && mv "$WORK/hosts.tmp" "$WORK/hosts"
+}
+
+# kafka_tool CLASS ARGS...: a class of Apache Kafka's tools (tools/kafka-class.sh), with
+# the cluster's names resolvable.
+kafka_tool() {
+  write_hosts
+  KAFKA_OPTS="-Djdk.net.hosts.file=$WORK/hosts" "$REPO/tools/kafka-class.sh" "$@"
+}
+export -f write_hosts kafka_tool

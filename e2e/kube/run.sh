@@ -1,124 +1,97 @@
 #!/usr/bin/env bash
-# The operator against a real kube-apiserver (with etcd, no kubelet and no
-# kube-controller-manager): CRDs, the chart, reconciliation, scaling, validation,
-# deletion, and Topic/ConsumerGroup against a real single-node Kafka.
+# The operator on a real single-node Kubernetes that runs pods (cluster.sh): the chart and
+# its CRDs, the operator's own Deployment, a KafkaCluster whose coordinators and brokers
+# start and form one cluster, Topic and ConsumerGroup against those brokers, scaling,
+# validation, deletion, and a namespaced install.
 #
-#   bash e2e/kube/setup.sh   # once: builds etcd, kube-apiserver, kubectl, helm into the cache
-#   bash e2e/kube/run.sh     # starts everything on 127.0.0.1, runs the tests, tears down
+#   bash e2e/kube/setup.sh   # once: builds and caches the cluster's components
+#   bash e2e/kube/run.sh     # image, cluster up, every check, cluster down
 #
-# Exits non-zero when any check fails. Set E2E_KEEP=1 to keep $WORK (logs, kubeconfig).
-# The Topic/ConsumerGroup checks run against a single strata-broker (E2E_KAFKA=strata, the
-# default), against Apache Kafka (E2E_KAFKA=apache), or not at all (E2E_KAFKA=skip).
-# Kafka's own Java tools (tools/setup-kafka.sh, Java 17) check what the broker holds in
-# either case.
+# Exits non-zero when any check fails. Everything it starts is stopped on the way out,
+# on failure and on Ctrl-C too. After a failure the component logs, every pod's log and
+# the objects' state are kept in $STRATA_CACHE/e2e/failed-<time>; E2E_KEEP=1 keeps them
+# after a pass as well.
+#
+# The image: tools/image/build.sh with the debug binaries `make test` builds anyway
+# (E2E_PROFILE=release for the release build `make image` uses; it costs a release build).
+# Kafka's own Java tools (tools/setup-kafka.sh, Java 17) check the brokers from the host.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-STRATA_CACHE="${STRATA_CACHE:-/root/.cache/strata}"
+export STRATA_CACHE="${STRATA_CACHE:-/root/.cache/strata}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$STRATA_CACHE/target}"
 BIN="$STRATA_CACHE/k8s/bin"
 export PATH="$BIN:$PATH"
-
-# Ports well away from the ones developers' brokers and coordinators use, and below the
-# ephemeral range (32768+) so no outgoing connection can be holding one.
-ETCD_PORT="${ETCD_PORT:-22379}"
-ETCD_PEER_PORT="${ETCD_PEER_PORT:-22380}"
-APISERVER_PORT="${APISERVER_PORT:-26443}"
-METRICS_PORT="${METRICS_PORT:-28080}"
-KAFKA_PORT="${KAFKA_PORT:-29392}"
-E2E_KAFKA="${E2E_KAFKA:-strata}"
-
-for port in "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$METRICS_PORT" "$KAFKA_PORT"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "127.0.0.1:$port is already in use (a previous run still stopping?); pick free ports with" \
-      "ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT, METRICS_PORT, KAFKA_PORT" >&2
-    exit 1
-  fi
-done
-
-mkdir -p "$STRATA_CACHE/e2e"
-WORK="$(mktemp -d "$STRATA_CACHE/e2e/run.XXXXXX")"
-ETCD_PID="" APISERVER_PID="" OPERATOR_PID="" KAFKA_PID=""
-
-cleanup() {
-  local rc=$?
-  stop_pid "$OPERATOR_PID"
-  stop_pid "$APISERVER_PID"
-  stop_pid "$ETCD_PID"
-  if [[ -n "$KAFKA_PID" ]]; then
-    # Kafka runs in its own process group (setsid below): the wrapper scripts and the JVM
-    # go together, and the port is free once the group is gone.
-    kill -TERM -- "-$KAFKA_PID" 2>/dev/null || true
-    for _ in $(seq 1 600); do kill -0 -- "-$KAFKA_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$KAFKA_PID" 2>/dev/null || true
-  fi
-  if ((rc != 0)) || [[ -n "${E2E_KEEP:-}" ]]; then
-    echo "logs kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
+export E2E_PROFILE="${E2E_PROFILE:-debug}"
+IMAGE=strata:e2e
 
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 # shellcheck source=cluster.sh
 source "$HERE/cluster.sh"
 
-for tool in etcd kube-apiserver kubectl helm; do
+for tool in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy coredns kubectl helm; do
   if [[ ! -x "$BIN/$tool" ]]; then
     echo "$BIN/$tool missing: run bash e2e/kube/setup.sh first" >&2
     exit 1
   fi
 done
 
-echo "== building strata-operator"
-(cd "$REPO" && cargo build -p strata-operator --quiet)
-OPERATOR_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/strata-operator"
+mkdir -p "$STRATA_CACHE/e2e"
+WORK="$(mktemp -d "$STRATA_CACHE/e2e/run.XXXXXX")"
+export WORK REPO
 
-case "$E2E_KAFKA" in
-  apache)
-    echo "== starting Apache Kafka on 127.0.0.1:$KAFKA_PORT (the Topic/ConsumerGroup peer)"
-    setsid "$REPO/tools/run-apache-kafka.sh" "$KAFKA_PORT" "$WORK/kafka" >"$WORK/kafka.log" 2>&1 &
-    KAFKA_PID=$!
-    ;;
-  strata)
-    echo "== starting strata-broker on 127.0.0.1:$KAFKA_PORT (the Topic/ConsumerGroup peer)"
-    (cd "$REPO" && cargo build -p strata-broker --quiet)
-    mkdir -p "$WORK/strata-broker"
-    setsid "${CARGO_TARGET_DIR:-$REPO/target}/debug/strata-broker" \
-      --override "listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT" --override "log.dirs=$WORK/strata-broker" \
-      --override metrics.port=0 >"$WORK/kafka.log" 2>&1 &
-    KAFKA_PID=$!
-    ;;
-  skip) ;;
-  *) echo "E2E_KAFKA must be apache, strata or skip" >&2; exit 2 ;;
-esac
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Every step of the way out runs, whatever the one before it returned.
+  set +e
+  if ((rc != 0)) || [[ -n "${E2E_KEEP:-}" ]]; then
+    keep_evidence
+  fi
+  phase "cluster down" cluster_down
+  rm -rf "$WORK"
+  timings
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-echo "== starting etcd and kube-apiserver"
-start_cluster "$BIN"
-echo "   kube-apiserver $("$BIN/kube-apiserver" --version | awk '{print $2}') ready on 127.0.0.1:$APISERVER_PORT"
-
-# start_operator KUBECONFIG ARGS...: runs the operator binary as the given identity.
-start_operator() {
-  local kubeconfig="$1"; shift
-  KUBECONFIG="$kubeconfig" RUST_LOG="${RUST_LOG:-info,kube=warn}" \
-    "$OPERATOR_BIN" "$@" >>"$WORK/operator.log" 2>&1 &
-  OPERATOR_PID=$!
-  local deadline=$((SECONDS + 60))
-  until curl -sf "http://127.0.0.1:$METRICS_PORT/readyz" >/dev/null; do
-    if ((SECONDS > deadline)) || ! kill -0 "$OPERATOR_PID" 2>/dev/null; then
-      echo "operator did not become ready:" >&2
-      tail -20 "$WORK/operator.log" >&2
-      return 1
-    fi
-    sleep 0.5
-  done
+# What a person needs to see why a run failed, gathered before the cluster goes.
+keep_evidence() {
+  local dir
+  dir="$STRATA_CACHE/e2e/failed-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$dir/pods"
+  cp -r "$NODE_DIR/logs" "$dir/components" 2>/dev/null
+  cp "$WORK"/*.log "$dir/" 2>/dev/null
+  if kubectl get --raw /readyz >/dev/null 2>&1; then
+    kubectl get all,pvc,pv,kc,kt,kcg,events -A -o wide >"$dir/objects.txt" 2>&1
+    kubectl describe pods -A >"$dir/pods.txt" 2>&1
+    local ns pod
+    while read -r ns pod; do
+      kubectl -n "$ns" logs "$pod" --all-containers --prefix >"$dir/pods/$ns.$pod.log" 2>&1
+      kubectl -n "$ns" logs "$pod" --all-containers --prefix --previous >>"$dir/pods/$ns.$pod.log" 2>/dev/null
+    done < <(kubectl get pods -A --no-headers -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name 2>/dev/null)
+    echo "--- pods" >&2
+    kubectl get pods -A -o wide >&2 2>&1
+  fi
+  echo "logs and the cluster's state kept in $dir" >&2
 }
 
+phase "image ($E2E_PROFILE build)" env PROFILE="$E2E_PROFILE" TAG=e2e bash "$REPO/tools/image/build.sh"
+phase "cluster up" cluster_up
+phase "image import" node_ctr images import "$STRATA_CACHE/image/strata-e2e.oci.tar"
+
+TESTS_STARTED=$SECONDS
+source "$HERE/test_image.sh"
 source "$HERE/test_chart.sh"
 source "$HERE/test_operator.sh"
+source "$HERE/test_cluster.sh"
+source "$HERE/test_topics.sh"
+source "$HERE/test_lifecycle.sh"
+mark "checks" "$TESTS_STARTED"
 
 summary
 ((FAILED == 0))

@@ -2,7 +2,7 @@
 # values and for a namespaced install. Sourced by run.sh (needs only helm).
 
 CHART="$REPO/charts/strata"
-echo "== helm lint / helm template"
+section "helm lint / helm template"
 check "helm lint is clean" helm lint --strict "$CHART"
 check "chart CRDs are the generated ones" diff -r "$REPO/crds" "$CHART/crds"
 check "chart dashboards are the ones in dashboards/" diff -r "$REPO/dashboards" "$CHART/dashboards"
@@ -12,10 +12,30 @@ kinds() { render "$@" | awk '/^kind:/{print $2}' | sort | tr '\n' ' '; }
 export CHART
 export -f render kinds
 
-check "default render: SA, ClusterRole+binding, Service, Deployment" equals \
-  "ClusterRole ClusterRoleBinding Deployment Service ServiceAccount " kinds
-check "watchNamespaces renders a Role+RoleBinding per namespace and no ClusterRole" equals \
-  "Deployment Role Role RoleBinding RoleBinding Service ServiceAccount " kinds --set 'watchNamespaces={team-a,team-b}'
+# names KIND ARGS...: the names of the rendered objects of one kind.
+names() {
+  local kind="$1"; shift
+  render "$@" | awk -v kind="$kind" '/^kind:/{k=$2} /^  name:/ && k==kind {print $2; k=""}' | sort | tr '\n' ' '
+}
+export -f names
+check "default render: SA, ClusterRoles+bindings, Service, Deployment" equals \
+  "ClusterRole ClusterRole ClusterRole ClusterRoleBinding ClusterRoleBinding Deployment Service ServiceAccount " kinds
+check "watchNamespaces renders a Role+RoleBinding per namespace" equals \
+  "ClusterRole ClusterRole ClusterRoleBinding Deployment Role Role RoleBinding RoleBinding Service ServiceAccount " \
+  kinds --set 'watchNamespaces={team-a,team-b}'
+check "a namespaced install's only cluster-wide roles are the rack ones" equals "strata-broker strata-racks " \
+  names ClusterRole --set 'watchNamespaces={team-a,team-b}'
+# rules_of KIND NAME: the rules of one rendered role, whitespace removed.
+rules_of() {
+  render | awk -v kind="$1" -v name="$2" 'BEGIN{RS="---"} $0 ~ "kind: " kind "\n" && $0 ~ "\n  name: " name "\n"' |
+    sed -n '/^rules:/,$p' | tr -d ' \n'
+}
+export -f rules_of
+check "the brokers' ClusterRole reads nodes and nothing else" equals \
+  'rules:-apiGroups:[""]resources:["nodes"]verbs:["get"]' rules_of ClusterRole strata-broker
+check "the operator may bind only the brokers' ClusterRole" bash -c \
+  "render | grep -A2 'verbs: \[\"bind\"\]' | grep -q 'resourceNames: \[\"strata-broker\"\]'"
+check "the Deployment names the brokers' ClusterRole" contains "- --broker-cluster-role=strata-broker" render
 check "watchNamespaces become --namespace arguments" contains "- --namespace=team-b" \
   render --set 'watchNamespaces={team-a,team-b}'
 check "serviceMonitor.enabled adds a ServiceMonitor" contains "kind: ServiceMonitor" render --set serviceMonitor.enabled=true
