@@ -11,10 +11,12 @@
 //! 6. the coordinator StatefulSet, then the broker StatefulSet: brokers need the ensemble,
 //!    and StatefulSets come last so their pods start with everything above in place.
 //!
-//! Deletion runs behind the `strata.dev/cleanup` finalizer in the reverse order (brokers
-//! before the ensemble they deregister from) instead of leaving the order to the garbage
-//! collector; the ClusterRoleBinding, which no namespaced object can own, goes too.
-//! PersistentVolumeClaims are kept: data outlives a mistaken delete.
+//! Deletion runs behind the `strata.dev/cleanup` finalizer in the reverse order instead of
+//! leaving the order to the garbage collector: the broker StatefulSet goes first, in the
+//! foreground, and nothing else is deleted until its pods are gone, so brokers shut down
+//! while the ensemble they deregister from and the controller they hand leadership to
+//! still run. Then the rest, including the ClusterRoleBinding no namespaced object can
+//! own. PersistentVolumeClaims are kept: data outlives a mistaken delete.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,15 @@ pub async fn reconcile<K: KafkaConnector>(
     let started = tokio::time::Instant::now();
     let namespace = kc.namespace().unwrap_or_default();
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    // The finalizer helper drops the finalizer as soon as cleanup returns, so waiting for
+    // the brokers to stop happens before it is called.
+    let deleting =
+        kc.metadata.deletion_timestamp.is_some() && kc.finalizers().iter().any(|f| f == FINALIZER);
+    if deleting && brokers_stopping(&kc, &ctx).await? {
+        ctx.metrics.reconciled(CONTROLLER, started.elapsed());
+        // The StatefulSet's deletion wakes the controller; this is the safety net.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     let result = finalizer(&api, FINALIZER, kc, |event| async {
         match event {
             FinalizerEvent::Apply(kc) => apply(&kc, &ctx).await,
@@ -418,19 +429,45 @@ async fn apply_service_monitor<K>(
     Ok(())
 }
 
+/// The first step of a deletion: the broker StatefulSet is deleted in the foreground (it
+/// stays, marked, until the garbage collector removed its pods). True while it is there.
+async fn brokers_stopping<K>(kc: &KafkaCluster, ctx: &Context<K>) -> Result<bool, Error> {
+    let namespace = kc.namespace().unwrap_or_default();
+    let names = ClusterNames::new(&kc.name_any(), &namespace);
+    let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(brokers) = api.get_opt(&names.component(Component::Broker)).await? else {
+        return Ok(false);
+    };
+    if brokers.metadata.deletion_timestamp.is_none() {
+        publish(
+            ctx,
+            kc,
+            EventType::Normal,
+            "Deleting",
+            "Cleanup",
+            "stopping the brokers; the coordinator ensemble goes once they are gone",
+        )
+        .await;
+        match api
+            .delete(
+                &names.component(Component::Broker),
+                &DeleteParams::foreground(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
 async fn cleanup<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result<Action, Error> {
     let namespace = kc.namespace().unwrap_or_default();
     let names = ClusterNames::new(&kc.name_any(), &namespace);
     let client = &ctx.client;
-    publish(
-        ctx,
-        kc,
-        EventType::Normal,
-        "Deleting",
-        "Cleanup",
-        "deleting brokers, then the coordinator ensemble",
-    )
-    .await;
+    // Gone already (see `brokers_stopping`), unless the operator was not there to wait.
     delete::<StatefulSet>(client, &namespace, &names.component(Component::Broker)).await?;
     delete::<StatefulSet>(client, &namespace, &names.component(Component::Coordinator)).await?;
     for component in [Component::Broker, Component::Coordinator] {
