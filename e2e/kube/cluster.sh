@@ -148,6 +148,7 @@ contexts:
   context: {cluster: e2e, user: user, namespace: default}
 current-context: e2e
 KUBECONFIG
+  chmod 600 "$2"
 }
 
 node_network() {
