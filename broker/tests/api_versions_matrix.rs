@@ -67,7 +67,7 @@ fn every_advertised_version_answers_decodably() {
     let broker = BrokerProcess::start(&[]);
     let port = broker.port;
     let mut c = connect(port);
-    create_topic(&mut c, "matrix", 2);
+    let topic_id = create_topic(&mut c, "matrix", 2).topics[0].topic_id;
     support::wire::produce(&mut c, "matrix", 0, batch(5, 10).freeze());
     let ranges = advertised(port);
     let topic = || TopicName(name("matrix"));
@@ -104,18 +104,20 @@ fn every_advertised_version_answers_decodably() {
                 }
                 ApiKey::Produce => continue, // v0-v2 are refused in their own layout (bad_input.rs)
                 ApiKey::Fetch => {
+                    // From v13 topics are named by id.
+                    let fetched = if version >= 13 {
+                        FetchTopic::default().with_topic_id(topic_id)
+                    } else {
+                        FetchTopic::default().with_topic(topic())
+                    };
                     let req = FetchRequest::default()
                         .with_max_bytes(1 << 20)
                         .with_session_epoch(-1)
-                        .with_topics(vec![
-                            FetchTopic::default()
-                                .with_topic(topic())
-                                .with_partitions(vec![
+                        .with_topics(vec![fetched.with_partitions(vec![
                                     FetchPartition::default()
                                         .with_partition(0)
                                         .with_partition_max_bytes(1 << 20),
-                                ]),
-                        ]);
+                                ])]);
                     let r: FetchResponse = round_trip(port, api, version, &req);
                     assert_eq!(
                         r.responses[0].partitions[0].error_code, 0,

@@ -163,3 +163,38 @@ fn out_of_range_and_unknown_partitions_get_their_errors() {
         kafka_protocol::ResponseError::UnknownTopicOrPartition.code()
     );
 }
+
+#[test]
+fn topics_are_named_by_id_from_v13() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = connect(broker.port);
+    let topic_id = create_topic(&mut c, "by-id", 1).topics[0].topic_id;
+    produce(&mut c, "by-id", 0, batch(3, 0).freeze());
+    let request = |id| {
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![
+                        FetchPartition::default().with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    };
+    let r: FetchResponse = call(&mut c, ApiKey::Fetch, 17, &request(topic_id));
+    assert_eq!(r.responses[0].topic_id, topic_id);
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    assert_eq!(first_offsets(&r, 0), vec![0, 1, 2]);
+
+    // An id no topic has: UNKNOWN_TOPIC_ID, and the connection keeps serving.
+    let unknown = uuid::Uuid::from_u128(42);
+    let r: FetchResponse = call(&mut c, ApiKey::Fetch, 17, &request(unknown));
+    assert_eq!(r.responses[0].topic_id, unknown);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        kafka_protocol::ResponseError::UnknownTopicId.code()
+    );
+    let r: FetchResponse = call(&mut c, ApiKey::Fetch, 17, &request(topic_id));
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+}

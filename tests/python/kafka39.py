@@ -108,6 +108,18 @@ class Broker:
             self.proc.wait()
             self.proc = None
 
+    def stop(self, timeout=60):
+        """SIGTERM: Kafka's controlled shutdown, then exit."""
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self.proc = None
+
 
 # What Kafka's ZooKeeper client logs when things go wrong with the coordinator.
 XID_OUT_OF_ORDER = re.compile(r"Xid out of order")

@@ -20,19 +20,25 @@ from waiting import wait_for
 
 
 class StrataCluster:
-    def __init__(self, root, ensemble, n=3, extra=None, chroot="/strata"):
+    """Brokers `ids` (1..n by default); `port` is shared with other brokers of the same
+    cluster that are not Strata (a mixed cluster), `wait` whether to wait until every
+    broker is described by every other."""
+
+    def __init__(self, root, ensemble, n=3, extra=None, chroot="/strata", ids=None, port=None, wait=True):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.ensemble = ensemble
-        self.n = n
-        self.port = free_port()
+        self.ids = list(ids or range(1, n + 1))
+        self.n = len(self.ids)
+        self.port = port or free_port()
         self.metrics_port = free_port()
         self.extra = dict(extra or {})
         self.chroot = chroot
         self.procs = {}
-        for i in range(1, n + 1):
+        for i in self.ids:
             self.start(i)
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     def host(self, i):
         return f"127.0.0.{i}"
@@ -42,7 +48,7 @@ class StrataCluster:
 
     @property
     def bootstrap(self):
-        return ",".join(self.addr(i) for i in range(1, self.n + 1))
+        return ",".join(self.addr(i) for i in self.ids)
 
     def log_path(self, i):
         return self.root / f"broker{i}.log"

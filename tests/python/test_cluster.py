@@ -45,13 +45,13 @@ def cluster(request, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def every_broker_running(cluster, request):
     """Each test starts and ends with all three brokers up; logs are shown on failure."""
-    for i in range(1, cluster.n + 1):
+    for i in cluster.ids:
         if i not in cluster.running():
             cluster.start(i)
-    cluster.wait_ready(list(range(1, cluster.n + 1)))
+    cluster.wait_ready(list(cluster.ids))
     yield
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-        for i in range(1, cluster.n + 1):
+        for i in cluster.ids:
             print(f"--- broker {i} log (tail) ---\n{cluster.log(i)[-6000:]}")
 
 

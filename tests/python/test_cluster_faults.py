@@ -133,7 +133,7 @@ def test_random_faults_lose_no_acknowledged_record(tmp_path, network):
             injected[kind] += 1
             print(f"fault {n + 1}/{faults}: {kind} on {victim}; acknowledged {acked_before} → {len(producer.acked)}")
             # Heal before the next fault: every broker registered and in every ISR.
-            cluster.wait_ready(list(range(1, cluster.n + 1)), timeout=120)
+            cluster.wait_ready(list(cluster.ids), timeout=120)
             cluster.wait_partition(
                 topic,
                 lambda ps: all(len(p[2]) == 3 and p[0] >= 0 for p in ps.values()),
@@ -152,7 +152,7 @@ def test_random_faults_lose_no_acknowledged_record(tmp_path, network):
         heal_network()
         if producer is not None and not producer._stop.is_set():
             producer._stop.set()
-        for i in range(1, cluster.n + 1):
+        for i in cluster.ids:
             if i in cluster.procs:
                 cluster.resume(i)
         cluster.close()

@@ -1,4 +1,9 @@
-//! Fetch (v4–v12), from consumers and from followers.
+//! Fetch (v4–v17), from consumers and from followers.
+//!
+//! From v13 topics are named by id (resolved through the metadata cache; an unknown id is
+//! UNKNOWN_TOPIC_ID), from v15 a follower names itself in `replica_state` rather than
+//! `replica_id` (KIP-903), and from v16 a NOT_LEADER_OR_FOLLOWER answer carries the new
+//! leader's endpoint (KIP-951). A Kafka 3.9 follower sends v17.
 //!
 //! - **Consumers** (replica id -1) read committed records, below the high watermark, from
 //!   the partition's leader. A partition led elsewhere is NOT_LEADER_OR_FOLLOWER with the
@@ -20,6 +25,7 @@
 //! move. Fetch sessions (KIP-227) are not kept: every response carries session id 0,
 //! which tells clients to send full fetch requests.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -28,9 +34,10 @@ use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -46,7 +53,11 @@ pub async fn handle(
 ) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let replica_id = request.replica_id.0;
+    let replica_id = if ctx.version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let mut watches: Option<Vec<watch::Receiver<u64>>> = None;
     loop {
         // Subscribe (and mark the current state as seen) *before* reading, so a change
@@ -56,7 +67,7 @@ pub async fn handle(
                 rx.borrow_and_update();
             }
         }
-        let pass = read_once(broker, &request, ctx.version, replica_id);
+        let pass = read_once(broker, ctx, &request, replica_id);
         let now = Instant::now();
         if pass.bytes >= min_bytes || pass.has_error || now >= deadline {
             broker
@@ -103,7 +114,13 @@ struct Pass {
 }
 
 /// One pass over the requested partitions.
-fn read_once(broker: &Broker, request: &FetchRequest, version: i16, replica_id: i32) -> Pass {
+fn read_once(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: &FetchRequest,
+    replica_id: i32,
+) -> Pass {
+    let version = ctx.version;
     // log_start_offset exists from v5; older versions must leave it at its default.
     let with_log_start = version >= 5;
     let mut remaining = request.max_bytes.max(0) as usize;
@@ -112,13 +129,27 @@ fn read_once(broker: &Broker, request: &FetchRequest, version: i16, replica_id: 
     let mut read = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     let snapshot = broker.cache.snapshot();
-    // Topic ids are only sent at v13+, which we don't advertise; names always resolve.
+    let mut leaders_hinted = BTreeSet::new();
     for topic in &request.topics {
-        let name = topic.topic.0.as_str();
+        let name = if version >= 13 {
+            snapshot.topic_name(topic.topic_id)
+        } else {
+            Some(topic.topic.0.as_str())
+        };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut data = PartitionData::default().with_partition_index(p.partition);
             data.aborted_transactions = None;
+            let Some(name) = name else {
+                data.error_code = ResponseError::UnknownTopicId.code();
+                data.high_watermark = -1;
+                data.last_stable_offset = -1;
+                data.log_start_offset = -1;
+                data.records = Some(Bytes::new());
+                has_error = true;
+                partitions.push(data);
+                continue;
+            };
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
             let params = ReadParams {
                 fetch_offset: p.fetch_offset,
@@ -205,6 +236,9 @@ fn read_once(broker: &Broker, request: &FetchRequest, version: i16, replica_id: 
                         data.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(BrokerId(state.leader))
                             .with_leader_epoch(state.leader_epoch);
+                        if state.leader >= 0 {
+                            leaders_hinted.insert(state.leader);
+                        }
                     }
                     data.records = Some(Bytes::new());
                     has_error = true;
@@ -219,8 +253,25 @@ fn read_once(broker: &Broker, request: &FetchRequest, version: i16, replica_id: 
                 .with_partitions(partitions),
         );
     }
+    let mut response = FetchResponse::default().with_responses(topics);
+    if version >= 16 {
+        response.node_endpoints = leaders_hinted
+            .into_iter()
+            .filter_map(|id| {
+                let broker = snapshot.brokers.get(&id)?;
+                let (host, port) = broker.endpoint(ctx.listener)?;
+                Some(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(i32::from(port))
+                        .with_rack(broker.rack.clone().map(StrBytes::from_string)),
+                )
+            })
+            .collect();
+    }
     Pass {
-        response: FetchResponse::default().with_responses(topics),
+        response,
         bytes: total,
         has_error,
         partitions: read,

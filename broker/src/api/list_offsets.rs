@@ -1,4 +1,6 @@
-//! ListOffsets (v1–v8): earliest (-2), latest (-1), max timestamp (-3), or by timestamp.
+//! ListOffsets (v1–v9): earliest (-2), latest (-1), max timestamp (-3), earliest local
+//! (-4, the log start: nothing is tiered), latest tiered (-5, none: offset -1), or by
+//! timestamp.
 //! Answered by the leader. For a consumer "latest" is the high watermark (read
 //! uncommitted sees no further); a follower asking (replica id ≥ 0) gets the log end
 //! offset, which it needs to truncate after an unclean election.
@@ -16,6 +18,7 @@ const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub async fn handle(
     broker: &Broker,
@@ -55,6 +58,7 @@ pub async fn handle(
                                 response.offset = offset;
                             }
                         }
+                        LATEST_TIERED_TIMESTAMP => response.leader_epoch = -1,
                         ts if ts < 0 => response.error_code = ResponseError::InvalidRequest.code(),
                         ts => match partition.fetch_offset_by_timestamp(ts) {
                             Ok(Some((offset, timestamp))) => {

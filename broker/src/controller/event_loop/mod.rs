@@ -127,6 +127,14 @@ impl EventLoop {
                 self.reload_needed = true;
             }
         }
+        self.send_batch();
+    }
+
+    /// Sends the requests decided so far. Within a batch LeaderAndIsr goes before
+    /// UpdateMetadata (brokers learn of a leadership before clients are sent to it); an
+    /// UpdateMetadata that must arrive first — a new broker has to know the brokers it
+    /// will follow — is sent on its own before the rest is decided, as Kafka does.
+    fn send_batch(&mut self) {
         if let Some(ctx) = &self.ctx {
             self.batch.send(
                 ctx,
@@ -212,6 +220,8 @@ impl EventLoop {
         let ctx = self.ctx.as_ref().expect("active");
         let brokers: Vec<i32> = ctx.brokers.keys().copied().collect();
         self.batch.add_update_metadata_all(&brokers);
+        self.send_batch();
+        let ctx = self.ctx.as_ref().expect("active");
         let partitions: Vec<TopicPartition> = ctx.states.keys().cloned().collect();
         for tp in partitions {
             let ctx = self.ctx.as_ref().expect("active");
@@ -385,9 +395,11 @@ impl EventLoop {
             .copied()
             .filter(|b| !started.contains(b))
             .collect();
-        // Existing brokers learn of the new ones; new ones get everything.
+        // Existing brokers learn of the new ones; new ones get everything, before any
+        // LeaderAndIsr: a broker told to follow a leader it does not know cannot.
         self.batch.add_update_metadata(&others, std::iter::empty());
         self.batch.add_update_metadata_all(started);
+        self.send_batch();
         for broker in started {
             let ctx = self.ctx.as_ref().expect("active");
             for tp in ctx.partitions_on(*broker) {
