@@ -54,6 +54,7 @@ use crate::metadata::{
     SecurityProtocol, config_type,
 };
 use crate::metrics::{Metrics, MetricsSource};
+use crate::network::Timeouts;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::alter_partition::AlterPartitionManager;
 use crate::replica::fetcher::{FetcherConfig, ReplicaFetcherManager};
@@ -461,6 +462,10 @@ impl MetricsSource for Broker {
     fn render(&self, out: &mut String) {
         metrics::render_broker(self, out);
     }
+
+    fn is_ready(&self) -> bool {
+        Broker::is_ready(self)
+    }
 }
 
 /// Binds every listener, naming the address on failure.
@@ -553,7 +558,10 @@ pub async fn run(
             max_bytes: config.replica_fetch_response_max_bytes,
             partition_max_bytes: config.replica_fetch_max_bytes,
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
-            socket_timeout: Duration::from_millis(config.replica_socket_timeout_ms),
+            timeouts: Timeouts {
+                connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
+                request: Duration::from_millis(config.replica_socket_timeout_ms),
+            },
         },
         cache.clone(),
     );
@@ -568,11 +576,15 @@ pub async fn run(
         fetchers,
         alter_partition.clone(),
     );
+    let controller_timeouts = Timeouts {
+        connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
+        request: Duration::from_millis(config.controller_socket_timeout_ms),
+    };
     let controller = Arc::new(Controller::new(
         ControllerConfig {
             broker_id: config.broker_id,
             inter_broker_listener: listener.clone(),
-            socket_timeout: Duration::from_millis(config.controller_socket_timeout_ms),
+            timeouts: controller_timeouts,
             unclean_leader_election_enable: config.unclean_leader_election_enable,
             auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
             leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
@@ -588,7 +600,7 @@ pub async fn run(
         controller.clone(),
         cache.clone(),
         listener,
-        Duration::from_millis(config.controller_socket_timeout_ms),
+        controller_timeouts,
     ));
     let groups = Arc::new(GroupManager::new(
         group_coordinator_config(&config),

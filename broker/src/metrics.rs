@@ -70,6 +70,11 @@ impl Default for Metrics {
 /// Extra samples a scrape adds from live state (logs, groups).
 pub trait MetricsSource: Send + Sync {
     fn render(&self, out: &mut String);
+    /// Whether `/readyz` answers 200: the broker serves (the controller described the
+    /// cluster to it).
+    fn is_ready(&self) -> bool {
+        true
+    }
 }
 
 impl Metrics {
@@ -502,7 +507,8 @@ fn render_groups(broker: &crate::Broker, out: &mut String) {
     );
 }
 
-/// Serves `/metrics` (and `/healthz`) until the task is dropped.
+/// Serves `/metrics`, `/healthz` (the process answers) and `/readyz` (it serves: 503 until
+/// then) until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, source: Arc<dyn MetricsSource>) {
     loop {
         let Ok((mut socket, _)) = listener.accept().await else {
@@ -535,7 +541,13 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, source: Arc<dyn
                     "text/plain; version=0.0.4",
                     metrics.render(source.as_ref()),
                 ),
-                "/healthz" | "/readyz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+                "/readyz" if source.is_ready() => ("200 OK", "text/plain", "ok\n".to_string()),
+                "/readyz" => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "not serving yet: the controller has not described the cluster\n".to_string(),
+                ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let response = format!(

@@ -4,6 +4,9 @@
 //! One request at a time, answered in order; every request carries a deadline
 //! (`replica.socket.timeout.ms`, `controller.socket.timeout.ms`), after which the
 //! connection is dropped, as Kafka's `NetworkClient` disconnects on a request timeout.
+//! Setting a connection up has its own, shorter deadline
+//! (`socket.connection.setup.timeout.ms`): a broker that moved to a new address (a
+//! restarted pod) must not cost a whole request timeout per attempt.
 
 use std::time::Duration;
 
@@ -35,6 +38,15 @@ pub enum NetworkError {
 /// `replica.fetch.response.max.bytes`, 10 MiB by default, plus framing).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
+/// The deadlines of a [`BrokerConnection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `socket.connection.setup.timeout.ms`.
+    pub connect: Duration,
+    /// `replica.socket.timeout.ms` or `controller.socket.timeout.ms`.
+    pub request: Duration,
+}
+
 pub struct BrokerConnection {
     addr: String,
     stream: BufReader<TcpStream>,
@@ -47,9 +59,10 @@ impl BrokerConnection {
     pub async fn connect(
         addr: &str,
         client_id: &str,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<BrokerConnection, NetworkError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let connect = timeouts.connect.min(timeouts.request);
+        let stream = match tokio::time::timeout(connect, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {
                 return Err(NetworkError::Connect {
@@ -60,7 +73,7 @@ impl BrokerConnection {
             Err(_) => {
                 return Err(NetworkError::Timeout {
                     addr: addr.to_string(),
-                    timeout_ms: timeout.as_millis(),
+                    timeout_ms: connect.as_millis(),
                 });
             }
         };
@@ -70,7 +83,7 @@ impl BrokerConnection {
             stream: BufReader::with_capacity(64 * 1024, stream),
             client_id: client_id.to_string(),
             next_correlation_id: 0,
-            timeout,
+            timeout: timeouts.request,
         })
     }
 

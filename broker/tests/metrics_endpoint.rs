@@ -88,3 +88,29 @@ async fn metrics_cover_traffic_logs_and_groups() {
         },
     );
 }
+
+fn get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn healthz_answers_and_readyz_says_serving() {
+    let metrics_port = free_port();
+    let _broker = BrokerProcess::start(&[("metrics.port", &metrics_port.to_string())]);
+    assert!(get(metrics_port, "/healthz").starts_with("HTTP/1.1 200 OK"));
+    // Ready once the broker's own controller has described the cluster to it.
+    eventually("/readyz to answer 200", || {
+        let ready = get(metrics_port, "/readyz");
+        if ready.starts_with("HTTP/1.1 200 OK") {
+            Ok(())
+        } else {
+            Err(ready)
+        }
+    });
+    assert!(get(metrics_port, "/nothing").starts_with("HTTP/1.1 404"));
+}

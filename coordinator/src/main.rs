@@ -32,15 +32,39 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let result = if cfg.is_standalone() {
-        strata_coordinator::server::run_standalone(cfg).await
-    } else {
-        strata_coordinator::ensemble::run(cfg).await
+    let serve = async move {
+        if cfg.is_standalone() {
+            strata_coordinator::server::run_standalone(cfg).await
+        } else {
+            strata_coordinator::ensemble::run(cfg).await
+        }
+    };
+    // SIGTERM and Ctrl-C end the process at once, as they end a ZooKeeper server: every
+    // acknowledged write is already in the transaction log. Handled rather than left to
+    // the default action because as PID 1 (in a container) an unhandled SIGTERM is
+    // ignored.
+    let result = tokio::select! {
+        result = serve => result,
+        signal = terminated() => {
+            tracing::info!(signal, "shutting down");
+            Ok(())
+        }
     };
     if let Err(e) = result {
         // The chain of contexts names what failed (which port, which file); a backtrace
         // adds nothing for an operator.
         eprintln!("strata-coordinator: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }

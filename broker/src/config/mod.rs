@@ -172,6 +172,9 @@ pub struct KafkaConfig {
     pub replica_high_watermark_checkpoint_interval_ms: u64,
     /// `controller.socket.timeout.ms`.
     pub controller_socket_timeout_ms: u64,
+    /// `socket.connection.setup.timeout.ms`: how long connecting to another broker may
+    /// take before the attempt is abandoned and retried.
+    pub socket_connection_setup_timeout_ms: u64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
     /// `auto.leader.rebalance.enable`.
@@ -244,6 +247,7 @@ impl Default for KafkaConfig {
             num_replica_fetchers: 1,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             controller_socket_timeout_ms: 30_000,
+            socket_connection_setup_timeout_ms: 10_000,
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_per_broker_percentage: 10,
@@ -614,6 +618,9 @@ impl KafkaConfig {
             }
             "controller.socket.timeout.ms" => {
                 self.controller_socket_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "socket.connection.setup.timeout.ms" => {
+                self.socket_connection_setup_timeout_ms = parse_at_least(key, value, 1)?
             }
             "unclean.leader.election.enable" => {
                 self.unclean_leader_election_enable = parse_bool(key, value)?

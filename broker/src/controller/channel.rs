@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::metadata::BrokerRegistration;
-use crate::network::BrokerConnection;
+use crate::network::{BrokerConnection, Timeouts};
 use crate::protocol::{
     LEADER_AND_ISR_KEY, LeaderAndIsrRequest, LeaderAndIsrResponse, STOP_REPLICA_KEY,
     StopReplicaRequest, StopReplicaResponse, UPDATE_METADATA_KEY, UPDATE_METADATA_VERSIONS,
@@ -73,7 +73,7 @@ pub struct ControllerChannel {
     local_broker_id: i32,
     local: Weak<dyn LocalBroker>,
     listener: String,
-    timeout: Duration,
+    timeouts: Timeouts,
     queues: Mutex<HashMap<i32, Queue>>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
 }
@@ -83,14 +83,14 @@ impl ControllerChannel {
         local_broker_id: i32,
         local: Weak<dyn LocalBroker>,
         listener: String,
-        timeout: Duration,
+        timeouts: Timeouts,
         responses: mpsc::UnboundedSender<ResponseEvent>,
     ) -> ControllerChannel {
         ControllerChannel {
             local_broker_id,
             local,
             listener,
-            timeout,
+            timeouts,
             queues: Mutex::new(HashMap::new()),
             responses,
         }
@@ -121,7 +121,7 @@ impl ControllerChannel {
                 broker.id,
                 address,
                 self.local_broker_id,
-                self.timeout,
+                self.timeouts,
                 rx,
                 self.responses.clone(),
                 status.clone(),
@@ -244,7 +244,7 @@ async fn run_remote(
     broker_id: i32,
     address: Option<String>,
     controller_id: i32,
-    timeout: Duration,
+    timeouts: Timeouts,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
     status: Arc<QueueStatus>,
@@ -263,7 +263,7 @@ async fn run_remote(
         let (key, version, body) = encode(&request);
         loop {
             if connection.is_none() {
-                match BrokerConnection::connect(&address, &client_id, timeout).await {
+                match BrokerConnection::connect(&address, &client_id, timeouts).await {
                     Ok(c) => {
                         status.unreachable.store(false, Ordering::Release);
                         connection = Some(c);

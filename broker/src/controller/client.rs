@@ -8,7 +8,6 @@
 //! NOT_CONTROLLER) is reported as such and the caller retries, as Kafka's do.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::ResponseError;
@@ -20,7 +19,7 @@ use tokio::sync::Mutex;
 
 use super::Controller;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, NetworkError};
+use crate::network::{BrokerConnection, NetworkError, Timeouts};
 use crate::protocol::{
     CONTROLLED_SHUTDOWN_KEY, ControlledShutdownRequest, ControlledShutdownResponse,
 };
@@ -48,7 +47,7 @@ pub struct ControllerClient {
     controller: Arc<Controller>,
     cache: Arc<MetadataCache>,
     listener: String,
-    timeout: Duration,
+    timeouts: Timeouts,
     connection: Mutex<Option<(i32, BrokerConnection)>>,
 }
 
@@ -63,14 +62,14 @@ impl ControllerClient {
         controller: Arc<Controller>,
         cache: Arc<MetadataCache>,
         listener: String,
-        timeout: Duration,
+        timeouts: Timeouts,
     ) -> ControllerClient {
         ControllerClient {
             broker_id,
             controller,
             cache,
             listener,
-            timeout,
+            timeouts,
             connection: Mutex::new(None),
         }
     }
@@ -120,7 +119,7 @@ impl ControllerClient {
             let client_id = format!("broker-{}-to-controller", self.broker_id);
             *guard = Some((
                 id,
-                BrokerConnection::connect(addr, &client_id, self.timeout).await?,
+                BrokerConnection::connect(addr, &client_id, self.timeouts).await?,
             ));
         }
         let (_, conn) = guard.as_mut().expect("connected");

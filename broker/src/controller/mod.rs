@@ -36,6 +36,7 @@ use kafka_protocol::messages::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metadata::{MetadataStore, TopicPartition};
+use crate::network::Timeouts;
 use channel::LocalBroker;
 
 /// What the controller needs from the broker's configuration.
@@ -44,8 +45,8 @@ pub struct ControllerConfig {
     pub broker_id: i32,
     /// `inter.broker.listener.name`: where the controller reaches brokers.
     pub inter_broker_listener: String,
-    /// `controller.socket.timeout.ms`.
-    pub socket_timeout: Duration,
+    /// `socket.connection.setup.timeout.ms`, `controller.socket.timeout.ms`.
+    pub timeouts: Timeouts,
     /// `unclean.leader.election.enable` (a topic may override it).
     pub unclean_leader_election_enable: bool,
     /// `auto.leader.rebalance.enable`.

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use super::partition::Partition;
 use crate::api::str_bytes;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::BrokerConnection;
+use crate::network::{BrokerConnection, Timeouts};
 use crate::now_ms;
 
 const FETCH_VERSION: i16 = 12;
@@ -52,8 +52,8 @@ pub struct FetcherConfig {
     pub partition_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub backoff: Duration,
-    /// `replica.socket.timeout.ms`.
-    pub socket_timeout: Duration,
+    /// `socket.connection.setup.timeout.ms`, `replica.socket.timeout.ms`.
+    pub timeouts: Timeouts,
 }
 
 /// One partition in a fetcher.
@@ -229,7 +229,7 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
                 tokio::time::sleep(config.backoff).await;
                 continue;
             };
-            match BrokerConnection::connect(&addr, &client_id, config.socket_timeout).await {
+            match BrokerConnection::connect(&addr, &client_id, config.timeouts).await {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     debug!(leader, error = %e, "cannot connect to leader");

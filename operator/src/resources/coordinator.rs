@@ -60,13 +60,7 @@ mkdir -p {DATA_DIR}/coordinator
 echo "$((ordinal + 1))" > {DATA_DIR}/coordinator/myid
 cp {CONFIG_DIR}/zoo.cfg {RUN_DIR}/zoo.cfg
 if [ "$ordinal" -ge {voters} ]; then echo "peerType=observer" >> {RUN_DIR}/zoo.cfg; fi
-# strata-coordinator sets no SIGTERM handler, and as PID 1 it would never see the
-# kubelet's TERM: every stop would wait out the grace period and end in KILL. This shell
-# stays PID 1 and passes TERM on; exec the coordinator once it handles TERM itself.
-strata-coordinator --config {RUN_DIR}/zoo.cfg &
-coordinator=$!
-trap 'kill -TERM "$coordinator"; wait "$coordinator"; exit' TERM INT
-wait "$coordinator"
+exec strata-coordinator --config {RUN_DIR}/zoo.cfg
 "#
     )
 }
@@ -209,10 +203,8 @@ mod tests {
         let script = &container(sts).command.as_ref().unwrap()[2];
         assert!(script.contains(r#"echo "$((ordinal + 1))" > /var/lib/strata/coordinator/myid"#));
         assert!(script.contains(r#"if [ "$ordinal" -ge 3 ]; then echo "peerType=observer""#));
-        assert!(script.contains("strata-coordinator --config /run/strata/zoo.cfg &\n"));
-        assert!(
-            script.contains(r#"trap 'kill -TERM "$coordinator"; wait "$coordinator"; exit' TERM"#)
-        );
+        // The coordinator is PID 1 and handles the kubelet's SIGTERM itself.
+        assert!(script.ends_with("exec strata-coordinator --config /run/strata/zoo.cfg\n"));
         // Ready once in the quorum, which `srvr` tells.
         let ready = container(sts).readiness_probe.as_ref().unwrap();
         assert_eq!(

@@ -61,7 +61,7 @@ impl EventLoop {
             config.broker_id,
             local,
             config.inter_broker_listener.clone(),
-            config.socket_timeout,
+            config.timeouts,
             tx,
         );
         EventLoop {
