@@ -238,7 +238,12 @@ impl ReplicaManager {
                     error = Some(ResponseError::UnknownTopicOrPartition);
                 } else if let Some(existing) = self.get_partition(&tp.0, tp.1) {
                     let (_, epoch) = existing.leader_and_epoch();
-                    if state.leader_epoch < epoch && state.leader_epoch >= 0 {
+                    // Only a newer leader epoch is applied, as in Kafka: the ZooKeeper-mode
+                    // controller bumps the epoch with every change it makes, so the same
+                    // epoch again is a retried or resent request. Applying it would reset
+                    // a leader's ISR change in flight, whose AlterPartition the controller
+                    // may still commit: an ISR member the leader no longer waits for.
+                    if state.leader_epoch <= epoch && state.leader_epoch >= 0 {
                         error = Some(ResponseError::StaleControllerEpoch);
                     }
                 }
