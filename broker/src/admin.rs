@@ -14,7 +14,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::Broker;
-use crate::config::apply_topic_config;
+use crate::config::{apply_topic_config, validate_replication_topic_config};
 use crate::controller::assignment::{AssignmentError, Candidate, assign_replicas};
 use crate::metadata::{MetadataError, config_type, validate_topic_name};
 
@@ -68,7 +68,8 @@ impl Broker {
     ) -> Result<(), AdminError> {
         let mut scratch = self.config.log.clone();
         for (key, value) in configs {
-            apply_topic_config(&mut scratch, key, value)
+            validate_replication_topic_config(key, value)
+                .unwrap_or_else(|| apply_topic_config(&mut scratch, key, value))
                 .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         }
         Ok(())

@@ -42,6 +42,7 @@ use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
 use crate::admin::TopicDescription;
+use crate::config::dynamic::{self, DynamicBrokerConfigs};
 use crate::config::{KafkaConfig, apply_topic_config};
 use crate::controller::channel::{ControllerRequest, ControllerResponse, LocalBroker};
 use crate::controller::client::ControllerClient;
@@ -58,6 +59,7 @@ use crate::network::Timeouts;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::alter_partition::AlterPartitionManager;
 use crate::replica::fetcher::{FetcherConfig, ReplicaFetcherManager};
+use crate::replica::quota::ReplicationQuotas;
 use crate::replica::{ReplicaConfig, ReplicaManager};
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
@@ -108,6 +110,8 @@ pub struct Broker {
     broker_epoch: Arc<AtomicI64>,
     /// Config overrides of the topics this broker knows, from the store.
     topic_configs: RwLock<HashMap<String, BTreeMap<String, String>>>,
+    /// This broker's dynamic configs, from the store.
+    dynamic_configs: RwLock<DynamicBrokerConfigs>,
 }
 
 impl Broker {
@@ -157,10 +161,65 @@ impl Broker {
     }
 
     pub(crate) fn cache_topic_configs(&self, topic: &str, configs: BTreeMap<String, String>) {
+        self.replica_manager.quotas.set_topic_throttles(
+            topic,
+            configs
+                .get("leader.replication.throttled.replicas")
+                .map(String::as_str),
+            configs
+                .get("follower.replication.throttled.replicas")
+                .map(String::as_str),
+            self.config.broker_id,
+        );
         self.topic_configs
             .write()
             .expect("topic configs lock")
             .insert(topic.to_string(), configs);
+    }
+
+    /// This broker's dynamic configs as last read from the store.
+    pub fn dynamic_configs(&self) -> DynamicBrokerConfigs {
+        self.dynamic_configs
+            .read()
+            .expect("dynamic configs lock")
+            .clone()
+    }
+
+    /// Reads this broker's dynamic configs (its own and the cluster default) and applies
+    /// them: the replication throttle rates.
+    pub(crate) async fn reload_dynamic_configs(&self) {
+        let read = async |name: String| {
+            self.store
+                .entity_configs(config_type::BROKER.to_string(), name)
+                .await
+        };
+        let configs = match (
+            read(self.config.broker_id.to_string()).await,
+            read(dynamic::DEFAULT_ENTITY.to_string()).await,
+        ) {
+            (Ok(broker), Ok(cluster_default)) => DynamicBrokerConfigs {
+                broker,
+                cluster_default,
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot read dynamic broker configs; keeping the current ones");
+                return;
+            }
+        };
+        let quotas = &self.replica_manager.quotas;
+        let leader = configs.rate(dynamic::LEADER_THROTTLED_RATE);
+        let follower = configs.rate(dynamic::FOLLOWER_THROTTLED_RATE);
+        quotas.leader().set_limit(leader);
+        quotas.follower().set_limit(follower);
+        let mut current = self.dynamic_configs.write().expect("dynamic configs lock");
+        if *current != configs {
+            info!(
+                ?leader,
+                ?follower,
+                "replication throttle rates (bytes/s) applied"
+            );
+            *current = configs;
+        }
     }
 
     /// Caches a topic's new overrides and applies them to its partitions here.
@@ -263,6 +322,15 @@ impl Broker {
                             warn!(topic = %entity_name, error = %e.1, "cannot reload topic configs")
                         }
                     }
+                }
+                Ok(MetadataEvent::ConfigChanged {
+                    entity_type,
+                    entity_name,
+                }) if entity_type == config_type::BROKER
+                    && (entity_name == dynamic::DEFAULT_ENTITY
+                        || entity_name == self.config.broker_id.to_string()) =>
+                {
+                    self.reload_dynamic_configs().await
                 }
                 Ok(MetadataEvent::SessionReestablished { broker_epoch }) => {
                     if broker_epoch >= 0 {
@@ -408,6 +476,9 @@ pub fn topic_log_config(
 ) -> LogConfig {
     let mut config = defaults.clone();
     for (key, value) in overrides {
+        if config::validate_replication_topic_config(key, value).is_some() {
+            continue; // not a log setting
+        }
         if let Err(e) = apply_topic_config(&mut config, key, value) {
             if config::kafka_keys::TOPIC_KEYS.contains(&key.as_str()) {
                 tracing::debug!(topic, key, "topic config not used by Strata");
@@ -564,6 +635,10 @@ pub async fn run(
             },
         },
         cache.clone(),
+        Arc::new(ReplicationQuotas::new(
+            config.replication_quota_window_num,
+            config.replication_quota_window_size_seconds as i64 * 1_000,
+        )),
     );
     let alter_partition = AlterPartitionManager::new(config.broker_id, broker_epoch.clone());
     let replica_manager = ReplicaManager::new(
@@ -620,8 +695,10 @@ pub async fn run(
         producer_ids: ProducerIdManager::default(),
         broker_epoch: broker_epoch.clone(),
         topic_configs: RwLock::new(topic_configs),
+        dynamic_configs: RwLock::new(DynamicBrokerConfigs::default()),
         config,
     });
+    broker.reload_dynamic_configs().await;
 
     if let Some(address) = broker.config.metrics_address() {
         match TcpListener::bind(&address).await {

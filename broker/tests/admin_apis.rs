@@ -258,3 +258,148 @@ async fn retention_deletes_old_segments() {
     })
     .await;
 }
+
+/// IncrementalAlterConfigs on BROKER resources: the replication throttle rates are set,
+/// described with their source and removed; anything else is refused whole.
+#[test]
+fn dynamic_broker_configs_set_describe_and_delete() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use support::wire::{call, connect};
+
+    const BROKER: i8 = 4;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let broker = BrokerProcess::start(&[]);
+    let port = broker.port;
+    let alter = |name: &str, ops: Vec<(&str, i8, Option<&str>)>| {
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(s(name))
+                .with_configs(
+                    ops.into_iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(s(k))
+                                .with_config_operation(op)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                ),
+        ]);
+        let r: IncrementalAlterConfigsResponse = call(
+            &mut connect(port),
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &request,
+        );
+        (
+            r.responses[0].error_code,
+            r.responses[0]
+                .error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        )
+    };
+    let rate = "leader.replication.throttled.rate";
+    assert_eq!(alter("0", vec![(rate, SET, Some("1000000"))]).0, 0);
+    // The cluster default is the empty name.
+    assert_eq!(
+        alter(
+            "",
+            vec![("follower.replication.throttled.rate", SET, Some("500"))]
+        )
+        .0,
+        0
+    );
+    // Refused whole: a static key, a negative rate, another broker's id, a log-dir move
+    // throttle (nothing to throttle).
+    let (code, message) = alter(
+        "0",
+        vec![(rate, SET, Some("1")), ("log.retention.ms", SET, Some("1"))],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        message.contains("Cannot update these configs dynamically"),
+        "{message}"
+    );
+    assert_ne!(alter("0", vec![(rate, SET, Some("-5"))]).0, 0);
+    assert_ne!(alter("7", vec![(rate, SET, Some("5"))]).0, 0);
+    assert_ne!(
+        alter(
+            "0",
+            vec![(
+                "replica.alter.log.dirs.io.max.bytes.per.second",
+                SET,
+                Some("5")
+            )]
+        )
+        .0,
+        0
+    );
+
+    let describe = || {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(s("0")),
+        ]);
+        let r: DescribeConfigsResponse =
+            call(&mut connect(port), ApiKey::DescribeConfigs, 4, &request);
+        r.results[0]
+            .configs
+            .iter()
+            .filter(|e| e.name.contains("throttled"))
+            .map(|e| {
+                (
+                    e.name.to_string(),
+                    e.value.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+                    e.config_source,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Applied when the change notification arrives: 2 = this broker's, 3 = the default.
+    let expected = vec![
+        (
+            "follower.replication.throttled.rate".to_string(),
+            "500".to_string(),
+            3,
+        ),
+        (rate.to_string(), "1000000".to_string(), 2),
+    ];
+    support::wait::eventually("the rates described as applied", || {
+        let seen = describe();
+        (seen == expected).then_some(()).ok_or(format!("{seen:?}"))
+    });
+    // Deleting the key (and one never set, as kafka-reassign-partitions --verify does).
+    assert_eq!(
+        alter(
+            "0",
+            vec![
+                (rate, DELETE, None),
+                (
+                    "replica.alter.log.dirs.io.max.bytes.per.second",
+                    DELETE,
+                    None
+                )
+            ]
+        )
+        .0,
+        0
+    );
+    support::wait::eventually("the broker's own rate removed", || {
+        let seen = describe();
+        (seen.len() == 1).then_some(()).ok_or(format!("{seen:?}"))
+    });
+}

@@ -267,6 +267,137 @@ def test_reassignment_with_kafkas_tool_while_producing(cluster, tmp_path):
              what="broker 1 to delete the moved replicas")
 
 
+def reassign_tool(cluster, plan_file, action, *extra, check=True):
+    return kafka_tool(
+        "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+        "--bootstrap-server", cluster.bootstrap,
+        "--reassignment-json-file", str(plan_file), action, *extra, check=check,
+    )
+
+
+def fill_topic_on_broker_1(cluster, topic, records, size, config=None):
+    """An RF 1 topic on broker 1 holding `records` records of `size` bytes."""
+    from confluent_kafka.admin import NewTopic
+
+    admin = cluster.admin()
+    # librdkafka: an explicit assignment goes with a partition count, not a replication
+    # factor.
+    new = NewTopic(topic, num_partitions=1, replica_assignment=[[1]], config=config or {})
+    admin.create_topics([new])[topic].result(60)
+    cluster.wait_partition(topic, lambda ps: ps[0][0] == 1, what=f"{topic} led by broker 1")
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 20})
+    for i in range(records):
+        producer.produce(topic, value=(b"%08d" % i) * (size // 8))
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def throttles(cluster, topic):
+    """The throttle configs set on `topic` and on every broker, as DescribeConfigs shows
+    them (a broker shows the rates it applies): {(resource, key): value}."""
+    from confluent_kafka.admin import ConfigResource
+
+    admin = cluster.admin()
+    out = {}
+    # librdkafka takes one BROKER resource per call.
+    for requested in [ConfigResource("TOPIC", topic)] + [
+        ConfigResource("BROKER", str(b)) for b in cluster.ids
+    ]:
+        for resource, future in admin.describe_configs([requested]).items():
+            for key, entry in future.result(30).items():
+                if "throttled" in key and entry.value not in (None, ""):
+                    out[(resource.name, key)] = entry.value
+    return out
+
+
+def replica_bytes(cluster, broker, topic):
+    return sum(f.stat().st_size for f in (cluster.root / f"data{broker}" / f"{topic}-0").glob("*.log"))
+
+
+def test_throttled_reassignment_moves_at_its_rate(cluster, tmp_path):
+    """kafka-reassign-partitions --throttle holds the copy to the rate, and --verify
+    clears the throttles when the move is done.
+
+    The rate is measured as Kafka measures it: over eleven one-second windows, never
+    over less than ten seconds. A fresh throttle therefore lets about eleven seconds'
+    worth through at once, and then holds the copy until that window ages out: the
+    copy moves in steps, and only what lies beyond the first eleven seconds' worth is
+    spread out at the rate."""
+    topic = unique("throttled")
+    rate = 100_000
+    size = 2_500_000
+    fill_topic_on_broker_1(cluster, topic, size // 1000, 1000)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [2]}]}))
+    started = time.monotonic()
+    out = reassign_tool(cluster, plan, "--execute", "--throttle", str(rate))
+    assert f"The inter-broker throttle limit was set to {rate} B/s" in out.stdout, out.stdout
+    set_throttles = throttles(cluster, topic)
+    assert set_throttles[(topic, "leader.replication.throttled.replicas")] == "0:1"
+    assert set_throttles[(topic, "follower.replication.throttled.replicas")] == "0:2"
+    assert set_throttles[("1", "leader.replication.throttled.rate")] == str(rate)
+    assert set_throttles[("2", "follower.replication.throttled.rate")] == str(rate)
+    wait_for(lambda: "is completed" in reassign_tool(cluster, plan, "--verify", check=False).stdout,
+             timeout=180, what="the throttled reassignment to complete")
+    elapsed = time.monotonic() - started
+    spread = size - 11 * rate
+    print(f"throttled reassignment of {size} bytes at {rate} B/s took {elapsed:.1f}s; "
+          f"{spread} bytes beyond the first windows at {spread / elapsed:.0f} B/s")
+    # Unthrottled the copy takes well under a second.
+    assert elapsed >= 0.7 * spread / rate, f"took {elapsed:.1f}s: faster than {rate} B/s"
+    assert elapsed <= 3 * spread / rate + 20, f"took {elapsed:.1f}s: far slower than {rate} B/s"
+    # --verify removed every throttle it had set.
+    wait_for(lambda: throttles(cluster, topic) == {}, what="the throttles cleared")
+    cluster.wait_partition(topic, lambda ps: ps[0][1] == [2] and ps[0][2] == [2],
+                           what="the partition on broker 2 only")
+
+
+def test_cancelled_reassignment_goes_back(cluster, tmp_path):
+    """kafka-reassign-partitions --cancel while a (slowly throttled) copy is in progress:
+    the replica set returns to the original, the new replica is deleted and the
+    throttles are cleared."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    topic = unique("cancelled")
+    # Throttled from the start, at 1 KB/s on every broker, so that the copy is still
+    # running when it is cancelled.
+    fill_topic_on_broker_1(cluster, topic, 2000, 1000, config={
+        "leader.replication.throttled.replicas": "*",
+        "follower.replication.throttled.replicas": "*",
+    })
+    admin = cluster.admin()
+    for b in cluster.ids:
+        rates = ConfigResource("BROKER", str(b), incremental_configs=[
+            ConfigEntry(key, "1000", incremental_operation=AlterConfigOpType.SET)
+            for key in ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
+        ])
+        admin.incremental_alter_configs([rates])[rates].result(30)
+    wait_for(lambda: len(throttles(cluster, topic)) == 2 + 2 * len(cluster.ids),
+             what="every broker applying the throttle rates")
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [1, 3]}]}))
+    reassign_tool(cluster, plan, "--execute")
+
+    def listed():
+        return kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                          "--bootstrap-server", cluster.bootstrap, "--list").stdout
+
+    out = listed()
+    assert f"{topic}-0: replicas: 1,3. adding: 3." in out, out
+    wait_for(lambda: replica_bytes(cluster, 3, topic) > 0, what="broker 3 starting its copy")
+    out = reassign_tool(cluster, plan, "--cancel")
+    assert f"Successfully cancelled partition reassignment for: {topic}-0" in out.stdout, out.stdout
+    cluster.wait_partition(topic, lambda ps: ps[0][1] == [1] and ps[0][2] == [1],
+                           what="the partition back on broker 1 alone")
+    assert "No partition reassignments found." in listed()
+    data3 = cluster.root / "data3"
+    wait_for(lambda: not (data3 / f"{topic}-0").exists(),
+             what="broker 3 to delete the replica it had started to copy")
+    wait_for(lambda: throttles(cluster, topic) == {}, what="the throttles cleared")
+
+
 def test_group_keeps_its_offsets_when_its_coordinator_dies(cluster):
     from confluent_kafka import Consumer
 

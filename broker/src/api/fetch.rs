@@ -42,9 +42,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{RequestContext, log_error_code};
-use crate::Broker;
 use crate::replica::Partition;
 use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
+use crate::{Broker, now_ms};
 
 pub async fn handle(
     broker: &Broker,
@@ -74,6 +74,13 @@ pub async fn handle(
                 .metrics
                 .bytes_out
                 .fetch_add(pass.bytes as u64, Ordering::Relaxed);
+            if pass.throttled_bytes > 0 {
+                broker
+                    .replica_manager
+                    .quotas
+                    .leader()
+                    .record(pass.throttled_bytes as u64, now_ms());
+            }
             return pass.response;
         }
         if watches.is_none() {
@@ -107,6 +114,8 @@ struct Pass {
     response: FetchResponse,
     /// Record bytes in the response.
     bytes: usize,
+    /// Of those, bytes of partitions the leader throttles for this follower.
+    throttled_bytes: usize,
     /// Any partition carried an error (errors are returned at once).
     has_error: bool,
     /// The partitions read, to wait on.
@@ -125,11 +134,13 @@ fn read_once(
     let with_log_start = version >= 5;
     let mut remaining = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
+    let mut throttled_bytes = 0usize;
     let mut has_error = false;
     let mut read = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     let snapshot = broker.cache.snapshot();
     let mut leaders_hinted = BTreeSet::new();
+    let mut throttled = BTreeSet::new();
     for topic in &request.topics {
         let name = if version >= 13 {
             snapshot.topic_name(topic.topic_id)
@@ -151,7 +162,7 @@ fn read_once(
                 continue;
             };
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-            let params = ReadParams {
+            let mut params = ReadParams {
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: (version >= 12 && p.last_fetched_epoch >= 0)
@@ -169,6 +180,18 @@ fn read_once(
                 .leader_partition(name, p.partition, p.current_leader_epoch)
                 .map_err(PartitionError::from)
                 .and_then(|partition| {
+                    if replica_id >= 0 {
+                        let mut quota = broker.replica_manager.quotas.leader();
+                        if quota.is_throttled(name, p.partition) {
+                            throttled.insert((name.to_string(), p.partition));
+                            // A throttled follower out of the ISR gets nothing while the
+                            // leader's replication rate is exceeded (KIP-73).
+                            if quota.is_exceeded(now_ms()) && !partition.is_in_sync(replica_id) {
+                                params.max_bytes = 0;
+                                params.min_one_message = false;
+                            }
+                        }
+                    }
                     let result = partition.read_records(params)?;
                     if replica_id >= 0 && result.diverging_epoch.is_none() {
                         broker
@@ -199,6 +222,9 @@ fn read_once(
                     }
                     let n = result.records.len();
                     total += n;
+                    if throttled.contains(&(name.to_string(), p.partition)) {
+                        throttled_bytes += n;
+                    }
                     remaining = remaining.saturating_sub(n);
                     data.records = Some(result.records);
                     read.push(partition);
@@ -273,6 +299,7 @@ fn read_once(
     Pass {
         response,
         bytes: total,
+        throttled_bytes,
         has_error,
         partitions: read,
     }

@@ -8,6 +8,7 @@
 //! Kafka's defaults, except the listener, which defaults to `PLAINTEXT://127.0.0.1:9092`
 //! so a laptop run needs no file at all.
 
+pub mod dynamic;
 pub mod kafka_keys;
 
 use std::collections::BTreeMap;
@@ -175,6 +176,10 @@ pub struct KafkaConfig {
     /// `socket.connection.setup.timeout.ms`: how long connecting to another broker may
     /// take before the attempt is abandoned and retried.
     pub socket_connection_setup_timeout_ms: u64,
+    /// `replication.quota.window.num`: windows a replication throttle is measured over.
+    pub replication_quota_window_num: usize,
+    /// `replication.quota.window.size.seconds`: the length of one window.
+    pub replication_quota_window_size_seconds: u64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
     /// `auto.leader.rebalance.enable`.
@@ -248,6 +253,8 @@ impl Default for KafkaConfig {
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             controller_socket_timeout_ms: 30_000,
             socket_connection_setup_timeout_ms: 10_000,
+            replication_quota_window_num: 11,
+            replication_quota_window_size_seconds: 1,
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_per_broker_percentage: 10,
@@ -420,6 +427,37 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("segment.ms", "log.roll.ms"),
 ];
+
+/// Topic configs that are not log settings but steer replication — the controller's
+/// elections and the replication throttles (KIP-73) — in the order DescribeConfigs lists
+/// them, with the broker key that supplies the default, if any.
+pub const REPLICATION_TOPIC_CONFIG_KEYS: &[(&str, Option<&str>)] = &[
+    ("follower.replication.throttled.replicas", None),
+    ("leader.replication.throttled.replicas", None),
+    (
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+    ),
+];
+
+/// Checks a value of one of [`REPLICATION_TOPIC_CONFIG_KEYS`]; `None` for other keys.
+pub fn validate_replication_topic_config(
+    key: &str,
+    value: &str,
+) -> Option<Result<(), ConfigError>> {
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    Some(match key {
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            crate::replica::quota::ThrottledReplicas::validate(value).map_err(invalid)
+        }
+        "unclean.leader.election.enable" => parse_bool(key, value).map(|_| ()),
+        _ => return None,
+    })
+}
 
 /// Renders one topic-level config value from a `LogConfig`, as DescribeConfigs shows it.
 pub fn topic_config_value(config: &LogConfig, key: &str) -> Option<String> {
@@ -621,6 +659,12 @@ impl KafkaConfig {
             }
             "socket.connection.setup.timeout.ms" => {
                 self.socket_connection_setup_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "replication.quota.window.num" => {
+                self.replication_quota_window_num = parse_at_least(key, value, 1)?
+            }
+            "replication.quota.window.size.seconds" => {
+                self.replication_quota_window_size_seconds = parse_at_least(key, value, 1)?
             }
             "unclean.leader.election.enable" => {
                 self.unclean_leader_election_enable = parse_bool(key, value)?

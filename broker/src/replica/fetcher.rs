@@ -31,6 +31,7 @@ use crate::api::str_bytes;
 use crate::metadata::{MetadataCache, TopicPartition};
 use crate::network::{BrokerConnection, Timeouts};
 use crate::now_ms;
+use crate::replica::quota::ReplicationQuotas;
 
 const FETCH_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 4;
@@ -64,6 +65,9 @@ struct FetchState {
     delayed_until: Option<Instant>,
     /// The leader's high watermark minus this replica's log end, after the last fetch.
     lag: i64,
+    /// Caught up to the leader's high watermark at the last fetch (never before the
+    /// first): a replica in sync is never throttled.
+    in_sync: bool,
 }
 
 struct Fetcher {
@@ -74,6 +78,8 @@ struct Fetcher {
 pub struct ReplicaFetcherManager {
     config: FetcherConfig,
     cache: Arc<MetadataCache>,
+    /// The follower side of these is applied here.
+    pub quotas: Arc<ReplicationQuotas>,
     /// Bytes fetched from leaders (Kafka's `BytesPerSec` of the fetcher).
     pub bytes_fetched: Arc<AtomicI64>,
     fetchers: Mutex<HashMap<(i32, usize), Arc<Fetcher>>>,
@@ -86,10 +92,15 @@ fn fetcher_id(tp: &TopicPartition, n: usize) -> usize {
 }
 
 impl ReplicaFetcherManager {
-    pub fn new(config: FetcherConfig, cache: Arc<MetadataCache>) -> Arc<ReplicaFetcherManager> {
+    pub fn new(
+        config: FetcherConfig,
+        cache: Arc<MetadataCache>,
+        quotas: Arc<ReplicationQuotas>,
+    ) -> Arc<ReplicaFetcherManager> {
         Arc::new(ReplicaFetcherManager {
             config,
             cache,
+            quotas,
             bytes_fetched: Arc::new(AtomicI64::new(0)),
             fetchers: Mutex::new(HashMap::new()),
         })
@@ -124,6 +135,7 @@ impl ReplicaFetcherManager {
                     leader_epoch,
                     delayed_until: None,
                     lag: 0,
+                    in_sync: false,
                 },
             );
             fetcher.wake.notify_one();
@@ -201,7 +213,7 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
     let mut connection: Option<BrokerConnection> = None;
     let mut idle_since: Option<Instant> = None;
     loop {
-        let (request, sent) = build_request(&config, &fetcher);
+        let (request, sent) = build_request(&config, &fetcher, &manager.quotas);
         if sent.is_empty() {
             let empty = fetcher.partitions.lock().expect("fetcher lock").is_empty();
             if empty {
@@ -286,8 +298,10 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
 fn build_request(
     config: &FetcherConfig,
     fetcher: &Fetcher,
+    quotas: &ReplicationQuotas,
 ) -> (FetchRequest, BTreeMap<TopicPartition, (i64, i32)>) {
     let now = Instant::now();
+    let now_ms = now_ms();
     let mut sent = BTreeMap::new();
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let mut map = fetcher.partitions.lock().expect("fetcher lock");
@@ -296,6 +310,14 @@ fn build_request(
             continue;
         }
         state.delayed_until = None;
+        // A throttled replica out of sync sits out while this broker's follower rate is
+        // exceeded (KIP-73); it is asked for again on the next round.
+        if quotas
+            .follower()
+            .should_throttle(&tp.0, tp.1, state.in_sync, now_ms)
+        {
+            continue;
+        }
         let (leo, last_epoch, log_start) = state.partition.follower_fetch_position();
         sent.insert(tp.clone(), (leo, state.leader_epoch));
         topics.entry(tp.0.clone()).or_default().push(
@@ -405,6 +427,10 @@ fn process_partition(
                 manager
                     .bytes_fetched
                     .fetch_add(records.len() as i64, Ordering::Relaxed);
+                let mut quota = manager.quotas.follower();
+                if quota.is_throttled(&tp.0, tp.1) {
+                    quota.record(records.len() as u64, now_ms());
+                }
             }
             Ok(None) => return Ok(()),
             Err(e) => {
@@ -419,6 +445,7 @@ fn process_partition(
     }
     let (leo, _, _) = partition.follower_fetch_position();
     state.lag = (data.high_watermark - leo).max(0);
+    state.in_sync = state.lag == 0;
     Ok(())
 }
 

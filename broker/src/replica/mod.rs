@@ -12,6 +12,7 @@ pub mod alter_partition;
 pub mod fetcher;
 pub mod isr;
 pub mod partition;
+pub mod quota;
 pub mod truncation;
 
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,7 @@ use alter_partition::AlterPartitionManager;
 use fetcher::ReplicaFetcherManager;
 use isr::LeaderAndIsrState;
 pub use partition::{Partition, PartitionInfo, PartitionOffsets};
+use quota::ReplicationQuotas;
 
 /// Replication settings of the broker.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub struct ReplicaManager {
     pub fetchers: Arc<ReplicaFetcherManager>,
     pub alter_partition: Arc<AlterPartitionManager>,
     pub metrics: ReplicaMetrics,
+    /// Replication throttles (KIP-73), shared with the fetchers.
+    pub quotas: Arc<ReplicationQuotas>,
 }
 
 /// `STALE_CONTROLLER_EPOCH` for a whole request.
@@ -85,6 +89,7 @@ impl ReplicaManager {
         fetchers: Arc<ReplicaFetcherManager>,
         alter_partition: Arc<AlterPartitionManager>,
     ) -> ReplicaManager {
+        let quotas = fetchers.quotas.clone();
         ReplicaManager {
             config,
             log_manager,
@@ -94,6 +99,7 @@ impl ReplicaManager {
             fetchers,
             alter_partition,
             metrics: ReplicaMetrics::default(),
+            quotas,
         }
     }
 

@@ -198,6 +198,11 @@ impl Partition {
         self.read_state().replica.is_leader()
     }
 
+    /// Whether `replica` is in the committed ISR.
+    pub fn is_in_sync(&self, replica: i32) -> bool {
+        self.read_state().replica.isr.isr().contains(&replica)
+    }
+
     /// `(leader, leader epoch)`.
     pub fn leader_and_epoch(&self) -> (Option<i32>, i32) {
         let s = self.read_state();
