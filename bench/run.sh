@@ -8,6 +8,9 @@ mkdir -p "$here/results"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 echo "# Kafka: Strata vs Apache Kafka"
 bash "$here/kafka.sh" "$here/results/kafka-$stamp.md"
+echo
+echo "# Three-broker clusters: Strata vs Apache Kafka 3.9 (ZooKeeper) and 4.3.1 (KRaft)"
+bash "$here/cluster.sh" "$here/results/cluster-$stamp.md"
 if [ -x "$here/zk/run.sh" ]; then
     echo
     echo "# ZooKeeper: strata-coordinator vs Apache ZooKeeper"

@@ -229,13 +229,22 @@ def test_preferred_leader_election_with_kafkas_tool(cluster):
 
 def test_reassignment_with_kafkas_tool_while_producing(cluster, tmp_path):
     topic = unique("moved")
-    # RF 2 on brokers 1 and 2, moved to brokers 2 and 3.
+    # RF 2 wherever the controller puts it, moved to brokers 2 and 3 by the plan that
+    # kafka-reassign-partitions --generate proposes.
     cluster.create_topic(topic, partitions=2, rf=2)
     producer = BackgroundProducer(cluster.bootstrap, topic, prefix="mv")
     producer.wait_acked(200)
-    plan = {"version": 1, "partitions": [
-        {"topic": topic, "partition": p, "replicas": [3, 2] if p == 0 else [2, 3]} for p in (0, 1)
-    ]}
+    topics_file = tmp_path / "topics.json"
+    topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+    out = kafka_tool(
+        "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+        "--bootstrap-server", cluster.bootstrap,
+        "--topics-to-move-json-file", str(topics_file), "--broker-list", "2,3", "--generate",
+    )
+    proposed = out.stdout.split("Proposed partition reassignment configuration")[1].strip()
+    plan = json.loads(proposed.splitlines()[0])
+    assert sorted(p["partition"] for p in plan["partitions"]) == [0, 1], plan
+    assert all(sorted(p["replicas"]) == [2, 3] for p in plan["partitions"]), plan
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
     out = kafka_tool(
