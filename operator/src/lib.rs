@@ -6,6 +6,9 @@
 //! - [`resources`]: the StatefulSets, Services, ConfigMaps and PDBs a cluster becomes (pure);
 //! - [`controller`]: the reconcilers that read, validate, build, apply and report status;
 //! - [`kafka`]: what the topic and group controllers need from the brokers;
+//! - [`rebalance`]: the reassignment plan for scale-up and for draining brokers (pure);
+//! - [`roller`]: the next step of an ISR-safe rolling restart of brokers and coordinators
+//!   (pure);
 //! - [`metrics`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`probe`] and [`rack`]: what the operator binary does inside broker and coordinator
 //!   pods (readiness checks, the rack lookup of the brokers' init container).
@@ -16,6 +19,8 @@ pub mod kafka;
 pub mod metrics;
 pub mod probe;
 pub mod rack;
+pub mod rebalance;
 pub mod resources;
+pub mod roller;
 pub mod run;
 pub mod validate;
