@@ -34,6 +34,15 @@ pub enum NetworkError {
     Protocol { addr: String, reason: String },
 }
 
+/// `host:port` for connecting, with an IPv6 host in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Largest response accepted (a replica fetch is bounded by
 /// `replica.fetch.response.max.bytes`, 10 MiB by default, plus framing).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;

@@ -207,6 +207,33 @@ def test_controlled_shutdown_moves_every_leadership_before_exit(cluster):
     check_acknowledged(acked, consume_all(cluster.bootstrap, topic))
 
 
+def test_a_killed_leader_is_replaced_before_its_session_expires(cluster):
+    """A broker process that dies on a live host refuses connections at once: the
+    controller moves its leaderships without waiting for its ZooKeeper session (6 s
+    here) to expire — its registration is still there when the new leader is."""
+    from kazoo.client import KazooClient
+
+    topic = unique("crashed")
+    cluster.create_topic(topic, partitions=1, rf=3)
+    _, _, partitions = cluster.metadata(topic)
+    victim = partitions[0][0]
+    zk = KazooClient(hosts=cluster.ensemble.hosts(), timeout=10)
+    zk.start(timeout=30)
+    try:
+        cluster.kill(victim)
+        last = cluster.wait_partition(
+            topic,
+            lambda ps: ps[0][0] not in (victim, -1) and victim not in ps[0][2],
+            what=f"a new leader in place of killed broker {victim}",
+        )
+        still_registered = zk.exists(f"{cluster.chroot}/brokers/ids/{victim}") is not None
+        assert still_registered, f"the session of broker {victim} had expired first: {last}"
+    finally:
+        zk.stop()
+    cluster.start(victim)
+    cluster.wait_partition(topic, lambda ps: len(ps[0][2]) == 3, what="the restarted broker back in the ISR")
+
+
 def test_preferred_leader_election_with_kafkas_tool(cluster):
     topic = unique("preferred")
     cluster.create_topic(topic, partitions=3, rf=3)

@@ -85,11 +85,7 @@ impl Endpoint {
         } else {
             &self.host
         };
-        if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        crate::network::host_port(host, self.port)
     }
 }
 
@@ -877,11 +873,7 @@ impl KafkaConfig {
                 h.clone()
             }
         });
-        Some(if host.contains(':') {
-            format!("[{host}]:{}", self.metrics_port)
-        } else {
-            format!("{host}:{}", self.metrics_port)
-        })
+        Some(crate::network::host_port(&host, self.metrics_port))
     }
 
     /// Broker-level configs as DescribeConfigs on the broker resource shows them.

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::metadata::BrokerRegistration;
-use crate::network::{BrokerConnection, Timeouts};
+use crate::network::{BrokerConnection, Timeouts, host_port};
 use crate::protocol::{
     LEADER_AND_ISR_KEY, LeaderAndIsrRequest, LeaderAndIsrResponse, STOP_REPLICA_KEY,
     StopReplicaRequest, StopReplicaResponse, UPDATE_METADATA_KEY, UPDATE_METADATA_VERSIONS,
@@ -110,13 +110,9 @@ impl ControllerChannel {
                 status.clone(),
             ))
         } else {
-            let address = broker.endpoint(&self.listener).map(|e| {
-                if e.host.contains(':') {
-                    format!("[{}]:{}", e.host, e.port)
-                } else {
-                    format!("{}:{}", e.host, e.port)
-                }
-            });
+            let address = broker
+                .endpoint(&self.listener)
+                .map(|e| host_port(&e.host, e.port));
             tokio::spawn(run_remote(
                 broker.id,
                 address,

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use super::Controller;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, NetworkError, Timeouts};
+use crate::network::{BrokerConnection, NetworkError, Timeouts, host_port};
 use crate::protocol::{
     CONTROLLED_SHUTDOWN_KEY, ControlledShutdownRequest, ControlledShutdownResponse,
 };
@@ -95,12 +95,7 @@ impl ControllerClient {
         let (host, port) = broker
             .endpoint(&self.listener)
             .ok_or(ControllerClientError::NoEndpoint(id))?;
-        let addr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        Ok(Route::Remote(id, addr))
+        Ok(Route::Remote(id, host_port(host, port)))
     }
 
     /// Runs `f` on a connection to controller `id` at `addr`, reconnecting as needed;

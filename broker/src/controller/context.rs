@@ -16,6 +16,9 @@ pub struct ControllerContext {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     /// Brokers that asked for a controlled shutdown and are still registered.
     pub shutting_down: BTreeSet<i32>,
+    /// Registered brokers whose listener refuses connections ([`super::liveness`]):
+    /// treated as failed, kept here until they answer again or their registration goes.
+    pub refusing: BTreeMap<i32, BrokerRegistration>,
     pub topics: BTreeMap<String, TopicAssignment>,
     pub states: BTreeMap<TopicPartition, PartitionState>,
     /// Topics whose deletion is under way, with the replicas not yet confirmed deleted.
@@ -28,6 +31,7 @@ impl ControllerContext {
             fence,
             brokers: BTreeMap::new(),
             shutting_down: BTreeSet::new(),
+            refusing: BTreeMap::new(),
             topics: BTreeMap::new(),
             states: BTreeMap::new(),
             deleting: BTreeMap::new(),

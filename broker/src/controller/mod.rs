@@ -21,6 +21,7 @@ pub mod client;
 pub mod context;
 pub mod election;
 mod event_loop;
+pub mod liveness;
 pub mod reassign;
 
 use std::sync::Arc;

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use super::partition::Partition;
 use crate::api::str_bytes;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, Timeouts};
+use crate::network::{BrokerConnection, Timeouts, host_port};
 use crate::now_ms;
 use crate::replica::quota::ReplicationQuotas;
 
@@ -198,11 +198,7 @@ impl ReplicaFetcherManager {
             .brokers
             .get(&leader)?
             .endpoint(&self.config.listener)?;
-        Some(if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        })
+        Some(host_port(host, port))
     }
 }
 

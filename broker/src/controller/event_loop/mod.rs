@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -18,11 +18,13 @@ mod requests;
 use super::batch::RequestBatch;
 use super::channel::{ControllerChannel, LocalBroker, ResponseEvent};
 use super::context::ControllerContext;
+use super::liveness::{self, Reachability};
 use super::{ControllerCall, ControllerConfig, election};
 use crate::metadata::{
     BrokerRegistration, ControllerFence, LeaderAndIsr, MetadataError, MetadataEvent, MetadataStore,
     TopicAssignment, TopicPartition,
 };
+use crate::network::host_port;
 
 /// `ElectLeaders` election types.
 pub(super) const PREFERRED: i8 = 0;
@@ -38,6 +40,8 @@ pub(super) struct EventLoop {
     batch: RequestBatch,
     /// A store error left the context possibly stale: reload it on the next tick.
     reload_needed: bool,
+    /// The brokers the failure detector probes (while active: every other registered one).
+    probed: watch::Sender<BTreeMap<i32, liveness::Target>>,
 }
 
 pub(super) type Outcome = Result<(), MetadataError>;
@@ -73,12 +77,15 @@ impl EventLoop {
             ctx: None,
             batch: RequestBatch::default(),
             reload_needed: false,
+            probed: watch::channel(BTreeMap::new()).0,
         }
     }
 
     pub(super) async fn run(mut self, mut calls: mpsc::UnboundedReceiver<ControllerCall>) {
         let mut events = self.store.subscribe();
         let mut responses = self.responses.take().expect("responses receiver");
+        let (reports_tx, mut reports) = mpsc::unbounded_channel();
+        let prober = tokio::spawn(liveness::run(self.probed.subscribe(), reports_tx));
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut rebalance = tokio::time::interval(self.config.leader_imbalance_check_interval);
         rebalance.tick().await;
@@ -106,11 +113,13 @@ impl EventLoop {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 Some(response) = responses.recv() => self.on_broker_response(response).await,
+                Some(report) = reports.recv() => self.on_reachability(report).await,
                 _ = tick.tick() => self.on_tick().await,
                 _ = rebalance.tick() => self.maybe_rebalance_leaders().await,
             };
             self.after(outcome);
         }
+        prober.abort();
         self.channel.remove_all();
     }
 
@@ -128,6 +137,71 @@ impl EventLoop {
             }
         }
         self.send_batch();
+        self.update_probed();
+    }
+
+    /// Points the failure detector at every other registered broker, refusing or not.
+    fn update_probed(&self) {
+        let mut probed = BTreeMap::new();
+        if let Some(ctx) = &self.ctx {
+            let all = ctx.brokers.values().map(|b| (b, false));
+            for (b, refusing) in all.chain(ctx.refusing.values().map(|b| (b, true))) {
+                if b.id == self.config.broker_id {
+                    continue;
+                }
+                if let Some(e) = b.endpoint(&self.config.inter_broker_listener) {
+                    probed.insert(
+                        b.id,
+                        liveness::Target {
+                            epoch: b.epoch,
+                            address: host_port(&e.host, e.port),
+                            refusing,
+                        },
+                    );
+                }
+            }
+        }
+        self.probed.send_if_modified(|current| {
+            if *current == probed {
+                false
+            } else {
+                *current = probed;
+                true
+            }
+        });
+    }
+
+    /// The failure detector's findings: a refusing broker is failed until it answers.
+    async fn on_reachability(&mut self, report: Reachability) -> Outcome {
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Ok(());
+        };
+        match report {
+            Reachability::Refusing { broker, epoch } => {
+                if ctx.brokers.get(&broker).is_none_or(|b| b.epoch != epoch) {
+                    return Ok(());
+                }
+                info!(
+                    broker,
+                    "broker refuses connections: failed until it answers again or its registration goes"
+                );
+                let registration = ctx.brokers.remove(&broker).expect("checked");
+                ctx.shutting_down.remove(&broker);
+                ctx.refusing.insert(broker, registration);
+                self.channel.remove_broker(broker);
+                self.on_brokers_failed(&[broker]).await
+            }
+            Reachability::Answering { broker, epoch } => {
+                if ctx.refusing.get(&broker).is_none_or(|b| b.epoch != epoch) {
+                    return Ok(());
+                }
+                info!(broker, "broker answers again");
+                let registration = ctx.refusing.remove(&broker).expect("checked");
+                self.channel.add_broker(&registration);
+                ctx.brokers.insert(broker, registration);
+                self.on_brokers_started(&[broker]).await
+            }
+        }
     }
 
     /// Sends the requests decided so far. Within a batch LeaderAndIsr goes before
@@ -346,6 +420,11 @@ impl EventLoop {
             .map(|b| (b.id, b))
             .collect();
         let ctx = self.ctx();
+        // A refusing broker was failed already: it only needs forgetting once its
+        // registration goes, and is new again when it registers anew.
+        ctx.refusing
+            .retain(|id, b| current.get(id).is_some_and(|now| now.epoch == b.epoch));
+        let ctx = self.ctx.as_ref().expect("active");
         let dead: Vec<i32> = ctx
             .brokers
             .keys()
@@ -360,7 +439,7 @@ impl EventLoop {
         let new: Vec<i32> = current
             .keys()
             .copied()
-            .filter(|id| !ctx.brokers.contains_key(id))
+            .filter(|id| !ctx.brokers.contains_key(id) && !ctx.refusing.contains_key(id))
             .collect();
         let failed: Vec<i32> = dead.iter().chain(&bounced).copied().collect();
         if !failed.is_empty() {
