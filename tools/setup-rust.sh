@@ -6,7 +6,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 for component in rustfmt clippy; do
-  if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+  if ! rustup component list --installed 2>/dev/null | grep "^$component" >/dev/null; then
     rustup component add "$component"
   fi
 done

@@ -208,6 +208,6 @@ build_helm
 build_pause
 "$BIN/kube-apiserver" --version
 "$BIN/kubectl" version --client
-"$BIN/etcd" --version | head -1
+"$BIN/etcd" --version | sed -n 1p
 "$BIN/helm" version --short
-"$BIN/coredns" -version | head -1
+"$BIN/coredns" -version | sed -n 1p

@@ -29,8 +29,8 @@ out=$(timeout 120 bash -c "$(declare -f kafka); here='$here'; kafka org.apache.k
 
 groups() { kafka org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$bootstrap" "$@" 2>/dev/null; }
 
-groups --list | grep -qx "$group" || fail "--list does not show $group"
-groups --list | grep -q "^console-consumer-" || fail "--list does not show the console consumer's default group"
+groups --list | grep -x "$group" >/dev/null || fail "--list does not show $group"
+groups --list | grep "^console-consumer-" >/dev/null || fail "--list does not show the console consumer's default group"
 
 describe=$(groups --describe --group "$group")
 echo "$describe"
@@ -60,5 +60,5 @@ want=$(echo "$after" | awk -v t="$topic" '$2 == t { s += ($5 < 5 ? $5 : 5) } END
     || fail "--shift-by -5 left lag other than $want: $after"
 
 groups --delete --group "$group" >/dev/null
-groups --list | grep -qx "$group" && fail "--delete left the group"
+groups --list | grep -x "$group" >/dev/null && fail "--delete left the group"
 echo "kafka-groups: OK (console consumer default group, --list, --describe, --reset-offsets, --delete)"

@@ -44,13 +44,13 @@ topics() {
 echo "kafka-tools: against $bootstrap, topic $topic"
 
 # Start clean: a topic left by an earlier run is deleted and waited for.
-if topics --list | grep -qx "$topic"; then
+if topics --list | grep -x "$topic" >/dev/null; then
     topics --delete --topic "$topic"
     for _ in $(seq 1 50); do
-        topics --list | grep -qx "$topic" || break
+        topics --list | grep -x "$topic" >/dev/null || break
         sleep 0.2
     done
-    ! topics --list | grep -qx "$topic" || fail "old $topic is still listed after --delete"
+    ! topics --list | grep -x "$topic" >/dev/null || fail "old $topic is still listed after --delete"
 fi
 
 # kafka-topics --create
