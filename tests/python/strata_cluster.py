@@ -166,13 +166,18 @@ class StrataCluster:
         wait_for(check, timeout=timeout, what=lambda: f"{what}; last seen {last}")
         return last
 
-    def create_topic(self, topic, partitions=3, rf=3, config=None):
+    def create_topic(self, topic, partitions=3, rf=3, config=None, assignment=None):
+        """Creates the topic and waits until every partition has a leader and a full ISR;
+        `assignment` (a replica list per partition) overrides partitions and rf."""
         from confluent_kafka.admin import NewTopic
 
+        if assignment:
+            partitions, rf = len(assignment), len(assignment[0])
+            new = NewTopic(topic, num_partitions=partitions, replica_assignment=assignment, config=config or {})
+        else:
+            new = NewTopic(topic, partitions, rf, config=config or {})
         admin = self.admin()  # kept alive until the future resolves
-        futures = admin.create_topics(
-            [NewTopic(topic, partitions, rf, config=config or {})], request_timeout=30
-        )
+        futures = admin.create_topics([new], request_timeout=30)
         futures[topic].result(timeout=60)
         self.wait_partition(
             topic,
