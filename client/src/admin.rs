@@ -7,9 +7,17 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
+use std::collections::BTreeMap;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, ElectLeadersRequest,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -18,6 +26,10 @@ use crate::error::{Error, Result};
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's `ConfigResource.Type.BROKER`.
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ElectionType.PREFERRED`.
+const ELECTION_PREFERRED: i8 = 0;
 /// Kafka's `ConfigEntry.ConfigSource.DEFAULT_CONFIG`: the built-in default.
 const SOURCE_DEFAULT: i8 = 5;
 /// How long the controller may take to create or delete topics.
@@ -68,6 +80,20 @@ pub enum AlterConfig {
     /// Remove the topic-level override of `name`.
     Delete(String),
 }
+
+/// A partition reassignment in progress, as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    /// The full replica set while it runs (target and leaving replicas).
+    pub replicas: Vec<i32>,
+    /// Replicas being added (catching up).
+    pub adding: Vec<i32>,
+    /// Replicas that leave once the added ones are in sync.
+    pub removing: Vec<i32>,
+}
+
+/// A partition, `(topic, partition)`, as the admin calls take and report them.
+pub type Partition = (String, i32);
 
 /// The cluster as DescribeCluster reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +268,49 @@ impl Admin {
         Ok(entries)
     }
 
+    /// One config's effective value for each of `topics` (a single DescribeConfigs):
+    /// the topic's override or the broker default it falls back to.
+    pub async fn topics_config_value(
+        &mut self,
+        topics: &[String],
+        key: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        if topics.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let request = DescribeConfigsRequest::default().with_resources(
+            topics
+                .iter()
+                .map(|topic| {
+                    DescribeConfigsResource::default()
+                        .with_resource_type(RESOURCE_TOPIC)
+                        .with_resource_name(StrBytes::from_string(topic.clone()))
+                        .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_owned())]))
+                })
+                .collect(),
+        );
+        let result = async { self.cluster.any_connection().await?.send(&request).await }.await;
+        let response = self.cluster.settle(None, result)?;
+        let mut values = BTreeMap::new();
+        for result in response.results {
+            let topic = result.resource_name.to_string();
+            Error::check(
+                result.error_code,
+                || format!("describe configs of topic {topic}"),
+                result.error_message.as_deref(),
+            )?;
+            if let Some(value) = result
+                .configs
+                .into_iter()
+                .find(|c| c.name.as_str() == key)
+                .and_then(|c| c.value)
+            {
+                values.insert(topic, value.to_string());
+            }
+        }
+        Ok(values)
+    }
+
     /// Grows a topic to `total_partitions` partitions (Kafka cannot shrink one).
     pub async fn create_partitions(&mut self, topic: &str, total_partitions: i32) -> Result<()> {
         let request = CreatePartitionsRequest::default()
@@ -272,6 +341,27 @@ impl Admin {
         topic: &str,
         changes: &[AlterConfig],
     ) -> Result<()> {
+        self.alter_configs(RESOURCE_TOPIC, topic, changes).await
+    }
+
+    /// Sets and deletes dynamic broker configs (IncrementalAlterConfigs on a BROKER
+    /// resource): of one broker, or the cluster-wide default with `None` — what
+    /// `kafka-configs --entity-type brokers [--entity-name N | --entity-default]` does.
+    pub async fn alter_broker_configs(
+        &mut self,
+        broker: Option<i32>,
+        changes: &[AlterConfig],
+    ) -> Result<()> {
+        let name = broker.map(|b| b.to_string()).unwrap_or_default();
+        self.alter_configs(RESOURCE_BROKER, &name, changes).await
+    }
+
+    async fn alter_configs(
+        &mut self,
+        resource_type: i8,
+        resource: &str,
+        changes: &[AlterConfig],
+    ) -> Result<()> {
         const SET: i8 = 0;
         const DELETE: i8 = 1;
         let configs = changes
@@ -289,21 +379,162 @@ impl Admin {
             .collect();
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
             AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(resource.to_owned()))
                 .with_configs(configs),
         ]);
         let node = self.cluster.controller_id();
         let result = async { self.cluster.controller().await?.send(&request).await }.await;
         let response = self.cluster.settle(node, result)?;
+        let what = match resource_type {
+            RESOURCE_TOPIC => format!("topic {resource}"),
+            _ if resource.is_empty() => "the brokers' default".to_owned(),
+            _ => format!("broker {resource}"),
+        };
         for result in &response.responses {
             Error::check(
                 result.error_code,
-                || format!("alter configs of topic {topic}"),
+                || format!("alter configs of {what}"),
                 result.error_message.as_deref(),
             )?;
         }
         Ok(())
+    }
+
+    /// Starts (`Some(replicas)`) or cancels (`None`) partition reassignments
+    /// (AlterPartitionReassignments, KIP-455). The first failing partition's error is
+    /// returned; the others were still submitted.
+    pub async fn alter_partition_reassignments(
+        &mut self,
+        targets: &BTreeMap<Partition, Option<Vec<i32>>>,
+    ) -> Result<()> {
+        let mut topics: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for ((topic, partition), replicas) in targets {
+            topics.entry(topic).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*partition)
+                    .with_replicas(
+                        replicas
+                            .as_ref()
+                            .map(|r| r.iter().map(|&b| BrokerId(b)).collect()),
+                    ),
+            );
+        }
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        ReassignableTopic::default()
+                            .with_name(topic_name(topic))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let node = self.cluster.controller_id();
+        let result = async { self.cluster.controller().await?.send(&request).await }.await;
+        let response = self.cluster.settle(node, result)?;
+        Error::check(
+            response.error_code,
+            || "alter partition reassignments".to_owned(),
+            response.error_message.as_deref(),
+        )?;
+        for topic in &response.responses {
+            for p in &topic.partitions {
+                Error::check(
+                    p.error_code,
+                    || format!("reassign partition {}-{}", topic.name.0, p.partition_index),
+                    p.error_message.as_deref(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partition reassignment in progress (ListPartitionReassignments).
+    pub async fn list_partition_reassignments(
+        &mut self,
+    ) -> Result<BTreeMap<Partition, OngoingReassignment>> {
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            .with_topics(None);
+        let node = self.cluster.controller_id();
+        let result = async { self.cluster.controller().await?.send(&request).await }.await;
+        let response = self.cluster.settle(node, result)?;
+        Error::check(
+            response.error_code,
+            || "list partition reassignments".to_owned(),
+            response.error_message.as_deref(),
+        )?;
+        let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+        let mut ongoing = BTreeMap::new();
+        for topic in response.topics {
+            for p in topic.partitions {
+                ongoing.insert(
+                    (topic.name.0.to_string(), p.partition_index),
+                    OngoingReassignment {
+                        replicas: ids(&p.replicas),
+                        adding: ids(&p.adding_replicas),
+                        removing: ids(&p.removing_replicas),
+                    },
+                );
+            }
+        }
+        Ok(ongoing)
+    }
+
+    /// Preferred leader election (ElectLeaders, KIP-460) for these partitions. A partition
+    /// already led by its preferred replica is not an error (ELECTION_NOT_NEEDED); one
+    /// whose preferred replica is not in sync is (PREFERRED_LEADER_NOT_AVAILABLE) and is
+    /// returned after the others were tried.
+    pub async fn elect_preferred_leaders(&mut self, partitions: &[Partition]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            topics.entry(topic).or_default().push(*partition);
+        }
+        let request = ElectLeadersRequest::default()
+            .with_election_type(ELECTION_PREFERRED)
+            .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            .with_topic_partitions(Some(
+                topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        TopicPartitions::default()
+                            .with_topic(topic_name(topic))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            ));
+        let node = self.cluster.controller_id();
+        let result = async { self.cluster.controller().await?.send(&request).await }.await;
+        let response = self.cluster.settle(node, result)?;
+        Error::check(response.error_code, || "elect leaders".to_owned(), None)?;
+        let mut first_error = None;
+        for topic in &response.replica_election_results {
+            for p in &topic.partition_result {
+                if p.error_code == ResponseError::ElectionNotNeeded.code() {
+                    continue;
+                }
+                let checked = Error::check(
+                    p.error_code,
+                    || {
+                        format!(
+                            "elect the preferred leader of {}-{}",
+                            topic.topic.0, p.partition_id
+                        )
+                    },
+                    p.error_message.as_deref(),
+                );
+                if let Err(e) = checked {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Cluster id, controller and brokers: DescribeCluster where the broker speaks it,

@@ -24,7 +24,10 @@ pub mod partitioner;
 pub mod producer;
 pub mod versions;
 
-pub use admin::{Admin, AlterConfig, ClusterDescription, ConfigEntry, NewTopic, TopicDescription};
+pub use admin::{
+    Admin, AlterConfig, ClusterDescription, ConfigEntry, NewTopic, OngoingReassignment,
+    TopicDescription,
+};
 pub use assignor::Assignor;
 pub use cluster::{
     ClientConfig, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata, topic_id_string,

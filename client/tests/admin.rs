@@ -1,5 +1,6 @@
 //! Admin APIs (CreateTopics, DeleteTopics, Metadata, DescribeConfigs, CreatePartitions,
-//! IncrementalAlterConfigs, DescribeCluster) against a live broker.
+//! IncrementalAlterConfigs, DescribeCluster, AlterPartitionReassignments,
+//! ListPartitionReassignments, ElectLeaders) against a live broker.
 
 mod common;
 
@@ -132,4 +133,76 @@ async fn describing_a_missing_topic_names_it() {
         Some(ResponseError::UnknownTopicOrPartition)
     );
     assert!(err.to_string().contains(&name), "{err}");
+}
+
+#[tokio::test]
+async fn reassignment_election_and_broker_config_calls() {
+    let Some(client) = common::bootstrap() else {
+        return;
+    };
+    let mut admin = Admin::connect(client).await.unwrap();
+    let name = common::unique_topic("replicas");
+    admin
+        .create_topic(
+            &NewTopic {
+                name: name.clone(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: vec![],
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let described = describe_until(&mut admin, &name, |d| {
+        d.metadata.partitions.first().is_some_and(|p| p.leader >= 0)
+    })
+    .await;
+    let broker = described.metadata.partitions[0].leader;
+    let tp = (name.clone(), 0);
+
+    // A reassignment to the replicas it already has completes at once.
+    let target = std::collections::BTreeMap::from([(tp.clone(), Some(vec![broker]))]);
+    admin.alter_partition_reassignments(&target).await.unwrap();
+    common::wait::eventually_async("the reassignment to finish", async || {
+        match admin.list_partition_reassignments().await {
+            Ok(ongoing) if !ongoing.contains_key(&tp) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // A broker that does not exist is refused with Kafka's error.
+    let bad = std::collections::BTreeMap::from([(tp.clone(), Some(vec![broker, 9999]))]);
+    let err = admin.alter_partition_reassignments(&bad).await.unwrap_err();
+    assert_eq!(
+        err.kafka_code(),
+        Some(ResponseError::InvalidReplicaAssignment),
+        "{err}"
+    );
+    // Already led by its preferred replica: not an error.
+    admin
+        .elect_preferred_leaders(std::slice::from_ref(&tp))
+        .await
+        .unwrap();
+
+    let min_isr = admin
+        .topics_config_value(std::slice::from_ref(&name), "min.insync.replicas")
+        .await
+        .unwrap();
+    assert_eq!(min_isr.get(&name).map(String::as_str), Some("1"));
+
+    // The brokers' cluster-wide default, as kafka-configs --entity-default sets it.
+    let rate = "leader.replication.throttled.rate".to_owned();
+    admin
+        .alter_broker_configs(None, &[AlterConfig::Set(rate.clone(), "1048576".into())])
+        .await
+        .unwrap();
+    admin
+        .alter_broker_configs(None, &[AlterConfig::Delete(rate)])
+        .await
+        .unwrap();
+    admin
+        .delete_topics(std::slice::from_ref(&name))
+        .await
+        .unwrap();
 }

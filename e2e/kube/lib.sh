@@ -105,7 +105,7 @@ write_hosts() {
       | "\(.status.podIP) \(.metadata.name).\(.spec.subdomain).\(.metadata.namespace).svc \(.metadata.name).\(.spec.subdomain).\(.metadata.namespace).svc.cluster.local"'
     kubectl get services -A -o json | jq -r '.items[] | select(.spec.clusterIP != "None")
       | "\(.spec.clusterIP) \(.metadata.name).\(.metadata.namespace).svc \(.metadata.name).\(.metadata.namespace).svc.cluster.local"'
-  } >"$WORK/hosts.tmp" && mv "$WORK/hosts.tmp" "$WORK/hosts"
+  } >"$WORK/hosts.$BASHPID" && mv "$WORK/hosts.$BASHPID" "$WORK/hosts"
 }
 
 # kafka_tool CLASS ARGS...: a class of Apache Kafka's tools (tools/kafka-class.sh), with

@@ -47,6 +47,10 @@ cleanup() {
   trap - EXIT INT TERM
   # Every step of the way out runs, whatever the one before it returned.
   set +e
+  # Background watchers and the producer of the checks, if a run stops among them.
+  local jobs
+  jobs="$(jobs -p)"
+  [[ -z "$jobs" ]] || kill $jobs 2>/dev/null
   if ((rc != 0)) || [[ -n "${E2E_KEEP:-}" ]]; then
     keep_evidence
   fi

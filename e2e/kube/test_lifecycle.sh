@@ -3,25 +3,167 @@
 # one. Sourced by run.sh after test_topics.sh.
 
 section "scaling"
+# balanced N: kafka-topics --describe (every topic, internal ones too) shows brokers
+# 0..N-1 each holding replicas within one of the mean and no replica on any other broker.
+balanced() {
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --describe | awk -v n="$1" '
+    /Partition:/ { for (i = 1; i <= NF; i++) if ($i == "Replicas:") {
+      k = split($(i + 1), r, ","); for (j = 1; j <= k; j++) { c[r[j]]++; total++ } } }
+    END {
+      mean = total / n; bad = total == 0
+      for (b in c) if (b + 0 >= n) { print "broker " b " still holds " c[b] " replicas"; bad = 1 }
+      for (b = 0; b < n; b++) { d = c[b] - mean
+        if (d > 1 || d < -1) { print "broker " b ": " c[b] + 0 " replicas, mean " mean; bad = 1 } }
+      exit bad
+    }'
+}
+operation() { jsonpath kc demo "$NS" '{.status.operation.kind} {.status.operation.brokers}'; }
+# watch_min_isr: until $WORK/stop-watch exists, Kafka's tool lists the partitions below
+# min.insync.replicas into $WORK/under-min-isr; each answered poll adds a line to
+# $WORK/min-isr-polls (a poll that timed out, e.g. reaching a pod that just went, is not
+# an observation). Not kafka_tool: the hosts file it rewrites is only read here.
+watch_min_isr() {
+  : >"$WORK/min-isr-polls"
+  : >>"$WORK/under-min-isr"
+  local out
+  while [[ ! -f "$WORK/stop-watch" ]]; do
+    if out="$(KAFKA_OPTS="-Djdk.net.hosts.file=$WORK/hosts" "$REPO/tools/kafka-class.sh" \
+      org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --describe \
+      --under-min-isr-partitions 2>/dev/null)"; then
+      echo ok >>"$WORK/min-isr-polls"
+      grep -F "Partition:" <<<"$out" >>"$WORK/under-min-isr" || true
+    fi
+  done
+}
+export -f balanced operation
+# A producer with acks=all (Kafka's VerifiableProducer) writes through the scale-up, the
+# drain and the rolling restart; at the end every record it saw acknowledged is read back.
+# Pod IPs change as pods restart, so the hosts file it resolves with is kept fresh.
+check "topic 'durable': 3 partitions, RF=3, min.insync.replicas=2" kafka_tool org.apache.kafka.tools.TopicCommand \
+  --bootstrap-server "$BOOTSTRAP" --create --topic durable --partitions 3 --replication-factor 3 \
+  --config min.insync.replicas=2
+rm -f "$WORK/stop-producer"
+( while [[ ! -f "$WORK/stop-producer" ]]; do write_hosts 2>/dev/null; sleep 2; done ) &
+HOSTS_REFRESH=$!
+KAFKA_OPTS="-Djdk.net.hosts.file=$WORK/hosts -Dsun.net.inetaddr.ttl=1" "$REPO/tools/kafka-class.sh" \
+  org.apache.kafka.tools.VerifiableProducer --bootstrap-server "$BOOTSTRAP" --topic durable \
+  --acks -1 --throughput 20 --max-messages -1 >"$WORK/producer.jsonl" 2>"$WORK/producer.log" &
+PRODUCER=$!
+acked() { jq -r 'select(.name == "producer_send_success") | .value' "$WORK/producer.jsonl" 2>/dev/null | wc -l; }
+export -f acked
+eventually "the producer's first records are acknowledged" bash -c "(( \$(acked) > 20 ))"
+
 SCALE_STARTED=$SECONDS
 check "kubectl scale kafkacluster/demo --replicas=5 (scale subresource)" kc scale kafkacluster/demo --replicas=5
 eventually "kubectl scale moves the broker StatefulSet to 5" equals 5 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
 check "coordinator StatefulSet untouched by a broker scale" equals 3 jsonpath sts demo-coordinator "$NS" '{.spec.replicas}'
 check "scale subresource reads the replica count" equals 5 bash -c \
   "kubectl -n $NS get --raw /apis/strata.dev/v1alpha1/namespaces/$NS/kafkaclusters/demo/scale | jq .spec.replicas"
+eventually "status.operation: a Rebalance onto brokers 3 and 4" equals "Rebalance [3,4]" operation
+# The operator restarted mid-operation resumes it from status.operation.
+check "deleting the operator pod while the rebalance waits for the new brokers" \
+  kubectl -n "$OPERATOR_NS" delete pod -l app.kubernetes.io/name=strata --wait=false
 WAIT_SECONDS=240 eventually "5 broker pods Ready" equals 5 ready_pods broker
 eventually "5 brokers registered in the same cluster" equals "[0, 1, 2, 3, 4]" zk ls /brokers/ids
+WAIT_SECONDS=240 eventually "the rebalance finishes (status.operation cleared)" equals " " operation
+eventually "Event 'Rebalanced' recorded" contains Rebalanced bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+eventually "kafka-topics --describe: replicas within one of the mean on each of the 5 brokers" balanced 5
+eventually "the RF=3 topic is fully in sync after the moves" in_sync events 3 3
+check "no replication throttle left on the brokers" bash -c \
+  "! kafka_tool org.apache.kafka.tools.ConfigCommand --bootstrap-server $BOOTSTRAP --describe --entity-type brokers --entity-default | grep -q throttled"
 eventually "status: Ready=True with 5/5 brokers" equals "True 5" \
   jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Ready")].status} {.status.brokers.ready}'
-mark "scale 3 to 5 brokers (pods Ready, registered)" "$SCALE_STARTED"
-eventually "Event 'Scaled' recorded" contains Scaled bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
-# Back to 3 by editing the spec. Nothing lives only on brokers 3 and 4 (every topic was
-# created while there were three); draining before a scale-down is not the operator's
-# job yet.
-check "editing spec.brokers.replicas" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":3}}}'
-eventually "editing spec.brokers.replicas moves the StatefulSet to 3" equals 3 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
+mark "scale 3 to 5 brokers with the rebalance" "$SCALE_STARTED"
+
+# Back to 3: brokers 3 and 4 hold replicas now, so they are drained first. Meanwhile the
+# ISR of every partition is watched with Kafka's tool.
+DRAIN_STARTED=$SECONDS
+rm -f "$WORK/under-min-isr" "$WORK/stop-watch"
+watch_min_isr &
+WATCH_PID=$!
+check "editing spec.brokers.replicas to 3" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":3}}}'
+check "the StatefulSet keeps 5 pods while brokers 3 and 4 are drained" equals 5 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
+WAIT_SECONDS=240 eventually "after the drain the StatefulSet shrinks to 3" equals 3 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
+check "Event 'Drained' recorded" contains Drained bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+check "no replica left on brokers 3 and 4; replicas balanced over 0..2" balanced 3
 WAIT_SECONDS=120 eventually "brokers 3 and 4 leave the cluster with their pods" equals "[0, 1, 2]" zk ls /brokers/ids
 eventually "the RF=3 topic is still fully in sync" in_sync events 3 3
+touch "$WORK/stop-watch"; wait "$WATCH_PID" 2>/dev/null || true
+check "no partition went below min.insync.replicas during the drain" equals "" cat "$WORK/under-min-isr"
+check "(the ISR watch answered during the drain)" bash -c "[[ -s $WORK/min-isr-polls ]]"
+mark "drain 5 to 3 brokers" "$DRAIN_STARTED"
+
+check "scaling below the replication factor (2 brokers, RF=3 topics)" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":2}}}'
+eventually "Degraded=True reason DrainBlocked, naming the topics" contains "True DrainBlocked 2 broker(s) would remain" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.conditions[?(@.type=="Degraded")].reason} {.status.conditions[?(@.type=="Degraded")].message}'
+check "the blocked drain removed no pod" equals 3 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
+check "back to 3 brokers" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":3}}}'
+eventually "Degraded=False and no operation once the spec is back" equals "False  " \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.operation.kind} {.status.operation.brokers}'
+
+section "rolling restart"
+# on_revision: how many broker pods run the StatefulSet's update revision and are Ready.
+on_revision() {
+  local rev
+  rev="$(kubectl -n "$NS" get sts demo-broker -o jsonpath='{.status.updateRevision}')"
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker -o json |
+    jq --arg rev "$rev" '[.items[] | select(.metadata.labels["controller-revision-hash"] == $rev
+      and .metadata.deletionTimestamp == null
+      and any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
+}
+# outdated: how many broker pods still run an older revision.
+outdated() {
+  local rev
+  rev="$(kubectl -n "$NS" get sts demo-broker -o jsonpath='{.status.updateRevision}')"
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker -o json |
+    jq --arg rev "$rev" '[.items[] | select(.metadata.labels["controller-revision-hash"] != $rev)] | length'
+}
+export -f on_revision outdated
+check "the broker StatefulSet leaves restarts to the operator (OnDelete)" equals OnDelete \
+  jsonpath sts demo-broker "$NS" '{.spec.updateStrategy.type}'
+ROLL_STARTED=$SECONDS
+rm -f "$WORK/under-min-isr" "$WORK/stop-watch" "$WORK/ready-counts"
+watch_min_isr &
+ISR_WATCH=$!
+(
+  while [[ ! -f "$WORK/stop-watch" ]]; do ready_pods broker >>"$WORK/ready-counts" 2>/dev/null; sleep 1; done
+) &
+READY_WATCH=$!
+check "a broker config change (spec.brokers.config)" \
+  kc patch kc demo --type=merge -p '{"spec":{"brokers":{"config":{"log.retention.check.interval.ms":"120000"}}}}'
+WAIT_SECONDS=420 eventually "the roll restarts every broker onto the new revision" equals 3 on_revision
+eventually "the roll completes (Event RollComplete, status.operation cleared)" bash -c \
+  "kubectl -n $NS get events -o jsonpath='{.items[*].reason}' | grep -q RollComplete && [[ -z \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.operation}')\" ]]"
+touch "$WORK/stop-watch"; wait "$ISR_WATCH" "$READY_WATCH" 2>/dev/null || true
+check "one broker at a time: never fewer than 2 of 3 broker pods Ready" bash -c "sort -n $WORK/ready-counts | head -1 | grep -qx '[23]'"
+check "no partition went below min.insync.replicas during the roll" equals "" cat "$WORK/under-min-isr"
+check "(the ISR watch answered during the roll, 3+ times)" bash -c "(( \$(wc -l <$WORK/min-isr-polls) >= 3 ))"
+eventually "the RF=3 topic is fully in sync after the roll" in_sync events 3 3
+mark "rolling restart of 3 brokers" "$ROLL_STARTED"
+
+ACKED_BEFORE=$(acked)
+eventually "the producer goes on after the roll" bash -c "(( \$(acked) > $ACKED_BEFORE + 20 ))"
+kill -TERM "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null || true
+touch "$WORK/stop-producer"; wait "$HOSTS_REFRESH" 2>/dev/null || true
+jq -r 'select(.name == "producer_send_success") | .value' "$WORK/producer.jsonl" | sort -u >"$WORK/acked"
+echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scale-up, drain and roll)"
+kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic durable \
+  --from-beginning --timeout-ms 30000 2>/dev/null | sort -u >"$WORK/consumed"
+check "every acknowledged record is consumed back: none lost" equals "" comm -23 "$WORK/acked" "$WORK/consumed"
+
+# A config that keeps the broker from starting: the first restarted pod never becomes
+# Ready, and nothing else is restarted; fixing the spec restarts it again.
+check "a broker config the broker refuses at start" \
+  kc patch kc demo --type=merge -p '{"spec":{"brokers":{"config":{"log.segment.bytes":"many"}}}}'
+WAIT_SECONDS=120 eventually "the roll waits on the broker that does not become Ready, naming it" contains "to be ready" \
+  jsonpath kc demo "$NS" '{.status.operation.message}'
+check "the roll restarted exactly one broker" equals 2 outdated
+sleep 20
+check "20 s later still only that one" equals 2 outdated
+check "fixing the spec" kc patch kc demo --type=json -p '[{"op":"remove","path":"/spec/brokers/config/log.segment.bytes"}]'
+WAIT_SECONDS=420 eventually "the roll goes on and finishes: every broker on the fixed revision" equals 3 on_revision
+eventually "status.operation cleared" equals "" jsonpath kc demo "$NS" '{.status.operation}'
+eventually "the RF=3 topic is fully in sync" in_sync events 3 3
 
 section "invalid specs"
 check "a spec the schema allows but the operator refuses (reserved broker.id)" \

@@ -50,6 +50,14 @@ ServiceAccounts: the brokers' own, for the rack lookup of clusters with spec.bro
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["create", "patch", "delete"]
+# A drained broker's claim, with spec.brokers.storage.deleteClaim.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["delete"]
+# The rolling restart reads broker pods' revisions and readiness and deletes one at a time.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["create", "patch", "delete"]

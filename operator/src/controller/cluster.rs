@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
@@ -36,9 +36,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Context, Error, condition, ensemble, is_true, now_rfc3339};
+use super::{Context, Error, condition, ensemble, is_true, now_rfc3339, roll, scaling};
 use crate::crd::{
-    BrokerStatus, CoordinatorStatus, KafkaCluster, KafkaClusterStatus, set_condition,
+    BrokerStatus, ClusterOperation, CoordinatorStatus, KafkaCluster, KafkaClusterStatus,
+    OperationKind, set_condition,
 };
 use crate::kafka::KafkaConnector;
 use crate::resources::{
@@ -147,7 +148,16 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
         }
     }
     let coordinator = apply_object(client, &namespace, &desired.coordinator).await?;
-    let brokers = apply_object(client, &namespace, &desired.brokers).await?;
+    // A scale-down keeps every broker pod until the brokers that go are drained.
+    let begun = scaling::begin(
+        kc.spec.brokers.replicas,
+        old_brokers.as_ref().map(desired_replicas),
+        previous.operation.clone(),
+        &now,
+    );
+    let mut broker_set = desired.brokers.clone();
+    set_replicas(&mut broker_set, begun.statefulset_replicas);
+    let brokers = apply_object(client, &namespace, &broker_set).await?;
 
     // Events for the decisions this pass made.
     if old_coordinator.is_none() && old_brokers.is_none() {
@@ -177,6 +187,7 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
         kc,
         coordinator.status.as_ref(),
         brokers.status.as_ref(),
+        begun.statefulset_replicas,
         &now,
     );
     // Ask for the leader only once every member is ready; before that there may be none.
@@ -185,6 +196,53 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
     {
         coordinator.leader = ensemble::find_leader(&names, coordinator.desired).await;
     }
+    status.operation = None;
+    let requeue = if let Some(op) = begun.operation {
+        let started = op.clone();
+        let pods = begun.statefulset_replicas;
+        let pods_ready = brokers
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
+        let driven = if pods_ready < pods {
+            scaling::Driven::Running(scaling::waiting_for_pods(op, pods, pods_ready))
+        } else {
+            let bootstrap =
+                ctx.bootstrap_for(names.bootstrap_servers(kc.spec.listeners.plain.port));
+            let throttle = kc
+                .spec
+                .rebalance
+                .as_ref()
+                .and_then(|r| r.throttle_bytes_per_second);
+            let attempt = async {
+                let admin = ctx.kafka.connect(&bootstrap).await?;
+                scaling::drive(&admin, op.clone(), pods, throttle).await
+            };
+            match attempt.await {
+                Ok(driven) => driven,
+                // The brokers are unreachable or refused: the operation stays, says why,
+                // and is tried again.
+                Err(e) => {
+                    let mut op = op;
+                    op.message = e.to_string();
+                    scaling::Driven::Running(op)
+                }
+            }
+        };
+        Some(finish_step(ctx, kc, &mut status, &mut broker_set, started, driven, &now).await?)
+    } else {
+        // No scaling in progress: bring every broker pod onto the current revision.
+        roll::reconcile(
+            ctx,
+            kc,
+            &brokers,
+            previous.operation.as_ref(),
+            &mut status,
+            &now,
+        )
+        .await?
+    };
     let ready = is_true(&status.conditions, "Ready");
     if ready && !is_true(&previous.conditions, "Ready") {
         publish(
@@ -198,16 +256,149 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
         .await;
     }
     patch_status(kc, client, &status).await?;
-    // StatefulSet changes trigger a pass through the watch; the requeue is a safety net.
-    Ok(Action::requeue(Duration::from_secs(if ready {
-        300
-    } else {
-        30
-    })))
+    // StatefulSet changes trigger a pass through the watch; the requeue is a safety net
+    // (and, while replicas move, the way progress is noticed).
+    Ok(Action::requeue(requeue.unwrap_or(Duration::from_secs(
+        if ready { 300 } else { 30 },
+    ))))
 }
 
 fn desired_replicas(sts: &StatefulSet) -> i32 {
     sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
+}
+
+fn set_replicas(sts: &mut StatefulSet, replicas: i32) {
+    if let Some(spec) = sts.spec.as_mut() {
+        spec.replicas = Some(replicas);
+    }
+}
+
+/// Records what a step of a rebalance or drain concluded in the status, and acts on a
+/// finished drain: the StatefulSet shrinks and, with `deleteClaim`, the removed brokers'
+/// claims go. Returns when to look again.
+async fn finish_step<K: KafkaConnector>(
+    ctx: &Context<K>,
+    kc: &KafkaCluster,
+    status: &mut KafkaClusterStatus,
+    broker_set: &mut StatefulSet,
+    op: ClusterOperation,
+    driven: scaling::Driven,
+    now: &str,
+) -> Result<Duration, Error> {
+    let generation = kc.metadata.generation;
+    let previous = kc.status.as_ref().and_then(|s| s.operation.as_ref());
+    match driven {
+        scaling::Driven::Running(op) => {
+            if previous.is_none_or(|p| p.kind != op.kind || p.brokers != op.brokers) {
+                let note = match op.kind {
+                    OperationKind::Rebalance | OperationKind::RollingRestart => {
+                        format!("moving replicas onto brokers {:?}", op.brokers)
+                    }
+                    OperationKind::Drain => format!(
+                        "draining brokers {:?} before their pods are removed",
+                        op.brokers
+                    ),
+                };
+                publish(
+                    ctx,
+                    kc,
+                    EventType::Normal,
+                    operation_reason(&op),
+                    "Scale",
+                    &note,
+                )
+                .await;
+            }
+            set_condition(
+                &mut status.conditions,
+                condition(
+                    "Reconciling",
+                    true,
+                    &format!("{:?}", op.phase),
+                    op.message.clone(),
+                    generation,
+                    now,
+                ),
+            );
+            status.operation = Some(op);
+            Ok(Duration::from_secs(5))
+        }
+        scaling::Driven::Blocked(op) => {
+            let reason = match op.kind {
+                OperationKind::Rebalance | OperationKind::RollingRestart => "RebalanceBlocked",
+                OperationKind::Drain => "DrainBlocked",
+            };
+            if previous.is_none_or(|p| p.message != op.message) {
+                publish(ctx, kc, EventType::Warning, reason, "Scale", &op.message).await;
+            }
+            set_condition(
+                &mut status.conditions,
+                condition(
+                    "Degraded",
+                    true,
+                    reason,
+                    op.message.clone(),
+                    generation,
+                    now,
+                ),
+            );
+            status.operation = Some(op);
+            Ok(Duration::from_secs(60))
+        }
+        scaling::Driven::Done => {
+            match op.kind {
+                OperationKind::Rebalance | OperationKind::RollingRestart => {
+                    let note = format!(
+                        "replicas and leaders balanced over brokers including {:?}",
+                        op.brokers
+                    );
+                    publish(ctx, kc, EventType::Normal, "Rebalanced", "Scale", &note).await;
+                }
+                OperationKind::Drain => {
+                    let want = kc.spec.brokers.replicas;
+                    let from = desired_replicas(broker_set);
+                    set_replicas(broker_set, want);
+                    let namespace = kc.namespace().unwrap_or_default();
+                    let names = ClusterNames::new(&kc.name_any(), &namespace);
+                    apply_object(&ctx.client, &namespace, broker_set).await?;
+                    let note = format!(
+                        "brokers {:?} drained; scaled brokers from {from} to {want}",
+                        op.brokers
+                    );
+                    publish(ctx, kc, EventType::Normal, "Drained", "Scale", &note).await;
+                    if kc.spec.brokers.storage.delete_claim {
+                        // A claim still mounted waits for its pod (pvc-protection).
+                        for broker in &op.brokers {
+                            let claim =
+                                format!("data-{}-{broker}", names.component(Component::Broker));
+                            delete::<PersistentVolumeClaim>(&ctx.client, &namespace, &claim)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            set_condition(
+                &mut status.conditions,
+                condition(
+                    "Reconciling",
+                    false,
+                    "UpToDate",
+                    "no operation in progress",
+                    generation,
+                    now,
+                ),
+            );
+            status.operation = None;
+            Ok(Duration::from_secs(5))
+        }
+    }
+}
+
+fn operation_reason(op: &ClusterOperation) -> &'static str {
+    match op.kind {
+        OperationKind::Rebalance | OperationKind::RollingRestart => "Rebalancing",
+        OperationKind::Drain => "Draining",
+    }
 }
 
 /// Status for a spec that failed validation: `Degraded` says what is wrong, nothing was
@@ -256,6 +447,7 @@ pub fn observed_status(
     kc: &KafkaCluster,
     coordinator: Option<&StatefulSetStatus>,
     brokers: Option<&StatefulSetStatus>,
+    broker_pods: i32,
     now: &str,
 ) -> KafkaClusterStatus {
     let generation = kc.metadata.generation;
@@ -278,11 +470,11 @@ pub fn observed_status(
     });
     status.bootstrap_servers = Some(names.bootstrap_servers(spec.listeners.plain.port));
 
-    let all_ready =
-        brokers_ready == spec.brokers.replicas && coordinators_ready == coordinators_desired;
+    // During a drain the StatefulSet keeps more pods than the spec asks for; readiness is
+    // about the pods that run.
+    let all_ready = brokers_ready == broker_pods && coordinators_ready == coordinators_desired;
     let progress = format!(
-        "{brokers_ready}/{} brokers and {coordinators_ready}/{coordinators_desired} coordinators ready",
-        spec.brokers.replicas
+        "{brokers_ready}/{broker_pods} brokers and {coordinators_ready}/{coordinators_desired} coordinators ready"
     );
     set_condition(
         &mut status.conditions,
@@ -338,7 +530,7 @@ pub fn observed_status(
     status
 }
 
-async fn patch_status(
+pub(super) async fn patch_status(
     kc: &KafkaCluster,
     client: &kube::Client,
     status: &KafkaClusterStatus,
@@ -348,10 +540,15 @@ async fn patch_status(
     if kc.status.as_ref() == Some(status) {
         return Ok(());
     }
+    let mut patch = serde_json::to_value(status)?;
+    // A merge patch keeps what it leaves out: a finished operation is removed explicitly.
+    if status.operation.is_none() {
+        patch["operation"] = serde_json::Value::Null;
+    }
     api.patch_status(
         &kc.name_any(),
         &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
+        &Patch::Merge(json!({ "status": patch })),
     )
     .await?;
     Ok(())
@@ -585,6 +782,7 @@ mod tests {
             &kc,
             Some(&sts_status(3)),
             Some(&sts_status(2)),
+            3,
             "t1",
         );
         assert_eq!(cond(&waiting, "Ready").status, ConditionStatus::False);
@@ -606,6 +804,7 @@ mod tests {
             &kc,
             Some(&sts_status(3)),
             Some(&sts_status(3)),
+            3,
             "t2",
         );
         assert_eq!(cond(&ready, "Ready").status, ConditionStatus::True);
@@ -623,6 +822,7 @@ mod tests {
             &kc,
             None,
             None,
+            3,
             "t",
         );
         assert_eq!(s.coordinator.as_ref().unwrap().ready, 0);

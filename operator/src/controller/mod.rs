@@ -8,6 +8,8 @@
 pub mod cluster;
 pub mod consumer_group;
 pub mod ensemble;
+pub mod roll;
+pub mod scaling;
 pub mod topic;
 
 use std::sync::Arc;

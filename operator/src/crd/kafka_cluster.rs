@@ -54,6 +54,20 @@ pub struct KafkaClusterSpec {
     pub listeners: ListenersSpec,
     #[serde(default)]
     pub metrics: MetricsSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+}
+
+/// How replicas move when brokers are added (rebalance) or removed (drain).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Replication throttle (KIP-73) while replicas move, in bytes per second per broker,
+    /// for leaders sending and followers fetching the moving partitions; cleared when
+    /// the move is done. Unset: unthrottled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub throttle_bytes_per_second: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -112,6 +126,10 @@ pub struct StorageSpec {
     pub size: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// Delete a removed broker's PersistentVolumeClaim once it is drained and its pod is
+    /// gone (scale-down). Default: kept, so scaling up again finds the data.
+    #[serde(default)]
+    pub delete_claim: bool,
 }
 
 /// Container requests and limits as Kubernetes quantities (`cpu: 500m`, `memory: 2Gi`).
@@ -194,6 +212,63 @@ pub struct KafkaClusterStatus {
     /// `host:port,...` for clients inside the cluster (the bootstrap Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<String>,
+    /// A long operation in progress (a rebalance after scale-up, a drain before
+    /// scale-down): only what cannot be derived again from the cluster, so a restarted
+    /// operator resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<ClusterOperation>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OperationKind {
+    /// Spreading replicas and leaders onto brokers that were added.
+    Rebalance,
+    /// Moving every replica and leadership off brokers about to be removed.
+    Drain,
+    /// Restarting broker pods one at a time onto the StatefulSet's current revision,
+    /// never taking a partition below `min.insync.replicas`.
+    RollingRestart,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OperationPhase {
+    /// Waiting until every broker pod is Ready and registered.
+    WaitingForBrokers,
+    /// Partition reassignments submitted; waiting for them to finish.
+    Reassigning,
+    /// Preferred leader elections submitted.
+    ElectingLeaders,
+    /// A roll waits (for a restarted broker to be Ready and back in its ISRs, or for a
+    /// partition to have enough in-sync replicas to lose one).
+    Waiting,
+    /// A roll deleted the pod `podUid` of the broker in `brokers` at `since`.
+    Restarting,
+    /// Cannot go on (e.g. too few brokers would remain); see the Degraded condition.
+    Blocked,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterOperation {
+    pub kind: OperationKind,
+    /// The brokers added (Rebalance) or being drained (Drain).
+    pub brokers: Vec<i32>,
+    pub phase: OperationPhase,
+    /// Topics whose replicas this operation throttled; their throttle and the brokers'
+    /// throttle rates are removed when it ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub throttled_topics: Vec<String>,
+    /// When the operation started (RFC 3339).
+    pub started: String,
+    /// A roll's pod being restarted (its UID: a re-created pod has another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// When the roll deleted that pod (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// What it is doing or waiting for, for people.
+    #[serde(default)]
+    pub message: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

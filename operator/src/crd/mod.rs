@@ -15,9 +15,9 @@ pub use consumer_group::{
     ResetOffsets, TopicLag,
 };
 pub use kafka_cluster::{
-    BrokerStatus, BrokersSpec, CoordinatorSpec, CoordinatorStatus, KafkaCluster, KafkaClusterSpec,
-    KafkaClusterStatus, ListenersSpec, MetricsSpec, PlainListener, RackSpec, Resources,
-    StorageSpec, TlsListener,
+    BrokerStatus, BrokersSpec, ClusterOperation, CoordinatorSpec, CoordinatorStatus, KafkaCluster,
+    KafkaClusterSpec, KafkaClusterStatus, ListenersSpec, MetricsSpec, OperationKind,
+    OperationPhase, PlainListener, RackSpec, RebalanceSpec, Resources, StorageSpec, TlsListener,
 };
 pub use topic::{Topic, TopicSpec, TopicStatus};
 

@@ -6,7 +6,7 @@
 //! topic-level configs only (`DYNAMIC_TOPIC_CONFIG`), and the client's `ConfigEntry` does
 //! not carry the config source.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::DescribeConfigsRequest;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -18,9 +18,10 @@ use strata_client::{
 use tokio::sync::Mutex;
 
 use super::{
-    GroupDescription, KafkaAdmin, KafkaConnector, KafkaError, OffsetSpec, TopicDescription,
-    TopicPartition,
+    ClusterLayout, GroupDescription, KafkaAdmin, KafkaConnector, KafkaError, OffsetSpec,
+    PartitionStates, ReplicaAdmin, TopicDescription, TopicPartition,
 };
+use crate::roller::PartitionState;
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const RESOURCE_TOPIC: i8 = 2;
@@ -229,14 +230,9 @@ impl KafkaAdmin for ClientAdmin {
         set: &BTreeMap<String, String>,
         delete: &[String],
     ) -> Result<(), KafkaError> {
-        let changes: Vec<AlterConfig> = set
-            .iter()
-            .map(|(k, v)| AlterConfig::Set(k.clone(), v.clone()))
-            .chain(delete.iter().map(|k| AlterConfig::Delete(k.clone())))
-            .collect();
         let mut admin = self.admin.lock().await;
         admin
-            .alter_topic_configs(name, &changes)
+            .alter_topic_configs(name, &changes(set, delete))
             .await
             .map_err(self.err("IncrementalAlterConfigs"))
     }
@@ -323,6 +319,129 @@ impl KafkaAdmin for ClientAdmin {
             .alter_group_offsets(group_id, &offsets)
             .await
             .map_err(self.err("OffsetCommit"))
+    }
+}
+
+fn changes(set: &BTreeMap<String, String>, delete: &[String]) -> Vec<AlterConfig> {
+    set.iter()
+        .map(|(k, v)| AlterConfig::Set(k.clone(), v.clone()))
+        .chain(delete.iter().map(|k| AlterConfig::Delete(k.clone())))
+        .collect()
+}
+
+impl ReplicaAdmin for ClientAdmin {
+    async fn cluster_layout(&self) -> Result<ClusterLayout, KafkaError> {
+        let mut admin = self.admin.lock().await;
+        let metadata = admin
+            .cluster()
+            .metadata(None)
+            .await
+            .map_err(self.err("Metadata"))?;
+        let mut layout = ClusterLayout {
+            brokers: metadata
+                .brokers
+                .iter()
+                .map(|b| (b.node_id, b.rack.clone()))
+                .collect(),
+            ..ClusterLayout::default()
+        };
+        for topic in &metadata.topics {
+            let partitions = layout.assignment.entry(topic.name.clone()).or_default();
+            for p in &topic.partitions {
+                partitions.insert(p.partition, p.replicas.clone());
+                if p.leader >= 0 {
+                    layout
+                        .leaders
+                        .insert((topic.name.clone(), p.partition), p.leader);
+                }
+            }
+        }
+        Ok(layout)
+    }
+
+    async fn ongoing_reassignments(&self) -> Result<BTreeSet<TopicPartition>, KafkaError> {
+        let mut admin = self.admin.lock().await;
+        Ok(admin
+            .list_partition_reassignments()
+            .await
+            .map_err(self.err("ListPartitionReassignments"))?
+            .into_keys()
+            .collect())
+    }
+
+    async fn reassign_partitions(
+        &self,
+        targets: &BTreeMap<TopicPartition, Vec<i32>>,
+    ) -> Result<(), KafkaError> {
+        let targets = targets
+            .iter()
+            .map(|(tp, replicas)| (tp.clone(), Some(replicas.clone())))
+            .collect();
+        let mut admin = self.admin.lock().await;
+        admin
+            .alter_partition_reassignments(&targets)
+            .await
+            .map_err(self.err("AlterPartitionReassignments"))
+    }
+
+    async fn elect_preferred_leaders(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<(), KafkaError> {
+        let mut admin = self.admin.lock().await;
+        admin
+            .elect_preferred_leaders(partitions)
+            .await
+            .map_err(self.err("ElectLeaders"))
+    }
+
+    async fn partition_states(&self) -> Result<PartitionStates, KafkaError> {
+        let mut admin = self.admin.lock().await;
+        let metadata = admin
+            .cluster()
+            .metadata(None)
+            .await
+            .map_err(self.err("Metadata"))?;
+        let topics: Vec<String> = metadata.topics.iter().map(|t| t.name.clone()).collect();
+        let min_isr = admin
+            .topics_config_value(&topics, "min.insync.replicas")
+            .await
+            .map_err(self.err("DescribeConfigs"))?;
+        let mut states = PartitionStates {
+            controller: (metadata.controller_id >= 0).then_some(metadata.controller_id),
+            partitions: BTreeMap::new(),
+        };
+        for topic in &metadata.topics {
+            // Kafka's default when a broker does not say.
+            let min = min_isr
+                .get(&topic.name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            for p in &topic.partitions {
+                states.partitions.insert(
+                    (topic.name.clone(), p.partition),
+                    PartitionState {
+                        replicas: p.replicas.clone(),
+                        isr: p.isr.clone(),
+                        leader: (p.leader >= 0).then_some(p.leader),
+                        min_insync_replicas: min,
+                    },
+                );
+            }
+        }
+        Ok(states)
+    }
+
+    async fn alter_broker_default_config(
+        &self,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> Result<(), KafkaError> {
+        let mut admin = self.admin.lock().await;
+        admin
+            .alter_broker_configs(None, &changes(set, delete))
+            .await
+            .map_err(self.err("IncrementalAlterConfigs"))
     }
 }
 

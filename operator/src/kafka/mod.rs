@@ -6,7 +6,7 @@ pub mod client;
 #[cfg(test)]
 pub mod fake;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 /// A Kafka error as the brokers report it (Kafka's error-code name) or a transport failure.
@@ -55,6 +55,18 @@ pub enum OffsetSpec {
 
 /// A topic partition, `(topic, partition)`.
 pub type TopicPartition = (String, i32);
+
+/// Where every replica is: what the reassignment planner starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterLayout {
+    /// The registered brokers, each with its `broker.rack` if it has one.
+    pub brokers: BTreeMap<i32, Option<String>>,
+    /// Every partition of every topic, internal ones included: replicas in preference
+    /// order.
+    pub assignment: BTreeMap<String, BTreeMap<i32, Vec<i32>>>,
+    /// The current leader of each partition that has one.
+    pub leaders: BTreeMap<TopicPartition, i32>,
+}
 
 pub trait KafkaAdmin: Send + Sync {
     /// `None` when the topic does not exist.
@@ -118,9 +130,50 @@ pub trait KafkaAdmin: Send + Sync {
     ) -> impl Future<Output = Result<(), KafkaError>> + Send;
 }
 
+/// See [`ReplicaAdmin::partition_states`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionStates {
+    pub controller: Option<i32>,
+    pub partitions: BTreeMap<TopicPartition, crate::roller::PartitionState>,
+}
+
+/// What the `KafkaCluster` controller needs to move replicas: the layout, reassignments
+/// (KIP-455), preferred leader elections and replication throttles (KIP-73).
+pub trait ReplicaAdmin: Send + Sync {
+    fn cluster_layout(&self) -> impl Future<Output = Result<ClusterLayout, KafkaError>> + Send;
+
+    /// The partitions with a reassignment in progress (ListPartitionReassignments).
+    fn ongoing_reassignments(
+        &self,
+    ) -> impl Future<Output = Result<BTreeSet<TopicPartition>, KafkaError>> + Send;
+
+    /// Starts reassigning each partition to its new replica list.
+    fn reassign_partitions(
+        &self,
+        targets: &BTreeMap<TopicPartition, Vec<i32>>,
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+
+    /// ElectLeaders(PREFERRED); partitions already led by their preferred replica are fine.
+    fn elect_preferred_leaders(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+
+    /// The controller's broker id and, for every partition, its replicas, ISR, leader and
+    /// topic's effective `min.insync.replicas`: what the rolling restart decides on.
+    fn partition_states(&self) -> impl Future<Output = Result<PartitionStates, KafkaError>> + Send;
+
+    /// Sets and deletes the brokers' cluster-wide dynamic configs (`<default>`).
+    fn alter_broker_default_config(
+        &self,
+        set: &BTreeMap<String, String>,
+        delete: &[String],
+    ) -> impl Future<Output = Result<(), KafkaError>> + Send;
+}
+
 /// Opens an admin connection to a cluster given its bootstrap servers.
 pub trait KafkaConnector: Send + Sync + 'static {
-    type Admin: KafkaAdmin;
+    type Admin: KafkaAdmin + ReplicaAdmin;
 
     fn connect(
         &self,

@@ -151,6 +151,10 @@ pub enum BuildError {
     MissingMetadata(&'static str),
 }
 
+/// A KafkaCluster annotation whose value is copied into both pod templates: changing it
+/// (e.g. to the current time) restarts every pod, brokers through the ISR-aware roll.
+pub const RESTART_ANNOTATION: &str = "strata.dev/restart";
+
 impl Desired {
     /// Builds the whole cluster. Call only with a spec that passed validation.
     pub fn build(kc: &KafkaCluster) -> Result<Desired, BuildError> {
@@ -169,6 +173,22 @@ impl Desired {
             .ok_or(BuildError::MissingMetadata("uid"))?;
         let names = ClusterNames::new(name, namespace);
         let spec = &kc.spec;
+        let restart = kc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(RESTART_ANNOTATION));
+        let mut coordinator = coordinator::stateful_set(&names, spec, &owner);
+        let mut brokers = broker::stateful_set(&names, spec, &owner);
+        for sts in [&mut coordinator, &mut brokers] {
+            if let Some(token) = restart {
+                statefulset::annotate_template(sts, RESTART_ANNOTATION, token);
+            }
+        }
+        // Brokers restart one at a time under the operator's ISR-aware roll; the
+        // StatefulSet controller's own rolling update (the coordinators') waits only for
+        // readiness, which for a coordinator already means "back in the quorum".
+        statefulset::set_update_strategy(&mut brokers, "OnDelete");
         Ok(Desired {
             config_maps: vec![
                 coordinator::config_map(&names, spec, &owner),
@@ -192,8 +212,8 @@ impl Desired {
                 .metrics
                 .enabled
                 .then(|| service_monitor(&names, &owner)),
-            coordinator: coordinator::stateful_set(&names, spec, &owner),
-            brokers: broker::stateful_set(&names, spec, &owner),
+            coordinator,
+            brokers,
         })
     }
 }
@@ -280,6 +300,7 @@ pub(crate) mod tests {
                 storage: StorageSpec {
                     size: "10Gi".into(),
                     storage_class_name: None,
+                    delete_claim: false,
                 },
                 resources: None,
                 config: BTreeMap::from([("num.partitions".into(), "6".into())]),
@@ -291,11 +312,13 @@ pub(crate) mod tests {
                 storage: StorageSpec {
                     size: "1Gi".into(),
                     storage_class_name: Some("fast".into()),
+                    delete_claim: false,
                 },
                 resources: None,
             },
             listeners: ListenersSpec::default(),
             metrics: MetricsSpec::default(),
+            rebalance: None,
         }
     }
 
@@ -364,6 +387,48 @@ pub(crate) mod tests {
             Desired::build(&kc),
             Err(BuildError::MissingMetadata("uid"))
         ));
+    }
+
+    #[test]
+    fn brokers_roll_under_the_operator_and_the_restart_annotation_reaches_both_templates() {
+        let strategy = |s: &StatefulSet| {
+            s.spec
+                .as_ref()
+                .unwrap()
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.type_.clone())
+        };
+        let template_annotation = |s: &StatefulSet| {
+            s.spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()
+                .get(RESTART_ANNOTATION)
+                .cloned()
+        };
+        let mut kc = sample_cluster(sample_spec());
+        let plain = Desired::build(&kc).unwrap();
+        assert_eq!(strategy(&plain.brokers).as_deref(), Some("OnDelete"));
+        assert_eq!(strategy(&plain.coordinator), None);
+        assert_eq!(template_annotation(&plain.brokers), None);
+        kc.metadata.annotations = Some(BTreeMap::from([(
+            RESTART_ANNOTATION.to_string(),
+            "2026-12-06T10:00:00Z".to_string(),
+        )]));
+        let restarted = Desired::build(&kc).unwrap();
+        for sts in [&restarted.brokers, &restarted.coordinator] {
+            assert_eq!(
+                template_annotation(sts).as_deref(),
+                Some("2026-12-06T10:00:00Z")
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     ExecAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
@@ -306,4 +306,24 @@ pub fn pod_spec(sts: &StatefulSet) -> &PodSpec {
 #[cfg(test)]
 pub fn container(sts: &StatefulSet) -> &Container {
     &pod_spec(sts).containers[0]
+}
+
+/// Adds an annotation to the pod template: a new value is a new revision.
+pub fn annotate_template(sts: &mut StatefulSet, key: &str, value: &str) {
+    if let Some(meta) = sts.spec.as_mut().and_then(|s| s.template.metadata.as_mut()) {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_string(), value.to_string());
+    }
+}
+
+/// `RollingUpdate` (the StatefulSet controller restarts pods) or `OnDelete` (the operator
+/// does, by deleting them).
+pub fn set_update_strategy(sts: &mut StatefulSet, strategy: &str) {
+    if let Some(spec) = sts.spec.as_mut() {
+        spec.update_strategy = Some(StatefulSetUpdateStrategy {
+            type_: Some(strategy.to_string()),
+            rolling_update: None,
+        });
+    }
 }
