@@ -9,7 +9,8 @@
 #   kube-controller-manager, kube-scheduler, kubelet, kube-proxy (iptables);
 #   CoreDNS                on 10.244.0.1:53, the pods' cluster DNS (cluster.local);
 #   local volumes          StorageClass "local" (the default): a provisioner that makes a
-#                          directory per claim and a `local` PersistentVolume for it.
+#                          directory per claim and a `local` PersistentVolume for it, and
+#                          grows both when the claim asks for more (volume expansion).
 #
 #   bash e2e/kube/cluster.sh up      # prints `export KUBECONFIG=...`
 #   bash e2e/kube/cluster.sh down    # stops everything, cleans the host, removes the state
@@ -367,14 +368,18 @@ metadata:
 provisioner: strata.dev/local-directory
 reclaimPolicy: Delete
 volumeBindingMode: Immediate
+allowVolumeExpansion: true
 YAML
   node_grant strata-e2e:local-provisioner <<YAML
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [list]
+  verbs: [list, get]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims/status]
+  verbs: [get, patch]
 - apiGroups: [""]
   resources: [persistentvolumes]
-  verbs: [list, create, delete]
+  verbs: [list, get, create, delete, patch]
 YAML
   KUBECONFIG="$NODE_DIR/local-provisioner.kubeconfig" node_start local-provisioner \
     bash "$(dirname "${BASH_SOURCE[0]}")/local-provisioner.sh" "$NODE_DIR/volumes" "$NODE_NAME"

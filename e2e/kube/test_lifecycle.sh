@@ -35,7 +35,20 @@ watch_min_isr() {
     fi
   done
 }
-export -f balanced operation
+# restart_operator: deletes the operator's pod; succeeds once another one has replaced it.
+restart_operator() {
+  local old
+  old="$(kubectl -n "$OPERATOR_NS" get pods -l app.kubernetes.io/name=strata-operator -o jsonpath='{.items[0].metadata.name}')"
+  [[ -n "$old" ]] && kubectl -n "$OPERATOR_NS" delete pod "$old" --wait=false >/dev/null || return 1
+  local deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
+    kubectl -n "$OPERATOR_NS" get pods -l app.kubernetes.io/name=strata-operator -o json |
+      jq -e --arg old "$old" 'any(.items[]; .metadata.name != $old and .metadata.deletionTimestamp == null)' >/dev/null && return 0
+    sleep 1
+  done
+  return 1
+}
+export -f balanced operation restart_operator
 # A producer with acks=all (Kafka's VerifiableProducer) writes through the scale-up, the
 # drain and the rolling restart; at the end every record it saw acknowledged is read back.
 # Pod IPs change as pods restart, so the hosts file it resolves with is kept fresh.
@@ -61,8 +74,7 @@ check "scale subresource reads the replica count" equals 5 bash -c \
   "kubectl -n $NS get --raw /apis/strata.dev/v1alpha1/namespaces/$NS/kafkaclusters/demo/scale | jq .spec.replicas"
 eventually "status.operation: a Rebalance onto brokers 3 and 4" equals "Rebalance [3,4]" operation
 # The operator restarted mid-operation resumes it from status.operation.
-check "deleting the operator pod while the rebalance waits for the new brokers" \
-  kubectl -n "$OPERATOR_NS" delete pod -l app.kubernetes.io/name=strata --wait=false
+check "deleting the operator pod while the rebalance waits for the new brokers" restart_operator
 WAIT_SECONDS=240 eventually "5 broker pods Ready" equals 5 ready_pods broker
 eventually "5 brokers registered in the same cluster" equals "[0, 1, 2, 3, 4]" zk ls /brokers/ids
 WAIT_SECONDS=240 eventually "the rebalance finishes (status.operation cleared)" equals " " operation
@@ -131,6 +143,9 @@ ISR_WATCH=$!
 READY_WATCH=$!
 check "a broker config change (spec.brokers.config)" \
   kc patch kc demo --type=merge -p '{"spec":{"brokers":{"config":{"log.retention.check.interval.ms":"120000"}}}}'
+eventually "status.operation: a RollingRestart with a broker pod in flight" bash -c \
+  "[[ \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.operation.kind} {.status.operation.podUid}')\" == 'RollingRestart '?* ]]"
+check "deleting the operator pod in the middle of the roll" restart_operator
 WAIT_SECONDS=420 eventually "the roll restarts every broker onto the new revision" equals 3 on_revision
 eventually "the roll completes (Event RollComplete, status.operation cleared)" bash -c \
   "kubectl -n $NS get events -o jsonpath='{.items[*].reason}' | grep -q RollComplete && [[ -z \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.operation}')\" ]]"
@@ -160,10 +175,48 @@ WAIT_SECONDS=120 eventually "the roll waits on the broker that does not become R
 check "the roll restarted exactly one broker" equals 2 outdated
 sleep 20
 check "20 s later still only that one" equals 2 outdated
+# The operator runs here with --roll-ready-timeout-seconds=45.
+WAIT_SECONDS=120 eventually "past the timeout the roll stops: Degraded=True BrokerNotReady naming the broker" \
+  contains "True BrokerNotReady broker" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.conditions[?(@.type=="Degraded")].reason} {.status.conditions[?(@.type=="Degraded")].message}'
+check "Warning Event 'BrokerNotReady'" contains BrokerNotReady bash -c \
+  "kubectl -n $NS get events --field-selector type=Warning -o jsonpath='{.items[*].reason}'"
+check "still only that one broker restarted" equals 2 outdated
 check "fixing the spec" kc patch kc demo --type=json -p '[{"op":"remove","path":"/spec/brokers/config/log.segment.bytes"}]'
 WAIT_SECONDS=420 eventually "the roll goes on and finishes: every broker on the fixed revision" equals 3 on_revision
 eventually "status.operation cleared" equals "" jsonpath kc demo "$NS" '{.status.operation}'
+eventually "Degraded=False again" equals False jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status}'
 eventually "the RF=3 topic is fully in sync" in_sync events 3 3
+
+section "storage resize"
+RESIZE_STARTED=$SECONDS
+broker_uids() {
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker \
+    -o jsonpath='{.items[*].metadata.uid}'
+}
+# broker_claim_sizes: each broker claim's "request/capacity", sorted, on one line.
+broker_claim_sizes() {
+  kubectl -n "$NS" get pvc -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker -o json |
+    jq -r '[.items[] | "\(.spec.resources.requests.storage)/\(.status.capacity.storage)"] | unique | join(" ")'
+}
+export -f broker_uids broker_claim_sizes
+UIDS_BEFORE="$(broker_uids)"
+check "growing spec.brokers.storage.size from 1Gi to 2Gi" \
+  kc patch kc demo --type=merge -p '{"spec":{"brokers":{"storage":{"size":"2Gi"}}}}'
+WAIT_SECONDS=120 eventually "every broker claim (kept ones too) asks for and has 2Gi" equals "2Gi/2Gi" broker_claim_sizes
+eventually "the broker StatefulSet is re-created with a 2Gi claim template" equals 2Gi \
+  jsonpath sts demo-broker "$NS" '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}'
+check "Event 'ResizingStorage' recorded" contains ResizingStorage bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+check "no broker pod was restarted for it" equals "$UIDS_BEFORE" broker_uids
+eventually "the cluster is Ready, nothing left to reconcile" equals "True False" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Reconciling")].status}'
+check "shrinking to 1Gi" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"storage":{"size":"1Gi"}}}}'
+eventually "is refused: Degraded=True StorageNotResized" contains "True StorageNotResized broker storage cannot shrink from 2Gi to 1Gi" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.conditions[?(@.type=="Degraded")].reason} {.status.conditions[?(@.type=="Degraded")].message}'
+check "and changes nothing" equals "2Gi/2Gi" broker_claim_sizes
+check "back to 2Gi" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"storage":{"size":"2Gi"}}}}'
+eventually "Degraded=False again" equals False jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status}'
+mark "storage resize of 5 broker claims" "$RESIZE_STARTED"
 
 section "invalid specs"
 check "a spec the schema allows but the operator refuses (reserved broker.id)" \

@@ -54,7 +54,8 @@ YAML
 section "Helm chart: the operator in a pod"
 OPERATOR_STARTED=$SECONDS
 check "helm install creates the release" helm install strata "$REPO/charts/strata" \
-  --namespace "$OPERATOR_NS" --create-namespace --set image.tag=e2e --set image.pullPolicy=Never
+  --namespace "$OPERATOR_NS" --create-namespace --set image.tag=e2e --set image.pullPolicy=Never \
+  --set roll.readyTimeoutSeconds=45
 check "chart created the operator Deployment" kubectl -n "$OPERATOR_NS" get deployment strata
 check "chart created the ServiceAccount" kubectl -n "$OPERATOR_NS" get serviceaccount strata
 check "chart created the ClusterRoles and bindings" \
@@ -73,7 +74,7 @@ check "the ServiceAccount may bind the brokers' ClusterRole" equals yes \
 check "the ServiceAccount may bind no other ClusterRole" equals no \
   can_i bind clusterroles/cluster-admin --as "system:serviceaccount:$OPERATOR_NS:strata"
 check "Deployment runs 'strata-operator run' with the chart's arguments" equals \
-  "run --metrics-addr=0.0.0.0:8080 --broker-cluster-role=strata-broker" \
+  "run --metrics-addr=0.0.0.0:8080 --broker-cluster-role=strata-broker --roll-ready-timeout-seconds=45" \
   kubectl -n "$OPERATOR_NS" get deployment strata -o jsonpath='{.spec.template.spec.containers[0].args[*]}'
 WAIT_SECONDS=180 eventually "the operator's pod is Ready (in-cluster config, the chart's RBAC)" \
   kubectl -n "$OPERATOR_NS" rollout status deployment/strata --timeout=5s

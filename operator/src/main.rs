@@ -40,6 +40,10 @@ enum Command {
             default_value = "strata-broker"
         )]
         broker_cluster_role: String,
+        /// How long a rolling restart waits for a restarted broker to be Ready and back in
+        /// every ISR before it stops and says so in the cluster's Degraded condition.
+        #[arg(long, env = "STRATA_ROLL_READY_TIMEOUT_SECONDS", default_value_t = 600)]
+        roll_ready_timeout_seconds: u64,
     },
     /// Readiness check run inside a broker or coordinator pod: exits 0 when it serves.
     Probe {
@@ -126,6 +130,7 @@ fn main() -> anyhow::Result<()> {
             metrics_addr,
             bootstrap_override,
             broker_cluster_role,
+            roll_ready_timeout_seconds,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -137,6 +142,10 @@ fn main() -> anyhow::Result<()> {
             let settings = Settings {
                 bootstrap_override,
                 broker_cluster_role,
+                roll_timeouts: strata_operator::roller::Timeouts {
+                    ready: std::time::Duration::from_secs(roll_ready_timeout_seconds),
+                    ..Default::default()
+                },
             };
             tokio::runtime::Runtime::new()?.block_on(run(namespaces, metrics_addr, settings))
         }

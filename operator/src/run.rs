@@ -74,6 +74,8 @@ pub struct Settings {
     pub bootstrap_override: Option<String>,
     /// See [`Context::broker_cluster_role`].
     pub broker_cluster_role: String,
+    /// See [`Context::roll_timeouts`].
+    pub roll_timeouts: crate::roller::Timeouts,
 }
 
 pub async fn run<K: KafkaConnector>(
@@ -95,6 +97,7 @@ pub async fn run<K: KafkaConnector>(
         kafka,
         bootstrap_override: settings.bootstrap_override,
         broker_cluster_role: settings.broker_cluster_role,
+        roll_timeouts: settings.roll_timeouts,
     });
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let statefulsets = scope.apis::<StatefulSet>(&client);

@@ -85,16 +85,40 @@ pub fn validate_cluster(spec: &KafkaClusterSpec) -> Vec<String> {
 
 /// A Kubernetes quantity: a decimal number with an optional binary or decimal suffix.
 fn is_quantity(s: &str) -> bool {
-    const SUFFIXES: &[&str] = &[
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", "",
+    quantity_value(s).is_some()
+}
+
+/// The value of a Kubernetes quantity (`10Gi` → 10·2³⁰, `500M` → 5·10⁸, `100m` → 0.1), or
+/// `None` when it is not one.
+pub fn quantity_value(s: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1_048_576.0),
+        ("Gi", 1_073_741_824.0),
+        ("Ti", 1_099_511_627_776.0),
+        ("Pi", 1_125_899_906_842_624.0),
+        ("Ei", 1_152_921_504_606_846_976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+        ("", 1.0),
     ];
-    SUFFIXES.iter().any(|suffix| {
-        s.strip_suffix(suffix).is_some_and(|number| {
-            !number.is_empty()
-                && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-                && number.chars().filter(|&c| c == '.').count() <= 1
-                && number.chars().any(|c| c.is_ascii_digit())
-        })
+    SUFFIXES.iter().find_map(|(suffix, factor)| {
+        let number = s.strip_suffix(suffix)?;
+        let valid = !number.is_empty()
+            && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && number.chars().filter(|&c| c == '.').count() <= 1
+            && number.chars().any(|c| c.is_ascii_digit());
+        valid
+            .then(|| number.parse::<f64>().ok())
+            .flatten()
+            .map(|n| n * factor)
     })
 }
 
@@ -146,6 +170,10 @@ mod tests {
         for bad in ["", "Gi", "1.2.3Gi", "ten", "-1Gi", "1 Gi"] {
             assert!(!is_quantity(bad), "{bad}");
         }
+        assert_eq!(quantity_value("1Gi"), quantity_value("1024Mi"));
+        assert_eq!(quantity_value("1.5Gi"), Some(1.5 * 1_073_741_824.0));
+        assert_eq!(quantity_value("500M"), Some(5e8));
+        assert!(quantity_value("1G") < quantity_value("1Gi"));
     }
 
     #[test]

@@ -50,10 +50,14 @@ ServiceAccounts: the brokers' own, for the rack lookup of clusters with spec.bro
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["create", "patch", "delete"]
-# A drained broker's claim, with spec.brokers.storage.deleteClaim.
+# Claims: a drained broker's is deleted with spec.brokers.storage.deleteClaim; all of a
+# StatefulSet's grow with its storage size (which StorageClasses allow expansion is read).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["delete"]
+  verbs: ["list", "patch", "delete"]
+- apiGroups: ["storage.k8s.io"]
+  resources: ["storageclasses"]
+  verbs: ["get"]
 # The rolling restart reads broker pods' revisions and readiness and deletes one at a time.
 - apiGroups: [""]
   resources: ["pods"]

@@ -36,7 +36,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Context, Error, condition, ensemble, is_true, now_rfc3339, roll, scaling};
+use super::{Context, Error, condition, ensemble, is_true, now_rfc3339, roll, scaling, storage};
 use crate::crd::{
     BrokerStatus, ClusterOperation, CoordinatorStatus, KafkaCluster, KafkaClusterStatus,
     OperationKind, set_condition,
@@ -147,7 +147,6 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
                 .await?
         }
     }
-    let coordinator = apply_object(client, &namespace, &desired.coordinator).await?;
     // A scale-down keeps every broker pod until the brokers that go are drained.
     let begun = scaling::begin(
         kc.spec.brokers.replicas,
@@ -155,8 +154,68 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
         previous.operation.clone(),
         &now,
     );
+    let mut coordinator_set = desired.coordinator.clone();
     let mut broker_set = desired.brokers.clone();
     set_replicas(&mut broker_set, begun.statefulset_replicas);
+
+    // Volumes that grew: claims first, then the StatefulSet is re-created (storage.rs).
+    let mut storage_problem = None;
+    let mut recreating = false;
+    for (component, old, set) in [
+        (
+            Component::Coordinator,
+            &old_coordinator,
+            &mut coordinator_set,
+        ),
+        (Component::Broker, &old_brokers, &mut broker_set),
+    ] {
+        let Some(old) = old else { continue };
+        if old.metadata.deletion_timestamp.is_some() {
+            // Our orphaning delete is still being carried out.
+            recreating = true;
+            continue;
+        }
+        match storage::compare(old, set) {
+            storage::SizeChange::Same => {}
+            storage::SizeChange::Shrink { from, to } => {
+                storage::keep_size(set, &from);
+                storage_problem = Some(format!(
+                    "{} storage cannot shrink from {from} to {to}: Kubernetes cannot shrink a volume",
+                    component.as_str()
+                ));
+            }
+            storage::SizeChange::Grow { from, to } => {
+                let selector = names.selector(component);
+                match storage::grow(client, &namespace, old, &selector, &to).await? {
+                    storage::Grown::Recreating { claims } => {
+                        let note = format!(
+                            "growing {claims} {} claim(s) from {from} to {to}; re-creating the StatefulSet without restarting its pods",
+                            component.as_str()
+                        );
+                        publish(
+                            ctx,
+                            kc,
+                            EventType::Normal,
+                            "ResizingStorage",
+                            "Resize",
+                            &note,
+                        )
+                        .await;
+                        recreating = true;
+                    }
+                    storage::Grown::Refused(why) => {
+                        storage::keep_size(set, &from);
+                        storage_problem = Some(why);
+                    }
+                }
+            }
+        }
+    }
+    if recreating {
+        // Applied again once the API server has removed the old StatefulSet.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    let coordinator = apply_object(client, &namespace, &coordinator_set).await?;
     let brokers = apply_object(client, &namespace, &broker_set).await?;
 
     // Events for the decisions this pass made.
@@ -195,6 +254,44 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
         && coordinator.ready == coordinator.desired
     {
         coordinator.leader = ensemble::find_leader(&names, coordinator.desired).await;
+    }
+    if let Some(problem) = &storage_problem {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                "Degraded",
+                true,
+                "StorageNotResized",
+                problem.clone(),
+                generation,
+                &now,
+            ),
+        );
+    }
+    let mut growing = Vec::new();
+    for (component, sts) in [
+        (Component::Coordinator, &coordinator),
+        (Component::Broker, &brokers),
+    ] {
+        growing.extend(
+            storage::still_growing(client, &namespace, sts, &names.selector(component)).await?,
+        );
+    }
+    if !growing.is_empty() {
+        set_condition(
+            &mut status.conditions,
+            condition(
+                "Reconciling",
+                true,
+                "ResizingStorage",
+                format!(
+                    "waiting for the storage provider to grow {}",
+                    growing.join(", ")
+                ),
+                generation,
+                &now,
+            ),
+        );
     }
     status.operation = None;
     let requeue = if let Some(op) = begun.operation {
@@ -257,10 +354,13 @@ async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result
     }
     patch_status(kc, client, &status).await?;
     // StatefulSet changes trigger a pass through the watch; the requeue is a safety net
-    // (and, while replicas move, the way progress is noticed).
-    Ok(Action::requeue(requeue.unwrap_or(Duration::from_secs(
-        if ready { 300 } else { 30 },
-    ))))
+    // (and, while replicas move or claims grow, the way progress is noticed: neither
+    // changes a watched object).
+    let mut requeue = requeue.unwrap_or(Duration::from_secs(if ready { 300 } else { 30 }));
+    if !growing.is_empty() {
+        requeue = requeue.min(Duration::from_secs(10));
+    }
+    Ok(Action::requeue(requeue))
 }
 
 fn desired_replicas(sts: &StatefulSet) -> i32 {

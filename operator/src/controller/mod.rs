@@ -10,6 +10,7 @@ pub mod consumer_group;
 pub mod ensemble;
 pub mod roll;
 pub mod scaling;
+pub mod storage;
 pub mod topic;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Context<K> {
     pub bootstrap_override: Option<String>,
     /// The ClusterRole (from the chart) that lets a broker pod's rack lookup read nodes.
     pub broker_cluster_role: String,
+    /// How long a rolling restart waits on one broker before it reports it stuck.
+    pub roll_timeouts: crate::roller::Timeouts,
 }
 
 #[derive(Debug, thiserror::Error)]

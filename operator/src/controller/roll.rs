@@ -40,7 +40,7 @@ use crate::crd::{
 };
 use crate::kafka::{KafkaConnector, PartitionStates, ReplicaAdmin};
 use crate::resources::{ClusterNames, Component};
-use crate::roller::{self, BrokerPod, Observed, Progress, Step, Timeouts};
+use crate::roller::{self, BrokerPod, Observed, Progress, Step};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -100,7 +100,7 @@ pub async fn reconcile<K: KafkaConnector>(
     };
     let mut observed = Observed {
         now: SystemTime::now(),
-        timeouts: Timeouts::default(),
+        timeouts: ctx.roll_timeouts,
         brokers: (0..replicas)
             .map(|i| {
                 let pod = by_ordinal.get(&i).copied();
@@ -190,7 +190,7 @@ pub async fn reconcile<K: KafkaConnector>(
             .await;
             Ok(Some(waiting(status, kc, op, step.reason(), now)))
         }
-        Step::Stuck { .. } => {
+        Step::Stuck { broker, .. } => {
             let mut op = rolling(
                 previous,
                 &progress,
@@ -198,9 +198,7 @@ pub async fn reconcile<K: KafkaConnector>(
                 now,
                 step.to_string(),
             );
-            if let Progress::Restarting { broker, .. } = progress {
-                op.brokers = vec![broker];
-            }
+            op.brokers = vec![*broker];
             let reason = step.reason();
             let was = status
                 .conditions
