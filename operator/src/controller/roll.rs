@@ -134,7 +134,9 @@ pub async fn reconcile<K: KafkaConnector>(
     let step = roller::next_step(&observed, &progress);
     match &step {
         Step::Done => {
-            finish(ctx, kc, status, now).await;
+            if previous.is_some_and(|op| op.kind == OperationKind::RollingRestart) {
+                finish(ctx, kc, status, now).await;
+            }
             Ok(None)
         }
         Step::Wait { .. } => {

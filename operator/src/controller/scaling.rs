@@ -52,12 +52,20 @@ pub fn begin(
     previous: Option<ClusterOperation>,
     now: &str,
 ) -> Begin {
-    let Some(current) = current else {
+    let current = match (current, &previous) {
+        (Some(current), _) => current,
+        // The StatefulSet is being re-created (a storage resize) in the middle of a drain:
+        // the pods of the brokers being drained must come back with it.
+        (None, Some(op)) if op.kind == OperationKind::Drain && !op.brokers.is_empty() => {
+            op.brokers.iter().max().map_or(want, |&last| last + 1)
+        }
         // A new cluster: nothing to move.
-        return Begin {
-            operation: None,
-            statefulset_replicas: want,
-        };
+        (None, _) => {
+            return Begin {
+                operation: None,
+                statefulset_replicas: want,
+            };
+        }
     };
     let new = |kind, brokers: Vec<i32>, carried: &Option<ClusterOperation>| ClusterOperation {
         kind,
@@ -308,6 +316,14 @@ mod tests {
             }
         );
         assert_eq!(begin(3, Some(3), None, "t").operation, None);
+    }
+
+    #[test]
+    fn a_statefulset_re_created_mid_drain_keeps_the_drained_pods() {
+        let drain = op(OperationKind::Drain, &[3, 4]);
+        let b = begin(3, None, Some(drain.clone()), "t");
+        assert_eq!(b.statefulset_replicas, 5);
+        assert_eq!(b.operation, Some(drain));
     }
 
     #[test]
