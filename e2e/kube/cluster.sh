@@ -498,6 +498,12 @@ node_down() {
   node_stop containerd
   local pid
   for pid in $shims; do kill -KILL "$pid" 2>/dev/null; done
+  # A shim whose task directory was already gone (a sandbox mid-teardown, a run stopped
+  # by a signal) is found by the socket it serves, with whatever still runs under it.
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $NODE_RUN/containerd/containerd.sock"); do
+    pkill -KILL -P "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null
+  done
 
   # Mounts under the state directory (rootfs overlays, volumes, tokens), deepest first;
   # then network namespaces the CNI made during this run.

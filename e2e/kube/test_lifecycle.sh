@@ -95,6 +95,8 @@ watch_min_isr &
 WATCH_PID=$!
 check "editing spec.brokers.replicas to 3" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":3}}}'
 check "the StatefulSet keeps 5 pods while brokers 3 and 4 are drained" equals 5 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
+eventually "Event 'Draining' recorded" contains Draining bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+check "deleting the operator pod as the drain starts" restart_operator
 WAIT_SECONDS=240 eventually "after the drain the StatefulSet shrinks to 3" equals 3 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
 check "Event 'Drained' recorded" contains Drained bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
 check "no replica left on brokers 3 and 4; replicas balanced over 0..2" balanced 3

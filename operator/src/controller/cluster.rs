@@ -82,10 +82,21 @@ pub fn error_policy<K>(_kc: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context<K
     ctx.on_error(CONTROLLER, error)
 }
 
-async fn apply<K: KafkaConnector>(kc: &KafkaCluster, ctx: &Context<K>) -> Result<Action, Error> {
-    let namespace = kc.namespace().unwrap_or_default();
-    let names = ClusterNames::new(&kc.name_any(), &namespace);
+async fn apply<K: KafkaConnector>(
+    cached: &KafkaCluster,
+    ctx: &Context<K>,
+) -> Result<Action, Error> {
+    let namespace = cached.namespace().unwrap_or_default();
     let client = &ctx.client;
+    // Read fresh, not from the watch cache: a pass started by a StatefulSet event can run
+    // before the cache has seen the status the previous pass wrote, and an operation in
+    // progress (status.operation) lives only there — a stale read would drop it.
+    let api: Api<KafkaCluster> = Api::namespaced(client.clone(), &namespace);
+    let Some(fresh) = api.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let kc = &fresh;
+    let names = ClusterNames::new(&kc.name_any(), &namespace);
     let now = now_rfc3339();
     let generation = kc.metadata.generation;
     let previous = kc.status.clone().unwrap_or_default();
