@@ -17,7 +17,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -124,6 +124,20 @@ def isr_full(admin, topics):
     )
 
 
+def every_broker_knows_all(brokers):
+    """Each broker's own metadata lists all three brokers: a registration in ZooKeeper comes
+    first, the controller's UpdateMetadata to every broker follows it, and CreateTopics
+    checks the replication factor against the latter."""
+    for b in brokers.values():
+        try:
+            md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+        except KafkaException:
+            return False
+        if len(md.brokers) != len(brokers):
+            return False
+    return True
+
+
 def run_scenario(root, impl):
     """The whole run on one coordinator implementation; returns the facts it ended in
     and what Kafka's ZooKeeper client logged."""
@@ -140,6 +154,7 @@ def run_scenario(root, impl):
         zk = kazoo(e)
         wait_for(lambda: registered(zk) == [1, 2, 3], WAIT, "three brokers registered")
         facts["brokers registered"] = registered(zk)
+        wait_for(lambda: every_broker_knows_all(brokers), WAIT, "every broker knows all three")
         bootstrap = ",".join(b.bootstrap for b in brokers.values())
         admin = AdminClient({"bootstrap.servers": bootstrap})
 
