@@ -136,20 +136,28 @@ class StrataCluster:
     def wait_ready(self, brokers=None, timeout=60):
         """Every running broker is registered and every broker's metadata lists them."""
         expected = set(brokers or self.running())
+        seen = {}
 
         def ready():
             for i in expected:
                 if self.procs[i].poll() is not None:
                     raise AssertionError(f"broker {i} exited:\n{self.log(i)[-4000:]}")
                 try:
-                    _, live, _ = self.metadata(via=i)
-                except Exception:
+                    controller, live, _ = self.metadata(via=i)
+                    seen[i] = f"controller {controller}, brokers {sorted(live)}"
+                except Exception as e:
+                    seen[i] = f"no metadata: {e}"
                     return False
                 if live != expected:
                     return False
             return True
 
-        wait_for(ready, timeout=timeout, what=f"brokers {sorted(expected)} registered and described")
+        def described():
+            views = "; ".join(f"broker {i} sees {v}" for i, v in sorted(seen.items()))
+            tails = "\n".join(f"--- broker {i}:\n{self.log(i)[-3000:]}" for i in sorted(expected))
+            return f"brokers {sorted(expected)} registered and described; {views}\n{tails}"
+
+        wait_for(ready, timeout=timeout, what=described)
 
     def wait_partition(self, topic, predicate, timeout=60, what="partition state"):
         """Waits until `predicate(partitions)` holds in the metadata of a running broker."""

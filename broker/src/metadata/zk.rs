@@ -148,9 +148,12 @@ impl ZkMetadataStore {
         store.create_persistent_paths().await?;
         *store.last_config_change.lock().expect("lock") =
             store.config_change_names().await?.into_iter().max();
+        // Follow the session from before the watches are added: a reconnect from then on
+        // must add them again.
+        let states = client.state_watcher();
         store.watch(&client).await?;
         let mut closing = store.closing.subscribe();
-        let supervisor = supervise(Arc::downgrade(&store), client);
+        let supervisor = supervise(Arc::downgrade(&store), client, states);
         tokio::spawn(async move {
             tokio::select! {
                 _ = closing.wait_for(|closing| *closing) => {}
@@ -506,17 +509,23 @@ async fn new_session(settings: &ZkSettings) -> Result<Client, MetadataError> {
 
 /// Follows the session: announces reconnects, and replaces an expired session with a new
 /// one (re-creating watches and the broker's registration).
-async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
+///
+/// `states` was taken before the session's watches were added. It is a watch channel:
+/// a quick disconnect and reconnect can reach it as one change to "connected", so every
+/// change to a connected state counts as a reconnect (adding the watches once too often
+/// costs a re-read; missing a reconnect would leave the broker deaf to every change).
+/// Reconnects while a new session's registration is retried are caught the same way.
+async fn supervise(
+    store: std::sync::Weak<ZkMetadataStore>,
+    client: Client,
+    states: zookeeper_client::StateWatcher,
+) {
     let mut client = client;
+    let mut states = states;
     loop {
-        let mut states = client.state_watcher();
-        let mut disconnected = false;
-        let mut state = client.state();
         let expired = loop {
-            match state {
-                SessionState::Disconnected => disconnected = true,
-                SessionState::SyncConnected | SessionState::ConnectedReadOnly if disconnected => {
-                    disconnected = false;
+            match states.changed().await {
+                SessionState::SyncConnected | SessionState::ConnectedReadOnly => {
                     let Some(store) = store.upgrade() else { return };
                     info!("ZooKeeper connection re-established");
                     if let Err(e) = store.watch(&client).await {
@@ -528,7 +537,6 @@ async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
                 SessionState::Closed | SessionState::AuthFailed => break false,
                 _ => {}
             }
-            state = states.changed().await;
         };
         drop(client);
         if !expired {
@@ -551,6 +559,7 @@ async fn supervise(store: std::sync::Weak<ZkMetadataStore>, client: Client) {
             }
         };
         let Some(store) = store.upgrade() else { return };
+        states = client.state_watcher();
         *store.client.write().expect("client lock") = Some(client.clone());
         // The broker is not part of the cluster until it is registered again: keep
         // trying for as long as this session lives (Kafka's RegisterBrokerAndReelect).
