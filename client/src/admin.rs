@@ -408,18 +408,16 @@ impl Admin {
         &mut self,
         targets: &BTreeMap<Partition, Option<Vec<i32>>>,
     ) -> Result<()> {
-        let mut topics: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
-        for ((topic, partition), replicas) in targets {
-            topics.entry(topic).or_default().push(
-                ReassignablePartition::default()
-                    .with_partition_index(*partition)
-                    .with_replicas(
-                        replicas
-                            .as_ref()
-                            .map(|r| r.iter().map(|&b| BrokerId(b)).collect()),
-                    ),
-            );
-        }
+        let topics = by_topic(targets.iter().map(|((topic, partition), replicas)| {
+            let partition = ReassignablePartition::default()
+                .with_partition_index(*partition)
+                .with_replicas(
+                    replicas
+                        .as_ref()
+                        .map(|r| r.iter().map(|&b| BrokerId(b)).collect()),
+                );
+            (topic.as_str(), partition)
+        }));
         let request = AlterPartitionReassignmentsRequest::default()
             .with_timeout_ms(ADMIN_TIMEOUT_MS)
             .with_topics(
@@ -492,10 +490,7 @@ impl Admin {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            topics.entry(topic).or_default().push(*partition);
-        }
+        let topics = by_topic(partitions.iter().map(|(t, p)| (t.as_str(), *p)));
         let request = ElectLeadersRequest::default()
             .with_election_type(ELECTION_PREFERRED)
             .with_timeout_ms(ADMIN_TIMEOUT_MS)
@@ -584,6 +579,15 @@ impl Admin {
             brokers,
         })
     }
+}
+
+/// Items grouped by topic, topics in name order, items in the order given.
+fn by_topic<'a, T>(items: impl Iterator<Item = (&'a str, T)>) -> BTreeMap<&'a str, Vec<T>> {
+    let mut topics: BTreeMap<&str, Vec<T>> = BTreeMap::new();
+    for (topic, item) in items {
+        topics.entry(topic).or_default().push(item);
+    }
+    topics
 }
 
 fn topic_name(name: &str) -> TopicName {

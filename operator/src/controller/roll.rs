@@ -38,9 +38,9 @@ use crate::crd::{
     ClusterOperation, KafkaCluster, KafkaClusterStatus, OperationKind, OperationPhase,
     set_condition,
 };
-use crate::kafka::{KafkaConnector, PartitionStates, ReplicaAdmin};
+use crate::kafka::{KafkaConnector, PartitionStates, ReplicaAdmin, TopicPartition};
 use crate::resources::{ClusterNames, Component};
-use crate::roller::{self, BrokerPod, Observed, Progress, Step};
+use crate::roller::{self, BrokerPod, Observed, PartitionState, Progress, Step};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -81,7 +81,7 @@ pub async fn reconcile<K: KafkaConnector>(
     let any_outdated = (0..replicas).any(|i| by_ordinal.get(&i).is_some_and(|p| needs_restart(p)));
     if progress == Progress::Idle && !any_outdated {
         if previous.is_some_and(|op| op.kind == OperationKind::RollingRestart) {
-            finish(ctx, kc, status, now).await;
+            finish(ctx, kc, status, now, None).await;
         }
         return Ok(None);
     }
@@ -135,7 +135,11 @@ pub async fn reconcile<K: KafkaConnector>(
     match &step {
         Step::Done => {
             if previous.is_some_and(|op| op.kind == OperationKind::RollingRestart) {
-                finish(ctx, kc, status, now).await;
+                // The partitions were just read (unless the brokers were unreachable).
+                let known = unreachable
+                    .is_none()
+                    .then(|| not_preferred(&observed.partitions));
+                finish(ctx, kc, status, now, known).await;
             }
             Ok(None)
         }
@@ -294,12 +298,23 @@ fn waiting(
     Duration::from_secs(5)
 }
 
-/// The roll is over: forget it and give leaderships back to the preferred replicas.
+/// Partitions led by another replica than their first (preferred) one.
+fn not_preferred(partitions: &BTreeMap<TopicPartition, PartitionState>) -> Vec<TopicPartition> {
+    partitions
+        .iter()
+        .filter(|(_, s)| s.replicas.first().is_some_and(|&p| s.leader != Some(p)))
+        .map(|(tp, _)| tp.clone())
+        .collect()
+}
+
+/// The roll is over: forget it and give leaderships back to the preferred replicas
+/// (`moved` when the caller has just read the partitions, else they are read here).
 async fn finish<K: KafkaConnector>(
     ctx: &Context<K>,
     kc: &KafkaCluster,
     status: &mut KafkaClusterStatus,
     now: &str,
+    moved: Option<Vec<TopicPartition>>,
 ) {
     status.operation = None;
     set_condition(
@@ -317,13 +332,10 @@ async fn finish<K: KafkaConnector>(
     let bootstrap = ctx.bootstrap_for(names.bootstrap_servers(kc.spec.listeners.plain.port));
     let elected = async {
         let admin = ctx.kafka.connect(&bootstrap).await?;
-        let states = admin.partition_states().await?;
-        let moved: Vec<_> = states
-            .partitions
-            .iter()
-            .filter(|(_, s)| s.replicas.first().is_some_and(|&p| s.leader != Some(p)))
-            .map(|(tp, _)| tp.clone())
-            .collect();
+        let moved = match moved {
+            Some(moved) => moved,
+            None => not_preferred(&admin.partition_states().await?.partitions),
+        };
         admin.elect_preferred_leaders(&moved).await
     };
     if let Err(e) = elected.await {
