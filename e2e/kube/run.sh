@@ -70,17 +70,17 @@ keep_evidence() {
   mkdir -p "$dir/pods"
   cp -r "$NODE_DIR/logs" "$dir/components" 2>/dev/null
   cp "$WORK"/*.log "$dir/" 2>/dev/null
-  if kubectl get --raw /readyz >/dev/null 2>&1; then
-    kubectl get all,pvc,pv,kc,kt,kcg,events -A -o wide >"$dir/objects.txt" 2>&1
-    kubectl describe pods -A >"$dir/pods.txt" 2>&1
-    local ns pod
-    while read -r ns pod; do
-      kubectl -n "$ns" logs "$pod" --all-containers --prefix >"$dir/pods/$ns.$pod.log" 2>&1
-      kubectl -n "$ns" logs "$pod" --all-containers --prefix --previous >>"$dir/pods/$ns.$pod.log" 2>/dev/null
-    done < <(kubectl get pods -A --no-headers -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name 2>/dev/null)
-    echo "--- pods" >&2
-    kubectl get pods -A -o wide >&2 2>&1
-  fi
+  # Each request gives up after a while; what kubectl said instead goes into the files.
+  local k=(kubectl --request-timeout=20s)
+  "${k[@]}" get all,pvc,pv,kc,kt,kcg,events -A -o wide >"$dir/objects.txt" 2>&1
+  "${k[@]}" describe pods -A >"$dir/pods.txt" 2>&1
+  local ns pod
+  while read -r ns pod; do
+    "${k[@]}" -n "$ns" logs "$pod" --all-containers --prefix >"$dir/pods/$ns.$pod.log" 2>&1
+    "${k[@]}" -n "$ns" logs "$pod" --all-containers --prefix --previous >>"$dir/pods/$ns.$pod.log" 2>/dev/null
+  done < <("${k[@]}" get pods -A --no-headers -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name 2>/dev/null)
+  echo "--- pods" >&2
+  "${k[@]}" get pods -A -o wide >&2 2>&1
   echo "logs and the cluster's state kept in $dir" >&2
 }
 

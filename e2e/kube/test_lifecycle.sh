@@ -62,6 +62,12 @@ KAFKA_OPTS="-Djdk.net.hosts.file=$WORK/hosts -Dsun.net.inetaddr.ttl=1" "$REPO/to
   org.apache.kafka.tools.VerifiableProducer --bootstrap-server "$BOOTSTRAP" --topic durable \
   --acks -1 --throughput 20 --max-messages -1 >"$WORK/producer.jsonl" 2>"$WORK/producer.log" &
 PRODUCER=$!
+# A consumer group reads along the whole time (Kafka's VerifiableConsumer, committing as
+# it goes), its coordinator moving with the brokers.
+KAFKA_OPTS="-Djdk.net.hosts.file=$WORK/hosts -Dsun.net.inetaddr.ttl=1" "$REPO/tools/kafka-class.sh" \
+  org.apache.kafka.tools.VerifiableConsumer --bootstrap-server "$BOOTSTRAP" --topic durable \
+  --group-id durable-readers --reset-policy earliest --verbose >"$WORK/consumer.jsonl" 2>"$WORK/consumer.log" &
+CONSUMER=$!
 acked() { jq -r 'select(.name == "producer_send_success") | .value' "$WORK/producer.jsonl" 2>/dev/null | wc -l; }
 export -f acked
 eventually "the producer's first records are acknowledged" bash -c "(( \$(acked) > 20 ))"
@@ -116,11 +122,12 @@ eventually "Degraded=False and no operation once the spec is back" equals "False
   jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.operation.kind} {.status.operation.brokers}'
 
 section "rolling restart"
-# on_revision: how many broker pods run the StatefulSet's update revision and are Ready.
+# on_revision [COMPONENT]: how many broker (or COMPONENT) pods run their StatefulSet's
+# update revision and are Ready.
 on_revision() {
-  local rev
-  rev="$(kubectl -n "$NS" get sts demo-broker -o jsonpath='{.status.updateRevision}')"
-  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker -o json |
+  local component="${1:-broker}" rev
+  rev="$(kubectl -n "$NS" get sts "demo-$component" -o jsonpath='{.status.updateRevision}')"
+  kubectl -n "$NS" get pods -l "app.kubernetes.io/instance=demo,app.kubernetes.io/component=$component" -o json |
     jq --arg rev "$rev" '[.items[] | select(.metadata.labels["controller-revision-hash"] == $rev
       and .metadata.deletionTimestamp == null
       and any(.status.conditions[]?; .type == "Ready" and .status == "True"))] | length'
@@ -158,6 +165,54 @@ check "(the ISR watch answered during the roll, 3+ times)" bash -c "(( \$(wc -l 
 eventually "the RF=3 topic is fully in sync after the roll" in_sync events 3 3
 mark "rolling restart of 3 brokers" "$ROLL_STARTED"
 
+section "coordinator roll"
+# coordinator_restarts: the operator's RestartingCoordinator events, oldest first.
+coordinator_restarts() {
+  kubectl -n "$NS" get events -o json | jq -r '[.items[] | select(.reason == "RestartingCoordinator")]
+    | sort_by(.eventTime // .lastTimestamp // .firstTimestamp) | .[].message'
+}
+# coordinators_down: how many of the 3 coordinator pods are missing, being deleted or
+# without a running container. (Ready is no measure here: when the leader restarts, the
+# followers leave the quorum until they elect a new one, and their probes say so.)
+coordinators_down() {
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=coordinator -o json |
+    jq '3 - ([.items[] | select(.metadata.deletionTimestamp == null
+      and any(.status.containerStatuses[]?; .state.running != null))] | length)'
+}
+# newest_coordinator: the coordinator pod created last.
+newest_coordinator() {
+  kubectl -n "$NS" get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=coordinator -o json |
+    jq -r '.items | sort_by(.metadata.creationTimestamp) | last | .metadata.name'
+}
+export -f coordinator_restarts coordinators_down newest_coordinator
+check "the coordinator StatefulSet leaves restarts to the operator (OnDelete)" equals OnDelete \
+  jsonpath sts demo-coordinator "$NS" '{.spec.updateStrategy.type}'
+COORDINATOR_ROLL_STARTED=$SECONDS
+LEADER_BEFORE="$(jsonpath kc demo "$NS" '{.status.coordinator.leader}')"
+rm -f "$WORK/stop-watch" "$WORK/coordinators-down"
+(
+  while [[ ! -f "$WORK/stop-watch" ]]; do coordinators_down >>"$WORK/coordinators-down" 2>/dev/null; sleep 1; done
+) &
+READY_WATCH=$!
+check "a coordinator change (spec.coordinator.resources)" \
+  kc patch kc demo --type=merge -p '{"spec":{"coordinator":{"resources":{"requests":{"memory":"64Mi"}}}}}'
+eventually "status.coordinator.roll: a member in flight" bash -c \
+  "[[ \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.coordinator.roll.phase} {.status.coordinator.roll.podUid}')\" == 'Restarting '?* ]]"
+check "deleting the operator pod in the middle of the coordinator roll" restart_operator
+WAIT_SECONDS=300 eventually "the roll restarts every coordinator onto the new revision" equals 3 on_revision coordinator
+eventually "the roll completes (Event CoordinatorRollComplete, status.coordinator.roll cleared)" bash -c \
+  "kubectl -n $NS get events -o jsonpath='{.items[*].reason}' | grep -q CoordinatorRollComplete && [[ -z \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.coordinator.roll}')\" ]]"
+touch "$WORK/stop-watch"; wait "$READY_WATCH" 2>/dev/null || true
+coordinator_restarts | sed 's/^/  (event) /'
+echo "  (most coordinator pods down at once: $(sort -n "$WORK/coordinators-down" | tail -1))"
+check "one coordinator at a time: never two pods down at once" bash -c "sort -n $WORK/coordinators-down | tail -1 | grep -qx '[01]'"
+# Followers keep their leader while they restart; the pod that led before the roll must
+# be the last one re-created.
+check "the leader last: $LEADER_BEFORE, which led before the roll, was restarted last" equals "$LEADER_BEFORE" newest_coordinator
+eventually "the ensemble is whole again: one leader, two followers" equals "follower follower leader " coordinator_modes
+check "no broker pod was restarted for it" equals 3 on_revision
+mark "coordinator roll (3 members)" "$COORDINATOR_ROLL_STARTED"
+
 ACKED_BEFORE=$(acked)
 eventually "the producer goes on after the roll" bash -c "(( \$(acked) > $ACKED_BEFORE + 20 ))"
 kill -TERM "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null || true
@@ -167,6 +222,16 @@ echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scal
 kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic durable \
   --from-beginning --timeout-ms 30000 2>/dev/null | sort -u >"$WORK/consumed"
 check "every acknowledged record is consumed back: none lost" equals "" comm -23 "$WORK/acked" "$WORK/consumed"
+# unread_by_group: acknowledged records the group's consumer has not received.
+unread_by_group() {
+  comm -23 "$WORK/acked" <(jq -r 'select(.name == "record_data") | .value' "$WORK/consumer.jsonl" 2>/dev/null | sort -u)
+}
+export -f unread_by_group
+WAIT_SECONDS=120 eventually "the consumer group read every acknowledged record through scale-up, drain and rolls" \
+  equals "" unread_by_group
+check "(the group member was assigned the partitions and committed offsets as it read)" bash -c \
+  "grep -q '\"name\":\"offsets_committed\"' $WORK/consumer.jsonl && grep -q '\"name\":\"partitions_assigned\"' $WORK/consumer.jsonl"
+kill -TERM "$CONSUMER" 2>/dev/null; wait "$CONSUMER" 2>/dev/null || true
 
 # A config that keeps the broker from starting: the first restarted pod never becomes
 # Ready, and nothing else is restarted; fixing the spec restarts it again.

@@ -9,12 +9,14 @@
 //! - [`rebalance`]: the reassignment plan for scale-up and for draining brokers (pure);
 //! - [`roller`]: the next step of an ISR-safe rolling restart of brokers and coordinators
 //!   (pure);
+//! - [`events`]: Kubernetes Events, a repeated one counted into a series;
 //! - [`metrics`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`probe`] and [`rack`]: what the operator binary does inside broker and coordinator
 //!   pods (readiness checks, the rack lookup of the brokers' init container).
 
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod kafka;
 pub mod metrics;
 pub mod probe;

@@ -55,24 +55,23 @@
 //! the ISR: members outside the quorum first, then observers, then followers, the leader
 //! last; a voter in the quorum restarts only if the voters left in the quorum are still a
 //! majority; each restarted member must be back in the quorum (its `srvr` mode) before the
-//! next. An ensemble of fewer than three voters can never lose one: that is reported.
+//! next — except that other members outside the quorum may restart meanwhile, which
+//! cannot cost the quorum anything: when a bad config took every member down, the fixed
+//! one reaches them all instead of waiting forever for a first member that cannot form a
+//! quorum alone. An ensemble of fewer than three voters can never lose one: that is
+//! reported.
 //!
-//! How the cluster controller will drive it (not wired yet). Both StatefulSets use
-//! `updateStrategy: OnDelete`; a pod needs a restart when its `controller-revision-hash`
-//! differs from the StatefulSet's `updateRevision` (config, image and certificate changes
-//! all change the template) or its `strata.dev/restart` annotation value differs from the
-//! cluster's. Each pass the controller observes pods, Metadata (replicas, ISR, leader,
-//! controller id) and DescribeConfigs (`min.insync.replicas`), or `srvr` for coordinators,
-//! calls the function with the progress from `status.operation`, and acts:
-//! `MoveLeadershipAway` → record `{type: RollingRestart, broker, podUid, phase:
-//! MovingLeadership, since}` unless already recorded for that broker, then send
-//! ControlledShutdown; `RestartPod` → record `{…, phase: Restarting, since: now}`, then
-//! delete the pod with a UID precondition (record first: an operator that dies between
-//! the two re-issues the delete on its next pass instead of forgetting a pod that is
-//! going down); `Wait` → a `RollingRestart` condition with the reason, requeue;
-//! `Stuck` → the condition with status `False`, an Event, requeue slowly; `Done` → clear
-//! `status.operation` and run ElectLeaders(PREFERRED), since controlled shutdowns moved
-//! leaderships away.
+//! The controller drives both (`controller::roll`, `controller::coordinator_roll`). Both
+//! StatefulSets use `updateStrategy: OnDelete`; a pod needs a restart when its
+//! `controller-revision-hash` differs from the StatefulSet's `updateRevision` (config,
+//! image and the `strata.dev/restart` annotation all change the template). Each pass
+//! observes pods, Metadata and DescribeConfigs (or `srvr` for coordinators), calls the
+//! function with the progress kept in the status, and acts: a restart is recorded in the
+//! status before the pod is deleted with a UID precondition (an operator that dies
+//! between the two re-issues the delete instead of forgetting a pod that is going down);
+//! `Wait` → a `Reconciling` condition with the reason; `Stuck` → a `Degraded` condition
+//! and a Warning Event; `Done` → the progress is cleared (for brokers, with a preferred
+//! leader election, since controlled shutdowns moved leaderships away).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -594,6 +593,19 @@ fn restarting_member(
     }
     if pod.uid.is_some() && pod.needs_restart && !pod.terminating {
         return start_member_restart(o, member);
+    }
+    if pod.in_quorum() {
+        return choose_member(o);
+    }
+    // Another member outside the quorum costs it nothing to restart.
+    if let Some(other) = o
+        .members
+        .iter()
+        .find(|&(&m, p)| m != member && p.needs_restart && p.uid.is_some() && !p.in_quorum())
+        .map(|(&m, _)| m)
+        && terminating_member(o, None).is_none()
+    {
+        return start_member_restart(o, other);
     }
     match (pod.in_quorum(), timed_out) {
         (true, _) => choose_member(o),
@@ -2012,6 +2024,51 @@ mod tests {
         assert_eq!(
             restarted_member(&next_coordinator_step(&o, &CoordinatorProgress::Idle)),
             Some(2)
+        );
+    }
+
+    #[test]
+    fn when_no_member_is_in_the_quorum_the_fixed_config_reaches_every_member() {
+        // A bad config took all three down; the fix gave member 0 a new pod, which cannot
+        // form a quorum alone: the others restart without waiting for it.
+        let mut members = vec![
+            (0, member(true, false, None)),
+            (1, member(true, true, None)),
+            (2, member(true, true, None)),
+        ];
+        let progress = |member, secs| CoordinatorProgress::Restarting {
+            member,
+            pod_uid: "old".into(),
+            since: at(T0 - secs),
+        };
+        let o = ensemble(members.clone());
+        assert_eq!(
+            restarted_member(&next_coordinator_step(&o, &progress(0, 30))),
+            Some(1)
+        );
+        // Past the timeout too: restarting beats reporting a member that cannot rejoin.
+        assert_eq!(
+            restarted_member(&next_coordinator_step(&o, &progress(0, 601))),
+            Some(1)
+        );
+        // 0 and 1 make a quorum; 2, still outside, goes next.
+        members[1].1 = member(true, false, Some(QuorumMode::Leader));
+        members[0].1.mode = Some(QuorumMode::Follower);
+        let o = ensemble(members.clone());
+        assert_eq!(
+            restarted_member(&next_coordinator_step(&o, &progress(1, 30))),
+            Some(2)
+        );
+        // While one is being deleted, nothing else goes.
+        members[2].1.terminating = true;
+        members[1].1.mode = None;
+        members[0].1.mode = None;
+        let o = ensemble(members);
+        assert_eq!(
+            next_coordinator_step(&o, &progress(1, 30)),
+            CoordinatorStep::Wait {
+                reason: CoordinatorWait::NotInQuorum { member: 1 }
+            }
         );
     }
 

@@ -7,7 +7,6 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource};
 
@@ -86,13 +85,13 @@ pub async fn run<K: KafkaConnector>(
     metrics: Arc<Metrics>,
 ) -> Result<(), StartError> {
     check_crds(&client, &scope).await?;
-    let reporter = Reporter {
-        controller: "strata-operator".into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: crate::events::Recorder::new(
+            client.clone(),
+            "strata-operator",
+            std::env::var("POD_NAME").ok(),
+        ),
         metrics: metrics.clone(),
         kafka,
         bootstrap_override: settings.bootstrap_override,

@@ -36,7 +36,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Context, Error, condition, ensemble, is_true, now_rfc3339, roll, scaling, storage};
+use super::{
+    Context, Error, condition, coordinator_roll, ensemble, is_true, now_rfc3339, roll, scaling,
+    storage,
+};
 use crate::crd::{
     BrokerStatus, ClusterOperation, CoordinatorStatus, KafkaCluster, KafkaClusterStatus,
     OperationKind, set_condition,
@@ -340,16 +343,36 @@ async fn apply<K: KafkaConnector>(
         };
         Some(finish_step(ctx, kc, &mut status, &mut broker_set, started, driven, &now).await?)
     } else {
-        // No scaling in progress: bring every broker pod onto the current revision.
-        roll::reconcile(
+        // No scaling in progress: bring every pod onto the current revision, the
+        // coordinators first (as Kafka's were rolled before the brokers): a broker roll
+        // waits, keeping its progress, while a coordinator roll runs.
+        let coordinator_roll = previous.coordinator.as_ref().and_then(|c| c.roll.as_ref());
+        match coordinator_roll::reconcile(
             ctx,
             kc,
-            &brokers,
-            previous.operation.as_ref(),
+            &coordinator,
+            coordinator_roll,
             &mut status,
             &now,
         )
         .await?
+        {
+            Some(requeue) => {
+                status.operation = previous.operation.clone();
+                Some(requeue)
+            }
+            None => {
+                roll::reconcile(
+                    ctx,
+                    kc,
+                    &brokers,
+                    previous.operation.as_ref(),
+                    &mut status,
+                    &now,
+                )
+                .await?
+            }
+        }
     };
     let ready = is_true(&status.conditions, "Ready");
     if ready && !is_true(&previous.conditions, "Ready") {
@@ -439,20 +462,8 @@ async fn finish_step<K: KafkaConnector>(
                 OperationKind::Rebalance | OperationKind::RollingRestart => "RebalanceBlocked",
                 OperationKind::Drain => "DrainBlocked",
             };
-            if previous.is_none_or(|p| p.message != op.message) {
-                publish(ctx, kc, EventType::Warning, reason, "Scale", &op.message).await;
-            }
-            set_condition(
-                &mut status.conditions,
-                condition(
-                    "Degraded",
-                    true,
-                    reason,
-                    op.message.clone(),
-                    generation,
-                    now,
-                ),
-            );
+            let news = previous.is_none_or(|p| p.message != op.message);
+            report_blocked(ctx, kc, status, "Scale", reason, &op.message, news, now).await;
             status.operation = Some(op);
             Ok(Duration::from_secs(60))
         }
@@ -573,11 +584,15 @@ pub fn observed_status(
         ready: brokers_ready,
         selector: Some(names.selector(Component::Broker)),
     });
-    let leader = status.coordinator.take().and_then(|c| c.leader);
+    let (leader, roll) = status
+        .coordinator
+        .take()
+        .map_or((None, None), |c| (c.leader, c.roll));
     status.coordinator = Some(CoordinatorStatus {
         desired: coordinators_desired,
         ready: coordinators_ready,
         leader,
+        roll,
     });
     status.bootstrap_servers = Some(names.bootstrap_servers(spec.listeners.plain.port));
 
@@ -652,9 +667,18 @@ pub(super) async fn patch_status(
         return Ok(());
     }
     let mut patch = serde_json::to_value(status)?;
-    // A merge patch keeps what it leaves out: a finished operation is removed explicitly.
+    // A merge patch keeps what it leaves out: a finished operation or coordinator roll,
+    // and a leader no member claims, are removed explicitly.
     if status.operation.is_none() {
         patch["operation"] = serde_json::Value::Null;
+    }
+    if let Some(coordinator) = &status.coordinator {
+        if coordinator.roll.is_none() {
+            patch["coordinator"]["roll"] = serde_json::Value::Null;
+        }
+        if coordinator.leader.is_none() {
+            patch["coordinator"]["leader"] = serde_json::Value::Null;
+        }
     }
     api.patch_status(
         &kc.name_any(),
@@ -814,11 +838,7 @@ async fn delete_with<T>(api: Api<T>, name: &str) -> Result<(), Error>
 where
     T: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    super::delete_if_present(&api, name, &DeleteParams::background()).await
 }
 
 async fn delete<T>(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error>
@@ -842,6 +862,35 @@ where
 }
 
 /// Events are best effort: a failure to record one must not fail the reconciliation.
+/// An operation that cannot go on: a `Degraded` condition, and a Warning Event when that
+/// is news.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn report_blocked<K: KafkaConnector>(
+    ctx: &Context<K>,
+    kc: &KafkaCluster,
+    status: &mut KafkaClusterStatus,
+    action: &str,
+    reason: &str,
+    message: &str,
+    news: bool,
+    now: &str,
+) {
+    if news {
+        publish(ctx, kc, EventType::Warning, reason, action, message).await;
+    }
+    set_condition(
+        &mut status.conditions,
+        condition(
+            "Degraded",
+            true,
+            reason,
+            message.to_string(),
+            kc.metadata.generation,
+            now,
+        ),
+    );
+}
+
 pub async fn publish<K, R>(
     ctx: &Context<K>,
     obj: &R,

@@ -19,7 +19,7 @@ pub fn srvr_mode(answer: &str) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn ask_mode(address: &str, timeout: Duration) -> Option<String> {
+pub async fn ask_mode(address: &str, timeout: Duration) -> Option<String> {
     let exchange = async {
         let mut stream = TcpStream::connect(address).await.ok()?;
         stream.write_all(b"srvr").await.ok()?;

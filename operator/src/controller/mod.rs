@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod consumer_group;
+pub mod coordinator_roll;
 pub mod ensemble;
 pub mod roll;
 pub mod scaling;
@@ -18,7 +19,6 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::controller::Action;
-use kube::runtime::events::Recorder;
 
 use crate::crd::{Condition, ConditionStatus};
 use crate::kafka::{KafkaConnector, KafkaError};
@@ -27,7 +27,7 @@ use crate::resources::BuildError;
 
 pub struct Context<K> {
     pub client: Client,
-    pub recorder: Recorder,
+    pub recorder: crate::events::Recorder,
     pub metrics: Arc<Metrics>,
     pub kafka: K,
     /// Reach every cluster's brokers at this address instead of its bootstrap Service. For
@@ -126,4 +126,22 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == ConditionStatus::True)
+}
+
+/// Deletes `name`. An object already gone is no error, nor, when `params` carries a
+/// precondition, one replaced by another of the same name (409 Conflict).
+pub(crate) async fn delete_if_present<T>(
+    api: &kube::Api<T>,
+    name: &str,
+    params: &kube::api::DeleteParams,
+) -> Result<(), Error>
+where
+    T: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 && params.preconditions.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }

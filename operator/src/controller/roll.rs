@@ -32,7 +32,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::events::EventType;
 
-use super::cluster::publish;
+use super::cluster::{publish, report_blocked};
 use super::{Context, Error, condition};
 use crate::crd::{
     ClusterOperation, KafkaCluster, KafkaClusterStatus, OperationKind, OperationPhase,
@@ -42,7 +42,7 @@ use crate::kafka::{KafkaConnector, PartitionStates, ReplicaAdmin, TopicPartition
 use crate::resources::{ClusterNames, Component};
 use crate::roller::{self, BrokerPod, Observed, PartitionState, Progress, Step};
 
-const REVISION_LABEL: &str = "controller-revision-hash";
+pub(super) const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// One pass of the roll. Returns when to look again, or `None` when no roll runs.
 pub async fn reconcile<K: KafkaConnector>(
@@ -64,18 +64,8 @@ pub async fn reconcile<K: KafkaConnector>(
     let names = ClusterNames::new(&kc.name_any(), &namespace);
     let replicas = brokers.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&names.selector(Component::Broker)))
-        .await?;
-    let prefix = format!("{}-", names.component(Component::Broker));
-    let by_ordinal: BTreeMap<i32, &Pod> = listed
-        .items
-        .iter()
-        .filter_map(|pod| {
-            let ordinal = pod.name_any().strip_prefix(&prefix)?.parse().ok()?;
-            Some((ordinal, pod))
-        })
-        .collect();
+    let by_ordinal = pods_by_ordinal(&pods, &names, Component::Broker).await?;
+    let by_ordinal: BTreeMap<i32, &Pod> = by_ordinal.iter().map(|(&i, p)| (i, p)).collect();
     let progress = progress_of(previous);
     let needs_restart = |pod: &Pod| pod.labels().get(REVISION_LABEL) != Some(&update_revision);
     let any_outdated = (0..replicas).any(|i| by_ordinal.get(&i).is_some_and(|p| needs_restart(p)));
@@ -168,20 +158,8 @@ pub async fn reconcile<K: KafkaConnector>(
             let mut recorded = status.clone();
             recorded.operation = Some(op.clone());
             super::cluster::patch_status(kc, &ctx.client, &recorded).await?;
-            let pod_name = format!("{prefix}{broker}");
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: Some(pod_uid.clone()),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match pods.delete(&pod_name, &params).await {
-                Ok(_) => {}
-                // Gone or replaced already: the roll waits for the new one.
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            }
+            let pod_name = format!("{}-{broker}", names.component(Component::Broker));
+            delete_pod(&pods, &pod_name, pod_uid).await?;
             let note = format!(
                 "restarting broker {broker} (pod {pod_name}) onto revision {update_revision}"
             );
@@ -205,36 +183,19 @@ pub async fn reconcile<K: KafkaConnector>(
                 step.to_string(),
             );
             op.brokers = vec![*broker];
-            let reason = step.reason();
-            let was = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == "Degraded")
-                .map(|c| c.reason.clone());
-            if previous.is_none_or(|p| p.phase != OperationPhase::Blocked)
-                || was.as_deref() != Some(reason)
-            {
-                publish(
-                    ctx,
-                    kc,
-                    EventType::Warning,
-                    reason,
-                    "Roll",
-                    &step.to_string(),
-                )
-                .await;
-            }
-            set_condition(
-                &mut status.conditions,
-                condition(
-                    "Degraded",
-                    true,
-                    reason,
-                    step.to_string(),
-                    kc.metadata.generation,
-                    now,
-                ),
-            );
+            // A Warning Event when the roll becomes stuck, not on every pass while it is.
+            let news = previous.is_none_or(|p| p.phase != OperationPhase::Blocked);
+            report_blocked(
+                ctx,
+                kc,
+                status,
+                "Roll",
+                step.reason(),
+                &op.message,
+                news,
+                now,
+            )
+            .await;
             status.operation = Some(op);
             Ok(Some(Duration::from_secs(30)))
         }
@@ -283,19 +244,63 @@ fn waiting(
     reason: &str,
     now: &str,
 ) -> Duration {
+    reconciling(status, kc, reason, &op.message, now);
+    status.operation = Some(op);
+    Duration::from_secs(5)
+}
+
+/// The component's pods by ordinal (pods of other names are left out).
+pub(super) async fn pods_by_ordinal(
+    pods: &Api<Pod>,
+    names: &ClusterNames,
+    component: Component,
+) -> Result<BTreeMap<i32, Pod>, Error> {
+    let listed = pods
+        .list(&ListParams::default().labels(&names.selector(component)))
+        .await?;
+    let prefix = format!("{}-", names.component(component));
+    Ok(listed
+        .items
+        .into_iter()
+        .filter_map(|pod| {
+            let ordinal = pod.name_any().strip_prefix(&prefix)?.parse().ok()?;
+            Some((ordinal, pod))
+        })
+        .collect())
+}
+
+/// Deletes the pod if it is still the one with `uid`; a pod gone or replaced already is
+/// no error (the roll waits for the new one).
+pub(super) async fn delete_pod(pods: &Api<Pod>, name: &str, uid: &str) -> Result<(), Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    super::delete_if_present(pods, name, &params).await
+}
+
+/// A roll waits: the `Reconciling` condition says for what.
+pub(super) fn reconciling(
+    status: &mut KafkaClusterStatus,
+    kc: &KafkaCluster,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
     set_condition(
         &mut status.conditions,
         condition(
             "Reconciling",
             true,
             reason,
-            op.message.clone(),
+            message.to_string(),
             kc.metadata.generation,
             now,
         ),
     );
-    status.operation = Some(op);
-    Duration::from_secs(5)
 }
 
 /// Partitions led by another replica than their first (preferred) one.
@@ -352,7 +357,7 @@ async fn finish<K: KafkaConnector>(
     .await;
 }
 
-fn is_ready(pod: &Pod) -> bool {
+pub(super) fn is_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -206,11 +206,7 @@ pub async fn grow(
     }
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     let name = running.metadata.name.clone().unwrap_or_default();
-    match sts.delete(&name, &DeleteParams::orphan()).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
+    super::delete_if_present(&sts, &name, &DeleteParams::orphan()).await?;
     Ok(Grown::Recreating {
         claims: claims.len(),
     })

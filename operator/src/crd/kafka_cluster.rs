@@ -241,7 +241,8 @@ pub enum OperationPhase {
     /// A roll waits (for a restarted broker to be Ready and back in its ISRs, or for a
     /// partition to have enough in-sync replicas to lose one).
     Waiting,
-    /// A roll deleted the pod `podUid` of the broker in `brokers` at `since`.
+    /// A roll deleted the pod `podUid` of the broker in `brokers` (or of the coordinator
+    /// `member`) at `since`.
     Restarting,
     /// Cannot go on (e.g. too few brokers would remain); see the Degraded condition.
     Blocked,
@@ -289,4 +290,30 @@ pub struct CoordinatorStatus {
     /// Pod name of the current ensemble leader, when one answered `srvr` as leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// The coordinators' rolling restart while one runs: members outside the quorum
+    /// first, then observers, followers and the leader last, each back in the quorum
+    /// before the next goes down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<CoordinatorRoll>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CoordinatorRoll {
+    /// Restarting (a member's pod was deleted), Waiting or Blocked (see the conditions).
+    pub phase: OperationPhase,
+    /// When the roll started (RFC 3339).
+    pub started: String,
+    /// The member (`myid` − 1, the pod's ordinal) whose pod the roll deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<i32>,
+    /// That pod's UID: a re-created pod has another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+    /// When the roll deleted that pod (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// What it is doing or waiting for, for people.
+    #[serde(default)]
+    pub message: String,
 }

@@ -15,9 +15,10 @@ pub use consumer_group::{
     ResetOffsets, TopicLag,
 };
 pub use kafka_cluster::{
-    BrokerStatus, BrokersSpec, ClusterOperation, CoordinatorSpec, CoordinatorStatus, KafkaCluster,
-    KafkaClusterSpec, KafkaClusterStatus, ListenersSpec, MetricsSpec, OperationKind,
-    OperationPhase, PlainListener, RackSpec, RebalanceSpec, Resources, StorageSpec, TlsListener,
+    BrokerStatus, BrokersSpec, ClusterOperation, CoordinatorRoll, CoordinatorSpec,
+    CoordinatorStatus, KafkaCluster, KafkaClusterSpec, KafkaClusterStatus, ListenersSpec,
+    MetricsSpec, OperationKind, OperationPhase, PlainListener, RackSpec, RebalanceSpec, Resources,
+    StorageSpec, TlsListener,
 };
 pub use topic::{Topic, TopicSpec, TopicStatus};
 

@@ -185,10 +185,12 @@ impl Desired {
                 statefulset::annotate_template(sts, RESTART_ANNOTATION, token);
             }
         }
-        // Brokers restart one at a time under the operator's ISR-aware roll; the
-        // StatefulSet controller's own rolling update (the coordinators') waits only for
-        // readiness, which for a coordinator already means "back in the quorum".
+        // Pods restart under the operator's rolls: brokers one at a time without taking a
+        // partition below min.insync.replicas, coordinators one at a time with the leader
+        // last. The StatefulSet controller's own rolling update waits only for readiness
+        // and takes the highest ordinal first, whoever leads.
         statefulset::set_update_strategy(&mut brokers, "OnDelete");
+        statefulset::set_update_strategy(&mut coordinator, "OnDelete");
         Ok(Desired {
             config_maps: vec![
                 coordinator::config_map(&names, spec, &owner),
@@ -390,7 +392,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn brokers_roll_under_the_operator_and_the_restart_annotation_reaches_both_templates() {
+    fn both_roll_under_the_operator_and_the_restart_annotation_reaches_both_templates() {
         let strategy = |s: &StatefulSet| {
             s.spec
                 .as_ref()
@@ -416,7 +418,7 @@ pub(crate) mod tests {
         let mut kc = sample_cluster(sample_spec());
         let plain = Desired::build(&kc).unwrap();
         assert_eq!(strategy(&plain.brokers).as_deref(), Some("OnDelete"));
-        assert_eq!(strategy(&plain.coordinator), None);
+        assert_eq!(strategy(&plain.coordinator).as_deref(), Some("OnDelete"));
         assert_eq!(template_annotation(&plain.brokers), None);
         kc.metadata.annotations = Some(BTreeMap::from([(
             RESTART_ANNOTATION.to_string(),
