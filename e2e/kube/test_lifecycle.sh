@@ -196,8 +196,10 @@ rm -f "$WORK/stop-watch" "$WORK/coordinators-down"
 READY_WATCH=$!
 check "a coordinator change (spec.coordinator.resources)" \
   kc patch kc demo --type=merge -p '{"spec":{"coordinator":{"resources":{"requests":{"memory":"64Mi"}}}}}'
+# A member in flight has its pod UID recorded, through the phases Restarting (just
+# deleted) and Waiting (for it to rejoin the quorum).
 eventually "status.coordinator.roll: a member in flight" bash -c \
-  "[[ \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.coordinator.roll.phase} {.status.coordinator.roll.podUid}')\" == 'Restarting '?* ]]"
+  "[[ -n \"\$(kubectl -n $NS get kc demo -o jsonpath='{.status.coordinator.roll.podUid}')\" ]]"
 check "deleting the operator pod in the middle of the coordinator roll" restart_operator
 WAIT_SECONDS=300 eventually "the roll restarts every coordinator onto the new revision" equals 3 on_revision coordinator
 eventually "the roll completes (Event CoordinatorRollComplete, status.coordinator.roll cleared)" bash -c \
