@@ -19,7 +19,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::jute::{Reader, Writer};
-use crate::tree::DataTree;
+use crate::tree::{DataTree, SnapshotView};
 use crate::txn::Txn;
 
 /// Log files grow in steps of this size (ZooKeeper's `zookeeper.preAllocSize`, 64 MiB).
@@ -364,11 +364,18 @@ fn read_snapshot(path: &Path) -> io::Result<Option<DataTree>> {
     Ok(DataTree::deserialize(&mut Reader::new(&bytes[16..16 + len])).ok())
 }
 
-/// Serialize a tree for [`write_snapshot`]; cheap enough to do between transactions.
-pub fn snapshot_bytes(tree: &DataTree) -> (i64, Vec<u8>) {
+/// Serialize a tree for [`write_snapshot`].
+pub fn snapshot_bytes(tree: &DataTree) -> (i64, bytes::Bytes) {
+    view_bytes(tree.snapshot_view())
+}
+
+/// Serialize a snapshot view for [`write_snapshot`]: the costly part of a snapshot, done
+/// off the request path.
+pub fn view_bytes(view: SnapshotView) -> (i64, bytes::Bytes) {
+    let zxid = view.last_zxid();
     let mut w = Writer::new();
-    tree.serialize(&mut w);
-    (tree.last_zxid, w.buf.to_vec())
+    view.serialize(&mut w);
+    (zxid, w.buf.freeze())
 }
 
 /// Write `snapshot.<zxid>` durably.

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use bytes::Bytes;
+
 use crate::acl;
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{
@@ -23,8 +25,9 @@ pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// `None` for a znode created or set with null data; it reads back as null.
-    pub data: Option<Vec<u8>>,
+    /// `None` for a znode created or set with null data; it reads back as null. Shared,
+    /// so a snapshot can hold it without a copy.
+    pub data: Option<Bytes>,
     pub acl: Vec<Acl>,
     /// `data_length` and `num_children` are derived when the stat is read.
     pub stat: Stat,
@@ -41,7 +44,7 @@ impl Node {
     }
 
     pub fn data_len(&self) -> usize {
-        self.data.as_ref().map_or(0, Vec::len)
+        self.data.as_ref().map_or(0, Bytes::len)
     }
 
     fn ttl_ms(&self) -> Option<i64> {
@@ -81,7 +84,7 @@ enum Undo {
     /// Restore a node's data, ACL and stat; its children are untouched.
     Content {
         path: String,
-        data: Option<Vec<u8>>,
+        data: Option<Bytes>,
         acl: Vec<Acl>,
         stat: Stat,
     },
@@ -155,7 +158,7 @@ impl DataTree {
         };
         // ZooKeeper's own nodes hold empty data, not null.
         let empty = |children: &[&str]| Node {
-            data: Some(Vec::new()),
+            data: Some(Bytes::new()),
             acl: Acl::world_anyone(),
             stat: Stat::default(),
             children: children.iter().map(|s| s.to_string()).collect(),
@@ -451,7 +454,7 @@ impl DataTree {
                 let n = self.nodes.get_mut(path).expect("checked above");
                 undo.push(Undo::Content {
                     path: path.clone(),
-                    data: std::mem::replace(&mut n.data, data.clone()),
+                    data: std::mem::replace(&mut n.data, data.clone().map(Bytes::from)),
                     acl: n.acl.clone(),
                     stat: n.stat,
                 });
@@ -544,7 +547,7 @@ impl DataTree {
         };
         self.child_changed(&parent_path, txn.zxid, Some(name_of(&full)), None, undo);
         let node = Node {
-            data: data.map(<[u8]>::to_vec),
+            data: data.map(Bytes::copy_from_slice),
             acl,
             stat: Stat {
                 czxid: txn.zxid,
@@ -600,19 +603,25 @@ impl DataTree {
 
     /// Serialize the whole tree (a snapshot body).
     pub fn serialize(&self, w: &mut Writer) {
-        w.i64(self.last_zxid);
-        w.i32(self.sessions.len() as i32);
-        for (id, s) in &self.sessions {
-            w.i64(*id).i32(s.timeout_ms).buffer(&s.password);
-        }
-        let mut paths: Vec<&String> = self.nodes.keys().collect();
-        paths.sort();
-        w.i32(paths.len() as i32);
-        for p in paths {
-            let n = &self.nodes[p];
-            w.string(p).nullable_buffer(n.data.as_deref());
-            write_acls(w, &n.acl);
-            n.stat.write(w);
+        self.snapshot_view().serialize(w);
+    }
+
+    /// What a snapshot holds, taken between two transactions without copying any znode's
+    /// data (it is shared); serializing it can then run beside the requests, as
+    /// ZooKeeper's snapshot thread does, instead of stopping them for the whole tree.
+    pub fn snapshot_view(&self) -> SnapshotView {
+        SnapshotView {
+            last_zxid: self.last_zxid,
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(id, s)| (*id, s.timeout_ms, s.password.clone()))
+                .collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(p, n)| (p.clone(), n.data.clone(), n.acl.clone(), n.stat))
+                .collect(),
         }
     }
 
@@ -638,7 +647,7 @@ impl DataTree {
         let mut all = Vec::new();
         for _ in 0..r.read_len()? {
             let path = r.read_string()?;
-            let data = r.read_buffer()?;
+            let data = r.read_buffer()?.map(Bytes::from);
             let acl = read_acls(r)?;
             let stat = Stat::read(r)?;
             all.push((
@@ -665,6 +674,44 @@ impl DataTree {
                 .insert(name);
         }
         Ok(t)
+    }
+}
+
+/// A [`DataTree`] as a snapshot records it: see [`DataTree::snapshot_view`].
+pub struct SnapshotView {
+    last_zxid: i64,
+    sessions: Vec<(i64, i32, Vec<u8>)>,
+    nodes: Vec<(String, Option<Bytes>, Vec<Acl>, Stat)>,
+}
+
+impl SnapshotView {
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The snapshot format [`DataTree::deserialize`] reads: znodes in path order.
+    pub fn serialize(mut self, w: &mut Writer) {
+        w.i64(self.last_zxid);
+        w.i32(self.sessions.len() as i32);
+        for (id, timeout_ms, password) in &self.sessions {
+            w.i64(*id).i32(*timeout_ms).buffer(password);
+        }
+        self.nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Reserved up front: growing a buffer of a large tree's size by doubling copies
+        // it several times over. Per znode: path and data with their lengths, the stat,
+        // and room for a typical ACL.
+        let size: usize = self
+            .nodes
+            .iter()
+            .map(|(path, data, _, _)| path.len() + data.as_ref().map_or(0, Bytes::len) + 128)
+            .sum();
+        w.buf.reserve(size);
+        w.i32(self.nodes.len() as i32);
+        for (path, data, acl, stat) in &self.nodes {
+            w.string(path).nullable_buffer(data.as_deref());
+            write_acls(w, acl);
+            stat.write(w);
+        }
     }
 }
 
@@ -893,11 +940,14 @@ mod tests {
         assert_eq!(t.get("/null").unwrap().data, None);
         assert_eq!(t.get("/m").unwrap().data, None);
         assert_eq!(t.get("/empty").unwrap().data, None, "setData(null)");
-        assert_eq!(t.get("/still-empty").unwrap().data, Some(Vec::new()));
+        assert_eq!(
+            t.get("/still-empty").unwrap().data.as_deref(),
+            Some(&b""[..])
+        );
         assert_eq!(t.get("/null").unwrap().stat().data_length, 0);
         assert_eq!(
-            t.get("/").unwrap().data,
-            Some(Vec::new()),
+            t.get("/").unwrap().data.as_deref(),
+            Some(&b""[..]),
             "as ZooKeeper's root"
         );
         let mut w = Writer::new();
@@ -905,7 +955,10 @@ mod tests {
         let back = DataTree::deserialize(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.get("/null").unwrap().data, None);
-        assert_eq!(back.get("/still-empty").unwrap().data, Some(Vec::new()));
+        assert_eq!(
+            back.get("/still-empty").unwrap().data.as_deref(),
+            Some(&b""[..])
+        );
     }
 
     #[test]
@@ -926,8 +979,8 @@ mod tests {
         }
         let t = DataTree::deserialize(&mut Reader::new(&w.buf)).unwrap();
         assert_eq!(t.last_zxid, 9);
-        assert_eq!(t.get("/a").unwrap().data, Some(b"v".to_vec()));
-        assert_eq!(t.get("/").unwrap().data, Some(Vec::new()));
+        assert_eq!(t.get("/a").unwrap().data.as_deref(), Some(&b"v"[..]));
+        assert_eq!(t.get("/").unwrap().data.as_deref(), Some(&b""[..]));
         assert!(t.get("/").unwrap().children.contains("a"));
     }
 

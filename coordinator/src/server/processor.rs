@@ -1003,19 +1003,27 @@ impl Processor {
         }
     }
 
+    /// Takes the tree's state between two transactions (no znode data is copied) and
+    /// serializes and writes it on a blocking thread: serializing a large tree on the
+    /// request path stopped every client for its whole duration. Recovery replays every
+    /// logged transaction past the newest readable snapshot, so a log that rolls a little
+    /// later, or a snapshot that is never written (a crash meanwhile), loses nothing.
     fn snapshot(&mut self) {
-        let (zxid, body) = storage::snapshot_bytes(&self.tree);
+        let view = self.tree.snapshot_view();
         self.roll_log = true;
         self.stats.snapshots += 1;
         let dir = self.cfg.data_dir.clone();
-        let body = bytes::Bytes::from(body);
-        if let Some(driver) = &self.driver {
-            let _ = driver.try_send(ToDriver::Compacted {
-                zxid,
-                data: body.clone(),
-            });
-        }
+        let driver = self.driver.clone();
         tokio::task::spawn_blocking(move || {
+            let (zxid, body) = storage::view_bytes(view);
+            if let Some(driver) = driver {
+                // The leader may now serve this snapshot to a learner far behind, and
+                // drop the log entries it covers.
+                let _ = driver.try_send(ToDriver::Compacted {
+                    zxid,
+                    data: body.clone(),
+                });
+            }
             if let Err(e) = storage::write_snapshot(&dir, zxid, &body) {
                 tracing::error!("snapshot {zxid:#x} failed: {e}");
             }
