@@ -6,7 +6,8 @@
 #
 # Output: a markdown table on stdout (and in $OUT, default bench/results/zookeeper.md;
 # docs/benchmarks.md records the figures of a run).
-# Knobs: BENCH_SECONDS (default 10), BENCH_CLIENTS (default 1,16,64).
+# Knobs: BENCH_SECONDS (default 10), BENCH_CLIENTS (default 1,16,64), SNAP_COUNT (both
+# servers' snapCount, default 100000).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -14,6 +15,7 @@ CACHE="${STRATA_CACHE:-/root/.cache/strata}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 CLIENTS="${BENCH_CLIENTS:-1,16,64}"
+SNAP_COUNT="${SNAP_COUNT:-100000}"
 OUT="${OUT:-$REPO/bench/results/zookeeper.md}"
 mkdir -p "$(dirname "$OUT")"
 CLIENT_PORT=23181
@@ -78,7 +80,7 @@ maxClientCnxns=0
 4lw.commands.whitelist=srvr,ruok,mntr
 admin.enableServer=false
 metricsProvider.httpPort=0
-snapCount=100000
+snapCount=$SNAP_COUNT
 server.1=127.0.0.1:$QUORUM_PORT:$ELECTION_PORT
 server.2=127.0.0.2:$QUORUM_PORT:$ELECTION_PORT
 server.3=127.0.0.3:$QUORUM_PORT:$ELECTION_PORT
@@ -157,5 +159,5 @@ stop_all
   echo "| strata | ${STRATA_FAILOVER} ms |"
   echo "| zookeeper | ${ZK_FAILOVER} ms |"
   echo
-  echo "Apache ZooKeeper $(basename "$(dirname "$ZK_LIB")"), tickTime=2000, three servers on 127.0.0.1-3, same disk; ${SECONDS_PER_RUN}s per cell; 1 KiB values."
+  echo "Apache ZooKeeper $(basename "$(dirname "$ZK_LIB")"), tickTime=2000, snapCount=$SNAP_COUNT, three servers on 127.0.0.1-3, same disk; ${SECONDS_PER_RUN}s per cell; 1 KiB values."
 } | tee "$OUT"
