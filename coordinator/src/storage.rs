@@ -150,15 +150,23 @@ impl TxnLog {
 
     /// Append entries given as encoded transactions, writing `zxid` over each one's
     /// leading zxid field (the leader assigns zxids after the bytes were made).
+    ///
+    /// An entry that is not a transaction is refused, and nothing of the batch is written:
+    /// leaving it out would leave a gap in the history this server acknowledges.
     pub fn append_raw(&mut self, entries: &[(i64, &[u8])]) -> io::Result<()> {
-        let txns: Vec<Txn> = entries
+        let txns = entries
             .iter()
-            .filter_map(|(zxid, raw)| {
-                let mut t = Txn::from_bytes(raw).ok()?;
+            .map(|(zxid, raw)| {
+                let mut t = Txn::from_bytes(raw).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("log entry {zxid:#x} is not a transaction: {e}"),
+                    )
+                })?;
                 t.zxid = *zxid;
-                Some(t)
+                Ok(t)
             })
-            .collect();
+            .collect::<io::Result<Vec<Txn>>>()?;
         self.append(&txns)
     }
 
@@ -557,6 +565,23 @@ mod tests {
         assert_eq!(opened.snapshot.map(|s| s.0), Some(5));
         write_epochs(dir.path(), 3, 2, 2).unwrap();
         assert_eq!(read_epochs(dir.path()).unwrap(), (3, 2, 2));
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_transaction_is_refused_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLog::recover(dir.path(), dir.path()).unwrap().log;
+        let good = create(0, "/a").to_bytes();
+        let err = log.append_raw(&[(1, &good), (2, &[1, 2, 3])]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("0x2"), "{err}");
+        drop(log);
+        assert!(
+            TxnLog::open(dir.path(), dir.path())
+                .unwrap()
+                .entries
+                .is_empty()
+        );
     }
 
     #[test]
