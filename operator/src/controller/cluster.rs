@@ -861,7 +861,6 @@ where
     delete_with(Api::<T>::all(client.clone()), name).await
 }
 
-/// Events are best effort: a failure to record one must not fail the reconciliation.
 /// An operation that cannot go on: a `Degraded` condition, and a Warning Event when that
 /// is news.
 #[allow(clippy::too_many_arguments)]
@@ -891,6 +890,7 @@ pub(super) async fn report_blocked<K: KafkaConnector>(
     );
 }
 
+/// Events are best effort: a failure to record one must not fail the reconciliation.
 pub async fn publish<K, R>(
     ctx: &Context<K>,
     obj: &R,

@@ -101,9 +101,9 @@ pub async fn reconcile<K: KafkaConnector>(
     let observed = ObservedEnsemble {
         now: SystemTime::now(),
         ready_timeout: ctx.roll_timeouts.ready,
-        members: (0..members)
-            .zip(asked)
-            .map(|(i, answer)| {
+        members: roles
+            .iter()
+            .map(|(&i, role)| {
                 let pod = by_ordinal.get(&i);
                 let terminating = pod.is_some_and(|p| p.metadata.deletion_timestamp.is_some());
                 // A member that does not answer `srvr` in time (a loaded node, a DNS
@@ -111,10 +111,7 @@ pub async fn reconcile<K: KafkaConnector>(
                 // its role unknown: taking a member of the quorum for one outside it would
                 // let the roll restart it while another is down.
                 let ready = pod.is_some_and(|p| is_ready(p) && !terminating);
-                let mode = answer
-                    .as_deref()
-                    .and_then(quorum_mode)
-                    .or(ready.then_some(QuorumMode::Follower));
+                let mode = role.or(ready.then_some(QuorumMode::Follower));
                 let member = CoordinatorPod {
                     uid: pod.and_then(|p| p.metadata.uid.clone()),
                     needs_restart: pod.is_some_and(needs_restart),

@@ -65,10 +65,9 @@ pub async fn reconcile<K: KafkaConnector>(
     let replicas = brokers.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let by_ordinal = pods_by_ordinal(&pods, &names, Component::Broker).await?;
-    let by_ordinal: BTreeMap<i32, &Pod> = by_ordinal.iter().map(|(&i, p)| (i, p)).collect();
     let progress = progress_of(previous);
     let needs_restart = |pod: &Pod| pod.labels().get(REVISION_LABEL) != Some(&update_revision);
-    let any_outdated = (0..replicas).any(|i| by_ordinal.get(&i).is_some_and(|p| needs_restart(p)));
+    let any_outdated = (0..replicas).any(|i| by_ordinal.get(&i).is_some_and(needs_restart));
     if progress == Progress::Idle && !any_outdated {
         if previous.is_some_and(|op| op.kind == OperationKind::RollingRestart) {
             finish(ctx, kc, status, now, None).await;
@@ -93,7 +92,7 @@ pub async fn reconcile<K: KafkaConnector>(
         timeouts: ctx.roll_timeouts,
         brokers: (0..replicas)
             .map(|i| {
-                let pod = by_ordinal.get(&i).copied();
+                let pod = by_ordinal.get(&i);
                 let broker = BrokerPod {
                     uid: pod.and_then(|p| p.metadata.uid.clone()),
                     needs_restart: pod.is_some_and(needs_restart),
