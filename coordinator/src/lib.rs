@@ -1,9 +1,11 @@
 //! strata-coordinator: ZooKeeper rebuilt in Rust.
 //!
 //! A request flows one way: client connection ([`server`]) → jute decoding ([`proto`])
-//! → a transaction ([`txn`]) → durable log ([`storage`]) → [`tree::DataTree`], with
-//! watches ([`watch`]) turning tree changes into client notifications. Replication
-//! between servers is the ZAB core in [`zab`], a pure state machine.
+//! → a transaction ([`txn`]) proposed to [`replication`] → ordered by the ZAB core
+//! ([`zab`], a pure state machine, driven with its log ([`storage`]) and peers by
+//! [`ensemble`]) → committed back to the processor → [`tree::DataTree`], with watches
+//! ([`watch`]) turning tree changes into client notifications. A standalone server is
+//! an ensemble of one voter: there is one write path.
 
 pub mod acl;
 pub mod client;
@@ -11,6 +13,7 @@ pub mod config;
 pub mod ensemble;
 pub mod jute;
 pub mod proto;
+pub mod replication;
 pub mod server;
 pub mod storage;
 pub mod tree;

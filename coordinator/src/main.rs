@@ -32,13 +32,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let serve = async move {
-        if cfg.is_standalone() {
-            strata_coordinator::server::run_standalone(cfg).await
-        } else {
-            strata_coordinator::ensemble::run(cfg).await
-        }
-    };
+    let serve = strata_coordinator::server::run(cfg);
     // SIGTERM and Ctrl-C end the process at once, as they end a ZooKeeper server: every
     // acknowledged write is already in the transaction log. Handled rather than left to
     // the default action because as PID 1 (in a container) an unhandled SIGTERM is

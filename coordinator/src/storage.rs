@@ -52,18 +52,11 @@ fn list(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
     Ok(out)
 }
 
-/// Read the valid entries of one log file; returns them and the byte offset where the
-/// valid part ends.
-fn read_log(path: &Path) -> io::Result<(Vec<Txn>, u64)> {
-    let (entries, end) = read_log_raw(path)?;
-    let txns = entries.into_iter().map(|(t, _, _)| t).collect();
-    Ok((txns, end))
-}
-
 /// A logged entry: the transaction, its bytes, and the file offset just after it.
 type RawEntry = (Txn, Vec<u8>, u64);
 
-/// Like [`read_log`], with each entry's raw bytes and the offset just after it.
+/// The valid entries of one log file, each with its bytes and the offset just after it,
+/// and the offset where the valid part ends.
 fn read_log_raw(path: &Path) -> io::Result<(Vec<RawEntry>, u64)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -110,41 +103,70 @@ pub struct Recovered {
     pub truncated_bytes: u64,
 }
 
-/// What an ensemble member finds on disk: the newest valid snapshot, and the logged
-/// entries after it (committed or not: the leader decides), as `(zxid, txn bytes)`.
+/// What a server finds on disk: the newest valid snapshot, and the logged entries after
+/// it (committed or not: replication decides), as `(zxid, txn bytes)`.
 pub struct Opened {
     pub snapshot: Option<(i64, Vec<u8>)>,
     pub entries: Vec<(i64, Vec<u8>)>,
     pub log: TxnLog,
+    /// Bytes cut off a torn log tail.
+    pub truncated_bytes: u64,
 }
 
 impl TxnLog {
-    /// Open the log of an ensemble member without applying anything.
+    /// Open the data directories without applying anything: the newest snapshot whose
+    /// checksum holds, every logged entry after it, and the log ready for appending after
+    /// its last whole entry (a torn tail is zeroed, so a later scan cannot mistake it for
+    /// entries).
     pub fn open(snap_dir: &Path, log_dir: &Path) -> io::Result<Opened> {
-        // Recovery cuts a torn tail; the tree it builds is not needed here.
-        let rec = TxnLog::recover(snap_dir, log_dir)?;
+        let sdir = version_dir(snap_dir);
+        let ldir = version_dir(log_dir);
+        fs::create_dir_all(&sdir)?;
+        fs::create_dir_all(&ldir)?;
         let mut snapshot = None;
-        for (zxid, path) in list(&version_dir(snap_dir), "snapshot.")?.into_iter().rev() {
-            if read_snapshot(&path)?.is_some() {
-                let bytes = fs::read(&path)?;
-                snapshot = Some((zxid, bytes[16..].to_vec()));
+        for (zxid, path) in list(&sdir, "snapshot.")?.into_iter().rev() {
+            if let Some(body) = read_snapshot_body(&path)? {
+                snapshot = Some((zxid, body));
                 break;
             }
         }
         let after = snapshot.as_ref().map_or(0, |s| s.0);
-        let mut entries = Vec::new();
-        for (_, path) in list(&version_dir(log_dir), "log.")? {
-            let (txns, _) = read_log_raw(&path)?;
+        let mut entries: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut log = TxnLog {
+            dir: ldir.clone(),
+            file: None,
+            pos: 0,
+            allocated: 0,
+            last_fsync_micros: 0,
+        };
+        let mut truncated_bytes = 0;
+        let logs = list(&ldir, "log.")?;
+        for (i, (_, path)) in logs.iter().enumerate() {
+            let (txns, end) = read_log_raw(path)?;
             for (t, raw, _) in txns {
                 if t.zxid > after && entries.last().is_none_or(|(z, _)| *z < t.zxid) {
                     entries.push((t.zxid, raw));
                 }
             }
+            if i + 1 == logs.len() {
+                let file = OpenOptions::new().read(true).write(true).open(path)?;
+                let len = file.metadata()?.len();
+                truncated_bytes = read_nonzero_tail(path, end, len)?;
+                if truncated_bytes > 0 {
+                    file.set_len(end)?;
+                    file.set_len(len.max(end))?;
+                    file.sync_all()?;
+                }
+                log.pos = end;
+                log.allocated = len;
+                log.file = Some(file);
+            }
         }
         Ok(Opened {
             snapshot,
             entries,
-            log: rec.log,
+            log,
+            truncated_bytes,
         })
     }
 
@@ -218,63 +240,26 @@ impl TxnLog {
         File::open(&self.dir)?.sync_all()
     }
 
-    /// Recover the tree from `snap_dir` and `log_dir` and open the log for appending.
+    /// Open the data directories and rebuild the tree: the snapshot with every logged
+    /// transaction after it applied (what a server that commits everything it logged
+    /// holds; tools and tests use it).
     pub fn recover(snap_dir: &Path, log_dir: &Path) -> io::Result<Recovered> {
-        let sdir = version_dir(snap_dir);
-        let ldir = version_dir(log_dir);
-        fs::create_dir_all(&sdir)?;
-        fs::create_dir_all(&ldir)?;
-        let mut tree = DataTree::new();
-        for (_, path) in list(&sdir, "snapshot.")?.into_iter().rev() {
-            if let Some(t) = read_snapshot(&path)? {
-                tree = t;
-                break;
-            }
-        }
-        let mut replayed = 0;
-        let mut truncated_bytes = 0;
-        let logs = list(&ldir, "log.")?;
-        let mut last: Option<(PathBuf, u64)> = None;
-        for (i, (_, path)) in logs.iter().enumerate() {
-            let (txns, end) = read_log(path)?;
-            for txn in txns {
-                if txn.zxid > tree.last_zxid {
-                    tree.apply(&txn);
-                    replayed += 1;
-                }
-            }
-            if i + 1 == logs.len() {
-                let len = fs::metadata(path)?.len();
-                let tail = read_nonzero_tail(path, end, len)?;
-                truncated_bytes = tail;
-                last = Some((path.clone(), end));
-            }
-        }
-        let mut log = TxnLog {
-            dir: ldir,
-            file: None,
-            pos: 0,
-            allocated: 0,
-            last_fsync_micros: 0,
+        let opened = TxnLog::open(snap_dir, log_dir)?;
+        let invalid = |e: crate::jute::JuteError| io::Error::new(io::ErrorKind::InvalidData, e);
+        let mut tree = match &opened.snapshot {
+            Some((_, body)) => DataTree::deserialize(&mut Reader::new(body)).map_err(invalid)?,
+            None => DataTree::new(),
         };
-        if let Some((path, end)) = last {
-            let file = OpenOptions::new().read(true).write(true).open(&path)?;
-            let len = file.metadata()?.len();
-            if truncated_bytes > 0 {
-                // Zero the torn tail so a later scan cannot mistake it for entries.
-                file.set_len(end)?;
-                file.set_len(len.max(end))?;
-                file.sync_all()?;
-            }
-            log.pos = end;
-            log.allocated = len;
-            log.file = Some(file);
+        for (zxid, raw) in &opened.entries {
+            let mut txn = Txn::from_bytes(raw).map_err(invalid)?;
+            txn.zxid = *zxid;
+            tree.apply(&txn);
         }
         Ok(Recovered {
             tree,
-            log,
-            replayed,
-            truncated_bytes,
+            log: opened.log,
+            replayed: opened.entries.len(),
+            truncated_bytes: opened.truncated_bytes,
         })
     }
 
@@ -323,16 +308,6 @@ impl TxnLog {
     pub fn roll(&mut self) {
         self.file = None;
     }
-
-    /// Every logged transaction with zxid greater than `after`, in order.
-    pub fn read_after(&self, after: i64) -> io::Result<Vec<Txn>> {
-        let mut out = Vec::new();
-        for (_, path) in list(&self.dir, "log.")? {
-            let (txns, _) = read_log(&path)?;
-            out.extend(txns.into_iter().filter(|t| t.zxid > after));
-        }
-        Ok(out)
-    }
 }
 
 /// Bytes after `end` that are not zero: a torn or corrupt tail.
@@ -358,7 +333,8 @@ fn read_nonzero_tail(path: &Path, end: u64, len: u64) -> io::Result<u64> {
     Ok(last_nonzero.map_or(0, |p| p + 1 - end))
 }
 
-fn read_snapshot(path: &Path) -> io::Result<Option<DataTree>> {
+/// The body of a snapshot file, if its header and checksum hold.
+fn read_snapshot_body(path: &Path) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     if bytes.len() < 16 || &bytes[..4] != SNAP_MAGIC {
@@ -369,7 +345,9 @@ fn read_snapshot(path: &Path) -> io::Result<Option<DataTree>> {
     if bytes.len() < 16 + len || crc32c::crc32c(&bytes[16..16 + len]) != crc {
         return Ok(None);
     }
-    Ok(DataTree::deserialize(&mut Reader::new(&bytes[16..16 + len])).ok())
+    bytes.truncate(16 + len);
+    bytes.drain(..16);
+    Ok(Some(bytes))
 }
 
 /// Serialize a tree for [`write_snapshot`].

@@ -1,22 +1,22 @@
-//! The replicated server: the ZAB core driven by tokio, with storage and peers.
+//! Replication: the ZAB core driven by tokio, with its log and its peers. It implements
+//! the processor's side of [`crate::replication`] for every server, standalone included
+//! (an ensemble of one voter).
 //!
-//! Three tasks per server:
+//! Two tasks and a thread per server:
 //! * the **driver** owns the [`Zab`] core and the peer links. It feeds the core ticks,
 //!   peer messages and client writes, and carries out the actions: disk work goes, in
 //!   order, to the **log thread**, which group-commits appends (one fsync for all that
 //!   queued) and reports each barrier it passes; `SendDurable` messages wait for their
 //!   barrier, so nothing is acknowledged before it is on disk, while the driver goes on
 //!   exchanging messages during the fsync; committed entries go to the processor;
-//! * the **processor** ([`crate::server::processor`]) owns the tree, sessions and watches,
-//!   exactly as standalone, but hands writes to the driver instead of its own log;
-//! * the client listener and the peer listener.
+//! * the peer listener, when there are peers.
 //!
 //! Votes and all other ZAB traffic use the quorum port; the election port of a
 //! `server.N` line is accepted for compatibility and not used.
 
 pub mod peer;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, PeerRole};
 use crate::jute::Reader;
-use crate::server::processor::{Backend, Event, Processor, ProposalId};
-use crate::storage::{self, TxnLog};
+use crate::replication::{FromReplication, ProposalId, ReplicaStatus, Replication, ToReplication};
+use crate::storage::{self, Opened, TxnLog};
 use crate::tree::DataTree;
 use crate::txn::Txn;
 use crate::zab::{
@@ -38,34 +38,14 @@ use peer::Frame;
 /// tick, while `initLimit`/`syncLimit` keep their meaning in whole ticks.
 const TICKS_PER_TICK_TIME: u64 = 10;
 
-/// Requests from the processor to the driver.
-pub enum ToDriver {
-    Propose(Bytes),
-    /// The processor wrote a snapshot at `zxid`; the log before it may go.
-    Compacted {
-        zxid: i64,
-        data: Bytes,
-    },
-    /// Sessions alive on this server, for the leader's expiry clock.
-    Touch(Vec<i64>),
-}
+/// Queued proposals and commit batches between the processor and the driver.
+const QUEUE: usize = 16 * 1024;
 
-/// Status the driver reports to the processor (mode for `srvr`/`mntr`).
-#[derive(Debug, Clone)]
-pub struct ZabStatus {
-    pub mode: &'static str,
-    pub serving: bool,
-    pub leading: bool,
-    pub followers: Option<(usize, usize)>,
-    /// Duration of the latest log fsync and how many there were, for `mntr`.
-    pub fsync_micros: u64,
-    pub fsync_count: u64,
-}
-
-fn status_of(zab: &Zab) -> ZabStatus {
+fn status_of(zab: &Zab, standalone: bool) -> ReplicaStatus {
     let role = zab.role();
-    ZabStatus {
+    ReplicaStatus {
         mode: match role {
+            Role::Leading { .. } if standalone => "standalone",
             Role::Looking => "looking",
             Role::Following { .. } => "follower",
             Role::Observing { .. } => "observer",
@@ -85,10 +65,29 @@ fn status_of(zab: &Zab) -> ZabStatus {
     }
 }
 
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let cfg = Arc::new(cfg);
+/// The voters and observers of `cfg`; a standalone configuration (no `server.N` lines)
+/// is an ensemble of one voter, itself.
+fn members(cfg: &Config) -> (BTreeSet<ServerId>, BTreeSet<ServerId>) {
+    if cfg.is_standalone() {
+        return (BTreeSet::from([cfg.my_id]), BTreeSet::new());
+    }
+    let of = |role: PeerRole| {
+        cfg.servers
+            .values()
+            .filter(|s| s.role == role)
+            .map(|s| s.id)
+            .collect()
+    };
+    (of(PeerRole::Participant), of(PeerRole::Observer))
+}
+
+/// Open the data directories, start replication, and hand back the processor's end of
+/// it with the state of the newest snapshot (the transactions logged after it reach the
+/// processor as commits once this server is part of an established quorum).
+pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> {
     let (snap_dir, log_dir) = (cfg.data_dir.clone(), cfg.data_log_dir.clone());
-    let opened = tokio::task::spawn_blocking(move || TxnLog::open(&snap_dir, &log_dir)).await??;
+    let opened: Opened =
+        tokio::task::spawn_blocking(move || TxnLog::open(&snap_dir, &log_dir)).await??;
     let (accepted_epoch, accepted_leader, current_epoch) = storage::read_epochs(&cfg.data_dir)?;
     let tree = match &opened.snapshot {
         Some((_, body)) => DataTree::deserialize(&mut Reader::new(body))
@@ -99,6 +98,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         my_id = cfg.my_id,
         snapshot_zxid = format!("{:#x}", tree.last_zxid),
         log_entries = opened.entries.len(),
+        truncated_bytes = opened.truncated_bytes,
         accepted_epoch,
         current_epoch,
         "opened"
@@ -120,48 +120,36 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             })
             .collect(),
     };
+    let (voters, observers) = members(&cfg);
     let zcfg = ZabConfig {
         id: cfg.my_id,
-        voters: cfg
-            .servers
-            .values()
-            .filter(|s| s.role == PeerRole::Participant)
-            .map(|s| s.id)
-            .collect(),
-        observers: cfg
-            .servers
-            .values()
-            .filter(|s| s.role == PeerRole::Observer)
-            .map(|s| s.id)
-            .collect(),
+        voters,
+        observers,
         init_limit: cfg.init_limit * TICKS_PER_TICK_TIME,
         sync_limit: cfg.sync_limit * TICKS_PER_TICK_TIME,
         max_counter: u32::MAX as i64,
         keep_compacted: 500,
     };
 
-    let me = &cfg.servers[&cfg.my_id];
-    let resolve = peer::system_resolver();
     let (inbox_tx, inbox_rx) = mpsc::channel(16 * 1024);
-    let listen_on = peer::ListenOn {
-        host: me.host.clone(),
-        port: me.quorum_port,
-        all_ips: cfg.quorum_listen_on_all_ips,
-    };
-    tokio::spawn({
-        let (resolve, inbox) = (resolve.clone(), inbox_tx.clone());
-        async move {
-            if let Err(e) = peer::listen(listen_on, resolve, inbox).await {
-                tracing::error!("{e}");
-                std::process::exit(1);
+    let mut peers: BTreeMap<ServerId, mpsc::Sender<Frame>> = BTreeMap::new();
+    if let Some(me) = cfg.servers.get(&cfg.my_id) {
+        let resolve = peer::system_resolver();
+        let listen_on = peer::ListenOn {
+            host: me.host.clone(),
+            port: me.quorum_port,
+            all_ips: cfg.quorum_listen_on_all_ips,
+        };
+        tokio::spawn({
+            let (resolve, inbox) = (resolve.clone(), inbox_tx.clone());
+            async move {
+                if let Err(e) = peer::listen(listen_on, resolve, inbox).await {
+                    tracing::error!("{e}");
+                    std::process::exit(1);
+                }
             }
-        }
-    });
-    let peers: BTreeMap<ServerId, mpsc::Sender<Frame>> = cfg
-        .servers
-        .values()
-        .filter(|s| s.id != cfg.my_id)
-        .map(|s| {
+        });
+        for s in cfg.servers.values().filter(|s| s.id != cfg.my_id) {
             let link = peer::connect(
                 cfg.my_id,
                 s.id,
@@ -170,15 +158,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 resolve.clone(),
                 inbox_tx.clone(),
             );
-            (s.id, link)
-        })
-        .collect();
+            peers.insert(s.id, link);
+        }
+    }
     drop(inbox_tx);
 
-    let (events_tx, events_rx) = mpsc::channel(crate::server::EVENT_QUEUE);
-    let (driver_tx, driver_rx) = mpsc::channel(16 * 1024);
-    let processor = Processor::new(cfg.clone(), tree, Backend::Ensemble(driver_tx));
-    crate::server::spawn_listeners(&cfg, events_tx.clone()).await?;
+    let (events_tx, events_rx) = mpsc::channel(QUEUE);
+    let (proposals_tx, proposals_rx) = mpsc::channel(QUEUE);
     let (zab, actions) = Zab::new(zcfg, durable);
     let (log_tx, log_rx) = std::sync::mpsc::channel();
     let (durable_tx, durable_rx) = mpsc::unbounded_channel();
@@ -192,6 +178,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .spawn(move || writer.run(log_rx))?;
     let driver = Driver {
         zab,
+        standalone: cfg.is_standalone(),
         log: log_tx,
         peers,
         events: events_tx,
@@ -204,14 +191,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let tick = Duration::from_millis((cfg.tick_time_ms / TICKS_PER_TICK_TIME).max(5));
     tokio::spawn(async move {
         if let Err(e) = driver
-            .run(actions, inbox_rx, driver_rx, durable_rx, tick)
+            .run(actions, inbox_rx, proposals_rx, durable_rx, tick)
             .await
         {
             tracing::error!("replication stopped: {e}");
             std::process::exit(1);
         }
     });
-    processor.run(events_rx).await
+    Ok((
+        Replication {
+            proposals: proposals_tx,
+            events: events_rx,
+        },
+        tree,
+    ))
 }
 
 /// Disk work for the log-writer thread, carried out strictly in order.
@@ -301,9 +294,11 @@ impl LogWriter {
 
 struct Driver {
     zab: Zab,
+    /// Report the leader of an ensemble of one as `standalone`, as ZooKeeper does.
+    standalone: bool,
     log: std::sync::mpsc::Sender<LogOp>,
     peers: BTreeMap<ServerId, mpsc::Sender<Frame>>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<FromReplication>,
     /// Messages waiting for a log barrier: they leave once it is durable.
     durable_sends: VecDeque<(u64, ServerId, Message)>,
     /// The barrier the current batch's durable sends wait for.
@@ -320,7 +315,7 @@ impl Driver {
         mut self,
         initial: Vec<Action>,
         mut inbox: mpsc::Receiver<(ServerId, Frame)>,
-        mut requests: mpsc::Receiver<ToDriver>,
+        mut requests: mpsc::Receiver<ToReplication>,
         mut durable: mpsc::UnboundedReceiver<(u64, u64)>,
         tick: Duration,
     ) -> anyhow::Result<()> {
@@ -347,7 +342,7 @@ impl Driver {
                         last_status = key;
                         tracing::info!(mode = status.mode, serving = status.serving, "zab role");
                     }
-                    let _ = self.events.send(Event::Zab(status)).await;
+                    let _ = self.events.send(FromReplication::Status(status)).await;
                 }
             }
             // Batch whatever else is already waiting.
@@ -370,23 +365,23 @@ impl Driver {
                         self.execute(actions).await?;
                     }
                     Ok((_, Frame::Touch(sessions))) => {
-                        let _ = self.events.send(Event::Touch(sessions)).await;
+                        let _ = self.events.send(FromReplication::Touch(sessions)).await;
                     }
                     Ok((from, Frame::Lost)) => {
                         tracing::info!(peer = from, "connection from peer lost");
                         let actions = self.zab.step(Input::PeerLost(from));
                         self.execute(actions).await?;
                     }
-                    Err(ToDriver::Propose(data)) => {
+                    Err(ToReplication::Propose(data)) => {
                         let actions = self.zab.step(Input::Propose(data));
                         self.execute(actions).await?;
                     }
-                    Err(ToDriver::Compacted { zxid, data }) => {
+                    Err(ToReplication::Compacted { zxid, data }) => {
                         self.log_op(LogOp::Roll)?;
                         let actions = self.zab.step(Input::Compacted(Snapshot { zxid, data }));
                         self.execute(actions).await?;
                     }
-                    Err(ToDriver::Touch(sessions)) => {
+                    Err(ToReplication::Touch(sessions)) => {
                         let leader = match self.zab.role() {
                             Role::Following { leader, .. } | Role::Observing { leader, .. } => {
                                 Some(leader)
@@ -403,8 +398,8 @@ impl Driver {
         }
     }
 
-    fn status(&self) -> ZabStatus {
-        let mut s = status_of(&self.zab);
+    fn status(&self) -> ReplicaStatus {
+        let mut s = status_of(&self.zab, self.standalone);
         s.fsync_micros = self.durable.1;
         s.fsync_count = self.durable.2;
         s
@@ -484,7 +479,10 @@ impl Driver {
                     };
                     tracing::info!("SNAP at {:#x}", tree.last_zxid);
                     self.log_op(LogOp::Reset(snapshot))?;
-                    let _ = self.events.send(Event::Reset(Box::new(tree))).await;
+                    let _ = self
+                        .events
+                        .send(FromReplication::Reset(Box::new(tree)))
+                        .await;
                 }
                 Action::Commit(entries) => {
                     for e in entries {
@@ -502,12 +500,12 @@ impl Driver {
                 Action::RoleChanged(_) => {
                     self.flush_commits(&mut committed).await;
                     let status = self.status();
-                    let _ = self.events.send(Event::Zab(status)).await;
+                    let _ = self.events.send(FromReplication::Status(status)).await;
                 }
                 Action::Refused(data) => {
                     if let Ok(txn) = Txn::from_bytes(&data) {
                         let id = ProposalId::of(&txn);
-                        let _ = self.events.send(Event::Dropped(id)).await;
+                        let _ = self.events.send(FromReplication::Dropped(id)).await;
                     }
                 }
             }
@@ -520,7 +518,7 @@ impl Driver {
         if !committed.is_empty() {
             let _ = self
                 .events
-                .send(Event::Committed(std::mem::take(committed)))
+                .send(FromReplication::Committed(std::mem::take(committed)))
                 .await;
         }
     }

@@ -16,32 +16,24 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::storage::TxnLog;
 use processor::{Event, Processor};
 
 /// Requests queued towards the processor before connections wait (backpressure).
 pub const EVENT_QUEUE: usize = 16 * 1024;
 
-/// Recover from disk, then serve clients until the processor stops.
-pub async fn run_standalone(cfg: Config) -> anyhow::Result<()> {
+/// Open the data directories, start replication, then serve clients until the processor
+/// stops. Standalone and ensemble servers take the same path: a standalone server is an
+/// ensemble of one voter.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
-    let (snap_dir, log_dir) = (cfg.data_dir.clone(), cfg.data_log_dir.clone());
-    let recovered =
-        tokio::task::spawn_blocking(move || TxnLog::recover(&snap_dir, &log_dir)).await??;
-    tracing::info!(
-        zxid = format!("{:#x}", recovered.tree.last_zxid),
-        replayed = recovered.replayed,
-        truncated_bytes = recovered.truncated_bytes,
-        "recovered"
-    );
+    let (mut replication, tree) = crate::ensemble::start(cfg.clone()).await?;
+    let mut processor = Processor::new(cfg.clone(), tree, replication.proposals.clone());
+    if cfg.is_standalone() && !processor.until_serving(&mut replication.events).await {
+        anyhow::bail!("replication stopped before this server could serve");
+    }
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    let processor = Processor::new(
-        cfg.clone(),
-        recovered.tree,
-        processor::Backend::Standalone(recovered.log),
-    );
     spawn_listeners(&cfg, tx).await?;
-    processor.run(rx).await
+    processor.run(rx, replication.events).await
 }
 
 /// Bind the client port and the metrics port and serve them in the background. The

@@ -1,9 +1,10 @@
 //! The request processor: one task that owns the tree, the sessions and the watches.
 //!
 //! Connections hand it decoded requests; it answers reads at once (unless the same
-//! session still waits for an earlier write, so each session sees its replies in order),
-//! turns writes into transactions, and group-commits them: while one batch is being
-//! fsynced, the next one gathers. A batch is applied and answered only after its fsync,
+//! session still waits for an earlier write, so each session sees its replies in order)
+//! and turns writes into transactions that it proposes to replication
+//! ([`crate::replication`]). A write is applied and answered when replication hands it
+//! back committed — durable on a quorum, which for a standalone server is its own disk —
 //! so no client ever sees a change that a crash could take back.
 //!
 //! Every reply carries the xid of the request it answers, whatever the operation: the
@@ -26,17 +27,16 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::acl;
 use crate::config::Config;
-use crate::ensemble::{ToDriver, ZabStatus};
 use crate::jute::Writer;
 use crate::proto::{ErrorCode, Id, Request, event, perms};
+use crate::replication::{FromReplication, ProposalId, ReplicaStatus, ToReplication};
 use crate::server::fourlw;
 use crate::server::response;
-use crate::storage::{self, TxnLog};
+use crate::storage;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnBody};
 use crate::watch::WatchManager;
@@ -89,43 +89,6 @@ pub enum Event {
     Metrics {
         reply: oneshot::Sender<String>,
     },
-    /// Ensemble: transactions the quorum committed, in zxid order.
-    Committed(Vec<Txn>),
-    /// Ensemble: the leader replaced our state with its snapshot (SNAP).
-    Reset(Box<DataTree>),
-    /// Ensemble: the replication role changed or was re-reported.
-    Zab(ZabStatus),
-    /// Ensemble, on the leader: sessions a follower reports alive.
-    Touch(Vec<i64>),
-    /// Ensemble: a write proposed here went nowhere (no established leader to take it).
-    Dropped(ProposalId),
-}
-
-/// Which proposal a committed transaction is: the session, the request's xid, and the
-/// time stamp this server gave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProposalId {
-    pub session: i64,
-    pub cxid: i32,
-    pub time_ms: i64,
-}
-
-impl ProposalId {
-    pub fn of(txn: &Txn) -> ProposalId {
-        ProposalId {
-            session: txn.session_id,
-            cxid: txn.cxid,
-            time_ms: txn.time_ms,
-        }
-    }
-}
-
-/// Where writes go.
-pub enum Backend {
-    /// Our own log, group-committed here.
-    Standalone(TxnLog),
-    /// The replication driver, which logs, replicates and hands back commits.
-    Ensemble(mpsc::Sender<ToDriver>),
 }
 
 /// What a session waits for, in order.
@@ -176,8 +139,6 @@ pub struct Stats {
     pub snapshots: u64,
 }
 
-type FlushResult = (TxnLog, std::io::Result<()>, Vec<Txn>);
-
 pub struct Processor {
     cfg: Arc<Config>,
     pub(crate) tree: DataTree,
@@ -186,18 +147,13 @@ pub struct Processor {
     conns: HashMap<u64, Connection>,
     /// Connections waiting for their createSession to commit.
     connecting: HashMap<i64, u64>,
-    next_zxid: i64,
     next_session_id: i64,
     /// Seed for session passwords; they only need to be unguessable by clients.
     secret: u64,
-    log: Option<TxnLog>,
-    /// Set in an ensemble: writes go to the replication driver.
-    driver: Option<mpsc::Sender<ToDriver>>,
-    /// Ensemble role as last reported; standalone is always serving.
-    zab: ZabStatus,
-    staged: Vec<Txn>,
-    flushing: Option<JoinHandle<FlushResult>>,
-    roll_log: bool,
+    /// Where writes go to be ordered and made durable.
+    replication: mpsc::Sender<ToReplication>,
+    /// This server's part in replication, as last reported.
+    role: ReplicaStatus,
     since_snapshot: u64,
     snapshot_every: u64,
     /// Containers and TTL nodes with a deletion on its way.
@@ -213,7 +169,11 @@ fn now_ms() -> i64 {
 }
 
 impl Processor {
-    pub fn new(cfg: Arc<Config>, tree: DataTree, backend: Backend) -> Processor {
+    pub fn new(
+        cfg: Arc<Config>,
+        tree: DataTree,
+        replication: mpsc::Sender<ToReplication>,
+    ) -> Processor {
         let now = Instant::now();
         let sessions = tree
             .sessions
@@ -240,8 +200,7 @@ impl Processor {
         let half = cfg.snap_count / 2;
         let snapshot_every = half + (cfg.my_id * 7919) % half.max(1);
         let secret = now_ms() as u64 ^ (std::process::id() as u64) << 32;
-        let mut p = Processor {
-            next_zxid: tree.last_zxid + 1,
+        Processor {
             tree,
             watches: WatchManager::default(),
             sessions,
@@ -249,39 +208,39 @@ impl Processor {
             connecting: HashMap::new(),
             next_session_id,
             secret,
-            zab: ZabStatus {
-                mode: if matches!(backend, Backend::Standalone(_)) {
-                    "standalone"
-                } else {
-                    "looking"
-                },
-                serving: matches!(backend, Backend::Standalone(_)),
-                leading: matches!(backend, Backend::Standalone(_)),
-                followers: None,
-                fsync_micros: 0,
-                fsync_count: 0,
-            },
-            log: None,
-            driver: None,
-            staged: Vec::new(),
-            flushing: None,
-            roll_log: false,
+            replication,
+            role: ReplicaStatus::starting(),
             since_snapshot: 0,
             snapshot_every,
             special_inflight: HashSet::new(),
             stats: Stats::default(),
             started: now,
             cfg,
-        };
-        match backend {
-            Backend::Standalone(log) => p.log = Some(log),
-            Backend::Ensemble(tx) => p.driver = Some(tx),
         }
-        p
     }
 
-    /// Run until the event channel closes or the log fails.
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
+    /// Apply what replication reports until this server serves: a standalone server
+    /// opens its client port only then, with every logged transaction applied, as
+    /// ZooKeeper does after loading its database. `false` if replication stopped.
+    pub async fn until_serving(
+        &mut self,
+        replication: &mut mpsc::Receiver<FromReplication>,
+    ) -> bool {
+        while !self.role.serving {
+            match replication.recv().await {
+                Some(ev) => self.replicated(ev),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Run until the event channel or replication closes.
+    pub async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut replication: mpsc::Receiver<FromReplication>,
+    ) -> anyhow::Result<()> {
         let tick = Duration::from_millis(self.cfg.tick_time_ms.max(10) / 2);
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,6 +248,13 @@ impl Processor {
         let mut next_purge = Instant::now() + purge_every;
         loop {
             tokio::select! {
+                // What replication decided comes first: a client's request is answered
+                // against every commit and role change reported before it arrived.
+                biased;
+                ev = replication.recv() => {
+                    let Some(ev) = ev else { anyhow::bail!("replication stopped") };
+                    self.replicated(ev);
+                }
                 ev = events.recv() => {
                     let Some(ev) = ev else { return Ok(()) };
                     self.handle(ev);
@@ -298,19 +264,6 @@ impl Processor {
                             Ok(ev) => self.handle(ev),
                             Err(_) => break,
                         }
-                    }
-                }
-                done = async { self.flushing.as_mut().expect("guarded").await }, if self.flushing.is_some() => {
-                    self.flushing = None;
-                    let (log, result, batch) = done?;
-                    if let Err(e) = result {
-                        anyhow::bail!("transaction log write failed: {e}");
-                    }
-                    self.stats.fsync_micros_last = log.last_fsync_micros;
-                    self.stats.fsync_count += 1;
-                    self.log = Some(log);
-                    for txn in batch {
-                        self.commit(txn);
                     }
                 }
                 _ = ticker.tick() => {
@@ -328,39 +281,16 @@ impl Processor {
                     }
                 }
             }
-            self.start_flush();
         }
     }
 
-    /// Send the staged batch to the log if no fsync is running.
-    fn start_flush(&mut self) {
-        if self.flushing.is_some() || self.staged.is_empty() {
-            return;
-        }
-        let mut log = self.log.take().expect("log is home when no flush runs");
-        if std::mem::take(&mut self.roll_log) {
-            log.roll();
-        }
-        let batch = std::mem::take(&mut self.staged);
-        self.flushing = Some(tokio::task::spawn_blocking(move || {
-            let result = log.append(&batch);
-            (log, result, batch)
-        }));
-    }
-
-    /// Hand a transaction to the log (standalone) or to replication. Returns `false`
-    /// when it could not be taken; the caller must then not wait for its commit.
-    fn propose(&mut self, mut txn: Txn) -> bool {
-        if let Some(driver) = &self.driver {
-            // The leader assigns the zxid. The driver's queue is bounded.
-            return driver
-                .try_send(ToDriver::Propose(bytes::Bytes::from(txn.to_bytes())))
-                .is_ok();
-        }
-        txn.zxid = self.next_zxid;
-        self.next_zxid += 1;
-        self.staged.push(txn);
-        true
+    /// Hand a transaction to replication, which gives it its zxid. Returns `false` when
+    /// it could not be taken (the queue is bounded); the caller must then not wait for
+    /// its commit.
+    fn propose(&mut self, txn: Txn) -> bool {
+        self.replication
+            .try_send(ToReplication::Propose(bytes::Bytes::from(txn.to_bytes())))
+            .is_ok()
     }
 
     /// A transaction on behalf of the server itself (session expiry, container cleanup),
@@ -435,20 +365,25 @@ impl Processor {
             Event::Metrics { reply } => {
                 let _ = reply.send(fourlw::prometheus(self));
             }
-            Event::Committed(txns) => {
+        }
+    }
+
+    fn replicated(&mut self, ev: FromReplication) {
+        match ev {
+            FromReplication::Committed(txns) => {
                 for txn in txns {
                     if txn.zxid > self.tree.last_zxid {
                         self.commit(txn);
                     }
                 }
             }
-            Event::Reset(tree) => {
+            FromReplication::Reset(tree) => {
                 self.tree = *tree;
                 self.special_inflight.clear();
                 self.since_snapshot = 0;
             }
-            Event::Zab(status) => self.zab_status(status),
-            Event::Touch(sessions) => {
+            FromReplication::Status(status) => self.role_changed(status),
+            FromReplication::Touch(sessions) => {
                 let now = Instant::now();
                 for id in sessions {
                     if let Some(s) = self.sessions.get_mut(&id) {
@@ -456,7 +391,7 @@ impl Processor {
                     }
                 }
             }
-            Event::Dropped(id) => {
+            FromReplication::Dropped(id) => {
                 if self.pending_position(id).is_some() {
                     self.write_lost(id.session, "a write found no leader to take it");
                 }
@@ -477,14 +412,14 @@ impl Processor {
             })
     }
 
-    fn zab_status(&mut self, status: ZabStatus) {
-        // In an ensemble the driver does the fsyncs.
+    fn role_changed(&mut self, status: ReplicaStatus) {
+        // Replication does the fsyncs.
         self.stats.fsync_micros_last = status.fsync_micros;
         self.stats.fsync_count = status.fsync_count;
-        let was_serving = self.zab.serving;
-        let was_leading = self.zab.leading;
-        self.zab = status;
-        if was_serving && !self.zab.serving {
+        let was_serving = self.role.serving;
+        let was_leading = self.role.leading;
+        self.role = status;
+        if was_serving && !self.role.serving {
             // Not part of a working quorum: clients must go to a server that is.
             tracing::info!("stopped serving; closing client connections");
             let conns: Vec<u64> = self.conns.keys().copied().collect();
@@ -495,7 +430,7 @@ impl Processor {
                 self.conns.remove(&conn);
             }
         }
-        if self.zab.leading && !was_leading {
+        if self.role.leading && !was_leading {
             // A new leader gives every session a full timeout before expiring it.
             let now = Instant::now();
             for s in self.sessions.values_mut() {
@@ -523,7 +458,7 @@ impl Processor {
             },
         );
         self.stats.packets_received += 1;
-        if !self.zab.serving {
+        if !self.role.serving {
             self.drop_conn(conn);
             return;
         }
@@ -676,9 +611,10 @@ impl Processor {
             return;
         }
         // In an ensemble, `sync` travels through the leader like a write: when it comes
-        // back committed, everything the leader had before it has been applied here.
+        // back committed, everything the leader had before it has been applied here. A
+        // standalone server is its own leader and answers it at once.
         let through_leader =
-            req.is_write() || (self.driver.is_some() && matches!(req, Request::Sync { .. }));
+            req.is_write() || (!self.cfg.is_standalone() && matches!(req, Request::Sync { .. }));
         if through_leader {
             let time_ms = now_ms();
             s.pending.push_back(Pending::Write {
@@ -1010,20 +946,17 @@ impl Processor {
     /// later, or a snapshot that is never written (a crash meanwhile), loses nothing.
     fn snapshot(&mut self) {
         let view = self.tree.snapshot_view();
-        self.roll_log = true;
         self.stats.snapshots += 1;
         let dir = self.cfg.data_dir.clone();
-        let driver = self.driver.clone();
+        let replication = self.replication.clone();
         tokio::task::spawn_blocking(move || {
             let (zxid, body) = storage::view_bytes(view);
-            if let Some(driver) = driver {
-                // The leader may now serve this snapshot to a learner far behind, and
-                // drop the log entries it covers.
-                let _ = driver.try_send(ToDriver::Compacted {
-                    zxid,
-                    data: body.clone(),
-                });
-            }
+            // The log rolls to a new file; a leader may now serve this snapshot to a
+            // learner far behind, and drop the log entries it covers.
+            let _ = replication.try_send(ToReplication::Compacted {
+                zxid,
+                data: body.clone(),
+            });
             if let Err(e) = storage::write_snapshot(&dir, zxid, &body) {
                 tracing::error!("snapshot {zxid:#x} failed: {e}");
             }
@@ -1031,9 +964,7 @@ impl Processor {
     }
 
     fn expire_sessions(&mut self) {
-        if let Some(driver) = &self.driver
-            && !self.zab.leading
-        {
+        if !self.role.leading {
             // Only the leader expires sessions; tell it which are alive here.
             let alive: Vec<i64> = self
                 .sessions
@@ -1042,7 +973,7 @@ impl Processor {
                 .map(|(id, _)| *id)
                 .collect();
             if !alive.is_empty() {
-                let _ = driver.try_send(ToDriver::Touch(alive));
+                let _ = self.replication.try_send(ToReplication::Touch(alive));
             }
             return;
         }
@@ -1070,15 +1001,12 @@ impl Processor {
         }
     }
 
-    /// Ensemble: a write forwarded to the leader can be lost with the link that carried
-    /// it, while this server goes on following. ZooKeeper's follower would have lost its
-    /// one connection to the leader and dropped its clients; here the write is given up
+    /// A write forwarded to the leader can be lost with the link that carried it, while
+    /// this server goes on following. ZooKeeper's follower would have lost its one
+    /// connection to the leader and dropped its clients; here the write is given up
     /// after `initLimit` ticks, the longest a healthy ensemble may take to bring a
     /// follower back, and the connection closed so the client retries.
     fn give_up_lost_writes(&mut self) {
-        if self.driver.is_none() {
-            return;
-        }
         let limit = Duration::from_millis(self.cfg.init_limit * self.cfg.tick_time_ms);
         let stuck: Vec<i64> = self
             .sessions
@@ -1095,7 +1023,7 @@ impl Processor {
     }
 
     fn expire_special_nodes(&mut self) {
-        if !self.zab.leading {
+        if !self.role.leading {
             return;
         }
         for path in self.tree.expired_special_nodes(now_ms()) {
@@ -1110,16 +1038,16 @@ impl Processor {
     // ---- read-only views for four-letter words and metrics ----
 
     pub(crate) fn mode(&self) -> &'static str {
-        self.zab.mode
+        self.role.mode
     }
 
     pub(crate) fn serving(&self) -> bool {
-        self.zab.serving
+        self.role.serving
     }
 
     /// `(synced, total)` followers when leading.
     pub(crate) fn synced_followers(&self) -> Option<(usize, usize)> {
-        self.zab.followers
+        self.role.followers
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -1171,10 +1099,12 @@ mod tests {
     use super::*;
     use crate::jute::Reader;
     use crate::proto::{Acl, CreateOp};
+    use crate::replication::Replication;
 
     struct Member {
         events: mpsc::Sender<Event>,
-        proposals: mpsc::Receiver<ToDriver>,
+        replicated: mpsc::Sender<FromReplication>,
+        proposals: mpsc::Receiver<ToReplication>,
         zxid: i64,
     }
 
@@ -1199,12 +1129,13 @@ mod tests {
                 "zoo.cfg",
             )
             .unwrap();
-            let (driver, proposals) = mpsc::channel(64);
+            let (replication, proposals, replicated) = Replication::detached(64);
             let (events, rx) = mpsc::channel(64);
-            let p = Processor::new(Arc::new(cfg), DataTree::new(), Backend::Ensemble(driver));
-            tokio::spawn(p.run(rx));
+            let p = Processor::new(Arc::new(cfg), DataTree::new(), replication.proposals);
+            tokio::spawn(p.run(rx, replication.events));
             Member {
                 events,
+                replicated,
                 proposals,
                 zxid: 0,
             }
@@ -1214,9 +1145,13 @@ mod tests {
             self.events.send(ev).await.unwrap();
         }
 
-        /// The driver reports a follower's role: serving, or (`false`) looking.
+        async fn replicate(&self, ev: FromReplication) {
+            self.replicated.send(ev).await.unwrap();
+        }
+
+        /// Replication reports a follower's role: serving, or (`false`) looking.
         async fn follower(&self, serving: bool) {
-            self.send(Event::Zab(ZabStatus {
+            self.replicate(FromReplication::Status(ReplicaStatus {
                 mode: if serving { "follower" } else { "looking" },
                 serving,
                 leading: false,
@@ -1251,7 +1186,9 @@ mod tests {
         async fn proposed(&mut self) -> Txn {
             loop {
                 match tokio::time::timeout(WAIT, self.proposals.recv()).await {
-                    Ok(Some(ToDriver::Propose(bytes))) => return Txn::from_bytes(&bytes).unwrap(),
+                    Ok(Some(ToReplication::Propose(bytes))) => {
+                        return Txn::from_bytes(&bytes).unwrap();
+                    }
                     Ok(Some(_)) => continue,
                     _ => panic!("nothing proposed within {WAIT:?}"),
                 }
@@ -1262,7 +1199,7 @@ mod tests {
         async fn commit(&mut self, mut txn: Txn) -> i64 {
             self.zxid += 1;
             txn.zxid = self.zxid;
-            self.send(Event::Committed(vec![txn])).await;
+            self.replicate(FromReplication::Committed(vec![txn])).await;
             self.zxid
         }
 
@@ -1450,7 +1387,8 @@ mod tests {
         let (mut c, _, _) = m.connect(1, None).await;
         request(&m, &c, 1, set_data("/")).await;
         let refused = m.proposed().await;
-        m.send(Event::Dropped(ProposalId::of(&refused))).await;
+        m.replicate(FromReplication::Dropped(ProposalId::of(&refused)))
+            .await;
         assert_eq!(c.next().await, Got::Closed);
     }
 

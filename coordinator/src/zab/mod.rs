@@ -529,6 +529,7 @@ impl Zab {
         };
         out.push(Action::RoleChanged(Role::Looking));
         self.broadcast_vote(out);
+        self.tally(out);
     }
 
     fn broadcast_vote(&mut self, out: &mut Vec<Action>) {
@@ -595,7 +596,6 @@ impl Zab {
         }
         let from_voter = self.cfg.is_voter(from);
         let initial = self.self_vote(0);
-        let tick = self.tick;
         let mut rebroadcast = false;
         let mut reply = false;
         {
@@ -673,14 +673,7 @@ impl Zab {
             self.broadcast_vote(out);
         }
         // Join a leader a quorum already follows, if it says it leads.
-        let State::Looking {
-            decided,
-            proposal,
-            votes,
-            agreed_at,
-            ..
-        } = &mut self.state
-        else {
+        let State::Looking { decided, .. } = &self.state else {
             unreachable!()
         };
         let mut by_leader: BTreeMap<ServerId, BTreeSet<ServerId>> = BTreeMap::new();
@@ -698,21 +691,43 @@ impl Zab {
                 return;
             }
         }
-        if i_vote {
-            let agreeing: Vec<ServerId> = votes
-                .iter()
-                .filter(|(_, vv)| vv.leader == proposal.leader)
-                .map(|(id, _)| *id)
-                .collect();
-            if self.cfg.has_quorum(&agreeing) {
-                agreed_at.get_or_insert(tick);
-            } else {
-                *agreed_at = None;
-            }
+        self.tally(out);
+    }
+
+    /// Note whether a quorum agrees with this server's vote. Others' votes may still be
+    /// on their way, so the decision waits a tick (ZooKeeper's finalize wait) — except
+    /// for the only voter of an ensemble of one, a standalone server, which has nobody
+    /// to hear from and leads at once.
+    fn tally(&mut self, out: &mut Vec<Action>) {
+        if !self.cfg.is_voter(self.cfg.id) {
+            return;
+        }
+        let tick = self.tick;
+        let State::Looking {
+            proposal,
+            votes,
+            agreed_at,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
+        let agreeing: Vec<ServerId> = votes
+            .iter()
+            .filter(|(_, vv)| vv.leader == proposal.leader)
+            .map(|(id, _)| *id)
+            .collect();
+        if self.cfg.has_quorum(&agreeing) {
+            agreed_at.get_or_insert(tick);
+        } else {
+            *agreed_at = None;
+        }
+        if self.cfg.voters.len() == 1 {
+            self.maybe_decide(out);
         }
     }
 
-    /// Finalize an election whose quorum held for a tick.
+    /// Finalize an election whose quorum held for a tick (at once for a lone voter).
     fn maybe_decide(&mut self, out: &mut Vec<Action>) {
         let State::Looking {
             proposal,
@@ -722,7 +737,7 @@ impl Zab {
         else {
             return;
         };
-        if self.tick <= *at {
+        if self.tick <= *at && self.cfg.voters.len() > 1 {
             return;
         }
         let leader = proposal.leader;
@@ -1150,8 +1165,9 @@ impl Zab {
             .filter(|(id, l)| **id != me && l.phase == LearnerPhase::Synced)
             .map(|(id, _)| *id)
             .collect();
-        out.push(Action::RoleChanged(self.role()));
+        // Commits first: whoever learns that this server serves has its history applied.
         self.commit_to(last, out);
+        out.push(Action::RoleChanged(self.role()));
         for to in synced {
             out.push(Action::Send {
                 to,
@@ -1720,6 +1736,101 @@ mod tests {
             })
             .collect();
         assert_eq!(sent, vec![(1, 2), (3, 2)]);
+    }
+
+    #[test]
+    fn a_lone_voter_leads_at_once_and_commits_on_its_own_durable_acks() {
+        // A standalone server: voter 0 of an ensemble of one, restarted with two entries
+        // of epoch 1 in its log.
+        let e = |epoch, counter, data: &'static [u8]| Entry {
+            zxid: make_zxid(epoch, counter),
+            data: Bytes::from_static(data),
+        };
+        let durable = Durable {
+            accepted_epoch: 1,
+            accepted_leader: 0,
+            current_epoch: 1,
+            snapshot: None,
+            log: vec![e(1, 1, b"a"), e(1, 2, b"b")],
+        };
+        let lone = ZabConfig {
+            voters: BTreeSet::from([0]),
+            ..cfg(0, 0)
+        };
+        let (mut z, out) = Zab::new(lone, durable);
+        assert_eq!(
+            out,
+            vec![
+                Action::RoleChanged(Role::Looking),
+                Action::RoleChanged(Role::Leading {
+                    epoch: 0,
+                    established: false
+                }),
+                Action::PersistEpochs {
+                    accepted_epoch: 2,
+                    accepted_leader: 0,
+                    current_epoch: 1
+                },
+                Action::PersistEpochs {
+                    accepted_epoch: 2,
+                    accepted_leader: 0,
+                    current_epoch: 2
+                },
+                Action::SendDurable {
+                    to: 0,
+                    msg: Message::AckNewLeader {
+                        request: 0,
+                        epoch: 2
+                    }
+                },
+            ],
+            "no votes to wait for: it leads, takes epoch 2, and acknowledges it durably"
+        );
+        assert!(!z.is_serving());
+        let out = z.step(Input::Message {
+            from: 0,
+            msg: Message::AckNewLeader {
+                request: 0,
+                epoch: 2,
+            },
+        });
+        assert_eq!(
+            out,
+            vec![
+                Action::Commit(vec![e(1, 1, b"a"), e(1, 2, b"b")]),
+                Action::RoleChanged(Role::Leading {
+                    epoch: 2,
+                    established: true
+                }),
+            ],
+            "its own acknowledgement is a quorum: the logged history commits"
+        );
+        assert!(z.is_serving());
+        let out = z.step(Input::Propose(Bytes::from_static(b"c")));
+        assert_eq!(
+            out,
+            vec![
+                Action::Append(vec![e(2, 1, b"c")]),
+                Action::SendDurable {
+                    to: 0,
+                    msg: Message::Ack {
+                        epoch: 2,
+                        zxid: make_zxid(2, 1)
+                    }
+                },
+            ]
+        );
+        let out = z.step(Input::Message {
+            from: 0,
+            msg: Message::Ack {
+                epoch: 2,
+                zxid: make_zxid(2, 1),
+            },
+        });
+        assert_eq!(out, vec![Action::Commit(vec![e(2, 1, b"c")])]);
+        // Ticks change nothing: there is no one to ping and no one to lose.
+        assert_eq!(z.step(Input::Tick), vec![]);
+        assert!(z.is_serving());
     }
 
     #[test]
