@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod fourlw;
+pub mod ops;
 pub mod processor;
 pub mod response;
 

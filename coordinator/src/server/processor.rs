@@ -31,10 +31,10 @@ use tokio::time::Instant;
 
 use crate::acl;
 use crate::config::Config;
-use crate::jute::Writer;
-use crate::proto::{ErrorCode, Id, Request, event, perms};
+use crate::proto::{ErrorCode, Id, Request};
 use crate::replication::{FromReplication, ProposalId, ReplicaStatus, ToReplication};
 use crate::server::fourlw;
+use crate::server::ops;
 use crate::server::response;
 use crate::storage;
 use crate::tree::DataTree;
@@ -664,174 +664,15 @@ impl Processor {
     /// Answer a read (or any request that needs no transaction) from the local tree.
     fn read(&mut self, session: i64, conn: u64, xid: i32, req: &Request, started: Instant) {
         let zxid = self.tree.last_zxid;
-        let auth = self.sessions[&session].auth.clone();
-        let mut extra_events = Vec::new();
-        let result: Result<Writer, ErrorCode> = (|| {
-            let mut w = Writer::new();
-            match req {
-                Request::Ping => {}
-                Request::Exists { path, watch } => {
-                    crate::proto::validate_path(path, false)?;
-                    if *watch {
-                        self.watches.add_data(path, session);
-                    }
-                    let node = self.tree.get(path).ok_or(ErrorCode::NoNode)?;
-                    node.stat().write(&mut w);
-                }
-                Request::GetData { path, watch } => {
-                    let node = self.tree.read(path, perms::READ, &auth)?;
-                    response::write_get_data(&mut w, node.data.as_deref(), &node.stat());
-                    if *watch {
-                        self.watches.add_data(path, session);
-                    }
-                }
-                Request::GetChildren {
-                    path,
-                    watch,
-                    with_stat,
-                } => {
-                    self.tree.read(path, perms::READ, &auth)?;
-                    response::write_children(&mut w, &self.tree, path, *with_stat);
-                    if *watch {
-                        self.watches.add_child(path, session);
-                    }
-                }
-                Request::GetAcl { path } => {
-                    self.tree.read(path, 0, &auth)?;
-                    response::write_acl_response(&mut w, &self.tree, path);
-                }
-                Request::Sync { path } => {
-                    w.string(path);
-                }
-                Request::GetAllChildrenNumber { path } => {
-                    self.tree.read(path, perms::READ, &auth)?;
-                    w.i32(self.tree.descendant_count(path) as i32);
-                }
-                Request::GetEphemerals { prefix } => {
-                    let list: Vec<String> = self
-                        .tree
-                        .ephemerals_of(session)
-                        .into_iter()
-                        .filter(|p| p.starts_with(prefix.as_str()))
-                        .collect();
-                    w.strings(&list);
-                }
-                Request::WhoAmI => {
-                    w.i32(auth.len() as i32);
-                    for id in &auth {
-                        w.string(&id.scheme).string(&id.id);
-                    }
-                }
-                Request::AddWatch { path, mode } => {
-                    crate::proto::validate_path(path, false)?;
-                    match mode {
-                        0 => self.watches.add_persistent(path, session, false),
-                        1 => self.watches.add_persistent(path, session, true),
-                        _ => return Err(ErrorCode::BadArguments),
-                    }
-                    // ZooKeeper answers addWatch with an ErrorResponse(0), and the Java
-                    // client reads it: an empty body ends its connection.
-                    w.i32(ErrorCode::Ok.code());
-                }
-                Request::RemoveWatches {
-                    path,
-                    kind,
-                    only_check,
-                } => {
-                    let removed = self.watches.remove(path, session, *kind, *only_check);
-                    if removed.is_empty() {
-                        return Err(ErrorCode::NoWatcher);
-                    }
-                }
-                Request::SetWatches {
-                    relative_zxid,
-                    data,
-                    exist,
-                    child,
-                    persistent,
-                    persistent_recursive,
-                } => {
-                    for p in data {
-                        match self.tree.get(p) {
-                            None => extra_events.push((event::NODE_DELETED, p.clone())),
-                            Some(n) if n.stat.mzxid > *relative_zxid => {
-                                extra_events.push((event::NODE_DATA_CHANGED, p.clone()))
-                            }
-                            Some(_) => self.watches.add_data(p, session),
-                        }
-                    }
-                    for p in exist {
-                        if self.tree.get(p).is_some() {
-                            extra_events.push((event::NODE_CREATED, p.clone()));
-                        } else {
-                            self.watches.add_data(p, session);
-                        }
-                    }
-                    for p in child {
-                        match self.tree.get(p) {
-                            None => extra_events.push((event::NODE_DELETED, p.clone())),
-                            Some(n) if n.stat.pzxid > *relative_zxid => {
-                                extra_events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
-                            }
-                            Some(_) => self.watches.add_child(p, session),
-                        }
-                    }
-                    for p in persistent {
-                        self.watches.add_persistent(p, session, false);
-                    }
-                    for p in persistent_recursive {
-                        self.watches.add_persistent(p, session, true);
-                    }
-                }
-                Request::MultiRead(ops) => {
-                    for op in ops {
-                        match op {
-                            Request::GetData { path, .. } => {
-                                match self.tree.read(path, perms::READ, &auth) {
-                                    Ok(n) => {
-                                        w.i32(crate::proto::op::GET_DATA).bool(false).i32(0);
-                                        response::write_get_data(
-                                            &mut w,
-                                            n.data.as_deref(),
-                                            &n.stat(),
-                                        );
-                                    }
-                                    Err(e) => {
-                                        w.i32(crate::proto::op::ERROR)
-                                            .bool(false)
-                                            .i32(e.code())
-                                            .i32(e.code());
-                                    }
-                                }
-                            }
-                            Request::GetChildren { path, .. } => {
-                                match self.tree.read(path, perms::READ, &auth) {
-                                    Ok(_) => {
-                                        w.i32(crate::proto::op::GET_CHILDREN).bool(false).i32(0);
-                                        response::write_children(&mut w, &self.tree, path, false);
-                                    }
-                                    Err(e) => {
-                                        w.i32(crate::proto::op::ERROR)
-                                            .bool(false)
-                                            .i32(e.code())
-                                            .i32(e.code());
-                                    }
-                                }
-                            }
-                            _ => return Err(ErrorCode::BadArguments),
-                        }
-                    }
-                    w.i32(-1).bool(true).i32(-1);
-                }
-                _ => return Err(ErrorCode::Unimplemented),
-            }
-            Ok(w)
-        })();
-        for (ty, path) in extra_events {
+        let auth = &self.sessions[&session].auth;
+        let mut r = ops::Read::new(&self.tree, &mut self.watches, session, auth);
+        let result = ops::read(&mut r, req);
+        let (body, events) = (r.w, r.events);
+        for (ty, path) in events {
             self.send(conn, response::notification(ty, &path));
         }
         let frame = match result {
-            Ok(body) => response::frame(xid, zxid, ErrorCode::Ok, |w| {
+            Ok(()) => response::frame(xid, zxid, ErrorCode::Ok, |w| {
                 w.buf.extend_from_slice(&body.buf)
             }),
             Err(e) => response::frame(xid, zxid, e, |_| {}),

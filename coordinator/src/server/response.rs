@@ -3,8 +3,8 @@
 use bytes::BytesMut;
 
 use crate::jute::Writer;
-use crate::proto::{CreateOp, ErrorCode, Request, Stat, event, op, write_acls, xid};
-use crate::tree::{DataTree, Outcome};
+use crate::proto::{CreateOp, ErrorCode, Request, event, op, xid};
+use crate::tree::Outcome;
 
 /// A reply frame: `ReplyHeader{xid, zxid, err}` then `body` (only when err is 0).
 pub fn frame(xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut Writer)) -> BytesMut {
@@ -106,35 +106,11 @@ pub fn write_reply(
     }
 }
 
-/// One `multiRead` sub-result or a plain read's body; null data goes out as null.
-pub fn write_get_data(w: &mut Writer, data: Option<&[u8]>, stat: &Stat) {
-    w.nullable_buffer(data);
-    stat.write(w);
-}
-
-pub fn write_children(w: &mut Writer, tree: &DataTree, path: &str, with_stat: bool) {
-    if let Some(n) = tree.get(path) {
-        w.i32(n.children.len() as i32);
-        for c in &n.children {
-            w.string(c);
-        }
-        if with_stat {
-            n.stat().write(w);
-        }
-    }
-}
-
-pub fn write_acl_response(w: &mut Writer, tree: &DataTree, path: &str) {
-    if let Some(n) = tree.get(path) {
-        write_acls(w, &n.acl);
-        n.stat().write(w);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jute::Reader;
+    use crate::proto::Stat;
 
     fn body(frame: &BytesMut) -> &[u8] {
         // Length prefix, then the ReplyHeader (xid, zxid, err).

@@ -2,7 +2,17 @@
 //!
 //! The tree changes only through [`DataTree::apply`], one committed transaction at a
 //! time, and reports which watch events each change triggers; watches themselves are
-//! per-server state and live in [`crate::watch`].
+//! per-server state and live in [`crate::watch`]. Each write operation is a file of its
+//! own beside this one (`create.rs`, `delete.rs`, `set_data.rs`, `set_acl.rs`,
+//! `check.rs`, `multi.rs`); this file holds the nodes, the indexes kept beside them
+//! (ephemerals, containers and TTL nodes), undo for `multi`, and snapshots.
+
+mod check;
+mod create;
+mod delete;
+mod multi;
+mod set_acl;
+mod set_data;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,10 +20,7 @@ use bytes::Bytes;
 
 use crate::acl;
 use crate::jute::{JuteError, Reader, Writer};
-use crate::proto::{
-    Acl, CreateMode, ErrorCode, Id, Request, Stat, event, perms, read_acls, validate_path,
-    write_acls,
-};
+use crate::proto::{Acl, ErrorCode, Id, Request, Stat, read_acls, validate_path, write_acls};
 use crate::txn::{Txn, TxnBody};
 
 /// `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
@@ -281,36 +288,7 @@ impl DataTree {
                     Err(ErrorCode::NotEmpty)
                 }
             }
-            TxnBody::Write(Request::Multi(ops)) => {
-                let mut undo = Vec::new();
-                let mut results = Vec::new();
-                let mut failed = None;
-                for (i, op) in ops.iter().enumerate() {
-                    match self.write(op, txn, &mut triggers, &mut undo) {
-                        Ok(o) => results.push(Ok(o)),
-                        Err(e) => {
-                            failed = Some((i, e));
-                            break;
-                        }
-                    }
-                }
-                if let Some((at, err)) = failed {
-                    for u in undo.into_iter().rev() {
-                        self.undo(u);
-                    }
-                    triggers.clear();
-                    results = (0..ops.len())
-                        .map(|i| {
-                            Err(match i.cmp(&at) {
-                                std::cmp::Ordering::Less => ErrorCode::Ok,
-                                std::cmp::Ordering::Equal => err,
-                                std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
-                            })
-                        })
-                        .collect();
-                }
-                Ok(Outcome::Multi(results))
-            }
+            TxnBody::Write(Request::Multi(ops)) => self.multi(ops, txn, &mut triggers),
             TxnBody::Write(req) => {
                 let mut undo = Vec::new();
                 self.write(req, txn, &mut triggers, &mut undo)
@@ -414,6 +392,7 @@ impl DataTree {
         }
     }
 
+    /// One write of a transaction, alone or as part of a `multi`.
     fn write(
         &mut self,
         req: &Request,
@@ -446,159 +425,12 @@ impl DataTree {
                 path,
                 data,
                 version,
-            } => {
-                validate_path(path, false)?;
-                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&node.acl, perms::WRITE, &txn.auth)?;
-                check_version(*version, node.stat.version)?;
-                let n = self.nodes.get_mut(path).expect("checked above");
-                undo.push(Undo::Content {
-                    path: path.clone(),
-                    data: std::mem::replace(&mut n.data, data.clone().map(Bytes::from)),
-                    acl: n.acl.clone(),
-                    stat: n.stat,
-                });
-                n.stat.version += 1;
-                n.stat.mzxid = txn.zxid;
-                n.stat.mtime = txn.time_ms;
-                let stat = n.stat();
-                triggers.push((event::NODE_DATA_CHANGED, path.clone()));
-                Ok(Outcome::Stat(stat))
-            }
-            Request::SetAcl { path, acl, version } => {
-                validate_path(path, false)?;
-                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&node.acl, perms::ADMIN, &txn.auth)?;
-                check_version(*version, node.stat.aversion)?;
-                let fixed = acl::fixup(acl, &txn.auth)?;
-                let n = self.nodes.get_mut(path).expect("checked above");
-                undo.push(Undo::Content {
-                    path: path.clone(),
-                    data: n.data.clone(),
-                    acl: std::mem::replace(&mut n.acl, fixed),
-                    stat: n.stat,
-                });
-                n.stat.aversion += 1;
-                let stat = n.stat();
-                Ok(Outcome::Stat(stat))
-            }
-            Request::Check { path, version } => {
-                validate_path(path, false)?;
-                let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-                acl::check(&node.acl, perms::READ, &txn.auth)?;
-                check_version(*version, node.stat.version)?;
-                // A check on its own is answered with the node's stat, as ZooKeeper's
-                // SetDataResponse; inside a multi the stat is not sent.
-                Ok(Outcome::Stat(node.stat()))
-            }
+            } => self.set_data(path, data.as_deref(), *version, txn, triggers, undo),
+            Request::SetAcl { path, acl, version } => self.set_acl(path, acl, *version, txn, undo),
+            Request::Check { path, version } => self.check(path, *version, txn),
             Request::Sync { .. } => Ok(Outcome::Synced),
             _ => Err(ErrorCode::BadArguments),
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create(
-        &mut self,
-        path: &str,
-        data: Option<&[u8]>,
-        acl: &[Acl],
-        flags: i32,
-        ttl: i64,
-        txn: &Txn,
-        triggers: &mut Vec<Trigger>,
-        undo: &mut Vec<Undo>,
-    ) -> Result<Outcome, ErrorCode> {
-        let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
-        validate_path(path, mode.sequential)?;
-        if mode.ttl && (ttl <= 0 || ttl > MAX_TTL_MS) {
-            return Err(ErrorCode::BadArguments);
-        }
-        if path == "/" {
-            return Err(ErrorCode::NodeExists);
-        }
-        let parent_path = parent_of(path).to_string();
-        let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&parent.acl, perms::CREATE, &txn.auth)?;
-        let acl = acl::fixup(acl, &txn.auth)?;
-        let full = if mode.sequential {
-            format!("{path}{:010}", parent.stat.cversion)
-        } else {
-            path.to_string()
-        };
-        if self.nodes.contains_key(&full) {
-            return Err(ErrorCode::NodeExists);
-        }
-        let parent = &self.nodes[&parent_path];
-        let parent_owner = parent.stat.ephemeral_owner;
-        if parent_owner != 0
-            && parent_owner != CONTAINER_OWNER
-            && parent_owner & TTL_MASK != TTL_MASK
-        {
-            return Err(ErrorCode::NoChildrenForEphemerals);
-        }
-        let owner = if mode.container {
-            CONTAINER_OWNER
-        } else if mode.ttl {
-            TTL_MASK | ttl
-        } else if mode.ephemeral {
-            txn.session_id
-        } else {
-            0
-        };
-        self.child_changed(&parent_path, txn.zxid, Some(name_of(&full)), None, undo);
-        let node = Node {
-            data: data.map(Bytes::copy_from_slice),
-            acl,
-            stat: Stat {
-                czxid: txn.zxid,
-                mzxid: txn.zxid,
-                pzxid: txn.zxid,
-                ctime: txn.time_ms,
-                mtime: txn.time_ms,
-                ephemeral_owner: owner,
-                ..Stat::default()
-            },
-            children: BTreeSet::new(),
-        };
-        let stat = node.stat();
-        undo.push(Undo::Node(full.clone(), None));
-        self.put(&full, Some(node));
-        triggers.push((event::NODE_CREATED, full.clone()));
-        triggers.push((event::NODE_CHILDREN_CHANGED, parent_path));
-        Ok(Outcome::Created { path: full, stat })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn delete(
-        &mut self,
-        path: &str,
-        version: i32,
-        txn: &Txn,
-        auth: &[Id],
-        check_acl: bool,
-        triggers: &mut Vec<Trigger>,
-        undo: &mut Vec<Undo>,
-    ) -> Result<Outcome, ErrorCode> {
-        validate_path(path, false)?;
-        if path == "/" || path == "/zookeeper" || path == "/zookeeper/quota" {
-            return Err(ErrorCode::BadArguments);
-        }
-        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
-        let parent_path = parent_of(path).to_string();
-        let parent = self.nodes.get(&parent_path).ok_or(ErrorCode::NoNode)?;
-        if check_acl {
-            acl::check(&parent.acl, perms::DELETE, auth)?;
-        }
-        check_version(version, node.stat.version)?;
-        if !node.children.is_empty() {
-            return Err(ErrorCode::NotEmpty);
-        }
-        self.child_changed(&parent_path, txn.zxid, None, Some(name_of(path)), undo);
-        undo.push(Undo::Node(path.to_string(), self.nodes.get(path).cloned()));
-        self.put(path, None);
-        triggers.push((event::NODE_DELETED, path.to_string()));
-        triggers.push((event::NODE_CHILDREN_CHANGED, parent_path));
-        Ok(Outcome::Deleted)
     }
 
     /// Serialize the whole tree (a snapshot body).
@@ -726,7 +558,7 @@ pub fn child_path(parent: &str, child: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::CreateOp;
+    use crate::proto::{CreateOp, event};
 
     fn txn(zxid: i64, body: TxnBody) -> Txn {
         Txn {
