@@ -79,24 +79,7 @@ pub fn read(r: &mut Read, req: &Request) -> Result<(), ErrorCode> {
             kind,
             only_check,
         } => remove_watches::run(r, path, *kind, *only_check),
-        Request::SetWatches {
-            relative_zxid,
-            data,
-            exist,
-            child,
-            persistent,
-            persistent_recursive,
-        } => set_watches::run(
-            r,
-            *relative_zxid,
-            set_watches::Paths {
-                data,
-                exist,
-                child,
-                persistent,
-                persistent_recursive,
-            },
-        ),
+        Request::SetWatches { .. } => set_watches::run(r, req),
         Request::MultiRead(ops) => multi_read::run(r, ops),
         _ => Err(ErrorCode::Unimplemented),
     }

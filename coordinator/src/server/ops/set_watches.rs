@@ -3,19 +3,22 @@
 //! that change); the others are set again.
 
 use super::Read;
-use crate::proto::{ErrorCode, event};
+use crate::proto::{ErrorCode, Request, event};
 
-/// The watched paths, by kind, as the client lists them.
-pub struct Paths<'a> {
-    pub data: &'a [String],
-    pub exist: &'a [String],
-    pub child: &'a [String],
-    pub persistent: &'a [String],
-    pub persistent_recursive: &'a [String],
-}
-
-pub fn run(r: &mut Read, relative_zxid: i64, paths: Paths) -> Result<(), ErrorCode> {
-    for p in paths.data {
+pub fn run(r: &mut Read, req: &Request) -> Result<(), ErrorCode> {
+    let Request::SetWatches {
+        relative_zxid,
+        data,
+        exist,
+        child,
+        persistent,
+        persistent_recursive,
+    } = req
+    else {
+        return Err(ErrorCode::BadArguments);
+    };
+    let relative_zxid = *relative_zxid;
+    for p in data {
         match r.tree.get(p) {
             None => r.events.push((event::NODE_DELETED, p.clone())),
             Some(n) if n.stat.mzxid > relative_zxid => {
@@ -24,14 +27,14 @@ pub fn run(r: &mut Read, relative_zxid: i64, paths: Paths) -> Result<(), ErrorCo
             Some(_) => r.watches.add_data(p, r.session),
         }
     }
-    for p in paths.exist {
+    for p in exist {
         if r.tree.get(p).is_some() {
             r.events.push((event::NODE_CREATED, p.clone()));
         } else {
             r.watches.add_data(p, r.session);
         }
     }
-    for p in paths.child {
+    for p in child {
         match r.tree.get(p) {
             None => r.events.push((event::NODE_DELETED, p.clone())),
             Some(n) if n.stat.pzxid > relative_zxid => {
@@ -40,10 +43,10 @@ pub fn run(r: &mut Read, relative_zxid: i64, paths: Paths) -> Result<(), ErrorCo
             Some(_) => r.watches.add_child(p, r.session),
         }
     }
-    for p in paths.persistent {
+    for p in persistent {
         r.watches.add_persistent(p, r.session, false);
     }
-    for p in paths.persistent_recursive {
+    for p in persistent_recursive {
         r.watches.add_persistent(p, r.session, true);
     }
     Ok(())
