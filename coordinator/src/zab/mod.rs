@@ -31,7 +31,11 @@
 //! epoch acknowledgements and `NEWLEADER` acks are only worth anything if they survive a
 //! crash.
 
+mod broadcast;
+mod discovery;
+mod election;
 pub mod sim;
+mod sync;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -496,908 +500,10 @@ impl Zab {
         }
     }
 
-    // ---------------------------------------------------------------- election
-
-    fn self_vote(&self, round: u64) -> Vote {
-        Vote {
-            round,
-            leader: self.cfg.id,
-            epoch: self.current_epoch,
-            zxid: self.last_zxid(),
-            state: PeerState::Looking,
-        }
-    }
-
-    fn start_looking(&mut self, out: &mut Vec<Action>) {
-        self.round += 1;
-        let observer = !self.cfg.is_voter(self.cfg.id);
-        let mut proposal = self.self_vote(self.round);
-        if observer {
-            proposal.leader = 0;
-        }
-        let mut votes = BTreeMap::new();
-        if !observer {
-            votes.insert(self.cfg.id, proposal.clone());
-        }
-        self.state = State::Looking {
-            round: self.round,
-            proposal: proposal.clone(),
-            votes,
-            decided: BTreeMap::new(),
-            agreed_at: None,
-            last_broadcast: self.tick,
-        };
-        out.push(Action::RoleChanged(Role::Looking));
-        self.broadcast_vote(out);
-        self.tally(out);
-    }
-
-    fn broadcast_vote(&mut self, out: &mut Vec<Action>) {
-        let State::Looking {
-            proposal,
-            last_broadcast,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        *last_broadcast = self.tick;
-        let mut v = proposal.clone();
-        if !self.cfg.is_voter(self.cfg.id) {
-            v.state = PeerState::Observing;
-        }
-        for p in self.cfg.voters.iter().filter(|p| **p != self.cfg.id) {
-            out.push(Action::Send {
-                to: *p,
-                msg: Message::Vote(v.clone()),
-            });
-        }
-    }
-
-    /// The vote a decided server reports to a looking one.
-    fn decided_vote(&self) -> Option<Vote> {
-        let (leader, state) = match &self.state {
-            State::Looking { .. } => return None,
-            State::Following {
-                leader, observer, ..
-            } => (
-                *leader,
-                if *observer {
-                    PeerState::Observing
-                } else {
-                    PeerState::Following
-                },
-            ),
-            State::Leading { .. } => (self.cfg.id, PeerState::Leading),
-        };
-        Some(Vote {
-            round: self.round,
-            leader,
-            epoch: self.accepted_epoch,
-            zxid: self.last_zxid(),
-            state,
-        })
-    }
-
-    fn on_vote(&mut self, from: ServerId, v: Vote, out: &mut Vec<Action>) {
-        let me = self.cfg.id;
-        let i_vote = self.cfg.is_voter(me);
-        if !matches!(self.state, State::Looking { .. }) {
-            // Tell a looking peer whom we follow.
-            if matches!(v.state, PeerState::Looking | PeerState::Observing)
-                && let Some(dv) = self.decided_vote()
-            {
-                out.push(Action::Send {
-                    to: from,
-                    msg: Message::Vote(dv),
-                });
-            }
-            return;
-        }
-        let from_voter = self.cfg.is_voter(from);
-        let initial = self.self_vote(0);
-        let mut rebroadcast = false;
-        let mut reply = false;
-        {
-            let State::Looking {
-                round,
-                proposal,
-                votes,
-                decided,
-                agreed_at,
-                ..
-            } = &mut self.state
-            else {
-                unreachable!("checked above")
-            };
-            match v.state {
-                PeerState::Looking if from_voter && i_vote => {
-                    if v.round > *round {
-                        *round = v.round;
-                        self.round = v.round;
-                        votes.clear();
-                        *agreed_at = None;
-                        let mut mine = initial.clone();
-                        mine.round = *round;
-                        *proposal = if v.key() > mine.key() {
-                            Vote {
-                                round: *round,
-                                ..v.clone()
-                            }
-                        } else {
-                            mine
-                        };
-                        votes.insert(me, proposal.clone());
-                        rebroadcast = true;
-                    } else if v.round < *round {
-                        reply = true;
-                    } else if v.key() > proposal.key() {
-                        *proposal = Vote {
-                            round: *round,
-                            ..v.clone()
-                        };
-                        votes.insert(me, proposal.clone());
-                        *agreed_at = None;
-                        rebroadcast = true;
-                    }
-                    if v.round >= *round {
-                        votes.insert(from, v.clone());
-                    }
-                }
-                PeerState::Looking | PeerState::Observing => {
-                    if from_voter && !i_vote {
-                        // An observer learns nothing from looking voters.
-                    }
-                }
-                PeerState::Following | PeerState::Leading => {
-                    if from_voter {
-                        decided.insert(from, (v.leader, v.state));
-                    }
-                }
-            }
-        }
-        if reply {
-            let State::Looking { proposal, .. } = &self.state else {
-                unreachable!()
-            };
-            let mut p = proposal.clone();
-            if !i_vote {
-                p.state = PeerState::Observing;
-            }
-            out.push(Action::Send {
-                to: from,
-                msg: Message::Vote(p),
-            });
-        }
-        if rebroadcast {
-            self.broadcast_vote(out);
-        }
-        // Join a leader a quorum already follows, if it says it leads.
-        let State::Looking { decided, .. } = &self.state else {
-            unreachable!()
-        };
-        let mut by_leader: BTreeMap<ServerId, BTreeSet<ServerId>> = BTreeMap::new();
-        for (peer, (leader, _)) in decided.iter() {
-            by_leader.entry(*leader).or_default().insert(*peer);
-        }
-        for (leader, backers) in by_leader {
-            let leads = decided.get(&leader) == Some(&(leader, PeerState::Leading));
-            let mut support = backers.clone();
-            if i_vote {
-                support.insert(me);
-            }
-            if leads && self.cfg.has_quorum(&support) {
-                self.follow(leader, out);
-                return;
-            }
-        }
-        self.tally(out);
-    }
-
-    /// Note whether a quorum agrees with this server's vote. Others' votes may still be
-    /// on their way, so the decision waits a tick (ZooKeeper's finalize wait) — except
-    /// for the only voter of an ensemble of one, a standalone server, which has nobody
-    /// to hear from and leads at once.
-    fn tally(&mut self, out: &mut Vec<Action>) {
-        if !self.cfg.is_voter(self.cfg.id) {
-            return;
-        }
-        let tick = self.tick;
-        let State::Looking {
-            proposal,
-            votes,
-            agreed_at,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        let agreeing: Vec<ServerId> = votes
-            .iter()
-            .filter(|(_, vv)| vv.leader == proposal.leader)
-            .map(|(id, _)| *id)
-            .collect();
-        if self.cfg.has_quorum(&agreeing) {
-            agreed_at.get_or_insert(tick);
-        } else {
-            *agreed_at = None;
-        }
-        if self.cfg.voters.len() == 1 {
-            self.maybe_decide(out);
-        }
-    }
-
-    /// Finalize an election whose quorum held for a tick (at once for a lone voter).
-    fn maybe_decide(&mut self, out: &mut Vec<Action>) {
-        let State::Looking {
-            proposal,
-            agreed_at: Some(at),
-            ..
-        } = &self.state
-        else {
-            return;
-        };
-        if self.tick <= *at && self.cfg.voters.len() > 1 {
-            return;
-        }
-        let leader = proposal.leader;
-        if leader == self.cfg.id {
-            self.lead(out);
-        } else {
-            self.follow(leader, out);
-        }
-    }
-
-    // ---------------------------------------------------------------- discovery
-
-    fn lead(&mut self, out: &mut Vec<Action>) {
-        let me = self.cfg.id;
-        let mut learners = BTreeMap::new();
-        learners.insert(
-            me,
-            Learner {
-                request: 0,
-                phase: LearnerPhase::Discovery,
-                observer: false,
-                accepted_epoch: self.accepted_epoch,
-                acked: 0,
-                sync_zxid: 0,
-                last_heard: self.tick,
-            },
-        );
-        self.state = State::Leading {
-            epoch: None,
-            established: false,
-            learners,
-            epoch_acks: BTreeSet::new(),
-            newleader_acks: BTreeSet::new(),
-            next_counter: 1,
-            since: self.tick,
-        };
-        out.push(Action::RoleChanged(self.role()));
-        self.maybe_choose_epoch(out);
-    }
-
-    fn follow(&mut self, leader: ServerId, out: &mut Vec<Action>) {
-        self.request_seq += 1;
-        let observer = !self.cfg.is_voter(self.cfg.id);
-        self.state = State::Following {
-            leader,
-            observer,
-            request: self.request_seq,
-            phase: FollowPhase::Discovery,
-            last_heard: self.tick,
-            last_sent_info: self.tick,
-            since: self.tick,
-        };
-        out.push(Action::RoleChanged(self.role()));
-        self.send_follower_info(out);
-    }
-
-    fn send_follower_info(&mut self, out: &mut Vec<Action>) {
-        let last_zxid = self.last_zxid();
-        let State::Following {
-            leader,
-            observer,
-            request,
-            last_sent_info,
-            phase,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        *last_sent_info = self.tick;
-        *phase = FollowPhase::Discovery;
-        out.push(Action::Send {
-            to: *leader,
-            msg: Message::FollowerInfo {
-                request: *request,
-                accepted_epoch: self.accepted_epoch,
-                accepted_leader: self.accepted_leader,
-                last_zxid,
-                observer: *observer,
-            },
-        });
-    }
-
-    /// Re-enter discovery with a fresh request (after a gap or a lost message).
-    fn resync(&mut self, out: &mut Vec<Action>) {
-        self.request_seq += 1;
-        if let State::Following { request, .. } = &mut self.state {
-            *request = self.request_seq;
-        }
-        self.send_follower_info(out);
-    }
-
-    fn maybe_choose_epoch(&mut self, out: &mut Vec<Action>) {
-        let me = self.cfg.id;
-        let State::Leading {
-            epoch: epoch @ None,
-            learners,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if !self.cfg.has_quorum(learners.keys()) {
-            return;
-        }
-        let new_epoch = learners
-            .values()
-            .filter(|l| !l.observer)
-            .map(|l| l.accepted_epoch)
-            .max()
-            .unwrap_or(0)
-            .max(self.accepted_epoch)
-            + 1;
-        *epoch = Some(new_epoch);
-        self.accepted_epoch = new_epoch;
-        self.accepted_leader = me;
-        out.push(Action::PersistEpochs {
-            accepted_epoch: new_epoch,
-            accepted_leader: me,
-            current_epoch: self.current_epoch,
-        });
-        let targets: Vec<(ServerId, u64)> = learners
-            .iter()
-            .filter(|(id, _)| **id != me)
-            .map(|(id, l)| (*id, l.request))
-            .collect();
-        for (to, request) in targets {
-            out.push(Action::Send {
-                to,
-                msg: Message::LeaderInfo {
-                    request,
-                    epoch: new_epoch,
-                },
-            });
-        }
-        // The leader acknowledges its own epoch with its own history.
-        let (ce, lz) = (self.current_epoch, self.last_zxid());
-        self.on_ack_epoch(me, 0, new_epoch, ce, lz, out);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_ack_epoch(
-        &mut self,
-        from: ServerId,
-        request: u64,
-        epoch: i64,
-        current_epoch: i64,
-        last_zxid: i64,
-        out: &mut Vec<Action>,
-    ) {
-        let me = self.cfg.id;
-        let my_history = (self.current_epoch, self.last_zxid());
-        let State::Leading {
-            epoch: Some(my_epoch),
-            learners,
-            epoch_acks,
-            established,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if epoch != *my_epoch {
-            return;
-        }
-        let Some(l) = learners.get_mut(&from) else {
-            return;
-        };
-        if l.request != request || l.phase != LearnerPhase::Discovery {
-            return;
-        }
-        if (current_epoch, last_zxid) > my_history && !l.observer {
-            // A follower has a newer history than this leader: this leader could miss
-            // committed transactions, so it must not lead.
-            self.start_looking(out);
-            return;
-        }
-        let observer = l.observer;
-        if !observer {
-            epoch_acks.insert(from);
-        }
-        let my_epoch = *my_epoch;
-        let established = *established;
-        if from == me {
-            l.phase = LearnerPhase::Syncing;
-        }
-        if from != me && (established || self.cfg.has_quorum(epoch_acks.iter())) {
-            self.send_sync(from, last_zxid, out);
-        }
-        // On reaching the epoch quorum: adopt the epoch, sync everyone who waited.
-        let State::Leading {
-            learners,
-            epoch_acks,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        let me_syncing = learners
-            .get(&me)
-            .is_some_and(|l| l.phase == LearnerPhase::Syncing);
-        if me_syncing && self.cfg.has_quorum(epoch_acks.iter()) && self.current_epoch != my_epoch {
-            let waiting: Vec<(ServerId, i64)> = learners
-                .iter()
-                .filter(|(id, l)| **id != me && l.phase == LearnerPhase::Discovery)
-                .filter(|(id, _)| epoch_acks.contains(id))
-                .map(|(id, l)| (*id, l.acked))
-                .collect();
-            self.current_epoch = my_epoch;
-            out.push(Action::PersistEpochs {
-                accepted_epoch: self.accepted_epoch,
-                accepted_leader: self.accepted_leader,
-                current_epoch: my_epoch,
-            });
-            out.push(Action::SendDurable {
-                to: me,
-                msg: Message::AckNewLeader {
-                    request: 0,
-                    epoch: my_epoch,
-                },
-            });
-            for (to, their_last) in waiting {
-                self.send_sync(to, their_last, out);
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- synchronisation
-
-    /// Whether `zxid` is a point in this server's history.
-    fn has_point(&self, zxid: i64) -> bool {
-        zxid == 0 && self.snapshot.is_none()
-            || self.snapshot.as_ref().is_some_and(|s| s.zxid == zxid)
-            || self.log.binary_search_by_key(&zxid, |e| e.zxid).is_ok()
-    }
-
-    fn entries_after(&self, zxid: i64) -> Vec<Entry> {
-        let i = self.log.partition_point(|e| e.zxid <= zxid);
-        self.log[i..].to_vec()
-    }
-
-    /// Choose DIFF, TRUNC or SNAP for a learner whose last zxid is `f`.
-    fn plan_sync(&self, f: i64) -> (SyncKind, i64, Vec<Entry>) {
-        let snap_zxid = self.snapshot.as_ref().map_or(0, |s| s.zxid);
-        let last = self.last_zxid();
-        if self.has_point(f) && f <= last {
-            return (SyncKind::Diff, f, self.entries_after(f));
-        }
-        if f > snap_zxid {
-            // The greatest point of ours below f; if it is from f's epoch the learner has
-            // it too (both hold prefixes of that epoch's one sequence of proposals).
-            let t = self
-                .log
-                .iter()
-                .rev()
-                .map(|e| e.zxid)
-                .find(|z| *z < f)
-                .unwrap_or(snap_zxid);
-            if t > 0 && epoch_of(t) == epoch_of(f) && self.has_point(t) {
-                return (SyncKind::Trunc, t, self.entries_after(t));
-            }
-        }
-        (
-            SyncKind::Snap(self.snapshot.clone()),
-            snap_zxid,
-            self.entries_after(snap_zxid),
-        )
-    }
-
-    fn send_sync(&mut self, to: ServerId, their_last: i64, out: &mut Vec<Action>) {
-        let (kind, base, entries) = self.plan_sync(their_last);
-        let leader_zxid = self.last_zxid();
-        let State::Leading {
-            epoch: Some(epoch),
-            learners,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        let Some(l) = learners.get_mut(&to) else {
-            return;
-        };
-        l.phase = LearnerPhase::Syncing;
-        l.acked = base;
-        l.sync_zxid = leader_zxid;
-        out.push(Action::Send {
-            to,
-            msg: Message::Sync {
-                request: l.request,
-                epoch: *epoch,
-                kind,
-                base,
-                entries,
-                leader_zxid,
-            },
-        });
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn on_sync(
-        &mut self,
-        from: ServerId,
-        request_in: u64,
-        epoch: i64,
-        kind: SyncKind,
-        base: i64,
-        entries: Vec<Entry>,
-        out: &mut Vec<Action>,
-    ) {
-        let State::Following {
-            leader,
-            request,
-            phase,
-            last_heard,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if *leader != from || *request != request_in || *phase != FollowPhase::Syncing {
-            return;
-        }
-        if epoch != self.accepted_epoch {
-            return;
-        }
-        *last_heard = self.tick;
-        *phase = FollowPhase::Synced;
-        match kind {
-            SyncKind::Diff => {
-                assert_eq!(self.last_zxid(), base, "DIFF must start at our last zxid");
-            }
-            SyncKind::Trunc => {
-                assert!(
-                    base >= self.committed,
-                    "TRUNC to {base:#x} would drop committed {:#x}",
-                    self.committed
-                );
-                let i = self.log.partition_point(|e| e.zxid <= base);
-                self.log.truncate(i);
-                out.push(Action::Truncate(base));
-            }
-            SyncKind::Snap(snapshot) => {
-                self.committed = snapshot.as_ref().map_or(0, |s| s.zxid);
-                self.snapshot = snapshot.clone();
-                self.log.clear();
-                out.push(Action::InstallSnapshot(snapshot));
-            }
-        }
-        if !entries.is_empty() {
-            self.log.extend(entries.iter().cloned());
-            out.push(Action::Append(entries));
-        }
-        self.current_epoch = epoch;
-        out.push(Action::PersistEpochs {
-            accepted_epoch: self.accepted_epoch,
-            accepted_leader: self.accepted_leader,
-            current_epoch: epoch,
-        });
-        out.push(Action::SendDurable {
-            to: from,
-            msg: Message::AckNewLeader {
-                request: request_in,
-                epoch,
-            },
-        });
-    }
-
-    fn on_ack_new_leader(
-        &mut self,
-        from: ServerId,
-        request: u64,
-        epoch: i64,
-        out: &mut Vec<Action>,
-    ) {
-        let me = self.cfg.id;
-        let last = self.last_zxid();
-        let State::Leading {
-            epoch: Some(my_epoch),
-            learners,
-            newleader_acks,
-            established,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if epoch != *my_epoch {
-            return;
-        }
-        let Some(l) = learners.get_mut(&from) else {
-            return;
-        };
-        if l.request != request || l.phase != LearnerPhase::Syncing {
-            return;
-        }
-        l.phase = LearnerPhase::Synced;
-        l.acked = l.acked.max(l.sync_zxid);
-        if !l.observer {
-            newleader_acks.insert(from);
-        }
-        let my_epoch = *my_epoch;
-        if *established {
-            if from != me {
-                out.push(Action::Send {
-                    to: from,
-                    msg: Message::UpToDate {
-                        epoch: my_epoch,
-                        commit: self.committed,
-                    },
-                });
-            }
-            return;
-        }
-        if !newleader_acks.contains(&me) || !self.cfg.has_quorum(newleader_acks.iter()) {
-            return;
-        }
-        *established = true;
-        // The new leader's whole history is now on a quorum: it is committed.
-        if let Some(l) = learners.get_mut(&me) {
-            l.acked = last;
-        }
-        let synced: Vec<ServerId> = learners
-            .iter()
-            .filter(|(id, l)| **id != me && l.phase == LearnerPhase::Synced)
-            .map(|(id, _)| *id)
-            .collect();
-        // Commits first: whoever learns that this server serves has its history applied.
-        self.commit_to(last, out);
-        out.push(Action::RoleChanged(self.role()));
-        for to in synced {
-            out.push(Action::Send {
-                to,
-                msg: Message::UpToDate {
-                    epoch: my_epoch,
-                    commit: last,
-                },
-            });
-        }
-    }
-
-    // ---------------------------------------------------------------- broadcast
-
-    /// Hand out committed entries up to `zxid` (in order, once).
-    fn commit_to(&mut self, zxid: i64, out: &mut Vec<Action>) {
-        let zxid = zxid.min(self.last_zxid());
-        if zxid <= self.committed {
-            return;
-        }
-        let from = self.log.partition_point(|e| e.zxid <= self.committed);
-        let to = self.log.partition_point(|e| e.zxid <= zxid);
-        let entries = self.log[from..to].to_vec();
-        self.committed = zxid;
-        if !entries.is_empty() {
-            out.push(Action::Commit(entries));
-        }
-    }
-
-    /// A client write: propose it if leading, pass it on if following. Returns whether
-    /// it went anywhere.
-    fn propose(&mut self, data: Bytes, out: &mut Vec<Action>) -> bool {
-        let me = self.cfg.id;
-        match &mut self.state {
-            State::Following {
-                leader,
-                phase: FollowPhase::Broadcast,
-                ..
-            } => {
-                out.push(Action::Send {
-                    to: *leader,
-                    msg: Message::Forward { data },
-                });
-                true
-            }
-            State::Leading {
-                epoch: Some(epoch),
-                established: true,
-                learners,
-                next_counter,
-                ..
-            } => {
-                if *next_counter > self.cfg.max_counter {
-                    // The counter is exhausted: a new election brings a new epoch.
-                    self.start_looking(out);
-                    return false;
-                }
-                let entry = Entry {
-                    zxid: make_zxid(*epoch, *next_counter),
-                    data,
-                };
-                *next_counter += 1;
-                let epoch = *epoch;
-                let targets: Vec<ServerId> = learners
-                    .iter()
-                    .filter(|(id, l)| **id != me && l.phase != LearnerPhase::Discovery)
-                    .map(|(id, _)| *id)
-                    .collect();
-                self.log.push(entry.clone());
-                out.push(Action::Append(vec![entry.clone()]));
-                out.push(Action::SendDurable {
-                    to: me,
-                    msg: Message::Ack {
-                        epoch,
-                        zxid: entry.zxid,
-                    },
-                });
-                for to in targets {
-                    out.push(Action::Send {
-                        to,
-                        msg: Message::Propose {
-                            epoch,
-                            entry: entry.clone(),
-                        },
-                    });
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn on_ack(&mut self, from: ServerId, epoch: i64, zxid: i64, out: &mut Vec<Action>) {
-        let State::Leading {
-            epoch: Some(my_epoch),
-            established: true,
-            learners,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if epoch != *my_epoch {
-            return;
-        }
-        let Some(l) = learners.get_mut(&from) else {
-            return;
-        };
-        if l.observer || l.phase == LearnerPhase::Discovery {
-            return;
-        }
-        l.acked = l.acked.max(zxid);
-        // The highest zxid a quorum of voters has durably logged.
-        let mut acked: Vec<i64> = learners
-            .iter()
-            .filter(|(id, l)| self.cfg.is_voter(**id) && l.phase != LearnerPhase::Discovery)
-            .map(|(_, l)| l.acked)
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.cfg.quorum();
-        if acked.len() < q {
-            return;
-        }
-        let safe = acked[q - 1];
-        // Only this epoch's proposals are committed by counting acks; older ones were
-        // committed when the epoch was established.
-        if safe > self.committed && epoch_of(safe) == *my_epoch {
-            let epoch = *my_epoch;
-            let targets: Vec<ServerId> = learners
-                .iter()
-                .filter(|(id, l)| **id != self.cfg.id && l.phase != LearnerPhase::Discovery)
-                .map(|(id, _)| *id)
-                .collect();
-            self.commit_to(safe, out);
-            for to in targets {
-                out.push(Action::Send {
-                    to,
-                    msg: Message::Commit { epoch, zxid: safe },
-                });
-            }
-        }
-    }
-
-    fn on_propose(&mut self, from: ServerId, epoch: i64, entry: Entry, out: &mut Vec<Action>) {
-        let last = self.last_zxid();
-        let State::Following {
-            leader,
-            phase,
-            last_heard,
-            observer,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if *leader != from || epoch != self.current_epoch {
-            return;
-        }
-        if !matches!(phase, FollowPhase::Synced | FollowPhase::Broadcast) {
-            return;
-        }
-        *last_heard = self.tick;
-        if entry.zxid <= last {
-            return;
-        }
-        let contiguous = if epoch_of(entry.zxid) == epoch_of(last) {
-            counter_of(entry.zxid) == counter_of(last) + 1
-        } else {
-            counter_of(entry.zxid) == 1
-        };
-        if !contiguous || epoch_of(entry.zxid) != epoch {
-            self.resync(out);
-            return;
-        }
-        let observer = *observer;
-        let zxid = entry.zxid;
-        self.log.push(entry.clone());
-        out.push(Action::Append(vec![entry]));
-        if !observer {
-            out.push(Action::SendDurable {
-                to: from,
-                msg: Message::Ack { epoch, zxid },
-            });
-        }
-    }
-
-    fn on_commit(&mut self, from: ServerId, epoch: i64, zxid: i64, out: &mut Vec<Action>) {
-        let State::Following {
-            leader,
-            phase,
-            last_heard,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        if *leader != from || epoch != self.current_epoch {
-            return;
-        }
-        if !matches!(phase, FollowPhase::Synced | FollowPhase::Broadcast) {
-            return;
-        }
-        *last_heard = self.tick;
-        if zxid > self.last_zxid() {
-            // We missed the proposal.
-            self.resync(out);
-            return;
-        }
-        self.commit_to(zxid, out);
-    }
-
-    fn compact(&mut self, snapshot: Snapshot) {
-        if snapshot.zxid > self.committed {
-            return;
-        }
-        if self
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.zxid >= snapshot.zxid)
-        {
-            return;
-        }
-        let i = self.log.partition_point(|e| e.zxid <= snapshot.zxid);
-        self.log.drain(..i.saturating_sub(self.cfg.keep_compacted));
-        self.snapshot = Some(snapshot);
-    }
-
     // ---------------------------------------------------------------- dispatch
 
+    /// Each message to the handler of its phase.
     fn on_message(&mut self, from: ServerId, msg: Message, out: &mut Vec<Action>) {
-        let me = self.cfg.id;
         match msg {
             Message::Vote(v) => self.on_vote(from, v, out),
             Message::FollowerInfo {
@@ -1406,88 +512,16 @@ impl Zab {
                 accepted_leader,
                 last_zxid,
                 observer,
-            } => {
-                let tick = self.tick;
-                if let State::Leading { epoch: Some(e), .. } = &self.state
-                    && (accepted_epoch > *e || (accepted_epoch == *e && accepted_leader != me))
-                {
-                    // This learner promised our epoch (or a later one) to another
-                    // leader and can never join us; a new election picks an epoch
-                    // above every promise, so the whole ensemble can serve again.
-                    self.start_looking(out);
-                    return;
-                }
-                let State::Leading {
-                    epoch, learners, ..
-                } = &mut self.state
-                else {
-                    return;
-                };
-                if observer == self.cfg.is_voter(from) {
-                    return;
-                }
-                learners.insert(
-                    from,
-                    Learner {
-                        request,
-                        phase: LearnerPhase::Discovery,
-                        observer,
-                        accepted_epoch,
-                        acked: last_zxid,
-                        sync_zxid: 0,
-                        last_heard: tick,
-                    },
-                );
-                if let Some(e) = *epoch {
-                    out.push(Action::Send {
-                        to: from,
-                        msg: Message::LeaderInfo { request, epoch: e },
-                    });
-                } else {
-                    self.maybe_choose_epoch(out);
-                }
-            }
-            Message::LeaderInfo { request: r, epoch } => {
-                let last = self.last_zxid();
-                let State::Following {
-                    leader,
-                    request,
-                    phase,
-                    last_heard,
-                    ..
-                } = &mut self.state
-                else {
-                    return;
-                };
-                if *leader != from || *request != r || *phase != FollowPhase::Discovery {
-                    return;
-                }
-                let same = epoch == self.accepted_epoch && self.accepted_leader == from;
-                if epoch < self.accepted_epoch || (epoch == self.accepted_epoch && !same) {
-                    // Someone else already has this epoch: this leader cannot win it.
-                    self.start_looking(out);
-                    return;
-                }
-                *phase = FollowPhase::Syncing;
-                *last_heard = self.tick;
-                if !same {
-                    self.accepted_epoch = epoch;
-                    self.accepted_leader = from;
-                    out.push(Action::PersistEpochs {
-                        accepted_epoch: epoch,
-                        accepted_leader: from,
-                        current_epoch: self.current_epoch,
-                    });
-                }
-                out.push(Action::SendDurable {
-                    to: from,
-                    msg: Message::AckEpoch {
-                        request: r,
-                        epoch,
-                        current_epoch: self.current_epoch,
-                        last_zxid: last,
-                    },
-                });
+            } => self.on_follower_info(
+                from,
+                request,
+                (accepted_epoch, accepted_leader),
+                last_zxid,
+                observer,
+                out,
+            ),
+            Message::LeaderInfo { request, epoch } => {
+                self.on_leader_info(from, request, epoch, out)
             }
             Message::AckEpoch {
                 request,
@@ -1495,10 +529,7 @@ impl Zab {
                 current_epoch,
                 last_zxid,
             } => {
-                if let State::Leading { learners, .. } = &mut self.state
-                    && let Some(l) = learners.get_mut(&from)
-                {
-                    l.last_heard = self.tick;
+                if let Some(l) = self.heard_from(from) {
                     l.acked = last_zxid;
                 }
                 self.on_ack_epoch(from, request, epoch, current_epoch, last_zxid, out)
@@ -1512,89 +543,39 @@ impl Zab {
                 ..
             } => self.on_sync(from, request, epoch, kind, base, entries, out),
             Message::AckNewLeader { request, epoch } => {
-                if let State::Leading { learners, .. } = &mut self.state
-                    && let Some(l) = learners.get_mut(&from)
-                {
-                    l.last_heard = self.tick;
-                }
+                self.heard_from(from);
                 self.on_ack_new_leader(from, request, epoch, out)
             }
-            Message::UpToDate { epoch, commit } => {
-                let State::Following {
-                    leader,
-                    phase,
-                    last_heard,
-                    ..
-                } = &mut self.state
-                else {
-                    return;
-                };
-                if *leader != from || epoch != self.current_epoch || *phase != FollowPhase::Synced {
-                    return;
-                }
-                *phase = FollowPhase::Broadcast;
-                *last_heard = self.tick;
-                self.commit_to(commit, out);
-                out.push(Action::RoleChanged(self.role()));
-            }
+            Message::UpToDate { epoch, commit } => self.on_up_to_date(from, epoch, commit, out),
             Message::Propose { epoch, entry } => self.on_propose(from, epoch, entry, out),
             Message::Ack { epoch, zxid } => {
-                if let State::Leading { learners, .. } = &mut self.state
-                    && let Some(l) = learners.get_mut(&from)
-                {
-                    l.last_heard = self.tick;
-                }
+                self.heard_from(from);
                 self.on_ack(from, epoch, zxid, out)
             }
             Message::Commit { epoch, zxid } => self.on_commit(from, epoch, zxid, out),
-            Message::Ping { epoch, commit } => {
-                let State::Following {
-                    leader,
-                    phase,
-                    last_heard,
-                    ..
-                } = &mut self.state
-                else {
-                    return;
-                };
-                if *leader != from {
-                    return;
-                }
-                *last_heard = self.tick;
-                let synced = matches!(phase, FollowPhase::Synced | FollowPhase::Broadcast);
-                if epoch == self.current_epoch && *phase == FollowPhase::Broadcast {
-                    if commit > self.last_zxid() {
-                        self.resync(out);
-                        return;
-                    }
-                    self.commit_to(commit, out);
-                }
-                let last_zxid = if synced && epoch == self.current_epoch {
-                    self.last_zxid()
-                } else {
-                    0
-                };
-                out.push(Action::SendDurable {
-                    to: from,
-                    msg: Message::PingAck { epoch, last_zxid },
-                });
-            }
+            Message::Ping { epoch, commit } => self.on_ping(from, epoch, commit, out),
             Message::PingAck { epoch, last_zxid } => {
-                if let State::Leading { learners, .. } = &mut self.state
-                    && let Some(l) = learners.get_mut(&from)
-                {
-                    l.last_heard = self.tick;
-                }
+                self.heard_from(from);
                 if last_zxid > 0 {
                     self.on_ack(from, epoch, last_zxid, out);
                 }
             }
             Message::Forward { data } => {
-                if from != me {
+                if from != self.cfg.id {
                     self.propose(data, out);
                 }
             }
         }
+    }
+
+    /// When leading: note that `from` is alive, and give its learner record.
+    fn heard_from(&mut self, from: ServerId) -> Option<&mut Learner> {
+        let State::Leading { learners, .. } = &mut self.state else {
+            return None;
+        };
+        let l = learners.get_mut(&from)?;
+        l.last_heard = self.tick;
+        Some(l)
     }
 
     fn on_tick(&mut self, out: &mut Vec<Action>) {
@@ -1684,11 +665,14 @@ pub enum Input {
     PeerLost(ServerId),
 }
 
+/// Builders for the step tests of each phase: a server brought into a given state by
+/// the same inputs a real one gets.
 #[cfg(test)]
-mod tests {
+pub(super) mod testing {
     use super::*;
 
-    fn cfg(id: ServerId, n: u64) -> ZabConfig {
+    /// Server `id` of `n` voters, 1..=n.
+    pub fn cfg(id: ServerId, n: u64) -> ZabConfig {
         ZabConfig {
             id,
             voters: (1..=n).collect(),
@@ -1699,6 +683,48 @@ mod tests {
             keep_compacted: 0,
         }
     }
+
+    pub fn entry(epoch: i64, counter: i64, data: &'static [u8]) -> Entry {
+        Entry {
+            zxid: make_zxid(epoch, counter),
+            data: Bytes::from_static(data),
+        }
+    }
+
+    pub fn vote(round: u64, leader: ServerId, state: PeerState) -> Vote {
+        Vote {
+            round,
+            leader,
+            epoch: 0,
+            zxid: 0,
+            state,
+        }
+    }
+
+    pub fn message(z: &mut Zab, from: ServerId, msg: Message) -> Vec<Action> {
+        z.step(Input::Message { from, msg })
+    }
+
+    /// Server 1 of 3, restarted from `durable`, that learned server 2 leads a quorum:
+    /// following 2 in discovery, its FollowerInfo (request 1) sent.
+    pub fn follower_of_2(durable: Durable) -> Zab {
+        let (mut z, _) = Zab::new(cfg(1, 3), durable);
+        message(&mut z, 2, Message::Vote(vote(1, 2, PeerState::Leading)));
+        assert_eq!(
+            z.role(),
+            Role::Following {
+                leader: 2,
+                serving: false
+            }
+        );
+        z
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::cfg;
+    use super::*;
 
     #[test]
     fn zxid_layout_is_epoch_then_counter() {
