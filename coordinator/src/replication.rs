@@ -28,8 +28,8 @@ use crate::txn::Txn;
 pub enum ToReplication {
     /// An encoded [`Txn`]; the leader gives it its zxid.
     Propose(Bytes),
-    /// The processor took a snapshot at `zxid`; the log before it may go.
-    Compacted { zxid: i64, data: Bytes },
+    /// The processor wrote a snapshot at `zxid` to `file`; the log before it may go.
+    Compacted { zxid: i64, file: std::path::PathBuf },
     /// Sessions alive on this server, for the leader's expiry clock.
     Touch(Vec<i64>),
 }

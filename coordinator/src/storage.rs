@@ -9,8 +9,10 @@
 //!   batch is acknowledged before it returns.
 //! * Snapshots are `"ZKSN" | crc32c(u32) | length(u64) | tree`, written to a temporary
 //!   name, fsynced and renamed, so a crash never leaves a half snapshot under a real name.
-//!   The tree is copied between transactions and written in the background while the log
-//!   goes on in a new file.
+//!   A view of the tree is taken between transactions (znode data shared, not copied) and
+//!   streamed into the file in 1 MiB pieces on a blocking thread while the log goes on
+//!   in a new file; the body is never whole in memory, and a leader reads the file back
+//!   only for a learner that needs a SNAP.
 //! * Recovery: the newest snapshot whose checksum holds, then every logged transaction
 //!   after it, in zxid order.
 
@@ -350,33 +352,79 @@ fn read_snapshot_body(path: &Path) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
-/// Serialize a tree for [`write_snapshot`].
+/// Serialize a tree into memory (tests and tools; servers stream, see
+/// [`write_snapshot_view`]).
 pub fn snapshot_bytes(tree: &DataTree) -> (i64, bytes::Bytes) {
-    view_bytes(tree.snapshot_view())
-}
-
-/// Serialize a snapshot view for [`write_snapshot`]: the costly part of a snapshot, done
-/// off the request path.
-pub fn view_bytes(view: SnapshotView) -> (i64, bytes::Bytes) {
+    let view = tree.snapshot_view();
     let zxid = view.last_zxid();
     let mut w = Writer::new();
     view.serialize(&mut w);
     (zxid, w.buf.freeze())
 }
 
-/// Write `snapshot.<zxid>` durably.
-pub fn write_snapshot(snap_dir: &Path, zxid: i64, body: &[u8]) -> io::Result<()> {
+/// Where the snapshot at `zxid` lives.
+pub fn snapshot_path(snap_dir: &Path, zxid: i64) -> PathBuf {
+    version_dir(snap_dir).join(format!("snapshot.{zxid:x}"))
+}
+
+/// The body of a snapshot file; an error if the file is gone or does not check out.
+pub fn snapshot_body(path: &Path) -> io::Result<Vec<u8>> {
+    read_snapshot_body(path)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: not a valid snapshot", path.display()),
+        )
+    })
+}
+
+/// Write `snapshot.<zxid>` durably from a body in memory (a leader's SNAP).
+pub fn write_snapshot(snap_dir: &Path, zxid: i64, body: &[u8]) -> io::Result<PathBuf> {
+    write_snapshot_with(snap_dir, zxid, &mut |sink| sink(body))
+}
+
+/// Serialize a view of the tree straight into `snapshot.<zxid>`, durably: the costly part
+/// of a snapshot, done off the request path, and never whole in memory.
+pub fn write_snapshot_view(snap_dir: &Path, view: SnapshotView) -> io::Result<(i64, PathBuf)> {
+    let zxid = view.last_zxid();
+    let mut view = Some(view);
+    let path = write_snapshot_with(snap_dir, zxid, &mut |sink| {
+        view.take().expect("written once").serialize_to(sink)
+    })?;
+    Ok((zxid, path))
+}
+
+type Sink<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
+
+/// Write a snapshot whose body `produce` hands to the sink it is given, in pieces: to a
+/// temporary name, header placeholder first, checksum computed on the way, header filled
+/// in at the end, fsynced and renamed — a crash never leaves half a snapshot under a real
+/// name.
+fn write_snapshot_with(
+    snap_dir: &Path,
+    zxid: i64,
+    produce: &mut dyn FnMut(&mut Sink) -> io::Result<()>,
+) -> io::Result<PathBuf> {
     let sdir = version_dir(snap_dir);
     fs::create_dir_all(&sdir)?;
     let tmp = sdir.join(format!("snapshot.{zxid:x}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(SNAP_MAGIC)?;
-    f.write_all(&crc32c::crc32c(body).to_be_bytes())?;
-    f.write_all(&(body.len() as u64).to_be_bytes())?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    fs::rename(&tmp, sdir.join(format!("snapshot.{zxid:x}")))?;
-    File::open(&sdir)?.sync_all()
+    let mut f = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+    f.write_all(&[0; 16])?;
+    let (mut crc, mut len) = (0u32, 0u64);
+    produce(&mut |chunk| {
+        crc = crc32c::crc32c_append(crc, chunk);
+        len += chunk.len() as u64;
+        f.write_all(chunk)
+    })?;
+    let mut file = f.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(SNAP_MAGIC)?;
+    file.write_all(&crc.to_be_bytes())?;
+    file.write_all(&len.to_be_bytes())?;
+    file.sync_all()?;
+    let path = snapshot_path(snap_dir, zxid);
+    fs::rename(&tmp, &path)?;
+    File::open(&sdir)?.sync_all()?;
+    Ok(path)
 }
 
 /// Autopurge: keep the newest `retain` snapshots and the logs needed after the oldest.
@@ -490,6 +538,28 @@ mod tests {
         assert_eq!(r.replayed, 4);
         assert_eq!(r.truncated_bytes, 0);
         assert_eq!(r.tree.last_zxid, 4);
+    }
+
+    #[test]
+    fn a_streamed_snapshot_is_the_serialized_tree_and_recovers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tree = DataTree::new();
+        // Enough data for several chunks, so the checksum spans pieces.
+        for zxid in 1..=40 {
+            let mut t = create(zxid, &format!("/n{zxid}"));
+            if let TxnBody::Write(Request::Create { data, .. }) = &mut t.body {
+                *data = Some(vec![zxid as u8; 100 * 1024]);
+            }
+            tree.apply(&t);
+        }
+        let (zxid, path) = write_snapshot_view(dir.path(), tree.snapshot_view()).unwrap();
+        assert_eq!((zxid, path.clone()), (40, snapshot_path(dir.path(), 40)));
+        let body = snapshot_body(&path).unwrap();
+        assert!(body.len() > 3 * crate::tree::SNAPSHOT_CHUNK);
+        assert_eq!(&body[..], &snapshot_bytes(&tree).1[..]);
+        let back = TxnLog::recover(dir.path(), dir.path()).unwrap().tree;
+        assert_eq!(back.node_count(), tree.node_count());
+        assert_eq!(back.get("/n7").unwrap(), tree.get("/n7").unwrap());
     }
 
     #[test]

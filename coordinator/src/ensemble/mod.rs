@@ -30,7 +30,7 @@ use crate::storage::{self, Opened, TxnLog};
 use crate::tree::DataTree;
 use crate::txn::Txn;
 use crate::zab::{
-    Action, Durable, Entry, Input, Message, Role, ServerId, Snapshot, Zab, ZabConfig,
+    Action, Durable, Entry, Input, Message, Role, ServerId, Snapshot, SnapshotData, Zab, ZabConfig,
 };
 use peer::Frame;
 
@@ -107,9 +107,10 @@ pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> 
         accepted_epoch,
         accepted_leader,
         current_epoch,
-        snapshot: opened.snapshot.map(|(zxid, body)| Snapshot {
+        // The body was needed once, for the tree; a SNAP for a learner reads the file.
+        snapshot: opened.snapshot.map(|(zxid, _)| Snapshot {
             zxid,
-            data: Bytes::from(body),
+            data: SnapshotData::File(storage::snapshot_path(&cfg.data_dir, zxid)),
         }),
         log: opened
             .entries
@@ -264,7 +265,11 @@ impl LogWriter {
                         self.log.truncate_after(zxid)?;
                     }
                     LogOp::Reset(snapshot) => {
-                        let snap = snapshot.as_ref().map(|s| (s.zxid, &s.data[..]));
+                        let snap = match &snapshot {
+                            Some(s) => Some((s.zxid, s.data.load()?)),
+                            None => None,
+                        };
+                        let snap = snap.as_ref().map(|(zxid, body)| (*zxid, &body[..]));
                         self.log.reset_to_snapshot(&self.data_dir, snap)?;
                     }
                     LogOp::Roll => self.log.roll(),
@@ -376,8 +381,9 @@ impl Driver {
                         let actions = self.zab.step(Input::Propose(data));
                         self.execute(actions).await?;
                     }
-                    Err(ToReplication::Compacted { zxid, data }) => {
+                    Err(ToReplication::Compacted { zxid, file }) => {
                         self.log_op(LogOp::Roll)?;
+                        let data = SnapshotData::File(file);
                         let actions = self.zab.step(Input::Compacted(Snapshot { zxid, data }));
                         self.execute(actions).await?;
                     }
@@ -473,7 +479,7 @@ impl Driver {
                 Action::InstallSnapshot(snapshot) => {
                     self.flush_commits(&mut committed).await;
                     let tree = match &snapshot {
-                        Some(s) => DataTree::deserialize(&mut Reader::new(&s.data))
+                        Some(s) => DataTree::deserialize(&mut Reader::new(&s.data.load()?))
                             .map_err(|e| anyhow::anyhow!("leader's snapshot unreadable: {e}"))?,
                         None => DataTree::new(),
                     };

@@ -790,17 +790,13 @@ impl Processor {
         self.stats.snapshots += 1;
         let dir = self.cfg.data_dir.clone();
         let replication = self.replication.clone();
-        tokio::task::spawn_blocking(move || {
-            let (zxid, body) = storage::view_bytes(view);
+        tokio::task::spawn_blocking(move || match storage::write_snapshot_view(&dir, view) {
             // The log rolls to a new file; a leader may now serve this snapshot to a
             // learner far behind, and drop the log entries it covers.
-            let _ = replication.try_send(ToReplication::Compacted {
-                zxid,
-                data: body.clone(),
-            });
-            if let Err(e) = storage::write_snapshot(&dir, zxid, &body) {
-                tracing::error!("snapshot {zxid:#x} failed: {e}");
+            Ok((zxid, file)) => {
+                let _ = replication.try_send(ToReplication::Compacted { zxid, file });
             }
+            Err(e) => tracing::error!("snapshot failed: {e}"),
         });
     }
 

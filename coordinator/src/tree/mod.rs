@@ -29,6 +29,8 @@ pub const CONTAINER_OWNER: i64 = i64::MIN;
 const TTL_MASK: i64 = 0xFF00_0000_0000_0000_u64 as i64;
 /// Largest TTL ZooKeeper accepts (`EphemeralType.MAX_TTL`).
 pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
+/// Bytes of a serialized snapshot gathered before they are handed on.
+pub const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -522,28 +524,48 @@ impl SnapshotView {
     }
 
     /// The snapshot format [`DataTree::deserialize`] reads: znodes in path order.
-    pub fn serialize(mut self, w: &mut Writer) {
+    pub fn serialize(self, w: &mut Writer) {
+        let out = &mut w.buf;
+        self.serialize_to(&mut |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        })
+        .expect("appending to memory does not fail");
+    }
+
+    /// [`SnapshotView::serialize`] in pieces of about [`SNAPSHOT_CHUNK`] bytes handed to
+    /// `sink` as they fill, so a snapshot goes to its file without ever being whole in
+    /// memory (ZooKeeper streams its snapshots the same way).
+    pub fn serialize_to(
+        mut self,
+        sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut w = Writer::new();
+        w.buf.reserve(SNAPSHOT_CHUNK + 64 * 1024);
         w.i64(self.last_zxid);
         w.i32(self.sessions.len() as i32);
         for (id, timeout_ms, password) in &self.sessions {
             w.i64(*id).i32(*timeout_ms).buffer(password);
+            if w.buf.len() >= SNAPSHOT_CHUNK {
+                sink(&w.buf)?;
+                w.buf.clear();
+            }
         }
         self.nodes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        // Reserved up front: growing a buffer of a large tree's size by doubling copies
-        // it several times over. Per znode: path and data with their lengths, the stat,
-        // and room for a typical ACL.
-        let size: usize = self
-            .nodes
-            .iter()
-            .map(|(path, data, _, _)| path.len() + data.as_ref().map_or(0, Bytes::len) + 128)
-            .sum();
-        w.buf.reserve(size);
         w.i32(self.nodes.len() as i32);
         for (path, data, acl, stat) in &self.nodes {
             w.string(path).nullable_buffer(data.as_deref());
-            write_acls(w, acl);
-            stat.write(w);
+            write_acls(&mut w, acl);
+            stat.write(&mut w);
+            if w.buf.len() >= SNAPSHOT_CHUNK {
+                sink(&w.buf)?;
+                w.buf.clear();
+            }
         }
+        if !w.buf.is_empty() {
+            sink(&w.buf)?;
+        }
+        Ok(())
     }
 }
 

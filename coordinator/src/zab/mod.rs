@@ -67,7 +67,26 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub zxid: i64,
-    pub data: Bytes,
+    pub data: SnapshotData,
+}
+
+/// Where a snapshot's body is: in memory (a leader's SNAP as received), or in the file
+/// this server wrote it to, read only when a learner needs a SNAP — so a server does
+/// not hold a second copy of its whole tree for the rare learner that is far behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotData {
+    Bytes(Bytes),
+    File(std::path::PathBuf),
+}
+
+impl SnapshotData {
+    /// The body, read from its file if need be.
+    pub fn load(&self) -> std::io::Result<Bytes> {
+        match self {
+            SnapshotData::Bytes(b) => Ok(b.clone()),
+            SnapshotData::File(path) => crate::storage::snapshot_body(path).map(Bytes::from),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -894,7 +913,7 @@ mod tests {
         z.committed = make_zxid(1, 2);
         z.compact(Snapshot {
             zxid: make_zxid(1, 2),
-            data: Bytes::from_static(b"s"),
+            data: SnapshotData::Bytes(Bytes::from_static(b"s")),
         });
         let (k, base, _) = z.plan_sync(make_zxid(1, 1));
         assert!(matches!(k, SyncKind::Snap(Some(_))));

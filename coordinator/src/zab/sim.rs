@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
-use super::{Action, Durable, Input, Message, Role, ServerId, Snapshot, Zab, ZabConfig};
+use super::{
+    Action, Durable, Input, Message, Role, ServerId, Snapshot, SnapshotData, Zab, ZabConfig,
+};
 
 /// SplitMix64: tiny, seedable, good enough to explore schedules.
 pub struct Rng(u64);
@@ -183,7 +185,7 @@ impl Sim {
             .durable
             .snapshot
             .as_ref()
-            .map(|s| decode_applied(&s.data))
+            .map(|s| decode_applied(&s.data.load().expect("in memory")))
             .unwrap_or_default();
         let (zab, actions) = Zab::new(self.zcfg[&id].clone(), node.disk.durable.clone());
         node.zab = Some(zab);
@@ -238,7 +240,7 @@ impl Sim {
                     self.stats.snap_syncs += 1;
                     node.applied = snap
                         .as_ref()
-                        .map(|s| decode_applied(&s.data))
+                        .map(|s| decode_applied(&s.data.load().expect("in memory")))
                         .unwrap_or_default();
                     node.disk.durable.snapshot = snap;
                     node.disk.durable.log.clear();
@@ -335,7 +337,7 @@ impl Sim {
                 let upto = node.applied.partition_point(|(z, _)| *z <= zxid);
                 let snap = Snapshot {
                     zxid,
-                    data: encode_applied(&node.applied[..upto]),
+                    data: SnapshotData::Bytes(encode_applied(&node.applied[..upto])),
                 };
                 if zxid > 0 {
                     zab.step(Input::Compacted(snap.clone()));

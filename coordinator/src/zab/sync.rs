@@ -354,7 +354,7 @@ mod tests {
         let mut z = syncing_follower();
         let snap = super::super::Snapshot {
             zxid: make_zxid(1, 5),
-            data: bytes::Bytes::from_static(b"tree"),
+            data: super::super::SnapshotData::Bytes(bytes::Bytes::from_static(b"tree")),
         };
         let out = message(
             &mut z,

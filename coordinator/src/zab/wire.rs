@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{Entry, Message, PeerState, Snapshot, SyncKind, Vote};
+use super::{Entry, Message, PeerState, Snapshot, SnapshotData, SyncKind, Vote};
 use crate::jute::{JuteError, Reader, Writer};
 
 fn write_entries(w: &mut Writer, entries: &[Entry]) {
@@ -102,7 +102,14 @@ pub fn encode(msg: &Message, w: &mut Writer) {
                     w.i32(2);
                 }
                 SyncKind::Snap(Some(s)) => {
-                    w.i32(3).i64(s.zxid).buffer(&s.data);
+                    // A SNAP is rare; its file is read here, on the way out. An unreadable
+                    // file goes out as an empty body, which the learner refuses loudly
+                    // rather than installing.
+                    let body = s.data.load().unwrap_or_else(|e| {
+                        tracing::error!("snapshot {:#x} unreadable for a SNAP: {e}", s.zxid);
+                        Bytes::new()
+                    });
+                    w.i32(3).i64(s.zxid).buffer(&body);
                 }
             }
             w.i64(*base);
@@ -172,7 +179,7 @@ pub fn decode(r: &mut Reader) -> Result<Message, JuteError> {
                 2 => SyncKind::Snap(None),
                 3 => SyncKind::Snap(Some(Snapshot {
                     zxid: r.read_i64()?,
-                    data: Bytes::from(r.read_bytes()?),
+                    data: SnapshotData::Bytes(Bytes::from(r.read_bytes()?)),
                 })),
                 _ => return Err(JuteError::Truncated("sync kind")),
             };
@@ -263,7 +270,7 @@ mod tests {
                 epoch: 5,
                 kind: SyncKind::Snap(Some(Snapshot {
                     zxid: 3,
-                    data: Bytes::from_static(b"tree"),
+                    data: SnapshotData::Bytes(Bytes::from_static(b"tree")),
                 })),
                 base: 3,
                 entries: vec![e.clone()],
