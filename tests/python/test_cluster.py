@@ -5,6 +5,7 @@ producer and admin tools (kafka-topics, kafka-leader-election, kafka-reassign-pa
 VerifiableProducer).
 """
 
+import collections
 import json
 import subprocess
 import time
@@ -127,7 +128,10 @@ def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
     cluster.wait_ready(list(range(1, 4)))
     python.close()
     java_out, _ = java.communicate(timeout=300)
+    # Kept beside the brokers' logs: every send's outcome, for when this fails.
+    (tmp_path / "verifiable-producer.jsonl").write_text(java_out)
     java_acked = {}
+    java_errors = collections.Counter()
     for line in java_out.splitlines():
         try:
             event = json.loads(line)
@@ -135,7 +139,11 @@ def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
             continue
         if event.get("name") == "producer_send_success":
             java_acked[(event["partition"], event["offset"])] = event["value"].encode()
-    assert len(java_acked) == 3000, f"Java producer acknowledged {len(java_acked)} of 3000"
+        elif event.get("name") == "producer_send_error":
+            java_errors[(event.get("exception"), event.get("message"))] += 1
+    assert len(java_acked) == 3000, (
+        f"Java producer acknowledged {len(java_acked)} of 3000; errors: {java_errors.most_common(5)}"
+    )
     rd_acked = librdkafka.stop()
     assert not librdkafka.errors, librdkafka.errors[:5]
     records = consume_all(cluster.bootstrap, topic)
