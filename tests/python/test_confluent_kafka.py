@@ -2,7 +2,7 @@
 
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_checks import check_exactly_once, check_read_back
@@ -88,3 +88,25 @@ def test_idempotent_producer_through_sigkill(broker):
     assert len(acknowledged) > total // 2, failed[:3]
     records = read_all(broker.bootstrap, "ck-payments", 3, len(acknowledged))
     check_exactly_once(records, acknowledged)
+
+
+def test_clients_cannot_write_the_internal_offsets_topic(broker):
+    # A committed offset makes sure __consumer_offsets exists.
+    create_topic(broker.bootstrap, "ck-internal", 1)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ck-internal-group",
+                         "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition("ck-internal", 0, 0)], asynchronous=False)
+    consumer.close()
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "retries": 0})
+    producer.produce("__consumer_offsets", key=b"garbage", value=b"not group metadata",
+                     on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(30)
+    # As Kafka answers: INVALID_TOPIC_EXCEPTION (17), "Cannot append to internal topic".
+    assert len(errors) == 1 and errors[0] is not None, errors
+    assert errors[0].code() == KafkaError.TOPIC_EXCEPTION, errors[0]
+    # The group's offsets are intact and the broker keeps serving.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ck-internal-group"})
+    committed = consumer.committed([TopicPartition("ck-internal", 0)], timeout=30)
+    consumer.close()
+    assert committed[0].offset == 0

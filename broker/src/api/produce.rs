@@ -43,6 +43,13 @@ pub async fn handle(
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             let outcome: Result<(), (ResponseError, Option<String>)> = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
+            } else if is_internal(&name) && ctx.client_id() != ADMIN_CLIENT_ID {
+                // The group coordinator writes __consumer_offsets itself; a client's
+                // records there would be read back as group metadata on the next load.
+                Err((
+                    ResponseError::InvalidTopicException,
+                    Some(format!("Cannot append to internal topic {name}")),
+                ))
             } else if request.transactional_id.is_some() {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
@@ -127,6 +134,15 @@ pub async fn handle(
         }
     }
     ProduceResponse::default().with_responses(topics)
+}
+
+/// The client id Kafka's own admin tools use; Kafka lets it write internal topics
+/// (`ReplicaManager`'s `internalTopicsAllowed`), for repairs by hand.
+const ADMIN_CLIENT_ID: &str = "__admin_client";
+
+/// Kafka's internal topics (`Topic.isInternal`): only the broker writes them.
+fn is_internal(topic: &str) -> bool {
+    topic == crate::group::OFFSETS_TOPIC || topic == "__transaction_state"
 }
 
 fn set_error(
