@@ -4,7 +4,8 @@
 //! `Io` → KAFKA_STORAGE_ERROR, `CorruptRecord` → CORRUPT_MESSAGE, `RecordTooLarge` →
 //! MESSAGE_TOO_LARGE, `OffsetOutOfRange` → OFFSET_OUT_OF_RANGE, `OutOfOrderSequence` →
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, `InvalidProducerEpoch` → INVALID_PRODUCER_EPOCH,
-//! `UnknownProducerId` → UNKNOWN_PRODUCER_ID, `InvalidRecord` → INVALID_RECORD.
+//! `UnknownProducerId` → UNKNOWN_PRODUCER_ID, `InvalidRecord` → INVALID_RECORD,
+//! `DecompressedTooLarge` → MESSAGE_TOO_LARGE.
 
 /// Everything that can go wrong in a log operation.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +56,8 @@ pub enum LogError {
     /// client, missing key on a compacted topic, ...).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A batch's records decompress to more than a compacted topic takes per batch (see
+    /// [`crate::records`]).
+    #[error("the batch's records decompress to more than {max} bytes")]
+    DecompressedTooLarge { max: u64 },
 }

@@ -88,6 +88,7 @@ pub mod leader_epoch;
 pub mod log;
 pub mod manager;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
 
 pub use batch::{BatchHeader, RecordBatch};

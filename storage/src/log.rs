@@ -5,7 +5,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{self, RecordBatch};
 use crate::config::LogConfig;
@@ -14,6 +13,7 @@ use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
     ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
 };
+use crate::records;
 use crate::segment::{
     INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, Scan, TIME_INDEX_FILE_SUFFIX, remove_if_exists,
 };
@@ -585,10 +585,9 @@ impl Log {
             )));
         }
         if self.config.cleanup_policy.compacts() {
-            let mut bytes = Bytes::copy_from_slice(batch.as_bytes());
-            let set = RecordBatchDecoder::decode(&mut bytes)
-                .map_err(|e| LogError::CorruptRecord(format!("decoding record batch: {e}")))?;
-            if set.records.iter().any(|r| r.key.is_none()) {
+            // Streamed, and bounded: the cleaner will rewrite this batch in memory.
+            let scan = records::scan(batch, records::MAX_DECOMPRESSED_BATCH_BYTES)?;
+            if scan.without_key > 0 {
                 return Err(LogError::InvalidRecord(
                     "compacted topic cannot accept message without key".into(),
                 ));

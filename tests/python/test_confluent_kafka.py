@@ -110,3 +110,35 @@ def test_clients_cannot_write_the_internal_offsets_topic(broker):
     committed = consumer.committed([TopicPartition("ck-internal", 0)], timeout=30)
     consumer.close()
     assert committed[0].offset == 0
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        line = next(l for l in f if l.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+
+def test_a_compacted_topic_refuses_a_batch_inflating_past_64_mib_without_holding_it(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topic = NewTopic("ck-compacted-bomb", num_partitions=1, replication_factor=1,
+                     config={"cleanup.policy": "compact"})
+    for f in admin.create_topics([topic]).values():
+        f.result(timeout=30)
+    before = peak_rss_mib(broker.proc.pid)
+    errors = []
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "zstd",
+                         "message.max.bytes": 300_000_000, "acks": "all", "retries": 0})
+    # 200 MiB of zeros: a few hundred KiB on the wire, more than the broker may inflate.
+    producer.produce("ck-compacted-bomb", key=b"k", value=bytes(200 << 20),
+                     on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(120)
+    assert len(errors) == 1 and errors[0] is not None, errors
+    assert errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, errors[0]
+    grew = peak_rss_mib(broker.proc.pid) - before
+    assert grew < 64, f"the broker's peak RSS grew by {grew} MiB"
+    # The topic and the broker go on: an ordinary keyed record is taken.
+    ok = []
+    producer.produce("ck-compacted-bomb", key=b"k", value=b"small",
+                     on_delivery=lambda err, msg: ok.append(err))
+    producer.flush(30)
+    assert ok == [None], ok

@@ -415,7 +415,9 @@ pub fn log_error_code(error: &LogError) -> ResponseError {
     match error {
         LogError::Io(_) => ResponseError::KafkaStorageError,
         LogError::CorruptRecord(_) => ResponseError::CorruptMessage,
-        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::RecordTooLarge { .. } | LogError::DecompressedTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
