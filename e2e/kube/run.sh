@@ -47,10 +47,14 @@ cleanup() {
   trap - EXIT INT TERM
   # Every step of the way out runs, whatever the one before it returned.
   set +e
-  # Background watchers and the producer of the checks, if a run stops among them.
-  local jobs
-  jobs="$(jobs -p)"
-  [[ -z "$jobs" ]] || kill $jobs 2>/dev/null
+  # Background watchers and the producer of the checks, if a run stops among them. The
+  # cluster's components are jobs of this shell too (node_start): they stay up until
+  # cluster_down, so the evidence below can still be read from the API server.
+  local components pid
+  components=" $(cat "$NODE_DIR"/pids/* 2>/dev/null | tr '\n' ' ') "
+  for pid in $(jobs -p); do
+    [[ "$components" == *" $pid "* ]] || kill "$pid" 2>/dev/null
+  done
   if ((rc != 0)) || [[ -n "${E2E_KEEP:-}" ]]; then
     keep_evidence
   fi

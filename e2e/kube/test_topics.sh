@@ -36,9 +36,14 @@ eventually "a Topic whose cluster does not exist says so" equals ClusterNotFound
   jsonpath kt lost "$NS" '{.status.conditions[?(@.type=="Ready")].reason}'
 
 section "ConsumerGroup"
-# A consumer group with committed offsets: 10 records produced and consumed.
+# A consumer group with committed offsets: 10 records produced and consumed. Records go
+# round robin, so the consumer reads (and commits) every partition and the 7 records
+# below land on partitions the group has committed: lag is reported for those only, as
+# Kafka's tools do. (With the default sticky partitioner they could all land on a
+# partition whose position the consumer had not yet resolved when it stopped.)
+ROUND_ROBIN="partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner"
 kafka_tool org.apache.kafka.tools.ProducerPerformance --topic orders --num-records 10 --record-size 20 \
-  --throughput -1 --producer-props "bootstrap.servers=$BOOTSTRAP" >"$WORK/produce1.log" 2>&1
+  --throughput -1 --producer-props "bootstrap.servers=$BOOTSTRAP" "$ROUND_ROBIN" >"$WORK/produce1.log" 2>&1
 kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" \
   --topic orders --group billing --from-beginning --max-messages 10 --timeout-ms 60000 >"$WORK/consume.log" 2>&1 || true
 kubectl apply -f - >/dev/null <<YAML
@@ -50,7 +55,7 @@ YAML
 eventually "ConsumerGroup reports state Empty, 0 members, lag 0" equals "Empty 0 0" \
   jsonpath kcg billing "$NS" '{.status.state} {.status.members} {.status.lag[0].totalLag}'
 kafka_tool org.apache.kafka.tools.ProducerPerformance --topic orders --num-records 7 --record-size 20 \
-  --throughput -1 --producer-props "bootstrap.servers=$BOOTSTRAP" >"$WORK/produce2.log" 2>&1
+  --throughput -1 --producer-props "bootstrap.servers=$BOOTSTRAP" "$ROUND_ROBIN" >"$WORK/produce2.log" 2>&1
 kc annotate kcg billing strata.dev/poke=1 --overwrite >/dev/null
 eventually "lag follows new records (7)" equals 7 jsonpath kcg billing "$NS" '{.status.lag[0].totalLag}'
 kc patch kcg billing --type=merge -p '{"spec":{"resetOffsets":{"to":"earliest","topics":["orders"]}}}' >/dev/null
