@@ -41,11 +41,7 @@ async fn three_servers_on_one_address_all_serve() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metrics_port_another_server_holds_is_a_warning_naming_it() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     // All three ask for the same endpoint: the first to bind serves it.
     let mut e = Ensemble::one_host(
         3,

@@ -54,11 +54,7 @@ fn a_client_port_in_use_stops_the_server_naming_the_address() {
 #[test]
 fn sigterm_stops_the_server_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let cfg = dir.path().join("zoo.cfg");
     std::fs::write(
         &cfg,
@@ -113,11 +109,7 @@ fn http_get(addr: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_letter_words_honour_the_whitelist_and_metrics_use_mntr_names() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut e = Ensemble::standalone(&format!(
         "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
          metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"

@@ -22,42 +22,67 @@ use processor::{Event, Processor};
 /// Requests queued towards the processor before connections wait (backpressure).
 pub const EVENT_QUEUE: usize = 16 * 1024;
 
-/// Open the data directories, start replication, then serve clients until the processor
-/// stops. Standalone and ensemble servers take the same path: a standalone server is an
-/// ensemble of one voter.
+/// Bind the client port, open the data directories, start replication, then serve
+/// clients until the processor stops. Standalone and ensemble servers take the same path:
+/// a standalone server is an ensemble of one voter.
+///
+/// The ports are bound first, as ZooKeeper binds them before it loads its database: a
+/// port another process holds stops the server at once, naming the address, and no
+/// connection this server makes to its peers can take a port it is about to listen on.
+/// Clients are accepted once the server can answer them; a standalone server first
+/// applies everything in its log.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
+    let listeners = bind_listeners(&cfg).await?;
     let (mut replication, tree) = crate::ensemble::start(cfg.clone()).await?;
     let mut processor = Processor::new(cfg.clone(), tree, replication.proposals.clone());
     if cfg.is_standalone() && !processor.until_serving(&mut replication.events).await {
         anyhow::bail!("replication stopped before this server could serve");
     }
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
-    spawn_listeners(&cfg, tx).await?;
+    serve_listeners(listeners, &cfg, tx);
     processor.run(rx, replication.events).await
 }
 
-/// Bind the client port and the metrics port and serve them in the background. The
-/// client port is the server's reason to exist, so failing to bind it is fatal; the
-/// metrics port is auxiliary, and as with ZooKeeper's admin server a failed bind is a
-/// warning and the server goes on without it.
-pub async fn spawn_listeners(cfg: &Config, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+/// The client port and, if one is configured, the metrics port.
+pub struct Listeners {
+    client: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+/// Bind the client port and the metrics port. The client port is the server's reason to
+/// exist, so failing to bind it is fatal; the metrics port is auxiliary, and as with
+/// ZooKeeper's admin server a failed bind is a warning and the server goes on without it.
+pub async fn bind_listeners(cfg: &Config) -> anyhow::Result<Listeners> {
     let client_addr = cfg.client_addr();
-    let listener = TcpListener::bind(client_addr)
+    let client = TcpListener::bind(client_addr)
         .await
         .with_context(|| format!("client port {client_addr}"))?;
-    tracing::info!("serving clients on {}", listener.local_addr()?);
-    if let Some(addr) = cfg.metrics_addr {
-        match TcpListener::bind(addr).await {
-            Ok(metrics) => {
-                tracing::info!("serving metrics on http://{addr}/metrics");
-                tokio::spawn(serve_metrics(metrics, tx.clone()));
+    let metrics = match cfg.metrics_addr {
+        None => None,
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                tracing::warn!("metrics port {addr}: {e}; serving without metrics");
+                None
             }
-            Err(e) => tracing::warn!("metrics port {addr}: {e}; serving without metrics"),
-        }
+        },
+    };
+    Ok(Listeners { client, metrics })
+}
+
+/// Accept clients (and metrics scrapes) in the background, handing them to `tx`.
+pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Event>) {
+    if let Ok(addr) = listeners.client.local_addr() {
+        tracing::info!("serving clients on {addr}");
     }
-    tokio::spawn(accept_loop(listener, tx, cfg.max_client_cnxns));
-    Ok(())
+    if let Some(metrics) = listeners.metrics {
+        if let Ok(addr) = metrics.local_addr() {
+            tracing::info!("serving metrics on http://{addr}/metrics");
+        }
+        tokio::spawn(serve_metrics(metrics, tx.clone()));
+    }
+    tokio::spawn(accept_loop(listeners.client, tx, cfg.max_client_cnxns));
 }
 
 async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>, max_per_ip: usize) {
