@@ -3,12 +3,16 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/ports.rs"]
+mod ports;
 #[path = "../../../tests/wait.rs"]
 pub mod wait;
+
+pub use ports::free_port;
 pub mod wire;
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,22 +22,6 @@ pub struct BrokerProcess {
     data: tempfile::TempDir,
     pub port: u16,
     extra: Vec<(String, String)>,
-}
-
-/// A port for a test broker. Chosen below Linux's ephemeral range (32768+), so no
-/// client socket of a concurrently running test can be holding it, and never handed out
-/// twice by this process.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
-    loop {
-        let candidate = base + NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
-        let candidate = 20_000 + (candidate - 20_000) % 12_000;
-        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
-            return candidate;
-        }
-    }
 }
 
 impl BrokerProcess {
