@@ -81,6 +81,29 @@ impl Config {
         self.servers.is_empty()
     }
 
+    /// The ensemble's membership as ZooKeeper writes it into `/zookeeper/config`
+    /// (`QuorumMaj.toString`): a `server.N=host:quorumPort:electionPort:role` line per
+    /// member, then `version=` and the config's version in hex, 0 for a static one.
+    /// `None` for a standalone server, whose node stays empty.
+    pub fn membership_text(&self) -> Option<String> {
+        if self.is_standalone() {
+            return None;
+        }
+        let mut out = String::new();
+        for s in self.servers.values() {
+            let role = match s.role {
+                PeerRole::Participant => "participant",
+                PeerRole::Observer => "observer",
+            };
+            out.push_str(&format!(
+                "server.{}={}:{}:{}:{role}\n",
+                s.id, s.host, s.quorum_port, s.election_port
+            ));
+        }
+        out.push_str("version=0");
+        Some(out)
+    }
+
     pub fn client_addr(&self) -> SocketAddr {
         SocketAddr::new(
             self.client_port_address

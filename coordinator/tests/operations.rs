@@ -126,7 +126,9 @@ async fn four_letter_words_honour_the_whitelist_and_metrics_use_mntr_names() {
     let mntr = e.four_letter(0, "mntr");
     for line in [
         "zk_server_state\tstandalone",
-        "zk_znode_count\t5",
+        // ZooKeeper's count: the root twice ("" and "/"), /zookeeper, its quota and
+        // config nodes, /e and /p.
+        "zk_znode_count\t7",
         "zk_ephemerals_count\t1",
         "zk_watch_count\t1",
         "zk_num_alive_connections\t1",
@@ -135,7 +137,7 @@ async fn four_letter_words_honour_the_whitelist_and_metrics_use_mntr_names() {
     }
     let metrics = http_get(&format!("127.0.0.1:{port}"), "/metrics");
     assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
-    assert!(metrics.contains("zk_znode_count 5\n"), "{metrics}");
+    assert!(metrics.contains("zk_znode_count 7\n"), "{metrics}");
     assert!(metrics.contains("zk_server_state{state=\"standalone\"} 1"));
     assert!(e.four_letter(0, "conf").contains("tickTime=200\n"));
     let wchs = e.four_letter(0, "wchs");

@@ -206,6 +206,17 @@ async fn all(addr: &str) {
 async fn zookeeper_client_against_standalone() {
     let e = Ensemble::standalone("");
     all(&e.servers[0].addr()).await;
+    // As a standalone ZooKeeper: /zookeeper/config exists, empty, read-only.
+    let c = connect(&e.servers[0].addr()).await;
+    let (data, stat) = c.get_data("/zookeeper/config").await.unwrap();
+    assert_eq!((data.as_slice(), stat.version), (&b""[..], 0));
+    let mut children = c.list_children("/zookeeper").await.unwrap();
+    children.sort();
+    assert_eq!(children, ["config", "quota"]);
+    assert_eq!(
+        c.set_data("/zookeeper/config", b"x", None).await,
+        Err(zk::Error::NoAuth)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,6 +231,26 @@ async fn zookeeper_client_against_three_servers() {
         let c = connect(&e.servers[i].addr()).await;
         c.sync("/").await.unwrap();
         assert_eq!(c.get_data("/m1").await.unwrap().0, b"b", "server {}", i + 1);
+        // /zookeeper/config holds the membership as ZooKeeper 3.9 writes it for a static
+        // configuration (read off Apache ZooKeeper: one line per server with its role,
+        // then version=0; data version -1); nobody may write it.
+        let (data, stat) = c.get_data("/zookeeper/config").await.unwrap();
+        let text = String::from_utf8(data).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for (j, line) in lines[..3].iter().enumerate() {
+            let id = j + 1;
+            assert!(
+                line.starts_with(&format!("server.{id}=127.0.0.{id}:"))
+                    && line.ends_with(":participant"),
+                "{text}"
+            );
+        }
+        assert_eq!((lines[3], stat.version), ("version=0", -1));
+        assert_eq!(
+            c.set_data("/zookeeper/config", b"x", None).await,
+            Err(zk::Error::NoAuth)
+        );
     }
 }
 

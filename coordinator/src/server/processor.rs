@@ -171,9 +171,10 @@ fn now_ms() -> i64 {
 impl Processor {
     pub fn new(
         cfg: Arc<Config>,
-        tree: DataTree,
+        mut tree: DataTree,
         replication: mpsc::Sender<ToReplication>,
     ) -> Processor {
+        tree.set_config(cfg.membership_text().as_deref());
         let now = Instant::now();
         let sessions = tree
             .sessions
@@ -379,6 +380,7 @@ impl Processor {
             }
             FromReplication::Reset(tree) => {
                 self.tree = *tree;
+                self.tree.set_config(self.cfg.membership_text().as_deref());
                 self.special_inflight.clear();
                 self.since_snapshot = 0;
             }

@@ -2,7 +2,7 @@
 //! ephemerals go when it closes and how empty containers and expired TTL nodes go
 //! (without an ACL check: the server itself deletes them).
 
-use super::{DataTree, Outcome, Trigger, Undo, check_version, name_of, parent_of};
+use super::{CONFIG_NODE, DataTree, Outcome, Trigger, Undo, check_version, name_of, parent_of};
 use crate::acl;
 use crate::proto::{ErrorCode, Id, event, perms, validate_path};
 use crate::txn::Txn;
@@ -20,7 +20,8 @@ impl DataTree {
         undo: &mut Vec<Undo>,
     ) -> Result<Outcome, ErrorCode> {
         validate_path(path, false)?;
-        if path == "/" || path == "/zookeeper" || path == "/zookeeper/quota" {
+        if path == "/" || path == "/zookeeper" || path == "/zookeeper/quota" || path == CONFIG_NODE
+        {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;

@@ -20,7 +20,9 @@ use bytes::Bytes;
 
 use crate::acl;
 use crate::jute::{JuteError, Reader, Writer};
-use crate::proto::{Acl, ErrorCode, Id, Request, Stat, read_acls, validate_path, write_acls};
+use crate::proto::{
+    Acl, ErrorCode, Id, Request, Stat, perms, read_acls, validate_path, write_acls,
+};
 use crate::txn::{Txn, TxnBody};
 
 /// `ephemeralOwner` of a container node (`EphemeralType.CONTAINER`).
@@ -29,6 +31,8 @@ pub const CONTAINER_OWNER: i64 = i64::MIN;
 const TTL_MASK: i64 = 0xFF00_0000_0000_0000_u64 as i64;
 /// Largest TTL ZooKeeper accepts (`EphemeralType.MAX_TTL`).
 pub const MAX_TTL_MS: i64 = 0x00FF_FFFF_FFFF;
+/// The node holding the ensemble's membership, as ZooKeeper keeps it (`ZooDefs.CONFIG_NODE`).
+pub const CONFIG_NODE: &str = "/zookeeper/config";
 /// Bytes of a serialized snapshot gathered before they are handed on.
 pub const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 
@@ -147,6 +151,22 @@ fn name_of(path: &str) -> &str {
     &path[path.rfind('/').map_or(0, |i| i + 1)..]
 }
 
+/// [`CONFIG_NODE`] as ZooKeeper creates it: empty, readable by anyone, writable by no one.
+fn config_node() -> Node {
+    Node {
+        data: Some(Bytes::new()),
+        acl: vec![Acl {
+            perms: perms::READ,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }],
+        stat: Stat::default(),
+        children: BTreeSet::new(),
+    }
+}
+
 fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
     if expected == -1 || expected == actual {
         Ok(())
@@ -173,13 +193,35 @@ impl DataTree {
             children: children.iter().map(|s| s.to_string()).collect(),
         };
         t.nodes.insert("/".into(), empty(&["zookeeper"]));
-        t.nodes.insert("/zookeeper".into(), empty(&["quota"]));
+        t.nodes
+            .insert("/zookeeper".into(), empty(&["config", "quota"]));
         t.nodes.insert("/zookeeper/quota".into(), empty(&[]));
+        t.nodes.insert(CONFIG_NODE.into(), config_node());
         t
     }
 
+    /// Put the ensemble's membership into [`CONFIG_NODE`], as each ZooKeeper server does at
+    /// start from its own configuration (`initConfigInZKDatabase`: data version -1, mzxid
+    /// the config's version, 0 for a static one). A standalone server leaves it empty.
+    /// Also creates the node in a tree loaded from a snapshot taken before it existed.
+    pub fn set_config(&mut self, text: Option<&str>) {
+        if !self.nodes.contains_key(CONFIG_NODE) {
+            self.nodes.insert(CONFIG_NODE.into(), config_node());
+            if let Some(parent) = self.nodes.get_mut("/zookeeper") {
+                parent.children.insert("config".into());
+            }
+        }
+        if let (Some(text), Some(node)) = (text, self.nodes.get_mut(CONFIG_NODE)) {
+            node.data = Some(Bytes::copy_from_slice(text.as_bytes()));
+            node.stat.version = -1;
+            node.stat.mzxid = 0;
+        }
+    }
+
+    /// Znodes as ZooKeeper counts them (`zk_znode_count`, `srvr`'s node count): its tree
+    /// holds the root twice, under `""` and `"/"`, and counts both.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len() + 1
     }
 
     pub fn ephemeral_count(&self) -> usize {
