@@ -182,21 +182,20 @@ async fn two_members_share_partitions_then_offsets_are_reset_and_deleted() {
     // The admin view while both are members. The members can see their shares settle a
     // moment before the coordinator has dropped a member id an earlier join left behind,
     // so the view is waited for, not looked at once.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let offsets = loop {
-        let offsets = admin.describe_group_offsets(&group).await.unwrap();
-        let d = &offsets.description;
-        if d.state == "Stable" && d.members.len() == 2 {
-            break offsets;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the group did not settle on two members within a minute: state {}, {} members",
-            d.state,
-            d.members.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let offsets =
+        common::wait::eventually_async("the group to settle on two members", async || {
+            let offsets = admin
+                .describe_group_offsets(&group)
+                .await
+                .map_err(|e| e.to_string())?;
+            let d = &offsets.description;
+            if d.state == "Stable" && d.members.len() == 2 {
+                Ok(offsets)
+            } else {
+                Err(format!("state {}, {} members", d.state, d.members.len()))
+            }
+        })
+        .await;
     assert_eq!(offsets.description.state, "Stable");
     assert_eq!(offsets.description.protocol, "range");
     assert_eq!(offsets.description.members.len(), 2);

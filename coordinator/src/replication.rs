@@ -103,6 +103,7 @@ pub struct Replication {
     pub events: mpsc::Receiver<FromReplication>,
 }
 
+#[cfg(test)]
 impl Replication {
     /// Both ends of a replication contract with nothing behind it: the test plays
     /// replication through the returned ends.

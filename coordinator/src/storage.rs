@@ -20,7 +20,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::jute::{Reader, Writer};
+use crate::jute::Reader;
 use crate::tree::{DataTree, SnapshotView};
 use crate::txn::Txn;
 
@@ -337,29 +337,24 @@ fn read_nonzero_tail(path: &Path, end: u64, len: u64) -> io::Result<u64> {
 
 /// The body of a snapshot file, if its header and checksum hold.
 fn read_snapshot_body(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    if bytes.len() < 16 || &bytes[..4] != SNAP_MAGIC {
+    let mut file = File::open(path)?;
+    let mut header = [0u8; 16];
+    match file.read_exact(&mut header) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    if &header[..4] != SNAP_MAGIC {
         return Ok(None);
     }
-    let crc = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    let len = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-    if bytes.len() < 16 + len || crc32c::crc32c(&bytes[16..16 + len]) != crc {
+    let crc = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+    let len = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
+    // The body is read straight into its own buffer, never moved after.
+    let mut body = Vec::with_capacity(len.min(file.metadata()?.len()) as usize);
+    file.take(len).read_to_end(&mut body)?;
+    if body.len() as u64 != len || crc32c::crc32c(&body) != crc {
         return Ok(None);
     }
-    bytes.truncate(16 + len);
-    bytes.drain(..16);
-    Ok(Some(bytes))
-}
-
-/// Serialize a tree into memory (tests and tools; servers stream, see
-/// [`write_snapshot_view`]).
-pub fn snapshot_bytes(tree: &DataTree) -> (i64, bytes::Bytes) {
-    let view = tree.snapshot_view();
-    let zxid = view.last_zxid();
-    let mut w = Writer::new();
-    view.serialize(&mut w);
-    (zxid, w.buf.freeze())
+    Ok(Some(body))
 }
 
 /// Where the snapshot at `zxid` lives.
@@ -379,17 +374,14 @@ pub fn snapshot_body(path: &Path) -> io::Result<Vec<u8>> {
 
 /// Write `snapshot.<zxid>` durably from a body in memory (a leader's SNAP).
 pub fn write_snapshot(snap_dir: &Path, zxid: i64, body: &[u8]) -> io::Result<PathBuf> {
-    write_snapshot_with(snap_dir, zxid, &mut |sink| sink(body))
+    write_snapshot_with(snap_dir, zxid, |sink| sink(body))
 }
 
 /// Serialize a view of the tree straight into `snapshot.<zxid>`, durably: the costly part
 /// of a snapshot, done off the request path, and never whole in memory.
 pub fn write_snapshot_view(snap_dir: &Path, view: SnapshotView) -> io::Result<(i64, PathBuf)> {
     let zxid = view.last_zxid();
-    let mut view = Some(view);
-    let path = write_snapshot_with(snap_dir, zxid, &mut |sink| {
-        view.take().expect("written once").serialize_to(sink)
-    })?;
+    let path = write_snapshot_with(snap_dir, zxid, |sink| view.serialize_to(sink))?;
     Ok((zxid, path))
 }
 
@@ -402,7 +394,7 @@ type Sink<'a> = dyn FnMut(&[u8]) -> io::Result<()> + 'a;
 fn write_snapshot_with(
     snap_dir: &Path,
     zxid: i64,
-    produce: &mut dyn FnMut(&mut Sink) -> io::Result<()>,
+    produce: impl FnOnce(&mut Sink) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
     let sdir = version_dir(snap_dir);
     fs::create_dir_all(&sdir)?;
@@ -491,8 +483,16 @@ pub fn snapshot_count(snap_dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jute::Writer;
     use crate::proto::{Acl, CreateOp, Request};
     use crate::txn::TxnBody;
+
+    /// A tree serialized into memory, as a snapshot body.
+    fn snapshot_bytes(tree: &DataTree) -> (i64, bytes::Bytes) {
+        let mut w = Writer::new();
+        tree.serialize(&mut w);
+        (tree.last_zxid, w.buf.freeze())
+    }
 
     fn create(zxid: i64, path: &str) -> Txn {
         Txn {

@@ -41,30 +41,6 @@ const TICKS_PER_TICK_TIME: u64 = 10;
 /// Queued proposals and commit batches between the processor and the driver.
 const QUEUE: usize = 16 * 1024;
 
-fn status_of(zab: &Zab, standalone: bool) -> ReplicaStatus {
-    let role = zab.role();
-    ReplicaStatus {
-        mode: match role {
-            Role::Leading { .. } if standalone => "standalone",
-            Role::Looking => "looking",
-            Role::Following { .. } => "follower",
-            Role::Observing { .. } => "observer",
-            Role::Leading { .. } => "leader",
-        },
-        serving: zab.is_serving(),
-        leading: matches!(
-            role,
-            Role::Leading {
-                established: true,
-                ..
-            }
-        ),
-        followers: zab.followers(),
-        fsync_micros: 0,
-        fsync_count: 0,
-    }
-}
-
 /// The voters and observers of `cfg`; a standalone configuration (no `server.N` lines)
 /// is an ensemble of one voter, itself.
 fn members(cfg: &Config) -> (BTreeSet<ServerId>, BTreeSet<ServerId>) {
@@ -265,11 +241,11 @@ impl LogWriter {
                         self.log.truncate_after(zxid)?;
                     }
                     LogOp::Reset(snapshot) => {
-                        let snap = match &snapshot {
-                            Some(s) => Some((s.zxid, s.data.load()?)),
-                            None => None,
-                        };
-                        let snap = snap.as_ref().map(|(zxid, body)| (*zxid, &body[..]));
+                        let body = snapshot.as_ref().map(|s| s.data.load()).transpose()?;
+                        let snap = snapshot
+                            .as_ref()
+                            .zip(body.as_deref())
+                            .map(|(s, b)| (s.zxid, b));
                         self.log.reset_to_snapshot(&self.data_dir, snap)?;
                     }
                     LogOp::Roll => self.log.roll(),
@@ -405,10 +381,28 @@ impl Driver {
     }
 
     fn status(&self) -> ReplicaStatus {
-        let mut s = status_of(&self.zab, self.standalone);
-        s.fsync_micros = self.durable.1;
-        s.fsync_count = self.durable.2;
-        s
+        let zab = &self.zab;
+        let role = zab.role();
+        ReplicaStatus {
+            mode: match role {
+                Role::Leading { .. } if self.standalone => "standalone",
+                Role::Looking => "looking",
+                Role::Following { .. } => "follower",
+                Role::Observing { .. } => "observer",
+                Role::Leading { .. } => "leader",
+            },
+            serving: zab.is_serving(),
+            leading: matches!(
+                role,
+                Role::Leading {
+                    established: true,
+                    ..
+                }
+            ),
+            followers: zab.followers(),
+            fsync_micros: self.durable.1,
+            fsync_count: self.durable.2,
+        }
     }
 
     fn log_op(&self, op: LogOp) -> anyhow::Result<()> {

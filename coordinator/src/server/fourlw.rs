@@ -48,8 +48,8 @@ pub fn mntr_values(p: &Processor) -> Vec<(&'static str, String)> {
             p.tree.approximate_data_size().to_string(),
         ),
         ("zk_last_zxid", p.tree.last_zxid.to_string()),
-        ("zk_fsync_time_micros", st.fsync_micros_last.to_string()),
-        ("zk_fsync_count", st.fsync_count.to_string()),
+        ("zk_fsync_time_micros", p.fsyncs().0.to_string()),
+        ("zk_fsync_count", p.fsyncs().1.to_string()),
         ("zk_snapshot_count", st.snapshots.to_string()),
         ("zk_uptime", p.uptime().as_millis().to_string()),
     ];

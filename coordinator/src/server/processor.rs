@@ -134,8 +134,6 @@ pub struct Stats {
     pub latency_max_ms: u64,
     pub latency_total_ms: u64,
     pub latency_count: u64,
-    pub fsync_micros_last: u64,
-    pub fsync_count: u64,
     pub snapshots: u64,
 }
 
@@ -415,9 +413,6 @@ impl Processor {
     }
 
     fn role_changed(&mut self, status: ReplicaStatus) {
-        // Replication does the fsyncs.
-        self.stats.fsync_micros_last = status.fsync_micros;
-        self.stats.fsync_count = status.fsync_count;
         let was_serving = self.role.serving;
         let was_leading = self.role.leading;
         self.role = status;
@@ -887,6 +882,12 @@ impl Processor {
     /// `(synced, total)` followers when leading.
     pub(crate) fn synced_followers(&self) -> Option<(usize, usize)> {
         self.role.followers
+    }
+
+    /// The latest log fsync's duration in microseconds and how many there were;
+    /// replication does the fsyncs.
+    pub(crate) fn fsyncs(&self) -> (u64, u64) {
+        (self.role.fsync_micros, self.role.fsync_count)
     }
 
     pub(crate) fn config(&self) -> &Config {
