@@ -16,12 +16,18 @@
 //! the framing's magic is absent, as snappy-java falls back), LZ4 frames, zstd frames.
 
 use std::io::{self, Read};
+use std::ops::ControlFlow;
 
 use crate::batch::{RECORD_BATCH_OVERHEAD, RecordBatch};
 use crate::error::LogError;
 
 /// Most bytes a compacted topic's batch may decompress to.
 pub const MAX_DECOMPRESSED_BATCH_BYTES: u64 = 64 << 20;
+
+/// Most bytes a lookup inside a stored batch (ListOffsets by timestamp) decompresses: any
+/// topic's batches were accepted without looking inside, so this bounds the CPU one
+/// lookup may spend on a zip bomb; memory is bounded by streaming.
+pub const MAX_LOOKUP_DECOMPRESSED_BYTES: u64 = 1 << 30;
 
 /// Largest snappy block accepted: xerial's framing writes 32 KiB blocks; a raw (unframed)
 /// block is the whole batch.
@@ -36,8 +42,26 @@ pub struct RecordsScan {
     pub bytes: u64,
 }
 
+/// One record's place in its batch, as the walk meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordInfo {
+    pub offset_delta: i64,
+    pub timestamp_delta: i64,
+    pub keyed: bool,
+}
+
 /// Walk the records of `batch`, reading at most `max_bytes` of decompressed records.
 pub fn scan(batch: &RecordBatch, max_bytes: u64) -> Result<RecordsScan, LogError> {
+    visit(batch, max_bytes, |_| ControlFlow::Continue(()))
+}
+
+/// Walk the records of `batch` like [`scan`], handing each to `each` until it breaks; the
+/// count is checked only when the walk reaches the end.
+pub fn visit(
+    batch: &RecordBatch,
+    max_bytes: u64,
+    mut each: impl FnMut(RecordInfo) -> ControlFlow<()>,
+) -> Result<RecordsScan, LogError> {
     let body = &batch.as_bytes()[RECORD_BATCH_OVERHEAD..];
     let corrupt = |e: io::Error| LogError::CorruptRecord(format!("decoding record batch: {e}"));
     let inner: Box<dyn Read + '_> = match batch.compression() {
@@ -59,15 +83,15 @@ pub fn scan(batch: &RecordBatch, max_bytes: u64) -> Result<RecordsScan, LogError
     let mut out = RecordsScan::default();
     let too_large = || LogError::DecompressedTooLarge { max: max_bytes };
     for _ in 0..batch.records_count() {
-        let step = (|| -> io::Result<Option<bool>> {
+        let step = (|| -> io::Result<Option<RecordInfo>> {
             let Some(len) = read_varint(&mut r, true)? else {
                 return Ok(None);
             };
             let start = r.read;
             let mut attributes = [0u8; 1];
             r.read_exact(&mut attributes)?;
-            read_varint(&mut r, false)?; // timestamp delta
-            read_varint(&mut r, false)?; // offset delta
+            let timestamp_delta = read_varint(&mut r, false)?.unwrap_or(0);
+            let offset_delta = read_varint(&mut r, false)?.unwrap_or(0);
             let key_len = read_varint(&mut r, false)?.unwrap_or(-1);
             let consumed = r.read - start;
             let rest = u64::try_from(len)
@@ -79,16 +103,24 @@ pub fn scan(batch: &RecordBatch, max_bytes: u64) -> Result<RecordsScan, LogError
             if skipped != rest {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
             }
-            Ok(Some(key_len >= 0))
+            Ok(Some(RecordInfo {
+                offset_delta,
+                timestamp_delta,
+                keyed: key_len >= 0,
+            }))
         })();
         if r.read > max_bytes {
             return Err(too_large());
         }
         match step {
-            Ok(Some(keyed)) => {
+            Ok(Some(record)) => {
                 out.records += 1;
-                if !keyed {
+                if !record.keyed {
                     out.without_key += 1;
+                }
+                if each(record).is_break() {
+                    out.bytes = r.read;
+                    return Ok(out);
                 }
             }
             Ok(None) => break,

@@ -3,15 +3,16 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD, RecordBatch};
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::records;
 
 /// Suffix of the record data file.
 pub const LOG_FILE_SUFFIX: &str = ".log";
@@ -630,16 +631,28 @@ impl LogSegment {
             if batch.max_timestamp() < target || batch.last_offset() < starting_offset {
                 return Ok(Scan::Continue);
             }
-            let mut buf = Bytes::copy_from_slice(batch.as_bytes());
-            let set = RecordBatchDecoder::decode(&mut buf)
-                .map_err(|e| LogError::CorruptRecord(format!("decoding record batch: {e}")))?;
-            for record in set.records {
-                if record.timestamp >= target && record.offset >= starting_offset {
-                    found = Some((record.timestamp, record.offset));
-                    return Ok(Scan::Stop);
+            // Streamed: a stored batch may be a zip bomb (only compacted topics' batches
+            // are looked inside when they arrive).
+            records::visit(batch, records::MAX_LOOKUP_DECOMPRESSED_BYTES, |record| {
+                let timestamp = if batch.header().is_log_append_time() {
+                    batch.max_timestamp()
+                } else {
+                    batch
+                        .base_timestamp()
+                        .saturating_add(record.timestamp_delta)
+                };
+                let offset = batch.base_offset().saturating_add(record.offset_delta);
+                if timestamp >= target && offset >= starting_offset {
+                    found = Some((timestamp, offset));
+                    return ControlFlow::Break(());
                 }
-            }
-            Ok(Scan::Continue)
+                ControlFlow::Continue(())
+            })?;
+            Ok(if found.is_some() {
+                Scan::Stop
+            } else {
+                Scan::Continue
+            })
         })?;
         Ok(found)
     }

@@ -1,6 +1,7 @@
 //! A compressed batch that inflates far beyond its size (a "zip bomb") costs CPU, not
 //! memory: a compacted topic walks it through a streaming decompressor and refuses it
-//! once it passes 64 MiB. Its own test binary, so the process's peak RSS is this test's.
+//! once it passes 64 MiB; a lookup by timestamp inside a stored one streams it as well.
+//! Its own test binary, so the process's peak RSS is this test's.
 
 use std::io::Write;
 
@@ -96,6 +97,15 @@ fn a_zip_bomb_costs_cpu_not_memory() {
         "{refused:?}"
     );
     assert_eq!(log.log_end_offset(), 0, "nothing appended");
+    // Any other topic takes it without looking inside, as Kafka does; a ListOffsets by
+    // timestamp that has to look inside it then streams it too.
+    let mut log = Log::open(dir.path().join("d-0"), LogConfig::default(), true, 0, 0, 0).unwrap();
+    log.append_as_leader(&bytes, 0, 0).unwrap();
+    assert_eq!(
+        log.fetch_offset_by_timestamp(1_000).unwrap(),
+        Some((0, 1_000))
+    );
+    assert_eq!(log.fetch_offset_by_timestamp(1_001).unwrap(), None);
 
     let grew = peak_rss_kib().saturating_sub(before);
     assert!(
