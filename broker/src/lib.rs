@@ -29,7 +29,7 @@ pub mod protocol;
 pub mod replica;
 pub mod server;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -236,16 +236,22 @@ impl Broker {
         topic_log_config(&self.config.log, topic, &self.cached_topic_configs(topic))
     }
 
-    /// Fetches the overrides of topics this broker does not know yet (before their logs
-    /// are created by LeaderAndIsr).
-    pub(crate) async fn prefetch_topic_configs(&self, topics: impl Iterator<Item = &str>) {
+    /// Fetches the overrides of topics this broker does not know yet, and again of those
+    /// in `reread` (before their logs are created by LeaderAndIsr).
+    pub(crate) async fn prefetch_topic_configs<'a>(
+        &self,
+        topics: impl Iterator<Item = &'a str>,
+        reread: &BTreeSet<&str>,
+    ) {
         for topic in topics {
             let known = self
                 .topic_configs
                 .read()
                 .expect("topic configs lock")
                 .contains_key(topic);
-            if !known && let Err(e) = self.topic_overrides(topic).await {
+            if (!known || reread.contains(topic))
+                && let Err(e) = self.topic_overrides(topic).await
+            {
                 warn!(topic, error = %e.1, "cannot read topic configs; using broker defaults");
             }
         }
