@@ -14,6 +14,15 @@ use tracing::info;
 use uuid::Uuid;
 
 use crate::Broker;
+
+/// Most partitions one CreateTopics or CreatePartitions request may create, across its
+/// topics; beyond it the whole request fails with POLICY_VIOLATION, as Kafka's controller
+/// answers since KAFKA-17870 and KAFKA-19673. Without it one request asking for 2^31
+/// partitions would take the broker's memory while assigning them.
+pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
+
+/// Kafka's message for a request over [`MAX_PARTITIONS_PER_BATCH`].
+pub const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
 use crate::config::{apply_topic_config, validate_replication_topic_config};
 use crate::controller::assignment::{AssignmentError, Candidate, assign_replicas};
 use crate::metadata::{MetadataError, config_type, validate_topic_name};

@@ -46,6 +46,13 @@ pub struct Metrics {
     pub connections: AtomicU64,
     pub connections_total: AtomicU64,
     pub invalid_frames: AtomicU64,
+    /// Connections closed at accept: `max.connections.per.ip` reached for their address.
+    pub connections_refused_per_ip: AtomicU64,
+    /// Connections closed after `connections.max.idle.ms` without a whole request or
+    /// without taking a response.
+    pub connections_idle_closed: AtomicU64,
+    /// Request bytes held now (read, or being read, and not yet answered).
+    pub queued_request_bytes: AtomicU64,
     pub produce_errors: AtomicU64,
     pub storage_errors: AtomicU64,
     apis: Vec<ApiStats>,
@@ -60,6 +67,9 @@ impl Default for Metrics {
             connections: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             invalid_frames: AtomicU64::new(0),
+            connections_refused_per_ip: AtomicU64::new(0),
+            connections_idle_closed: AtomicU64::new(0),
+            queued_request_bytes: AtomicU64::new(0),
             produce_errors: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
             apis: (0..MAX_API_KEY).map(|_| ApiStats::new()).collect(),
@@ -135,6 +145,18 @@ impl Metrics {
         );
         counter(
             &mut out,
+            "strata_broker_connections_refused_per_ip_total",
+            "Connections closed at accept because their address had max.connections.per.ip open.",
+            &self.connections_refused_per_ip,
+        );
+        counter(
+            &mut out,
+            "strata_broker_connections_idle_closed_total",
+            "Connections closed after connections.max.idle.ms without a whole request, or without taking a response.",
+            &self.connections_idle_closed,
+        );
+        counter(
+            &mut out,
             "strata_broker_produce_errors_total",
             "Partition appends answered with an error.",
             &self.produce_errors,
@@ -149,6 +171,11 @@ impl Metrics {
             out,
             "# HELP strata_broker_open_connections Open client connections.\n# TYPE strata_broker_open_connections gauge\nstrata_broker_open_connections {}",
             self.connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_broker_queued_request_bytes Request bytes held (being read or not yet answered); bounded by queued.max.request.bytes.\n# TYPE strata_broker_queued_request_bytes gauge\nstrata_broker_queued_request_bytes {}",
+            self.queued_request_bytes.load(Ordering::Relaxed)
         );
 
         let _ = writeln!(

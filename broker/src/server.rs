@@ -2,22 +2,40 @@
 //!
 //! A connection permit is taken *before* accepting (mini-redis's `limit_connections`):
 //! with `max.connections` connections open the accept loops wait instead of accepting
-//! and closing. A connection reads 4-byte big-endian length-prefixed frames and answers
-//! them in order, one at a time, as Kafka does (it mutes a channel while a request is in
-//! flight), so responses can never be reordered. A frame larger than
+//! and closing. A client address with `max.connections.per.ip` open (or its override in
+//! `max.connections.per.ip.overrides`) has further connections closed at accept, as
+//! Kafka's `ConnectionQuotas` does.
+//!
+//! A connection reads 4-byte big-endian length-prefixed frames and answers them in order,
+//! one at a time, as Kafka does (it mutes a channel while a request is in flight), so
+//! responses can never be reordered and a client that pipelines requests without reading
+//! the answers holds one request and one response, no more. A frame larger than
 //! `socket.request.max.bytes`, a negative length, or a request that does not decode
 //! closes that connection with a logged reason; nothing else is affected.
+//!
+//! Memory follows what arrives, not what a length prefix claims: a frame's buffer grows
+//! as its bytes come in. With `queued.max.request.bytes` set, the bytes of all requests
+//! held at once are bounded: a connection takes its frame's size from that pool before
+//! reading the frame (at most the whole pool, so one large request still passes) and
+//! gives it back when the response is written; while the pool is empty, connections wait
+//! (Kafka mutes them likewise).
+//!
+//! `connections.max.idle.ms` bounds every wait on the client: for the next request to
+//! start, for a started request to arrive whole, and for a response to be taken. Kafka
+//! counts any byte as activity, so a client sending a byte a minute holds a connection
+//! forever there; here it is closed once its request has taken longer than the idle time.
 //!
 //! On shutdown the accept loops stop, every connection finishes the request it is
 //! working on and closes, and [`serve_all`] returns only when all of them have — so logs
 //! are never closed under a request (bounded by a drain timeout).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -36,6 +54,11 @@ pub async fn serve_all(
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = Arc::new(PerIpLimits::new(
+        broker.config.max_connections_per_ip,
+        &broker.config.max_connections_per_ip_overrides,
+    ));
+    let pool = broker.config.queued_max_request_bytes.map(RequestPool::new);
     // Each connection task holds a sender; when all are dropped, the drain is done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut loops = Vec::new();
@@ -47,7 +70,11 @@ pub async fn serve_all(
             broker.clone(),
             name,
             listener,
-            permits.clone(),
+            Limits {
+                connections: permits.clone(),
+                per_ip: per_ip.clone(),
+                pool: pool.clone(),
+            },
             shutdown.clone(),
             done_tx.clone(),
         )));
@@ -64,18 +91,25 @@ pub async fn serve_all(
     }
 }
 
+/// What every accept loop shares.
+struct Limits {
+    connections: Arc<Semaphore>,
+    per_ip: Arc<PerIpLimits>,
+    pool: Option<RequestPool>,
+}
+
 async fn accept_loop(
     broker: Arc<Broker>,
     listener_name: String,
     listener: TcpListener,
-    permits: Arc<Semaphore>,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
     let listener_name: Arc<str> = Arc::from(listener_name);
     loop {
         let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closed"),
+            permit = limits.connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
             _ = shutdown.changed() => return,
         };
         let accepted = tokio::select! {
@@ -94,8 +128,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(ip_permit) = limits.per_ip.acquire(peer.ip()) else {
+            broker
+                .metrics
+                .connections_refused_per_ip
+                .fetch_add(1, Ordering::Relaxed);
+            info!(%peer, "closing connection: max.connections.per.ip reached for this address");
+            drop(socket);
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let broker = broker.clone();
+        let pool = limits.pool.clone();
         let shutdown = shutdown.clone();
         let done = done.clone();
         let listener_name = listener_name.clone();
@@ -105,7 +149,16 @@ async fn accept_loop(
                 .metrics
                 .connections_total
                 .fetch_add(1, Ordering::Relaxed);
-            handle_connection(&broker, socket, peer, &listener_name, shutdown, permit).await;
+            handle_connection(
+                &broker,
+                socket,
+                peer,
+                &listener_name,
+                pool,
+                shutdown,
+                (permit, ip_permit),
+            )
+            .await;
             broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
             drop(done);
         });
@@ -117,17 +170,27 @@ async fn handle_connection(
     socket: TcpStream,
     peer: SocketAddr,
     listener: &str,
+    pool: Option<RequestPool>,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, IpPermit),
 ) {
     let (reader, mut writer) = socket.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let max = broker.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let idle_closed = || {
+        broker
+            .metrics
+            .connections_idle_closed
+            .fetch_add(1, Ordering::Relaxed);
+        debug!(%peer, "closing connection: idle beyond connections.max.idle.ms");
+    };
     loop {
         let size = tokio::select! {
-            size = reader.read_i32() => match size {
-                Ok(size) => size,
-                Err(_) => return, // closed by the client
+            size = tokio::time::timeout(idle, reader.read_i32()) => match size {
+                Ok(Ok(size)) => size,
+                Ok(Err(_)) => return, // closed by the client
+                Err(_) => return idle_closed(),
             },
             _ = shutdown.changed() => return,
         };
@@ -144,25 +207,29 @@ async fn handle_connection(
             );
             return;
         }
-        // Read into spare capacity rather than a zeroed buffer: produce requests are
-        // often around a megabyte.
         let size = size as usize;
-        let mut frame = BytesMut::with_capacity(size);
-        while frame.len() < size {
-            let want = size - frame.len();
-            let read = (&mut reader).take(want as u64).read_buf(&mut frame).await;
-            match read {
-                Ok(0) | Err(_) => {
-                    debug!(%peer, "connection closed mid-request");
-                    return;
-                }
-                Ok(_) => {}
+        let _share = match &pool {
+            None => None,
+            Some(pool) => tokio::select! {
+                share = pool.acquire(size) => Some(share),
+                _ = shutdown.changed() => return,
+            },
+        };
+        let _held = QueuedBytes::hold(&broker.metrics, size as u64);
+        let frame = match tokio::time::timeout(idle, read_frame(&mut reader, size)).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                debug!(%peer, "connection closed mid-request");
+                return;
             }
-        }
-        match api::handle_request(broker, frame.freeze(), peer, listener).await {
+            Err(_) => return idle_closed(),
+        };
+        match api::handle_request(broker, frame, peer, listener).await {
             Ok(Some(response)) => {
-                if writer.write_all(&response).await.is_err() {
-                    return;
+                match tokio::time::timeout(idle, writer.write_all(&response)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => return idle_closed(),
                 }
             }
             Ok(None) => {}
@@ -175,5 +242,150 @@ async fn handle_connection(
                 return;
             }
         }
+    }
+}
+
+/// A frame body of `size` bytes. The buffer grows with what arrives (doubling from 64
+/// KiB), so a length prefix that lies costs nothing until the bytes come. `None` when the
+/// connection ends first.
+async fn read_frame(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    size: usize,
+) -> Option<Bytes> {
+    const FIRST: usize = 64 * 1024;
+    let mut frame = BytesMut::with_capacity(size.min(FIRST));
+    while frame.len() < size {
+        let want = size - frame.len();
+        if frame.capacity() == frame.len() {
+            frame.reserve(frame.len().max(FIRST).min(want));
+        }
+        match (&mut *reader).take(want as u64).read_buf(&mut frame).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    Some(frame.freeze())
+}
+
+/// `max.connections.per.ip` and its overrides, and the connections open per address.
+struct PerIpLimits {
+    default: usize,
+    overrides: HashMap<IpAddr, usize>,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerIpLimits {
+    /// Host names in the overrides are resolved once, here, as Kafka resolves them when
+    /// the config is applied.
+    fn new(default: usize, overrides: &[(String, usize)]) -> PerIpLimits {
+        let mut resolved = HashMap::new();
+        for (host, limit) in overrides {
+            let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![ip],
+                Err(_) => match (host.as_str(), 0).to_socket_addrs() {
+                    Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+                    Err(e) => {
+                        warn!(%host, error = %e, "max.connections.per.ip.overrides: cannot resolve; ignored");
+                        Vec::new()
+                    }
+                },
+            };
+            for ip in ips {
+                resolved.insert(ip, *limit);
+            }
+        }
+        PerIpLimits {
+            default,
+            overrides: resolved,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
+        let limit = self.overrides.get(&ip).copied().unwrap_or(self.default);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= limit {
+            if *n == 0 {
+                open.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(IpPermit {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection counted against its address; released when dropped.
+struct IpPermit {
+    limits: Arc<PerIpLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for IpPermit {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// `queued.max.request.bytes`: the request bytes all connections may hold at once.
+#[derive(Clone)]
+struct RequestPool {
+    bytes: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl RequestPool {
+    fn new(bytes: u64) -> RequestPool {
+        let capacity = usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
+        RequestPool {
+            bytes: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    /// Waits for `size` bytes (at most the whole pool); they return when the permit drops.
+    async fn acquire(&self, size: usize) -> OwnedSemaphorePermit {
+        self.bytes
+            .clone()
+            .acquire_many_owned(size.min(self.capacity) as u32)
+            .await
+            .expect("the pool is never closed")
+    }
+}
+
+/// A request's bytes counted in `strata_broker_queued_request_bytes` until dropped (after
+/// its response is written).
+struct QueuedBytes<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    size: u64,
+}
+
+impl<'a> QueuedBytes<'a> {
+    fn hold(metrics: &'a crate::metrics::Metrics, size: u64) -> QueuedBytes<'a> {
+        metrics
+            .queued_request_bytes
+            .fetch_add(size, Ordering::Relaxed);
+        QueuedBytes { metrics, size }
+    }
+}
+
+impl Drop for QueuedBytes<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .queued_request_bytes
+            .fetch_sub(self.size, Ordering::Relaxed);
     }
 }

@@ -8,10 +8,11 @@ use std::net::TcpStream;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest,
-    MetadataResponse, TopicName,
+    ApiKey, ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use support::BrokerProcess;
@@ -210,6 +211,10 @@ fn invalid_topic_names_and_partition_counts_get_their_error_codes() {
             3,
             ResponseError::InvalidReplicationFactor,
         ),
+        // Kafka's limit of 10,000 partitions per request; 2^31-1 would take the
+        // broker's memory while being assigned.
+        ("huge", i32::MAX, 1, ResponseError::PolicyViolation),
+        ("over-the-limit", 10_001, 1, ResponseError::PolicyViolation),
     ] {
         let req = CreateTopicsRequest::default().with_topics(vec![
             CreatableTopic::default()
@@ -224,20 +229,42 @@ fn invalid_topic_names_and_partition_counts_get_their_error_codes() {
             "{name} carries a message"
         );
     }
+    healthy(&broker);
+    // CreatePartitions counts the partitions it adds, across the request.
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("grown")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let resp: CreateTopicsResponse = call(&mut connect(&broker), ApiKey::CreateTopics, 7, &req);
+    assert_eq!(resp.topics[0].error_code, 0);
+    let grow = |count: i32, validate_only: bool| -> i16 {
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_validate_only(validate_only)
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("grown")))
+                    .with_count(count),
+            ]);
+        let resp: CreatePartitionsResponse =
+            call(&mut connect(&broker), ApiKey::CreatePartitions, 3, &req);
+        resp.results[0].error_code
+    };
+    assert_eq!(grow(i32::MAX, false), ResponseError::PolicyViolation.code());
+    assert_eq!(grow(10_002, false), ResponseError::PolicyViolation.code());
+    assert_eq!(
+        grow(10_001, true),
+        0,
+        "10,000 new partitions are within the limit"
+    );
+    healthy(&broker);
 }
 
 #[test]
 fn unknown_config_key_stops_the_broker_with_the_key_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("server.properties");
-    std::fs::write(&path, "broker.id=0\nlog.retention.hourz=5\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata-broker"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = support::refused_config("broker.id=0\nlog.retention.hourz=5\n");
     assert!(stderr.contains("log.retention.hourz"), "{stderr}");
     assert!(stderr.contains(":2:"), "names the line: {stderr}");
 }

@@ -10,21 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::wait::eventually;
-use support::{BrokerProcess, free_port};
-
-fn scrape(port: u16) -> Result<String, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .map_err(|e| format!("write: {e}"))?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)
-        .map_err(|e| format!("read: {e}"))?;
-    if body.starts_with("HTTP/1.1 200 OK") {
-        Ok(body)
-    } else {
-        Err(body)
-    }
-}
+use support::{BrokerProcess, free_port, scrape};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_cover_traffic_logs_and_groups() {

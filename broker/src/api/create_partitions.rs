@@ -1,6 +1,7 @@
 //! CreatePartitions (v0–v3): grow a topic (its new partitions assigned as Kafka would, or
-//! as given); shrinking is refused with INVALID_PARTITIONS. Answered once the controller
-//! has elected the new partitions' leaders.
+//! as given); shrinking is refused with INVALID_PARTITIONS, more than
+//! [`MAX_PARTITIONS_PER_BATCH`] new partitions in one request with POLICY_VIOLATION, as
+//! Kafka does. Answered once the controller has elected the new partitions' leaders.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use super::{RequestContext, str_bytes};
 use crate::Broker;
+use crate::admin::{EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH};
 
 pub async fn handle(
     broker: &Broker,
@@ -17,6 +19,27 @@ pub async fn handle(
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let total: i64 = request
+        .topics
+        .iter()
+        .map(|t| {
+            let current = broker
+                .topic(t.name.0.as_str())
+                .map_or(0, |d| i64::from(d.partitions));
+            (i64::from(t.count) - current).max(0)
+        })
+        .sum();
+    if total > MAX_PARTITIONS_PER_BATCH {
+        for topic in request.topics {
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(topic.name)
+                    .with_error_code(ResponseError::PolicyViolation.code())
+                    .with_error_message(Some(str_bytes(EXCESSIVE_PARTITIONS))),
+            );
+        }
+        return CreatePartitionsResponse::default().with_results(results);
+    }
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());

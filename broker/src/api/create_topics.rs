@@ -1,6 +1,7 @@
 //! CreateTopics (v2–v7): validated and written to the metadata store by this broker,
 //! answered once the controller has elected the new partitions' leaders (or the
-//! request's timeout passed).
+//! request's timeout passed). A request for more than
+//! [`MAX_PARTITIONS_PER_BATCH`] partitions in all is refused whole, as Kafka does.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 
 use super::{RequestContext, str_bytes};
-use crate::admin::NewTopic;
+use crate::admin::{EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH, NewTopic};
 use crate::config::{TOPIC_CONFIG_KEYS, topic_config_value};
 use crate::{Broker, topic_log_config};
 
@@ -24,6 +25,28 @@ pub async fn handle(
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
+    let total: i64 = request
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(broker.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (assigned, _) => assigned as i64,
+        })
+        .sum();
+    if total > MAX_PARTITIONS_PER_BATCH {
+        for topic in request.topics {
+            results.push(
+                CreatableTopicResult::default()
+                    .with_name(topic.name)
+                    .with_error_code(ResponseError::PolicyViolation.code())
+                    .with_error_message(Some(str_bytes(EXCESSIVE_PARTITIONS)))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+        }
+        return CreateTopicsResponse::default().with_topics(results);
+    }
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(topic.name.clone());

@@ -110,6 +110,19 @@ pub struct KafkaConfig {
     pub socket_request_max_bytes: usize,
     /// `max.connections`: connections beyond this are closed at accept.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: a client address's connections beyond this are closed
+    /// at accept.
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `host:count` pairs (an IP address or a host
+    /// name, resolved at start).
+    pub max_connections_per_ip_overrides: Vec<(String, usize)>,
+    /// `connections.max.idle.ms`: a connection that neither sends a whole request nor
+    /// takes a response for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `queued.max.request.bytes`: request bytes the broker holds at once across all
+    /// connections, or `None` (Kafka's -1) for no bound. A connection whose request does
+    /// not fit waits before reading it.
+    pub queued_max_request_bytes: Option<u64>,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
     /// `metrics.port`: the Prometheus `/metrics` HTTP port (0 disables it).
@@ -220,6 +233,10 @@ impl Default for KafkaConfig {
             auto_create_topics_enable: true,
             socket_request_max_bytes: 104_857_600,
             max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: Vec::new(),
+            connections_max_idle_ms: 600_000,
+            queued_max_request_bytes: None,
             log_retention_check_interval_ms: 300_000,
             metrics_port: 9404,
             metrics_host: None,
@@ -313,6 +330,31 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigEr
             value: value.to_string(),
             reason: "not a valid number".to_string(),
         })
+}
+
+/// `host:count,host:count`, as Kafka's `max.connections.per.ip.overrides`.
+fn parse_connection_overrides(key: &str, value: &str) -> Result<Vec<(String, usize)>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item
+            .rsplit_once(':')
+            .and_then(|(host, n)| Some((host.trim(), n.trim().parse::<usize>().ok()?)))
+            .filter(|(host, _)| !host.is_empty());
+        let Some((host, n)) = parsed else {
+            return Err(ConfigError::InvalidValue {
+                key: key.to_string(),
+                value: value.to_string(),
+                reason: format!("'{item}' is not host:count"),
+            });
+        };
+        out.push((
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            n,
+        ));
+    }
+    Ok(out)
 }
 
 fn parse_at_least<T>(key: &str, value: &str, min: T) -> Result<T, ConfigError>
@@ -488,6 +530,11 @@ impl KafkaConfig {
             path: path.display().to_string(),
             source,
         })?;
+        KafkaConfig::parse(&text, path)
+    }
+
+    /// Parses the text of a `server.properties`; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<KafkaConfig, ConfigError> {
         let mut config = KafkaConfig::default();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
@@ -558,6 +605,23 @@ impl KafkaConfig {
                 self.socket_request_max_bytes = parse_at_least(key, value, 1024)?
             }
             "max.connections" => self.max_connections = parse_at_least(key, value, 1)?,
+            "max.connections.per.ip" => {
+                self.max_connections_per_ip = parse_at_least(key, value, 0)?
+            }
+            "max.connections.per.ip.overrides" => {
+                self.max_connections_per_ip_overrides = parse_connection_overrides(key, value)?
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms = parse_at_least(key, value, 1)?
+            }
+            "queued.max.request.bytes" => {
+                let v: i64 = parse_num(key, value)?;
+                self.queued_max_request_bytes = match v {
+                    -1 => None,
+                    v if v > 0 => Some(v as u64),
+                    _ => return Err(invalid("must be -1 (no bound) or positive")),
+                }
+            }
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_at_least(key, value, 1)?
             }
@@ -729,6 +793,13 @@ impl KafkaConfig {
 
     /// Cross-key checks that cannot be made one key at a time.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections_per_ip == 0 && self.max_connections_per_ip_overrides.is_empty() {
+            return Err(ConfigError::InvalidValue {
+                key: "max.connections.per.ip".into(),
+                value: "0".into(),
+                reason: "can be 0 only with max.connections.per.ip.overrides".into(),
+            });
+        }
         if let Some(advertised) = &self.advertised_listeners {
             for endpoint in advertised {
                 if !self
@@ -911,6 +982,23 @@ impl KafkaConfig {
             (
                 "socket.request.max.bytes".to_string(),
                 self.socket_request_max_bytes.to_string(),
+            ),
+            (
+                "max.connections".to_string(),
+                self.max_connections.to_string(),
+            ),
+            (
+                "max.connections.per.ip".to_string(),
+                self.max_connections_per_ip.to_string(),
+            ),
+            (
+                "connections.max.idle.ms".to_string(),
+                self.connections_max_idle_ms.to_string(),
+            ),
+            (
+                "queued.max.request.bytes".to_string(),
+                self.queued_max_request_bytes
+                    .map_or("-1".to_string(), |b| b.to_string()),
             ),
             (
                 "log.retention.check.interval.ms".to_string(),

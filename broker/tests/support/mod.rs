@@ -11,7 +11,7 @@ pub mod wait;
 pub use ports::free_port;
 pub mod wire;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -169,4 +169,43 @@ impl Drop for BrokerProcess {
         }
         self.kill();
     }
+}
+
+/// `GET /metrics` from a broker's metrics port: the whole HTTP response, or why not.
+pub fn scrape(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)
+        .map_err(|e| format!("read: {e}"))?;
+    if body.starts_with("HTTP/1.1 200 OK") {
+        Ok(body)
+    } else {
+        Err(body)
+    }
+}
+
+/// The value of an unlabelled sample in `/metrics`.
+pub fn metric(port: u16, name: &str) -> Result<u64, String> {
+    let body = scrape(port)?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("{name} not in /metrics"))
+}
+
+/// Runs the broker on a `server.properties` of `text` and expects it to refuse to start;
+/// returns what it printed on stderr.
+pub fn refused_config(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.properties");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_strata-broker"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the broker started with:\n{text}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }

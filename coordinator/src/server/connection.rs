@@ -16,6 +16,10 @@ use crate::server::processor::{ConnectRequest, Event, OUTGOING_QUEUE, Outgoing};
 pub const MAX_BUFFER: usize = 0xfffff;
 /// Frames beyond this are not even read through; the connection is closed.
 const HARD_LIMIT: usize = 64 * 1024 * 1024;
+/// How long a new connection has to send its ConnectRequest (or a four-letter word):
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`. Past it the connection is closed,
+/// so connections that never speak cannot pile up.
+pub const SESSIONLESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn serve(
     stream: TcpStream,
@@ -27,7 +31,12 @@ pub async fn serve(
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut first = [0u8; 4];
-    reader.read_exact(&mut first).await?;
+    let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut first)).await
+    else {
+        tracing::debug!(%remote, "no ConnectRequest within the sessionless timeout; closing");
+        return Ok(());
+    };
+    read?;
     if let Some(word) = fourlw::is_four_letter_word(&first) {
         let (tx, rx) = oneshot::channel();
         let _ = events
@@ -47,7 +56,12 @@ pub async fn serve(
         return Ok(());
     }
     let mut body = vec![0u8; len as usize];
-    reader.read_exact(&mut body).await?;
+    let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut body)).await
+    else {
+        tracing::debug!(%remote, "ConnectRequest not whole within the sessionless timeout; closing");
+        return Ok(());
+    };
+    read?;
     let req = match parse_connect(&body) {
         Ok(r) => r,
         Err(_) => return Ok(()),
@@ -72,7 +86,7 @@ pub async fn serve(
     Ok(())
 }
 
-fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteError> {
+pub fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteError> {
     let mut r = Reader::new(body);
     let _protocol_version = r.read_i32()?;
     let last_zxid_seen = r.read_i64()?;
