@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::jute::Reader;
 use crate::proto::{ErrorCode, Request, op};
 use crate::server::fourlw;
-use crate::server::processor::{ConnectRequest, Event, OUTGOING_QUEUE, Outgoing};
+use crate::server::processor::{ConnectRequest, Event};
+use crate::server::reply::{self, Outgoing, ReplyReceiver};
 
 /// `jute.maxbuffer`: the largest request ZooKeeper accepts (1 MiB - 1).
 pub const MAX_BUFFER: usize = 0xfffff;
@@ -66,7 +67,7 @@ pub async fn serve(
         Ok(r) => r,
         Err(_) => return Ok(()),
     };
-    let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
+    let (tx, rx) = reply::queue();
     if events
         .send(Event::Connect {
             conn,
@@ -101,29 +102,38 @@ pub fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteErr
     })
 }
 
-async fn write_loop(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: ReplyReceiver) {
     let mut w = BufWriter::with_capacity(64 * 1024, write_half);
-    while let Some(out) = rx.recv().await {
-        let mut next = Some(out);
-        // Write everything already queued, then flush once.
-        while let Some(item) = next {
-            match item {
-                Outgoing::Frame(f) => {
-                    if w.write_all(&f).await.is_err() {
+    let abort = rx.abort_signal();
+    let written = async {
+        loop {
+            let Some(out) = rx.recv().await else { return };
+            let mut next = Some(out);
+            // Write everything already queued, then flush once.
+            while let Some(item) = next {
+                match item {
+                    Outgoing::Frame(f) => {
+                        if w.write_all(&f).await.is_err() {
+                            return;
+                        }
+                    }
+                    Outgoing::Close => {
+                        let _ = w.flush().await;
+                        let _ = w.shutdown().await;
                         return;
                     }
                 }
-                Outgoing::Close => {
-                    let _ = w.flush().await;
-                    let _ = w.shutdown().await;
-                    return;
-                }
+                next = rx.try_recv();
             }
-            next = rx.try_recv().ok();
+            if w.flush().await.is_err() {
+                return;
+            }
         }
-        if w.flush().await.is_err() {
-            return;
-        }
+    };
+    // A writer blocked on a client that does not read stops when the processor gives up.
+    tokio::select! {
+        _ = written => {}
+        _ = abort.wait() => {}
     }
 }
 

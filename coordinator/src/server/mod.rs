@@ -5,6 +5,7 @@ pub mod connection;
 pub mod fourlw;
 pub mod ops;
 pub mod processor;
+pub mod reply;
 pub mod response;
 
 use std::collections::HashMap;

@@ -35,20 +35,12 @@ use crate::proto::{ErrorCode, Id, Request};
 use crate::replication::{FromReplication, ProposalId, ReplicaStatus, ToReplication};
 use crate::server::fourlw;
 use crate::server::ops;
+use crate::server::reply::{Outgoing, ReplySender};
 use crate::server::response;
 use crate::storage;
 use crate::tree::DataTree;
 use crate::txn::{Txn, TxnBody};
 use crate::watch::WatchManager;
-
-/// Frames queued to one client before it counts as too slow and is disconnected.
-pub const OUTGOING_QUEUE: usize = 8192;
-
-pub enum Outgoing {
-    Frame(BytesMut),
-    /// Flush and close the connection.
-    Close,
-}
 
 /// The client's `ConnectRequest`.
 #[derive(Debug, Clone)]
@@ -63,7 +55,7 @@ pub enum Event {
     Connect {
         conn: u64,
         remote: SocketAddr,
-        tx: mpsc::Sender<Outgoing>,
+        tx: ReplySender,
         req: ConnectRequest,
     },
     Request {
@@ -107,7 +99,7 @@ enum Pending {
 }
 
 struct Connection {
-    tx: mpsc::Sender<Outgoing>,
+    tx: ReplySender,
     remote: SocketAddr,
     session: Option<i64>,
     received: u64,
@@ -324,6 +316,7 @@ impl Processor {
         self.stats.packets_sent += 1;
         if c.tx.try_send(Outgoing::Frame(frame)).is_err() {
             tracing::warn!(conn, "client too slow or gone; closing its connection");
+            c.tx.abort();
             self.drop_conn(conn);
         }
     }
@@ -437,13 +430,7 @@ impl Processor {
         }
     }
 
-    fn connect(
-        &mut self,
-        conn: u64,
-        remote: SocketAddr,
-        tx: mpsc::Sender<Outgoing>,
-        req: ConnectRequest,
-    ) {
+    fn connect(&mut self, conn: u64, remote: SocketAddr, tx: ReplySender, req: ConnectRequest) {
         self.conns.insert(
             conn,
             Connection {
@@ -950,7 +937,7 @@ mod tests {
 
     struct Conn {
         id: u64,
-        out: mpsc::Receiver<Outgoing>,
+        out: crate::server::reply::ReplyReceiver,
     }
 
     /// What a connection received next: a reply header, or the close.
@@ -1002,12 +989,7 @@ mod tests {
             .await;
         }
 
-        fn connect_event(
-            id: u64,
-            tx: mpsc::Sender<Outgoing>,
-            session: i64,
-            password: Vec<u8>,
-        ) -> Event {
+        fn connect_event(id: u64, tx: ReplySender, session: i64, password: Vec<u8>) -> Event {
             Event::Connect {
                 conn: id,
                 remote: "127.0.0.1:5000".parse().unwrap(),
@@ -1050,7 +1032,7 @@ mod tests {
             id: u64,
             session: Option<(i64, Vec<u8>)>,
         ) -> (Conn, i64, Vec<u8>) {
-            let (tx, out) = mpsc::channel(64);
+            let (tx, out) = crate::server::reply::queue();
             let (session_id, password) = session.clone().unwrap_or((0, vec![0; 16]));
             self.send(Member::connect_event(id, tx, session_id, password))
                 .await;
@@ -1236,7 +1218,7 @@ mod tests {
     async fn no_connection_is_served_while_there_is_no_quorum() {
         let mut m = Member::start();
         // Looking: a client is turned away rather than answered from a stale tree.
-        let (tx, mut out) = mpsc::channel(8);
+        let (tx, mut out) = crate::server::reply::queue();
         m.send(Member::connect_event(1, tx, 0, vec![0; 16])).await;
         assert!(matches!(
             tokio::time::timeout(WAIT, out.recv()).await,
