@@ -6,6 +6,7 @@
 #   make e2e     the operator on a single-node Kubernetes that runs pods (part of make test)
 #   make image   the one image (all binaries), built without a registry or container engine
 #   make bench   Strata side by side with Apache Kafka / ZooKeeper on this machine
+#   make fuzz    coverage-guided fuzzing of every decoder, FUZZ_SECONDS (60) per target
 #
 # Heavy downloads and builds live outside the clone so repeated runs stay fast.
 
@@ -19,7 +20,7 @@ RELEASE_BIN := $(CARGO_TARGET_DIR)/release
 export STRATA_BIN_DIR := $(DEBUG_BIN)
 export STRATA_COORDINATOR_BIN := $(DEBUG_BIN)/strata-coordinator
 
-.PHONY: run cluster build release test setup lint test-rust test-python test-clients test-zk-java test-kube e2e bench clean
+.PHONY: run cluster build release test setup lint test-rust test-python test-clients test-zk-java test-kube e2e bench fuzz clean
 
 run: release
 	@mkdir -p data
@@ -86,6 +87,10 @@ test: setup lint test-rust test-python test-clients test-kube
 
 bench: release
 	bash bench/run.sh
+
+# Corpora and past crashes are replayed by `make test` (fuzz/tests/corpus.rs); this explores.
+fuzz:
+	bash fuzz/run.sh
 
 clean:
 	cargo clean
