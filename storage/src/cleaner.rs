@@ -27,6 +27,11 @@
 //!    files are deleted (the originals are intact), a `.swap` replaces its original, and
 //!    `.deleted` files are removed. Indexes of a swapped-in segment are rebuilt from it.
 //!
+//! A batch whose records inflate beyond 64 MiB (`records::MAX_DECOMPRESSED_BATCH_BYTES`;
+//! a producer's is refused, but a topic may hold one from before it was compacted, or
+//! from its leader) is kept whole and its keys supersede nothing: decoding it would hold
+//! all of it in memory.
+//!
 //! Segments that end up empty are deleted (except the first, which anchors the log start
 //! offset); reads skip the gap. Reads copy their bytes out under the partition's lock, so
 //! no reader ever holds a view into a file being replaced.
@@ -47,8 +52,10 @@ use kafka_protocol::records::{
     Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 
+use crate::batch::RecordBatch;
 use crate::error::LogError;
 use crate::log::{CLEANED_FILE_SUFFIX, DELETED_FILE_SUFFIX, Log, SWAP_FILE_SUFFIX};
+use crate::records;
 use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path};
 
 /// What one call to [`Log::clean`] did.
@@ -83,6 +90,31 @@ fn decode(batch: &[u8]) -> Result<kafka_protocol::records::RecordSet, LogError> 
     let mut bytes = Bytes::copy_from_slice(batch);
     RecordBatchDecoder::decode(&mut bytes)
         .map_err(|e| LogError::CorruptRecord(format!("decoding record batch: {e}")))
+}
+
+/// `batch` decoded in memory, or `None` when its records inflate beyond
+/// [`records::MAX_DECOMPRESSED_BATCH_BYTES`]. A compacted topic refuses such a batch from
+/// a producer, but may hold one all the same: written before `cleanup.policy` became
+/// `compact`, or copied from a leader. The cleaner keeps it whole, and its keys do not
+/// supersede older records: less compaction, never a broker holding gigabytes.
+fn decode_bounded(
+    batch: &RecordBatch<'_>,
+) -> Result<Option<kafka_protocol::records::RecordSet>, LogError> {
+    if batch.compression() != 0 {
+        match records::scan(batch, records::MAX_DECOMPRESSED_BATCH_BYTES) {
+            Ok(_) => {}
+            Err(LogError::DecompressedTooLarge { max }) => {
+                tracing::warn!(
+                    base_offset = batch.base_offset(),
+                    max,
+                    "a batch inflates beyond the cleaner's bound; kept whole, not compacted"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    decode(batch.as_bytes()).map(Some)
 }
 
 impl Log {
@@ -142,7 +174,10 @@ impl Log {
                 if batch.last_offset() < first_dirty || batch.is_control() {
                     return Ok(Scan::Continue);
                 }
-                for record in decode(batch.as_bytes())?.records {
+                let Some(set) = decode_bounded(batch)? else {
+                    return Ok(Scan::Continue);
+                };
+                for record in set.records {
                     if let Some(key) = record.key
                         && record.offset >= first_dirty
                     {
@@ -204,7 +239,10 @@ impl Log {
                 output.extend_from_slice(batch.as_bytes());
                 return Ok(Scan::Continue);
             }
-            let set = decode(batch.as_bytes())?;
+            let Some(set) = decode_bounded(batch)? else {
+                output.extend_from_slice(batch.as_bytes());
+                return Ok(Scan::Continue);
+            };
             let total = set.records.len();
             let mut kept: Vec<Record> = Vec::with_capacity(total);
             for record in set.records {

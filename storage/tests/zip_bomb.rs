@@ -1,6 +1,7 @@
 //! A compressed batch that inflates far beyond its size (a "zip bomb") costs CPU, not
 //! memory: a compacted topic walks it through a streaming decompressor and refuses it
-//! once it passes 64 MiB; a lookup by timestamp inside a stored one streams it as well.
+//! once it passes 64 MiB; a lookup by timestamp inside a stored one streams it as well, and
+//! the cleaner keeps one a topic held before it was compacted whole.
 //! Its own test binary, so the process's peak RSS is this test's.
 
 use std::io::Write;
@@ -106,6 +107,32 @@ fn a_zip_bomb_costs_cpu_not_memory() {
         Some((0, 1_000))
     );
     assert_eq!(log.fetch_offset_by_timestamp(1_001).unwrap(), None);
+    // A topic that held it before cleanup.policy became compact: the cleaner keeps the
+    // batch whole instead of inflating it (the same key written after it would otherwise
+    // supersede it).
+    let segment_bytes = (bytes.len() + 64) as u64;
+    let delete = LogConfig {
+        segment_bytes,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path().join("e-0"), delete, true, 0, 0, 0).unwrap();
+    log.append_as_leader(&bytes, 0, 0).unwrap();
+    for _ in 0..2 {
+        // Same key, one byte: the first rolls the bomb's segment, so it can be cleaned.
+        log.append_as_leader(&bomb(1), 0, 0).unwrap();
+    }
+    log.update_high_watermark(log.log_end_offset());
+    log.update_config(LogConfig {
+        segment_bytes,
+        cleanup_policy: CleanupPolicy::Compact,
+        ..LogConfig::default()
+    });
+    log.clean(2_000, true).unwrap();
+    assert_eq!(
+        log.fetch_offset_by_timestamp(1_000).unwrap(),
+        Some((0, 1_000)),
+        "the bomb's batch is still at offset 0"
+    );
 
     let grew = peak_rss_kib().saturating_sub(before);
     assert!(
