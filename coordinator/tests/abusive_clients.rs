@@ -47,7 +47,7 @@ fn read_to_close(s: &mut TcpStream, limit: Duration) -> Option<usize> {
 
 #[test]
 fn a_connection_that_never_sends_its_connect_request_is_closed() {
-    let zk = Ensemble::standalone("");
+    let zk = Ensemble::standalone("4lw.commands.whitelist=*");
     let addr = zk.servers[0].addr();
     eventually("the server accepting clients", || {
         TcpStream::connect(&addr).map_err(|e| e.to_string())
@@ -63,11 +63,25 @@ fn a_connection_that_never_sends_its_connect_request_is_closed() {
         "not before the sessionless timeout: {:?}",
         started.elapsed()
     );
+    eventually("the expiry counted in mntr", || {
+        match mntr(&zk, "zk_sessionless_connections_expired")? {
+            0 => Err("0".to_string()),
+            n => Ok(n),
+        }
+    });
+}
+
+/// A counter of `mntr`; `Err` until it is there.
+fn mntr(zk: &Ensemble, key: &str) -> Result<u64, String> {
+    let text = zk.four_letter(0, "mntr");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+        .ok_or_else(|| format!("{key} not in mntr:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_disconnected_at_64_mib_of_replies() {
-    let zk = Ensemble::standalone("");
+    let zk = Ensemble::standalone("4lw.commands.whitelist=*");
     let addr = zk.servers[0].addr();
     let client = support::wait::eventually_async("a session", async || {
         Client::connect(&addr, 10_000)
@@ -128,6 +142,7 @@ async fn a_client_that_never_reads_is_disconnected_at_64_mib_of_replies() {
         peak < 200 * 1024,
         "the server's peak RSS reached {peak} KiB holding replies for one client"
     );
+    assert!(mntr(&zk, "zk_slow_connections_dropped").unwrap() >= 1);
     // Everyone else is served throughout.
     let (data, _) = client.get("/big").await.unwrap();
     assert_eq!(data.len(), 1_000_000);

@@ -23,7 +23,7 @@ from kazoo.client import KazooClient
 
 from strata_broker import Broker
 from waiting import wait_for
-from zk_support import Ensemble
+from zk_support import Ensemble, four_letter
 
 HOSTILE = "127.0.0.2"
 BROKER_RSS_MIB = 512
@@ -320,6 +320,12 @@ def test_ordinary_clients_are_served_while_a_hostile_host_attacks(tmp_path):
         invalid = metric(metrics_port, "strata_broker_invalid_requests_total")
         print(f"broker cut off: {refused:.0f} over the per-IP limit, {idle:.0f} idle, {invalid:.0f} invalid")
         assert refused > 0 and idle > 0 and invalid > 0
+        mntr = dict(line.split("\t", 1) for line in four_letter("127.0.0.1", zk.client_port, "mntr").splitlines()
+                    if "\t" in line)
+        print("coordinator cut off: " + ", ".join(
+            f"{k} {mntr.get(k)}" for k in ("zk_connection_rejected", "zk_slow_connections_dropped")))
+        assert int(mntr["zk_connection_rejected"]) > 0, mntr
+        assert int(mntr["zk_slow_connections_dropped"]) > 0, mntr
         wait_for(lambda: metric(metrics_port, "strata_broker_queued_request_bytes") == 0,
                  what="no request bytes held once the attacks stopped")
     except BaseException:

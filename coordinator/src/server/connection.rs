@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::jute::Reader;
 use crate::proto::{ErrorCode, Request, op};
 use crate::server::fourlw;
-use crate::server::processor::{ConnectRequest, Event};
+use crate::server::processor::{ConnectRequest, Event, Refusal};
 use crate::server::reply::{self, Outgoing, ReplyReceiver};
 
 /// `jute.maxbuffer`: the largest request ZooKeeper accepts (1 MiB - 1).
@@ -35,6 +35,7 @@ pub async fn serve(
     let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut first)).await
     else {
         tracing::debug!(%remote, "no ConnectRequest within the sessionless timeout; closing");
+        let _ = events.try_send(Event::Refused(Refusal::Sessionless));
         return Ok(());
     };
     read?;
@@ -60,6 +61,7 @@ pub async fn serve(
     let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut body)).await
     else {
         tracing::debug!(%remote, "ConnectRequest not whole within the sessionless timeout; closing");
+        let _ = events.try_send(Event::Refused(Refusal::Sessionless));
         return Ok(());
     };
     read?;

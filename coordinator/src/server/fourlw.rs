@@ -51,6 +51,15 @@ pub fn mntr_values(p: &Processor) -> Vec<(&'static str, String)> {
         ("zk_fsync_time_micros", p.fsyncs().0.to_string()),
         ("zk_fsync_count", p.fsyncs().1.to_string()),
         ("zk_snapshot_count", st.snapshots.to_string()),
+        (
+            "zk_connection_rejected",
+            st.connections_rejected.to_string(),
+        ),
+        (
+            "zk_sessionless_connections_expired",
+            st.sessionless_expired.to_string(),
+        ),
+        ("zk_slow_connections_dropped", st.slow_dropped.to_string()),
         ("zk_uptime", p.uptime().as_millis().to_string()),
     ];
     if let Some((synced, total)) = p.synced_followers() {

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use processor::{Event, Processor};
+use processor::{Event, Processor, Refusal};
 
 /// Requests queued towards the processor before connections wait (backpressure).
 pub const EVENT_QUEUE: usize = 16 * 1024;
@@ -98,6 +98,7 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>, max_per
             let n = m.entry(remote.ip()).or_default();
             if max_per_ip != 0 && *n >= max_per_ip {
                 tracing::warn!(%remote, "too many connections from this address (maxClientCnxns)");
+                let _ = events.try_send(Event::Refused(Refusal::TooManyFromAddress));
                 continue;
             }
             *n += 1;

@@ -81,6 +81,17 @@ pub enum Event {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    /// A connection was closed by a limit before it had a session, counted for `mntr`.
+    Refused(Refusal),
+}
+
+/// Why a connection was closed before it had a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address already had `maxClientCnxns` connections.
+    TooManyFromAddress,
+    /// No ConnectRequest within the sessionless timeout.
+    Sessionless,
 }
 
 /// What a session waits for, in order.
@@ -127,6 +138,12 @@ pub struct Stats {
     pub latency_total_ms: u64,
     pub latency_count: u64,
     pub snapshots: u64,
+    /// ZooKeeper's `connection_rejected`: over `maxClientCnxns`.
+    pub connections_rejected: u64,
+    /// ZooKeeper's `sessionless_connections_expired`.
+    pub sessionless_expired: u64,
+    /// Connections dropped because their replies passed the reply queue's bound.
+    pub slow_dropped: u64,
 }
 
 pub struct Processor {
@@ -317,6 +334,7 @@ impl Processor {
         if c.tx.try_send(Outgoing::Frame(frame)).is_err() {
             tracing::warn!(conn, "client too slow or gone; closing its connection");
             c.tx.abort();
+            self.stats.slow_dropped += 1;
             self.drop_conn(conn);
         }
     }
@@ -357,6 +375,8 @@ impl Processor {
             Event::Metrics { reply } => {
                 let _ = reply.send(fourlw::prometheus(self));
             }
+            Event::Refused(Refusal::TooManyFromAddress) => self.stats.connections_rejected += 1,
+            Event::Refused(Refusal::Sessionless) => self.stats.sessionless_expired += 1,
         }
     }
 
