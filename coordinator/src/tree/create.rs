@@ -65,6 +65,7 @@ impl DataTree {
             0
         };
         self.child_changed(&parent_path, txn.zxid, Some(name_of(&full)), None, undo);
+        let acl = self.intern_acl(acl);
         let node = Node {
             data: data.map(Bytes::copy_from_slice),
             acl,

@@ -14,7 +14,8 @@ mod multi;
 mod set_acl;
 mod set_data;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -41,7 +42,8 @@ pub struct Node {
     /// `None` for a znode created or set with null data; it reads back as null. Shared,
     /// so a snapshot can hold it without a copy.
     pub data: Option<Bytes>,
-    pub acl: Vec<Acl>,
+    /// Shared with every node holding the same list (see [`DataTree::intern_acl`]).
+    pub acl: Arc<[Acl]>,
     /// `data_length` and `num_children` are derived when the stat is read.
     pub stat: Stat,
     pub children: BTreeSet<String>,
@@ -98,7 +100,7 @@ enum Undo {
     Content {
         path: String,
         data: Option<Bytes>,
-        acl: Vec<Acl>,
+        acl: Arc<[Acl]>,
         stat: Stat,
     },
     /// Restore a parent's stat and take back the child added or removed.
@@ -131,6 +133,12 @@ pub struct DataTree {
     pub sessions: BTreeMap<i64, SessionInfo>,
     /// zxid of the last transaction applied.
     pub last_zxid: i64,
+    /// Every distinct ACL list in use, once (ZooKeeper's `ReferenceCountedACLCache`):
+    /// nodes share it, so a snapshot, a setData's undo record or a copy of a node clones
+    /// a pointer, not the strings of every id. Lists no node holds any more are dropped
+    /// once the cache has doubled since the last sweep.
+    acls: HashSet<Arc<[Acl]>>,
+    acls_swept_at: usize,
 }
 
 impl Default for DataTree {
@@ -152,19 +160,24 @@ fn name_of(path: &str) -> &str {
 }
 
 /// [`CONFIG_NODE`] as ZooKeeper creates it: empty, readable by anyone, writable by no one.
-fn config_node() -> Node {
+fn config_node(acl: Arc<[Acl]>) -> Node {
     Node {
         data: Some(Bytes::new()),
-        acl: vec![Acl {
-            perms: perms::READ,
-            id: Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            },
-        }],
+        acl,
         stat: Stat::default(),
         children: BTreeSet::new(),
     }
+}
+
+/// world:anyone:r, the ACL of [`CONFIG_NODE`].
+fn config_acl() -> Vec<Acl> {
+    vec![Acl {
+        perms: perms::READ,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
 }
 
 fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
@@ -178,17 +191,12 @@ fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
 impl DataTree {
     /// A tree holding `/`, `/zookeeper` and `/zookeeper/quota`, like a fresh ZooKeeper.
     pub fn new() -> DataTree {
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            special: BTreeSet::new(),
-            sessions: BTreeMap::new(),
-            last_zxid: 0,
-        };
+        let mut t = DataTree::empty(0);
         // ZooKeeper's own nodes hold empty data, not null.
+        let anyone = t.intern_acl(Acl::world_anyone());
         let empty = |children: &[&str]| Node {
             data: Some(Bytes::new()),
-            acl: Acl::world_anyone(),
+            acl: anyone.clone(),
             stat: Stat::default(),
             children: children.iter().map(|s| s.to_string()).collect(),
         };
@@ -196,8 +204,36 @@ impl DataTree {
         t.nodes
             .insert("/zookeeper".into(), empty(&["config", "quota"]));
         t.nodes.insert("/zookeeper/quota".into(), empty(&[]));
-        t.nodes.insert(CONFIG_NODE.into(), config_node());
+        let config = t.intern_acl(config_acl());
+        t.nodes.insert(CONFIG_NODE.into(), config_node(config));
         t
+    }
+
+    /// No nodes at all.
+    fn empty(last_zxid: i64) -> DataTree {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            special: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            last_zxid,
+            acls: HashSet::new(),
+            acls_swept_at: 0,
+        }
+    }
+
+    /// The shared copy of `acl`.
+    pub(crate) fn intern_acl(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
+        if let Some(shared) = self.acls.get(acl.as_slice()) {
+            return shared.clone();
+        }
+        if self.acls.len() >= 2 * self.acls_swept_at.max(16) {
+            self.acls.retain(|a| Arc::strong_count(a) > 1);
+            self.acls_swept_at = self.acls.len();
+        }
+        let shared: Arc<[Acl]> = Arc::from(acl);
+        self.acls.insert(shared.clone());
+        shared
     }
 
     /// Put the ensemble's membership into [`CONFIG_NODE`], as each ZooKeeper server does at
@@ -206,7 +242,8 @@ impl DataTree {
     /// Also creates the node in a tree loaded from a snapshot taken before it existed.
     pub fn set_config(&mut self, text: Option<&str>) {
         if !self.nodes.contains_key(CONFIG_NODE) {
-            self.nodes.insert(CONFIG_NODE.into(), config_node());
+            let acl = self.intern_acl(config_acl());
+            self.nodes.insert(CONFIG_NODE.into(), config_node(acl));
             if let Some(parent) = self.nodes.get_mut("/zookeeper") {
                 parent.children.insert("config".into());
             }
@@ -503,13 +540,7 @@ impl DataTree {
 
     pub fn deserialize(r: &mut Reader) -> Result<DataTree, JuteError> {
         let last_zxid = r.read_i64()?;
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
-            special: BTreeSet::new(),
-            sessions: BTreeMap::new(),
-            last_zxid,
-        };
+        let mut t = DataTree::empty(last_zxid);
         for _ in 0..r.read_len()? {
             let id = r.read_i64()?;
             t.sessions.insert(
@@ -524,7 +555,7 @@ impl DataTree {
         for _ in 0..r.read_len()? {
             let path = r.read_string()?;
             let data = r.read_buffer()?.map(Bytes::from);
-            let acl = read_acls(r)?;
+            let acl = t.intern_acl(read_acls(r)?);
             let stat = Stat::read(r)?;
             all.push((
                 path,
@@ -553,11 +584,14 @@ impl DataTree {
     }
 }
 
+/// A znode as a snapshot records it: path, data, ACL, stat.
+type SnapshotNode = (String, Option<Bytes>, Arc<[Acl]>, Stat);
+
 /// A [`DataTree`] as a snapshot records it: see [`DataTree::snapshot_view`].
 pub struct SnapshotView {
     last_zxid: i64,
     sessions: Vec<(i64, i32, Vec<u8>)>,
-    nodes: Vec<(String, Option<Bytes>, Vec<Acl>, Stat)>,
+    nodes: Vec<SnapshotNode>,
 }
 
 impl SnapshotView {
@@ -686,6 +720,36 @@ mod tests {
             t.apply(&txn(3, create("/x/y", 0))).result,
             Err(ErrorCode::NoNode)
         );
+    }
+
+    #[test]
+    fn nodes_share_one_copy_of_each_acl_list() {
+        let mut t = DataTree::new();
+        t.apply(&txn(1, create("/a", 0)));
+        t.apply(&txn(2, create("/b", 0)));
+        let acl = |t: &DataTree, p: &str| t.get(p).unwrap().acl.clone();
+        assert!(Arc::ptr_eq(&acl(&t, "/a"), &acl(&t, "/b")));
+        assert!(Arc::ptr_eq(&acl(&t, "/a"), &acl(&t, "/")));
+        // Lists no node holds any more are swept as the cache grows.
+        for i in 0..100 {
+            let mut list = Acl::world_anyone();
+            list.push(Acl {
+                perms: perms::READ,
+                id: Id {
+                    scheme: "digest".into(),
+                    id: format!("user{i}:hash"),
+                },
+            });
+            let set = Request::SetAcl {
+                path: "/a".into(),
+                acl: list.clone(),
+                version: -1,
+            };
+            assert!(t.apply(&txn(3 + i, TxnBody::Write(set))).result.is_ok());
+            assert_eq!(&*acl(&t, "/a"), list.as_slice());
+        }
+        assert!(t.acls.len() < 40, "{} lists cached", t.acls.len());
+        assert!(Arc::ptr_eq(&acl(&t, "/b"), &acl(&t, "/")));
     }
 
     #[test]

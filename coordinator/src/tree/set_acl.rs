@@ -20,6 +20,7 @@ impl DataTree {
         acl::check(&node.acl, perms::ADMIN, &txn.auth)?;
         check_version(version, node.stat.aversion)?;
         let fixed = acl::fixup(acl, &txn.auth)?;
+        let fixed = self.intern_acl(fixed);
         let n = self.nodes.get_mut(path).expect("checked above");
         undo.push(Undo::Content {
             path: path.to_string(),
