@@ -109,7 +109,11 @@ def main():
     server.listen(128)
     while True:
         client, _ = server.accept()
-        upstream = socket.create_connection(("127.0.0.1", a.upstream))
+        try:
+            upstream = socket.create_connection(("127.0.0.1", a.upstream))
+        except OSError:  # the server is down (restarting): the client sees a refusal
+            client.close()
+            continue
         for s in (client, upstream):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=client_to_server, args=(client, upstream, recorder), daemon=True).start()

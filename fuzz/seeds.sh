@@ -6,7 +6,9 @@
 #                   tools and kcat to a strata-broker, through fuzz/capture.py
 #   record_batch    the batches those clients produced (every codec), from the segments
 #   offsets_topic   keys and values of __consumer_offsets written by the groups above
-#   znode_json      every znode a strata-broker in ZooKeeper mode wrote
+#   znode_json      every znode a strata-broker and an Apache Kafka 3.9 broker wrote
+#   (kafka_request also gets Kafka 3.9's inter-broker requests: a Kafka follower's Fetch
+#   and AlterPartition, the Kafka controller's LeaderAndIsr and UpdateMetadata)
 #   zk_request      frames sent by kazoo and Apache ZooKeeper's zkCli to a strata-coordinator
 #   zk_storage      the body of a coordinator snapshot
 #   server_properties / zoo_cfg   the shipped configs and the ones used here
@@ -98,12 +100,17 @@ CLI
 # --- Kafka: a broker in ZooKeeper mode on the coordinator, clients through the proxy -------
 kafka=$(port)
 kafka_proxy=$(port)
-"$bin/strata-broker" --override "listeners=PLAINTEXT://127.0.0.1:$kafka" \
-    --override "advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_proxy" \
-    --override "log.dirs=$work/kafka" --override "zookeeper.connect=127.0.0.1:$zk/strata" \
-    --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 \
-    --override offsets.topic.num.partitions=1 --override offsets.topic.replication.factor=1 >"$work/kafka.log" 2>&1 &
-pids+=($!)
+start_strata() {
+    "$bin/strata-broker" --override "listeners=PLAINTEXT://127.0.0.1:$kafka" \
+        --override "advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_proxy" \
+        --override "log.dirs=$work/kafka" --override "zookeeper.connect=127.0.0.1:$zk/strata" \
+        --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 \
+        --override offsets.topic.num.partitions=1 --override offsets.topic.replication.factor=1 \
+        >>"$work/kafka.log" 2>&1 &
+    strata_pid=$!
+    pids+=($strata_pid)
+}
+start_strata
 "$py" fuzz/capture.py "$kafka_proxy" "$kafka" "$corpus/kafka_request" --kafka --per-kind 4 &
 pids+=($!)
 eventually 60 listening 127.0.0.1 "$kafka"
@@ -178,6 +185,47 @@ if kcat="$(bash tools/setup-kcat.sh 2>/dev/null)" && [ -x "$kcat" ]; then
     echo hello | "$kcat" -b "$bootstrap" -t kcat-seeds -P -z snappy >/dev/null 2>&1 || true
     "$kcat" -b "$bootstrap" -t kcat-seeds -C -e -o beginning >/dev/null 2>&1 || true
 fi
+
+# --- Apache Kafka 3.9 as a peer: a Kafka follower of a Strata leader (two partitions on
+# both brokers, so each leads one; the Kafka follower's Fetch and
+# AlterPartition come through the proxy), then, once the Strata broker (the controller)
+# restarts, the Kafka controller's LeaderAndIsr and UpdateMetadata to it ------------------
+kafka39_port=$(port)
+"$py" - "$work" "$zk" "$bootstrap" "$kafka39_port" <<'PY'
+import json, sys, time
+sys.path.insert(0, "tests/python")
+import kafka39
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kazoo.client import KazooClient
+work, zk, bootstrap, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+k = kafka39.Broker(work, 1, port, f"127.0.0.1:{zk}/strata")
+k.start()
+z = KazooClient(hosts=f"127.0.0.1:{zk}")
+z.start()
+deadline = time.time() + 120
+while not z.exists("/strata/brokers/ids/1") and time.time() < deadline:
+    time.sleep(0.5)
+assert z.exists("/strata/brokers/ids/1"), k.log()[-3000:]
+z.stop()
+admin = AdminClient({"bootstrap.servers": bootstrap})
+for f in admin.create_topics([NewTopic("kafka39-follows", 2, 2)]).values():
+    f.result(60)
+p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+for i in range(200):
+    p.produce("kafka39-follows", value=b"x" * 100)
+p.flush(60)
+open(f"{work}/kafka39.pid", "w").write(str(k.proc.pid))
+PY
+kafka39_pid=$(cat "$work/kafka39.pid")
+pids+=($kafka39_pid)
+sleep 5
+kill -TERM "$strata_pid"
+wait "$strata_pid" 2>/dev/null || true
+start_strata
+eventually 60 listening 127.0.0.1 "$kafka"
+sleep 15
+kill -TERM "$kafka39_pid" 2>/dev/null || true
 
 # --- What the broker stored and wrote --------------------------------------------------------
 "$py" - "$work/kafka" "$corpus" "$zk" <<'PY'
