@@ -304,14 +304,10 @@ impl PerIpLimits {
     fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
         let limit = self.overrides.get(&ip).copied().unwrap_or(self.default);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_default();
-        if *n >= limit {
-            if *n == 0 {
-                open.remove(&ip);
-            }
+        if open.get(&ip).copied().unwrap_or(0) >= limit {
             return None;
         }
-        *n += 1;
+        *open.entry(ip).or_default() += 1;
         Some(IpPermit {
             limits: self.clone(),
             ip,

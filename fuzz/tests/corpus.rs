@@ -17,39 +17,38 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn replay(kind: &str) -> usize {
+/// Runs every input under `fuzz/<kind>/<target>/`; the count per target.
+fn replay(kind: &str) -> Vec<(&'static str, usize)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(kind);
-    let mut total = 0;
-    for target in strata_fuzz::TARGETS {
-        let files = inputs(&root.join(target.name));
-        for file in &files {
-            let data = std::fs::read(file).expect("read input");
-            eprintln!("{kind}: {}", file.display());
-            (target.run)(&data);
-        }
-        eprintln!("{kind}: {} inputs through {}", files.len(), target.name);
-        total += files.len();
-    }
-    total
+    strata_fuzz::TARGETS
+        .iter()
+        .map(|target| {
+            let files = inputs(&root.join(target.name));
+            for file in &files {
+                let data = std::fs::read(file).expect("read input");
+                eprintln!("{kind}: {}", file.display());
+                (target.run)(&data);
+            }
+            eprintln!("{kind}: {} inputs through {}", files.len(), target.name);
+            (target.name, files.len())
+        })
+        .collect()
 }
 
 #[test]
 fn corpora_and_past_crashes_replay_cleanly() {
-    // The corpora are seeded for every target: an empty replay would test nothing.
     let seeds = replay("corpus");
-    for target in strata_fuzz::TARGETS {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus")
-            .join(target.name);
-        assert!(
-            !inputs(&dir).is_empty(),
-            "{} has no corpus in {}",
-            target.name,
-            dir.display()
-        );
+    // The corpora are seeded for every target: an empty replay would test nothing.
+    for (target, count) in &seeds {
+        assert!(*count > 0, "{target} has no corpus in fuzz/corpus/{target}");
     }
     let crashes = replay("regressions");
-    eprintln!("{seeds} corpus inputs and {crashes} past crashes replayed");
+    let total = |r: &[(&str, usize)]| r.iter().map(|(_, n)| n).sum::<usize>();
+    eprintln!(
+        "{} corpus inputs and {} past crashes replayed",
+        total(&seeds),
+        total(&crashes)
+    );
     // The broker the Kafka target drove still answers.
     strata_fuzz::kafka::check_alive(strata_fuzz::kafka::broker_port());
 }

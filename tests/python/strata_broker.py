@@ -14,6 +14,13 @@ BIN_DIR = Path(os.environ.get("STRATA_BIN_DIR", Path.home() / ".cache/strata/tar
 _handed_out = set()
 
 
+def peak_rss_mib(pid):
+    """A process's peak resident set (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(l for l in f if l.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+
 def free_port():
     """A port below Linux's ephemeral range (32768+), so no client socket can hold it."""
     import random

@@ -6,6 +6,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFS
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_checks import check_exactly_once, check_read_back
+from strata_broker import peak_rss_mib
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
@@ -110,12 +111,6 @@ def test_clients_cannot_write_the_internal_offsets_topic(broker):
     committed = consumer.committed([TopicPartition("ck-internal", 0)], timeout=30)
     consumer.close()
     assert committed[0].offset == 0
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        line = next(l for l in f if l.startswith("VmHWM:"))
-    return int(line.split()[1]) // 1024
 
 
 def test_a_compacted_topic_refuses_a_batch_inflating_past_64_mib_without_holding_it(broker):

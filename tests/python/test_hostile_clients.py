@@ -21,21 +21,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
-from strata_broker import Broker
+from strata_broker import Broker, free_port, peak_rss_mib
 from waiting import wait_for
 from zk_support import Ensemble, four_letter
 
 HOSTILE = "127.0.0.2"
 BROKER_RSS_MIB = 512
 COORDINATOR_RSS_MIB = 256
-
-
-def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    raise AssertionError("no VmHWM")
 
 
 def p99(values):
@@ -257,8 +249,6 @@ def metric(port, name):
 
 
 def test_ordinary_clients_are_served_while_a_hostile_host_attacks(tmp_path):
-    from strata_broker import free_port
-
     zk = Ensemble(tmp_path / "zk", n=1, extra="maxClientCnxns=50")
     metrics_port = free_port()
     broker = Broker({

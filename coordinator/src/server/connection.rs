@@ -31,11 +31,14 @@ pub async fn serve(
     stream.set_nodelay(true)?;
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let sessionless = || {
+        tracing::debug!(%remote, "no whole ConnectRequest within the sessionless timeout; closing");
+        let _ = events.try_send(Event::Refused(Refusal::Sessionless));
+    };
     let mut first = [0u8; 4];
     let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut first)).await
     else {
-        tracing::debug!(%remote, "no ConnectRequest within the sessionless timeout; closing");
-        let _ = events.try_send(Event::Refused(Refusal::Sessionless));
+        sessionless();
         return Ok(());
     };
     read?;
@@ -60,8 +63,7 @@ pub async fn serve(
     let mut body = vec![0u8; len as usize];
     let Ok(read) = tokio::time::timeout(SESSIONLESS_TIMEOUT, reader.read_exact(&mut body)).await
     else {
-        tracing::debug!(%remote, "ConnectRequest not whole within the sessionless timeout; closing");
-        let _ = events.try_send(Event::Refused(Refusal::Sessionless));
+        sessionless();
         return Ok(());
     };
     read?;

@@ -159,27 +159,6 @@ fn name_of(path: &str) -> &str {
     &path[path.rfind('/').map_or(0, |i| i + 1)..]
 }
 
-/// [`CONFIG_NODE`] as ZooKeeper creates it: empty, readable by anyone, writable by no one.
-fn config_node(acl: Arc<[Acl]>) -> Node {
-    Node {
-        data: Some(Bytes::new()),
-        acl,
-        stat: Stat::default(),
-        children: BTreeSet::new(),
-    }
-}
-
-/// world:anyone:r, the ACL of [`CONFIG_NODE`].
-fn config_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: perms::READ,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
-}
-
 fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
     if expected == -1 || expected == actual {
         Ok(())
@@ -189,7 +168,8 @@ fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
 }
 
 impl DataTree {
-    /// A tree holding `/`, `/zookeeper` and `/zookeeper/quota`, like a fresh ZooKeeper.
+    /// A tree holding `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`, like a
+    /// fresh ZooKeeper.
     pub fn new() -> DataTree {
         let mut t = DataTree::empty(0);
         // ZooKeeper's own nodes hold empty data, not null.
@@ -201,11 +181,9 @@ impl DataTree {
             children: children.iter().map(|s| s.to_string()).collect(),
         };
         t.nodes.insert("/".into(), empty(&["zookeeper"]));
-        t.nodes
-            .insert("/zookeeper".into(), empty(&["config", "quota"]));
+        t.nodes.insert("/zookeeper".into(), empty(&["quota"]));
         t.nodes.insert("/zookeeper/quota".into(), empty(&[]));
-        let config = t.intern_acl(config_acl());
-        t.nodes.insert(CONFIG_NODE.into(), config_node(config));
+        t.set_config(None);
         t
     }
 
@@ -242,8 +220,21 @@ impl DataTree {
     /// Also creates the node in a tree loaded from a snapshot taken before it existed.
     pub fn set_config(&mut self, text: Option<&str>) {
         if !self.nodes.contains_key(CONFIG_NODE) {
-            let acl = self.intern_acl(config_acl());
-            self.nodes.insert(CONFIG_NODE.into(), config_node(acl));
+            // As ZooKeeper creates it: empty, readable by anyone, writable by no one.
+            let acl = self.intern_acl(vec![Acl {
+                perms: perms::READ,
+                id: Id {
+                    scheme: "world".into(),
+                    id: "anyone".into(),
+                },
+            }]);
+            let node = Node {
+                data: Some(Bytes::new()),
+                acl,
+                stat: Stat::default(),
+                children: BTreeSet::new(),
+            };
+            self.nodes.insert(CONFIG_NODE.into(), node);
             if let Some(parent) = self.nodes.get_mut("/zookeeper") {
                 parent.children.insert("config".into());
             }
