@@ -198,10 +198,14 @@ async fn delete_records_and_delete_topics() {
         .clone()
         .unwrap_err();
     assert_eq!(err.1, RDKafkaErrorCode::UnknownTopicOrPartition);
-    assert!(
-        !broker.log_dir().join("trimmed-0").exists(),
-        "the partition directory is gone"
-    );
+    // The log goes when the controller's StopReplica reaches the broker, after
+    // DeleteTopics was answered (as in Kafka).
+    support::wait::eventually("the partition directory gone", || {
+        match broker.log_dir().join("trimmed-0").exists() {
+            true => Err("still there".to_string()),
+            false => Ok(()),
+        }
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
