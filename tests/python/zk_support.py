@@ -13,6 +13,10 @@ import subprocess
 import time
 from pathlib import Path
 
+# Ports below Linux's ephemeral range, so no client's outgoing socket can hold one when
+# a server binds it (a port from bind(0) can).
+from strata_broker import free_port  # noqa: F401 - re-exported for the tests
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -41,12 +45,6 @@ def zookeeper_lib(what=()):
 
 def curator_lib():
     return zookeeper_lib(("curator",))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def four_letter(host, port, word, timeout=5.0):
