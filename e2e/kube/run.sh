@@ -39,6 +39,13 @@ for tool in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet k
 done
 
 mkdir -p "$STRATA_CACHE/e2e"
+# One run at a time on a machine: the cluster's state, ports and image archive are shared.
+# A second run waits for the first instead of tearing its cluster down.
+exec {E2E_LOCK}>"$STRATA_CACHE/e2e/lock"
+if ! flock -n "$E2E_LOCK"; then
+  echo "another e2e run holds $STRATA_CACHE/e2e/lock; waiting for it (at most 40 min)" >&2
+  flock -w 2400 "$E2E_LOCK" || { echo "the other e2e run did not finish in 40 min" >&2; exit 1; }
+fi
 WORK="$(mktemp -d "$STRATA_CACHE/e2e/run.XXXXXX")"
 export WORK REPO
 

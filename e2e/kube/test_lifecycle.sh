@@ -102,6 +102,9 @@ WATCH_PID=$!
 check "editing spec.brokers.replicas to 3" kc patch kc demo --type=merge -p '{"spec":{"brokers":{"replicas":3}}}'
 check "the StatefulSet keeps 5 pods while brokers 3 and 4 are drained" equals 5 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
 eventually "Event 'Draining' recorded" contains Draining bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+# A drain may wait on a passing condition before it begins; what it waited for is shown.
+kubectl -n "$NS" get events -o json |
+  jq -r '.items[] | select(.reason == "DrainBlocked") | "  (event) DrainBlocked: \(.message)"' || true
 check "deleting the operator pod as the drain starts" restart_operator
 WAIT_SECONDS=240 eventually "after the drain the StatefulSet shrinks to 3" equals 3 jsonpath sts demo-broker "$NS" '{.spec.replicas}'
 check "Event 'Drained' recorded" contains Drained bash -c "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::crd::{
     BrokerStatus, ClusterOperation, CoordinatorStatus, KafkaCluster, KafkaClusterStatus,
-    OperationKind, set_condition,
+    OperationKind, OperationPhase, set_condition,
 };
 use crate::kafka::KafkaConnector;
 use crate::resources::{
@@ -423,7 +423,7 @@ async fn finish_step<K: KafkaConnector>(
     let previous = kc.status.as_ref().and_then(|s| s.operation.as_ref());
     match driven {
         scaling::Driven::Running(op) => {
-            if previous.is_none_or(|p| p.kind != op.kind || p.brokers != op.brokers) {
+            if starts_or_resumes(previous, &op) {
                 let note = match op.kind {
                     OperationKind::Rebalance | OperationKind::RollingRestart => {
                         format!("moving replicas onto brokers {:?}", op.brokers)
@@ -514,6 +514,15 @@ async fn finish_step<K: KafkaConnector>(
             Ok(Duration::from_secs(5))
         }
     }
+}
+
+/// Whether `op`, running, is news against the operation the status held before: it has
+/// just started, or it goes on after having been blocked (a drain that waited for a
+/// metadata view to settle is announced when it really begins).
+fn starts_or_resumes(previous: Option<&ClusterOperation>, op: &ClusterOperation) -> bool {
+    previous.is_none_or(|p| {
+        p.kind != op.kind || p.brokers != op.brokers || p.phase == OperationPhase::Blocked
+    })
 }
 
 fn operation_reason(op: &ClusterOperation) -> &'static str {
@@ -929,6 +938,47 @@ mod tests {
 
     fn cond<'a>(s: &'a KafkaClusterStatus, t: &str) -> &'a crate::crd::Condition {
         s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    fn operation(kind: OperationKind, brokers: &[i32], phase: OperationPhase) -> ClusterOperation {
+        ClusterOperation {
+            kind,
+            brokers: brokers.to_vec(),
+            phase,
+            throttled_topics: Vec::new(),
+            started: "t0".into(),
+            pod_uid: None,
+            since: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_operation_is_announced_when_it_starts_and_when_it_resumes() {
+        use OperationKind::{Drain, Rebalance};
+        use OperationPhase::{Blocked, ElectingLeaders, Reassigning, WaitingForBrokers};
+        let running = operation(Drain, &[3, 4], Reassigning);
+        assert!(starts_or_resumes(None, &running));
+        // A drain that was blocked (e.g. on a transient metadata view) begins now.
+        assert!(starts_or_resumes(
+            Some(&operation(Drain, &[3, 4], Blocked)),
+            &running
+        ));
+        assert!(starts_or_resumes(
+            Some(&operation(Rebalance, &[3, 4], Reassigning)),
+            &running
+        ));
+        assert!(starts_or_resumes(
+            Some(&operation(Drain, &[4], Reassigning)),
+            &running
+        ));
+        // Steps of the same operation are not news.
+        for phase in [WaitingForBrokers, Reassigning, ElectingLeaders] {
+            assert!(!starts_or_resumes(
+                Some(&operation(Drain, &[3, 4], phase)),
+                &running
+            ));
+        }
     }
 
     #[test]
