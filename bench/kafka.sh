@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
-# Produce/consume throughput and latency: Strata vs Apache Kafka, same machine, same run,
-# same load generator (Kafka's own kafka-producer-perf-test / kafka-consumer-perf-test).
+# Produce, consume and consumer-group throughput: Strata vs Apache Kafka, same machine, same
+# run, same load generators.
 #
-#   bench/kafka.sh [OUTPUT.md]
+#   bench/kafka.sh [OUTPUT.md]      # tables on stdout and in OUTPUT.md, the chart in OUTPUT.svg
 #
-# Each broker is started the same way (one node, fresh data directory under /tmp, no
-# fsync per message, default retention), benchmarked alone while the other is stopped,
-# then stopped. Prints a markdown table (also written to OUTPUT.md when given).
+# ROUNDS rounds (default 3); in each, both brokers are benchmarked one after the other,
+# alone, each on a fresh data directory (no fsync per message, default retention), the
+# order alternating between rounds so neither always runs on a warmer machine. Every cell
+# is reported as the median of the rounds with min–max, next to the CPU seconds each side
+# spent per million records (/proc/<pid>/stat of the broker; the load generator's own
+# CPU from /usr/bin/time or, for the group cell, from its process). On two shared cores
+# the CPU cost is the stable figure and throughput the noisy one; a cell where the load
+# generator used more CPU than the broker and the two together kept the machine busy is
+# marked client-bound: its throughput says more about the client than about the broker.
+#
+# Load generators: Kafka's own ProducerPerformance / ConsumerPerformance for produce and
+# consume; broker/examples/group_bench.rs (librdkafka, three members in one group) for the
+# group cell and the rebalance after a member leaves.
+#
+# BASELINE_BROKER=path/to/strata-broker adds a third system, "Strata (baseline)", run the
+# same way in every round: an older build, for a before/after comparison of a change.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-target="${CARGO_TARGET_DIR:-$cache/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+target="$CARGO_TARGET_DIR"
 broker_bin="$target/release/strata-broker"
+group_bin="$target/release/examples/group_bench"
 out="${1:-}"
 work="$(mktemp -d /tmp/strata-bench.XXXXXX)"
 pids=()
@@ -24,12 +39,15 @@ trap cleanup EXIT
 
 KAFKA_PORT="${KAFKA_PORT:-39192}"
 STRATA_PORT="${STRATA_PORT:-39292}"
+ROUNDS="${ROUNDS:-3}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
+GROUP_RECORDS="${GROUP_RECORDS:-5000000}"
 PRODUCER_PROPS="${PRODUCER_PROPS:-acks=1 linger.ms=5 batch.size=131072 compression.type=none}"
 
 bash "$here/tools/setup-kafka.sh" >/dev/null
-[ -x "$broker_bin" ] || (cd "$here" && cargo build --release -p strata-broker)
+# A no-op when both are up to date.
+(cd "$here" && cargo build -q --release -p strata-broker --bin strata-broker --example group_bench)
 kafka() { bash "$here/tools/kafka-class.sh" "$@"; }
 
 wait_port() {
@@ -39,6 +57,11 @@ wait_port() {
     done
     echo "nothing listening on $1" >&2
     return 1
+}
+
+# cpu_seconds PID: user + system CPU seconds of a running process.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
 page_cache_bandwidth() {
@@ -51,102 +74,129 @@ page_cache_bandwidth() {
     echo "$line" | sed -E 's/.*, ([0-9.]+ [GM]B\/s)$/\1/'
 }
 
-# perf NAME BOOTSTRAP: runs the producer and consumer tests, prints table rows.
+# timed OUTPUT COMMAND...: runs COMMAND with its stdout in OUTPUT; prints
+# "elapsed_s client_cpu_s" of the run (GNU time, children included).
+timed() {
+    local output="$1"; shift
+    /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" >"$output" 2>/dev/null
+    awk '{ print $1, $2 + $3 }' "$work/time"
+}
+
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+
+# row SYSTEM ROUND CELL RECORDS RATE MBS P50 P99 EXTRA ELAPSED BROKER_CPU CLIENT_CPU
+row() { local IFS='|'; echo "$*" >>"$results"; }
+
+# perf NAME PID BOOTSTRAP ROUND: the produce and consume cells for both record sizes.
 perf() {
-    local name="$1" bootstrap="$2"
+    local name="$1" pid="$2" bootstrap="$3" round="$4"
     for size in 1024 100; do
         local n topic
         if [ "$size" = 1024 ]; then n=$RECORDS_1K; else n=$RECORDS_100; fi
         topic="bench-$size"
         kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
             --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null
-        local p
+        local before after t p rps mbs p50 p99
+        before=$(cpu_seconds "$pid")
         # shellcheck disable=SC2086
-        p=$(kafka org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" \
+        t=$(timed "$work/produce.out" bash "$here/tools/kafka-class.sh" \
+            org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" \
             --record-size "$size" --throughput -1 \
-            --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS 2>/dev/null | tail -1)
+            --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS)
+        after=$(cpu_seconds "$pid")
         # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, ..."
-        local rps mbs p50 p99
+        p=$(tail -1 "$work/produce.out")
         rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/' | cut -d. -f1)
         mbs=$(echo "$p" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
         p50=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 50th.*/\1/')
         p99=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 99th.*/\1/')
-        local c crps cmbs
-        c=$(kafka org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" \
-            --topic "$topic" --num-records "$n" --timeout 60000 2>/dev/null | tail -1)
+        read -r elapsed client <<<"$t"
+        row "$name" "$round" "produce $size B" "$n" "$rps" "$mbs" "$p50" "$p99" "" "$elapsed" \
+            "$(minus "$after" "$before")" "$client"
+
+        before=$(cpu_seconds "$pid")
+        t=$(timed "$work/consume.out" bash "$here/tools/kafka-class.sh" \
+            org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" \
+            --topic "$topic" --num-records "$n" --timeout 60000)
+        after=$(cpu_seconds "$pid")
         # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
         # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec: the fetch rates
-        # exclude the group join, which the group benchmark below measures on its own.
+        # exclude the group join (the group cell measures consumption in a steady group).
+        local c cmbs crps
+        c=$(tail -1 "$work/consume.out")
         cmbs=$(echo "$c" | cut -d, -f9 | tr -d ' ')
         crps=$(echo "$c" | cut -d, -f10 | tr -d ' ' | cut -d. -f1)
-        echo "$name|$size|$rps|$mbs|$p50|$p99|$crps|$cmbs"
+        read -r elapsed client <<<"$t"
+        row "$name" "$round" "consume $size B" "$n" "$crps" "$cmbs" "" "" "" "$elapsed" \
+            "$(minus "$after" "$before")" "$client"
     done
+}
+
+# group NAME PID BOOTSTRAP ROUND: the group cell (its CPU figures come from group_bench).
+group() {
+    local name="$1" pid="$2" bootstrap="$3" round="$4" line rps mbs rebalance bcpu ccpu
+    line=$("$group_bin" "$bootstrap" "$GROUP_RECORDS" "$pid" | tail -1)
+    read -r rps mbs rebalance bcpu ccpu <<<"$line"
+    row "$name" "$round" "group 100 B" "$GROUP_RECORDS" "$rps" "$mbs" "" "" "$rebalance" \
+        "$(awk -v n="$GROUP_RECORDS" -v r="$rps" 'BEGIN { printf "%.3f", n / r }')" "$bcpu" "$ccpu"
+}
+
+run_kafka() {
+    local round="$1" dir="$work/kafka-$1"
+    echo "== round $round: Apache Kafka" >&2
+    mkdir -p "$dir"
+    bash "$here/tools/run-apache-kafka.sh" "$KAFKA_PORT" "$dir" >"$dir.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    wait_port "$KAFKA_PORT"
+    perf "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
+    group "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+
+# run_strata ROUND [BINARY NAME]: the Strata cells, by default with this tree's build.
+run_strata() {
+    local round="$1" bin="${2:-$broker_bin}" name="${3:-Strata}" dir="$work/strata-$1"
+    echo "== round $round: $name" >&2
+    rm -rf "$dir"; mkdir -p "$dir"
+    "$bin" --override "listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT" \
+        --override "log.dirs=$dir/logs" --override metrics.port=0 \
+        --override group.initial.rebalance.delay.ms=0 >"$dir.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    wait_port "$STRATA_PORT"
+    perf "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
+    group "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+
+run_baseline() {
+    [[ -n "${BASELINE_BROKER:-}" ]] && run_strata "$1" "$BASELINE_BROKER" "Strata (baseline)"
+    return 0
 }
 
 results="$work/results"
-groups="$work/groups"
 : >"$results"
-: >"$groups"
-python="$cache/venv/bin/python"
-bash "$here/tools/setup-python.sh" >/dev/null
-GROUP_RECORDS="${GROUP_RECORDS:-600000}"
-group_bench() {
-    echo "$1|$("$python" "$here/bench/groups.py" "$2" "$GROUP_RECORDS" | tail -1)" >>"$groups"
-}
-
-echo "== Apache Kafka" >&2
-mkdir -p "$work/kafka"
-bash "$here/tools/run-apache-kafka.sh" $KAFKA_PORT "$work/kafka" >"$work/kafka.log" 2>&1 &
-pids+=($!)
-wait_port $KAFKA_PORT
-perf "Apache Kafka" 127.0.0.1:$KAFKA_PORT >>"$results"
-group_bench "Apache Kafka" 127.0.0.1:$KAFKA_PORT
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-
-echo "== Strata" >&2
-mkdir -p "$work/strata"
-"$broker_bin" --override listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT --override "log.dirs=$work/strata/logs" \
-    --override metrics.port=0 --override group.initial.rebalance.delay.ms=0 >"$work/strata.log" 2>&1 &
-pids+=($!)
-wait_port $STRATA_PORT
-perf "Strata" 127.0.0.1:$STRATA_PORT >>"$results"
-group_bench "Strata" 127.0.0.1:$STRATA_PORT
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+for round in $(seq 1 "$ROUNDS"); do
+    if ((round % 2)); then run_kafka "$round"; run_strata "$round"; run_baseline "$round"
+    else run_baseline "$round"; run_strata "$round"; run_kafka "$round"; fi
+done
 
 bandwidth=$(page_cache_bandwidth)
 kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$here/tools/setup-kafka.sh")
-
 {
-    echo "| broker | record | produce records/s | produce MB/s | p50 ms | p99 ms | consume (fetch) records/s | consume (fetch) MB/s |"
-    echo "|---|---|---|---|---|---|---|---|"
-    while IFS='|' read -r name size rps mbs p50 p99 crps cmbs; do
-        echo "| $name | $size B | $rps | $mbs | $p50 | $p99 | $crps | $cmbs |"
-    done <"$results"
-    echo
-    echo "Strata / Kafka:"
-    echo
-    echo "| record | produce | consume |"
-    echo "|---|---|---|"
-    for size in 1024 100; do
-        k=$(grep "^Apache Kafka|$size|" "$results")
-        s=$(grep "^Strata|$size|" "$results")
-        awk -v k="$k" -v s="$s" -v size="$size" 'BEGIN {
-            split(k, a, "|"); split(s, b, "|");
-            printf "| %s B | %.2fx | %.2fx |\n", size, b[3] / a[3], b[7] / a[7] }'
-    done
-    echo
-    echo "Consumer group: 3 members (confluent-kafka) on a 6-partition topic, $GROUP_RECORDS records of 100 B;"
-    echo "rebalance = one member leaves until the other two own all partitions again."
-    echo
-    echo "| broker | group consume records/s | MB/s | rebalance ms |"
-    echo "|---|---|---|---|"
-    while IFS='|' read -r name line; do
-        read -r rps mbs rebalance <<<"$line"
-        echo "| $name | $rps | $mbs | $rebalance |"
-    done <"$groups"
+    # The chart goes next to OUTPUT.md (OUTPUT.svg) when there is one.
+    python3 "$here/bench/table.py" "$results" "$(nproc)" ${out:+"${out%.md}.svg"}
     echo
     echo "Page-cache write bandwidth in this run (dd, 2 GiB, no fsync): $bandwidth."
-    echo "Apache Kafka $kafka_version (KRaft, single node, JVM defaults of tools/run-apache-kafka.sh);"
-    echo "load generator: Kafka's ProducerPerformance/ConsumerPerformance, producer props: \`$PRODUCER_PROPS\`;"
-    echo "$RECORDS_1K records of 1 KiB and $RECORDS_100 of 100 B, 3 partitions; $(nproc) cores."
+    echo "Apache Kafka $kafka_version (KRaft, single node, tools/run-apache-kafka.sh, 1 GiB heap);"
+    echo "Strata release build; neither fsyncs per message (both leave it to the OS, Kafka's default)."
+    echo "Produce/consume: Kafka's ProducerPerformance/ConsumerPerformance, producer props"
+    echo "\`$PRODUCER_PROPS\`, 3 partitions, $RECORDS_1K records of 1 KiB and $RECORDS_100 of 100 B;"
+    echo "consume = ConsumerPerformance's fetch rate (after its group join)."
+    echo "Group: broker/examples/group_bench (librdkafka), 3 members, 6 partitions, $GROUP_RECORDS records"
+    echo "of 100 B consumed by the steady group; rebalance = a member leaves until the other two own"
+    echo "all partitions again. $ROUNDS rounds, order alternating; $(nproc) cores."
 } | tee "${out:-/dev/null}"
