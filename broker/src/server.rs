@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tracing::{debug, info, warn};
@@ -226,9 +226,14 @@ async fn handle_connection(
         };
         match api::handle_request(broker, frame, peer, listener).await {
             Ok(Some(response)) => {
-                match tokio::time::timeout(idle, writer.write_all(&response)).await {
+                match tokio::time::timeout(idle, response.write_to(&mut writer)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
+                    Ok(Err(e)) => {
+                        // Usually the client went away; or a segment was truncated while
+                        // its records were being sent, and the response cannot be whole.
+                        debug!(%peer, error = %e, "closing connection: writing a response failed");
+                        return;
+                    }
                     Err(_) => return idle_closed(),
                 }
             }

@@ -100,7 +100,7 @@ pub use leader_epoch::{LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
 pub use log::{FetchDataInfo, Log, LogAppendInfo};
 pub use manager::LogManager;
 pub use producer_state::ProducerStateManager;
-pub use segment::LogSegment;
+pub use segment::{FileRegion, LogSegment};
 
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]

@@ -15,7 +15,8 @@ use crate::producer_state::{
 };
 use crate::records;
 use crate::segment::{
-    INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, Scan, TIME_INDEX_FILE_SUFFIX, remove_if_exists,
+    FileRegion, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, Scan, TIME_INDEX_FILE_SUFFIX,
+    remove_if_exists,
 };
 
 /// Suffix of segment files waiting for `file.delete.delay.ms` before removal.
@@ -643,6 +644,42 @@ impl Log {
         min_one_message: bool,
         max_offset: i64,
     ) -> Result<FetchDataInfo, LogError> {
+        let found = self.read_with(fetch_offset, max_offset, |segment, max_offset| {
+            segment.read(fetch_offset, max_bytes, max_offset, min_one_message)
+        })?;
+        Ok(
+            found.map_or_else(FetchDataInfo::default, |(records, first_batch_offset)| {
+                FetchDataInfo {
+                    records,
+                    first_batch_offset,
+                }
+            }),
+        )
+    }
+
+    /// [`Self::read`], leaving the records in their segment file: the region to send from
+    /// there. `None` when there is nothing to read.
+    pub fn read_region(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_message: bool,
+        max_offset: i64,
+    ) -> Result<Option<FileRegion>, LogError> {
+        let found = self.read_with(fetch_offset, max_offset, |segment, max_offset| {
+            segment.read_region(fetch_offset, max_bytes, max_offset, min_one_message)
+        })?;
+        Ok(found.map(|(region, _)| region).filter(|r| r.len > 0))
+    }
+
+    /// The bounds checks of a read, then `read` on the segments from the one holding
+    /// `fetch_offset` until one answers. `max_offset` is capped at the log end.
+    fn read_with<T>(
+        &self,
+        fetch_offset: i64,
+        max_offset: i64,
+        mut read: impl FnMut(&LogSegment, i64) -> Result<Option<(T, Option<i64>)>, LogError>,
+    ) -> Result<Option<(T, Option<i64>)>, LogError> {
         let log_end_offset = self.log_end_offset();
         if fetch_offset < self.log_start_offset || fetch_offset > log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -653,7 +690,7 @@ impl Log {
         }
         let max_offset = max_offset.min(log_end_offset);
         if fetch_offset >= max_offset {
-            return Ok(FetchDataInfo::default());
+            return Ok(None);
         }
         let start_base = self
             .segments
@@ -661,16 +698,11 @@ impl Log {
             .next_back()
             .map_or(i64::MIN, |(base, _)| *base);
         for segment in self.segments.range(start_base..).map(|(_, s)| s) {
-            if let Some((records, first_batch_offset)) =
-                segment.read(fetch_offset, max_bytes, max_offset, min_one_message)?
-            {
-                return Ok(FetchDataInfo {
-                    records,
-                    first_batch_offset,
-                });
+            if let Some(found) = read(segment, max_offset)? {
+                return Ok(Some(found));
             }
         }
-        Ok(FetchDataInfo::default())
+        Ok(None)
     }
 
     /// ListOffsets by timestamp: the first offset at or after the log start whose record

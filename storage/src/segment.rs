@@ -6,8 +6,9 @@ use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD, RecordBatch};
 use crate::error::LogError;
@@ -24,6 +25,9 @@ pub const TIME_INDEX_FILE_SUFFIX: &str = ".timeindex";
 /// Smallest window a fetch reads at once: small `max_bytes` fetches would otherwise need
 /// several reads just to walk from the index entry to the fetch offset.
 const MIN_READ_WINDOW_BYTES: usize = 16 * 1024;
+/// What [`LogSegment::read_region`] reads at a time: batch headers only, several of them
+/// when batches are small.
+const HEADER_READ_WINDOW_BYTES: usize = 4 * 1024;
 /// How much a sequential scan (recovery, producer-state replay) reads per syscall.
 const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
 
@@ -52,6 +56,45 @@ pub(crate) enum ScanEnd {
     Invalid { position: u64, reason: LogError },
 }
 
+/// Records left in a segment file: `len` bytes from `position`. The file stays open while
+/// a region refers to it, so a segment deleted meanwhile (retention, compaction) is still
+/// read whole; a file truncated meanwhile (a follower's truncation) is shorter than the
+/// region, which [`FileRegion::read`] reports and a sender must treat as an error.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRegion {
+    /// The region's bytes, read into memory.
+    pub fn read(&self) -> Result<Bytes, LogError> {
+        Ok(Bytes::from(read_fresh(
+            &self.file,
+            self.position,
+            self.len,
+        )?))
+    }
+}
+
+/// `len` bytes of `file` from `position`, read into memory that is not zeroed first: a
+/// fetch reads up to a megabyte per partition, and clearing it before `pread` overwrites
+/// it cost as much as the read. Fails with `UnexpectedEof` if the file ends first.
+fn read_fresh(file: &File, position: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = position + buf.len() as u64;
+        // Reads into the spare capacity and extends the length by what was read.
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// Test-only fault injection: the next write stops after this many bytes with ENOSPC, as a
 /// full disk would.
 #[cfg(test)]
@@ -65,7 +108,8 @@ pub(crate) struct WriteFault {
 pub struct LogSegment {
     base_offset: i64,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the file regions reads hand out (see [`FileRegion`]).
+    log: Arc<File>,
     /// Bytes of whole batches in `.log`; reads never go past it, and appends write here.
     size: u64,
     offset_index: OffsetIndex,
@@ -124,7 +168,7 @@ impl LogSegment {
         Ok(LogSegment {
             base_offset,
             log_path,
-            log,
+            log: Arc::new(log),
             size: 0,
             offset_index,
             time_index,
@@ -161,7 +205,7 @@ impl LogSegment {
         let mut segment = LogSegment {
             base_offset,
             log_path,
-            log,
+            log: Arc::new(log),
             size,
             offset_index,
             time_index,
@@ -492,8 +536,7 @@ impl LogSegment {
         let mut position = from;
         while position < self.size {
             let chunk_len = (self.size - position).min(SCAN_CHUNK_BYTES as u64) as usize;
-            let mut chunk = vec![0u8; chunk_len];
-            self.log.read_exact_at(&mut chunk, position)?;
+            let chunk = read_fresh(&self.log, position, chunk_len)?;
             let mut offset = 0usize;
             while offset < chunk.len() {
                 let rest = &chunk[offset..];
@@ -527,9 +570,7 @@ impl LogSegment {
                     &rest[..batch_size]
                 } else if offset == 0 {
                     // A batch larger than the chunk: read it on its own.
-                    let mut big = vec![0u8; batch_size];
-                    self.log.read_exact_at(&mut big, batch_position)?;
-                    owned = big;
+                    owned = read_fresh(&self.log, batch_position, batch_size)?;
                     &owned
                 } else {
                     break;
@@ -563,14 +604,69 @@ impl LogSegment {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<Option<(Bytes, Option<i64>)>, LogError> {
-        if start_offset >= self.next_offset {
-            return Ok(None);
-        }
-        let (_, index_position) = self.offset_index.lookup(start_offset);
         let window = (self.index_interval_bytes as usize + RECORD_BATCH_OVERHEAD)
             .saturating_add(max_size)
             .max(MIN_READ_WINDOW_BYTES);
         let mut reader = ChunkReader::new(self, window);
+        let Some((start, end, first)) = self.locate(
+            &mut reader,
+            start_offset,
+            max_size,
+            max_offset,
+            min_one_message,
+        )?
+        else {
+            return Ok(None);
+        };
+        if end == start {
+            return Ok(Some((Bytes::new(), None)));
+        }
+        Ok(Some((reader.slice(start, end)?, first)))
+    }
+
+    /// [`Self::read`], leaving the records in the file: the region of it to send as is
+    /// (`sendfile`). Only batch headers are read. `None` past the segment's end; an empty
+    /// region when nothing fits.
+    pub fn read_region(
+        &self,
+        start_offset: i64,
+        max_size: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<Option<(FileRegion, Option<i64>)>, LogError> {
+        let mut reader = ChunkReader::new(self, HEADER_READ_WINDOW_BYTES);
+        let Some((start, end, first)) = self.locate(
+            &mut reader,
+            start_offset,
+            max_size,
+            max_offset,
+            min_one_message,
+        )?
+        else {
+            return Ok(None);
+        };
+        let region = FileRegion {
+            file: self.log.clone(),
+            position: start,
+            len: (end - start) as usize,
+        };
+        Ok(Some((region, first)))
+    }
+
+    /// The byte range `[start, end)` of the whole batches a read returns, with the first
+    /// batch's base offset (`None` when nothing fits); `None` past the segment's end.
+    fn locate(
+        &self,
+        reader: &mut ChunkReader<'_>,
+        start_offset: i64,
+        max_size: usize,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<Option<(u64, u64, Option<i64>)>, LogError> {
+        if start_offset >= self.next_offset {
+            return Ok(None);
+        }
+        let (_, index_position) = self.offset_index.lookup(start_offset);
         let mut position = u64::from(index_position);
         let first = loop {
             let Some(header) = reader.header_at(position)? else {
@@ -602,11 +698,8 @@ impl LogSegment {
                 None => break,
             }
         }
-        if end == start {
-            return Ok(Some((Bytes::new(), None)));
-        }
-        let data = reader.slice(start, end)?;
-        Ok(Some((data, Some(first.base_offset))))
+        let first = (end > start).then_some(first.base_offset);
+        Ok(Some((start, end, first)))
     }
 
     /// The first record at or after `starting_offset` whose timestamp is ≥ `target`, as
@@ -762,9 +855,7 @@ impl<'a> ChunkReader<'a> {
 
     fn load(&mut self, position: u64, min_len: usize) -> Result<(), LogError> {
         let len = (self.segment.size - position).min(self.window.max(min_len) as u64) as usize;
-        let mut buf = BytesMut::zeroed(len);
-        self.segment.log.read_exact_at(&mut buf, position)?;
-        self.chunk = buf.freeze();
+        self.chunk = Bytes::from(read_fresh(&self.segment.log, position, len)?);
         self.chunk_start = position;
         Ok(())
     }

@@ -221,6 +221,48 @@ fn read_spans_no_more_than_one_segment_but_continues_across_them() {
     assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
 }
 
+/// The region a fetch sends from the file holds exactly the bytes a read into memory
+/// returns, at every offset, limit and bound, across segments, and nothing past the end.
+#[test]
+fn read_region_is_what_read_returns_left_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = batch(3, 0).len();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: (one * 4) as u64,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        },
+    );
+    for i in 0..12 {
+        log.append_as_leader(&batch(1 + i % 3, 0), 0, 0).unwrap();
+    }
+    assert!(log.number_of_segments() > 2);
+    let end = log.log_end_offset();
+    for offset in 0..=end {
+        for max_bytes in [1, one - 1, one, one * 2 + 5, 1 << 20] {
+            for min_one in [true, false] {
+                for max_offset in [end, end - 3, offset + 1] {
+                    let read = log.read(offset, max_bytes, min_one, max_offset).unwrap();
+                    let region = log
+                        .read_region(offset, max_bytes, min_one, max_offset)
+                        .unwrap();
+                    let from_file = region.map(|r| r.read().unwrap()).unwrap_or_default();
+                    assert_eq!(
+                        from_file, read.records,
+                        "offset {offset} max_bytes {max_bytes} min_one {min_one} max_offset {max_offset}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(matches!(
+        log.read_region(end + 1, 1 << 20, true, i64::MAX),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
 #[test]
 fn roll_by_size_names_segments_by_base_offset() {
     let dir = tempfile::tempdir().unwrap();

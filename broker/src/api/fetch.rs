@@ -38,6 +38,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use strata_frames::RecordsRef;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -46,11 +47,13 @@ use crate::replica::Partition;
 use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
 use crate::{Broker, now_ms};
 
+/// The response, and its record sets in the order it encodes them: the response's records
+/// fields hold their stand-ins (see [`strata_frames`]).
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: FetchRequest,
-) -> FetchResponse {
+) -> (FetchResponse, Vec<RecordsRef>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let replica_id = if ctx.version >= 15 {
@@ -81,7 +84,7 @@ pub async fn handle(
                     .leader()
                     .record(pass.throttled_bytes as u64, now_ms());
             }
-            return pass.response;
+            return (pass.response, pass.records);
         }
         if watches.is_none() {
             // First pass: start watching the partitions, and read again so nothing that
@@ -112,6 +115,8 @@ pub async fn handle(
 
 struct Pass {
     response: FetchResponse,
+    /// The record sets, in encoding order.
+    records: Vec<RecordsRef>,
     /// Record bytes in the response.
     bytes: usize,
     /// Of those, bytes of partitions the leader throttles for this follower.
@@ -137,10 +142,10 @@ fn read_once(
     let mut throttled_bytes = 0usize;
     let mut has_error = false;
     let mut read = Vec::new();
+    let mut records = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     let snapshot = broker.cache.snapshot();
     let mut leaders_hinted = BTreeSet::new();
-    let mut throttled = BTreeSet::new();
     for topic in &request.topics {
         let name = if version >= 13 {
             snapshot.topic_name(topic.topic_id)
@@ -162,6 +167,7 @@ fn read_once(
                 continue;
             };
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            let mut throttled = false;
             let mut params = ReadParams {
                 fetch_offset: p.fetch_offset,
                 current_leader_epoch: p.current_leader_epoch,
@@ -183,7 +189,7 @@ fn read_once(
                     if replica_id >= 0 {
                         let mut quota = broker.replica_manager.quotas.leader();
                         if quota.is_throttled(name, p.partition) {
-                            throttled.insert((name.to_string(), p.partition));
+                            throttled = true;
                             // A throttled follower out of the ISR gets nothing while the
                             // leader's replication rate is exceeded (KIP-73).
                             if quota.is_exceeded(now_ms()) && !partition.is_in_sync(replica_id) {
@@ -220,13 +226,33 @@ fn read_once(
                             .with_epoch(epoch)
                             .with_end_offset(end_offset);
                     }
-                    let n = result.records.len();
+                    let n = result.records.as_ref().map_or(0, |r| r.len);
                     total += n;
-                    if throttled.contains(&(name.to_string(), p.partition)) {
+                    if throttled {
                         throttled_bytes += n;
                     }
                     remaining = remaining.saturating_sub(n);
-                    data.records = Some(result.records);
+                    // Sent from the segment file; a region too large to stand in the
+                    // response is read into memory.
+                    data.records = Some(match result.records.map(RecordsRef::file) {
+                        None => Bytes::new(),
+                        Some(Ok(region)) => {
+                            let stand_in = region.stand_in();
+                            records.push(region);
+                            stand_in
+                        }
+                        Some(Err(region)) => match region.read() {
+                            Ok(bytes) => {
+                                records.push(RecordsRef::memory(bytes.clone()));
+                                bytes
+                            }
+                            Err(e) => {
+                                data.error_code = log_error_code(&e).code();
+                                has_error = true;
+                                Bytes::new()
+                            }
+                        },
+                    });
                     read.push(partition);
                 }
                 Err(error) => {
@@ -298,6 +324,7 @@ fn read_once(
     }
     Pass {
         response,
+        records,
         bytes: total,
         throttled_bytes,
         has_error,

@@ -58,6 +58,9 @@ use kafka_protocol::{ResponseError, protocol::StrBytes};
 use strata_storage::LogError;
 use tracing::warn;
 
+pub use strata_frames::Frames;
+use strata_frames::{RecordsRef, SplicingEncoder};
+
 use crate::Broker;
 use crate::protocol;
 
@@ -165,7 +168,7 @@ pub async fn handle_request(
     frame: Bytes,
     peer: SocketAddr,
     listener: &str,
-) -> Result<Option<BytesMut>, RequestError> {
+) -> Result<Option<Frames>, RequestError> {
     let started = Instant::now();
     if frame.len() < 8 {
         return Err(RequestError::Close(format!(
@@ -186,7 +189,7 @@ pub async fn handle_request(
         broker
             .metrics
             .record_request(raw_key, started.elapsed(), false);
-        return Ok(Some(response));
+        return Ok(Some(response.into()));
     }
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
         return Err(RequestError::Close(format!("unknown API key {raw_key}")));
@@ -199,13 +202,13 @@ pub async fn handle_request(
     if api_key == ApiKey::ApiVersions && !(min..=max).contains(&version) {
         // KIP-511: the client may speak a newer ApiVersions than we know; answer in the
         // v0 layout with UNSUPPORTED_VERSION so it can retry with a version we list.
-        return Ok(Some(api_versions::unsupported_version_response(
-            correlation_id,
-        )));
+        return Ok(Some(
+            api_versions::unsupported_version_response(correlation_id).into(),
+        ));
     }
     if api_key == ApiKey::Produce && version < 3 {
         let response = legacy_produce::handle(frame, version, correlation_id)?;
-        return Ok(response);
+        return Ok(response.map(Frames::from));
     }
     if !(min..=max).contains(&version) {
         return Err(RequestError::Close(format!(
@@ -256,7 +259,17 @@ pub async fn handle_request(
             }
             encode_response(&header, api_key, version, &response)?
         }
-        ApiKey::Fetch => dispatch!(fetch, m::FetchRequest),
+        ApiKey::Fetch => {
+            let request = m::FetchRequest::decode(&mut body, version).map_err(|e| {
+                broker
+                    .metrics
+                    .record_request(raw_key, started.elapsed(), true);
+                RequestError::Close(format!("malformed Fetch v{version} request: {e}"))
+            })?;
+            // The records go out from the segment files, not copied into the response.
+            let (response, records) = fetch::handle(broker, &ctx, request).await;
+            encode_spliced(&header, api_key, version, &response, records)?
+        }
         ApiKey::ListOffsets => dispatch!(list_offsets, m::ListOffsetsRequest),
         ApiKey::Metadata => dispatch!(metadata, m::MetadataRequest),
         ApiKey::ApiVersions => dispatch!(api_versions, m::ApiVersionsRequest),
@@ -392,22 +405,39 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     api_key: ApiKey,
     version: i16,
     response: &R,
-) -> Result<BytesMut, RequestError> {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
+) -> Result<Frames, RequestError> {
+    encode_spliced(header, api_key, version, response, [])
+}
+
+/// [`encode_response`], sending `records` (the response's record sets, in encoding order,
+/// with stand-ins in the response) by reference rather than copying them (see
+/// [`strata_frames`]).
+fn encode_spliced<R: Encodable + HeaderVersion>(
+    header: &RequestHeader,
+    api_key: ApiKey,
+    version: i16,
+    response: &R,
+    records: impl IntoIterator<Item = RecordsRef>,
+) -> Result<Frames, RequestError> {
     let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
-    let encoded = response_header
-        .encode(&mut buf, api_key.response_header_version(version))
-        .and_then(|()| response.encode(&mut buf, version));
-    if let Err(e) = encoded {
+    let header_version = api_key.response_header_version(version);
+    let failed = |e: &dyn std::fmt::Display| {
         warn!(?api_key, version, error = %e, "encoding response failed");
-        return Err(RequestError::Close(format!(
+        RequestError::Close(format!(
             "cannot encode the {api_key:?} v{version} response: {e}"
-        )));
-    }
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+        ))
+    };
+    let len = response_header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + response.compute_size(version)?))
+        .map_err(|e| failed(&e))?;
+    let mut buf = SplicingEncoder::new(len, records);
+    response_header
+        .encode(&mut buf, header_version)
+        .and_then(|()| response.encode(&mut buf, version))
+        .map_err(|e| failed(&e))?;
+    buf.finish(len)
+        .ok_or_else(|| failed(&"the encoding disagrees with the computed size or the record sets"))
 }
 
 /// Maps a storage error to the Kafka error code a client understands.

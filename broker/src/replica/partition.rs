@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use strata_storage::{CleanStats, Log, LogAppendInfo, LogConfig, LogError};
+use strata_storage::{CleanStats, FileRegion, Log, LogAppendInfo, LogConfig, LogError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -67,7 +67,8 @@ pub struct ReadParams {
 /// What a read found.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
-    pub records: Bytes,
+    /// The records, left in their segment file (`None`: nothing to return).
+    pub records: Option<FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
     /// The leader's log end offset when the read happened.
@@ -393,7 +394,7 @@ impl Partition {
                 truncation::diverging_epoch(params.fetch_offset, last_epoch, end)
             {
                 return Ok(ReadResult {
-                    records: Bytes::new(),
+                    records: None,
                     high_watermark: offsets.high_watermark,
                     log_start_offset: offsets.log_start_offset,
                     log_end_offset: offsets.log_end_offset,
@@ -405,14 +406,14 @@ impl Partition {
             FetchIsolation::HighWatermark => offsets.high_watermark,
             FetchIsolation::LogEnd => offsets.log_end_offset,
         };
-        let data = log.read(
+        let records = log.read_region(
             params.fetch_offset,
             params.max_bytes,
             params.min_one_message,
             max_offset,
         )?;
         Ok(ReadResult {
-            records: data.records,
+            records,
             high_watermark: offsets.high_watermark,
             log_start_offset: offsets.log_start_offset,
             log_end_offset: offsets.log_end_offset,
