@@ -39,6 +39,44 @@ use isr::LeaderAndIsrState;
 pub use partition::{Partition, PartitionInfo, PartitionOffsets};
 use quota::ReplicationQuotas;
 
+/// The hosted partitions by topic and index, looked up with a borrowed topic name: the
+/// produce and fetch paths find a partition without building a key.
+#[derive(Default)]
+struct PartitionMap {
+    topics: HashMap<String, BTreeMap<i32, Arc<Partition>>>,
+}
+
+impl PartitionMap {
+    fn get(&self, topic: &str, partition: i32) -> Option<&Arc<Partition>> {
+        self.topics.get(topic)?.get(&partition)
+    }
+
+    /// A topic's partitions, by index.
+    fn topic(&self, topic: &str) -> impl Iterator<Item = &Arc<Partition>> {
+        self.topics.get(topic).into_iter().flat_map(|p| p.values())
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.topics.values().flat_map(|p| p.values())
+    }
+
+    fn insert(&mut self, p: Arc<Partition>) {
+        self.topics
+            .entry(p.topic.clone())
+            .or_default()
+            .insert(p.partition, p);
+    }
+
+    fn remove(&mut self, topic: &str, partition: i32) {
+        if let Some(partitions) = self.topics.get_mut(topic) {
+            partitions.remove(&partition);
+            if partitions.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+}
+
 /// Replication settings of the broker.
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
@@ -66,7 +104,7 @@ pub struct ReplicaManager {
     config: ReplicaConfig,
     log_manager: LogManager,
     cache: Arc<MetadataCache>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    partitions: RwLock<PartitionMap>,
     /// The newest controller epoch seen; requests from older controllers are refused.
     controller_epoch: AtomicI32,
     pub fetchers: Arc<ReplicaFetcherManager>,
@@ -94,7 +132,7 @@ impl ReplicaManager {
             config,
             log_manager,
             cache,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(PartitionMap::default()),
             controller_epoch: AtomicI32::new(-1),
             fetchers,
             alter_partition,
@@ -130,7 +168,7 @@ impl ReplicaManager {
         self.partitions
             .read()
             .expect("partitions lock")
-            .get(&(topic.to_string(), partition))
+            .get(topic, partition)
             .cloned()
     }
 
@@ -155,16 +193,12 @@ impl ReplicaManager {
     }
 
     pub fn partitions_of(&self, topic: &str) -> Vec<Arc<Partition>> {
-        let mut v: Vec<_> = self
-            .partitions
+        self.partitions
             .read()
             .expect("partitions lock")
-            .values()
-            .filter(|p| p.topic == topic)
+            .topic(topic)
             .cloned()
-            .collect();
-        v.sort_by_key(|p| p.partition);
-        v
+            .collect()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
@@ -191,7 +225,7 @@ impl ReplicaManager {
             return Ok(p);
         }
         let mut partitions = self.partitions.write().expect("partitions lock");
-        if let Some(p) = partitions.get(&(topic.to_string(), partition)) {
+        if let Some(p) = partitions.get(topic, partition) {
             return Ok(p.clone());
         }
         let log = self
@@ -206,7 +240,7 @@ impl ReplicaManager {
             &config,
             self.config.replica_lag_time_max_ms,
         ));
-        partitions.insert((topic.to_string(), partition), p.clone());
+        partitions.insert(p.clone());
         Ok(p)
     }
 
@@ -370,7 +404,7 @@ impl ReplicaManager {
                         self.partitions
                             .write()
                             .expect("partitions lock")
-                            .remove(&tp);
+                            .remove(&tp.0, tp.1);
                         match self.log_manager.delete_log(&tp.0, tp.1) {
                             Ok(()) => deleted.push(tp.clone()),
                             Err(e) => {
