@@ -43,6 +43,8 @@ ROUNDS="${ROUNDS:-3}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
 GROUP_RECORDS="${GROUP_RECORDS:-5000000}"
+# Extra consumer properties for the group members, e.g. fetch.queue.backoff.ms=0.
+GROUP_PROPS="${GROUP_PROPS:-}"
 PRODUCER_PROPS="${PRODUCER_PROPS:-acks=1 linger.ms=5 batch.size=131072 compression.type=none}"
 
 bash "$here/tools/setup-kafka.sh" >/dev/null
@@ -135,7 +137,8 @@ perf() {
 # group NAME PID BOOTSTRAP ROUND: the group cell (its CPU figures come from group_bench).
 group() {
     local name="$1" pid="$2" bootstrap="$3" round="$4" line rps mbs rebalance bcpu ccpu
-    line=$("$group_bin" "$bootstrap" "$GROUP_RECORDS" "$pid" | tail -1)
+    # shellcheck disable=SC2086 # GROUP_PROPS holds several key=value words
+    line=$("$group_bin" "$bootstrap" "$GROUP_RECORDS" "$pid" $GROUP_PROPS | tail -1)
     read -r rps mbs rebalance bcpu ccpu <<<"$line"
     row "$name" "$round" "group 100 B" "$GROUP_RECORDS" "$rps" "$mbs" "" "" "$rebalance" \
         "$(awk -v n="$GROUP_RECORDS" -v r="$rps" 'BEGIN { printf "%.3f", n / r }')" "$bcpu" "$ccpu"
@@ -197,6 +200,6 @@ kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$her
     echo "\`$PRODUCER_PROPS\`, 3 partitions, $RECORDS_1K records of 1 KiB and $RECORDS_100 of 100 B;"
     echo "consume = ConsumerPerformance's fetch rate (after its group join)."
     echo "Group: broker/examples/group_bench (librdkafka), 3 members, 6 partitions, $GROUP_RECORDS records"
-    echo "of 100 B consumed by the steady group; rebalance = a member leaves until the other two own"
+    echo "of 100 B consumed by the steady group${GROUP_PROPS:+ (member properties: $GROUP_PROPS)}; rebalance = a member leaves until the other two own"
     echo "all partitions again. $ROUNDS rounds, order alternating; $(nproc) cores."
 } | tee "${out:-/dev/null}"

@@ -1,7 +1,8 @@
 //! Consumer-group benchmark load generator on librdkafka (the `rdkafka` crate), used by
 //! `bench/kafka.sh` against Strata and Apache Kafka alike.
 //!
-//! `group_bench BOOTSTRAP RECORDS [BROKER_PID]`:
+//! `group_bench BOOTSTRAP RECORDS [BROKER_PID [key=value ...]]`, the pairs being extra
+//! consumer properties for the members (e.g. `fetch.queue.backoff.ms=0`):
 //!
 //! 1. creates a 6-partition topic and three members of one group subscribe to it while it
 //!    is empty; once the group is stable (all six partitions owned, no change for 1 s)
@@ -46,12 +47,25 @@ struct Shared {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: group_bench BOOTSTRAP RECORDS [BROKER_PID]");
+        eprintln!("usage: group_bench BOOTSTRAP RECORDS [BROKER_PID [key=value ...]]");
         std::process::exit(2);
     }
     let bootstrap = args[1].clone();
     let records: u64 = args[2].parse().expect("RECORDS is a number");
-    let broker_pid: Option<u32> = args.get(3).map(|p| p.parse().expect("BROKER_PID"));
+    let broker_pid: Option<u32> = args
+        .get(3)
+        .filter(|p| *p != "0")
+        .map(|p| p.parse().expect("BROKER_PID"));
+    let properties: Vec<(String, String)> = args
+        .iter()
+        .skip(4)
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .expect("consumer properties are key=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect();
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -63,13 +77,14 @@ fn main() {
     let shared = Arc::new(Shared::default());
     let members: Vec<_> = (0..MEMBERS)
         .map(|i| {
-            let (shared, bootstrap, topic, group) = (
+            let (shared, bootstrap, topic, group, properties) = (
                 shared.clone(),
                 bootstrap.clone(),
                 topic.clone(),
                 group.clone(),
+                properties.clone(),
             );
-            std::thread::spawn(move || member(i, &bootstrap, &group, &topic, &shared))
+            std::thread::spawn(move || member(i, &bootstrap, &group, &topic, &properties, &shared))
         })
         .collect();
 
@@ -122,17 +137,28 @@ fn main() {
     );
 }
 
-fn member(i: usize, bootstrap: &str, group: &str, topic: &str, shared: &Shared) {
-    let consumer: BaseConsumer = ClientConfig::new()
+fn member(
+    i: usize,
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    properties: &[(String, String)],
+    shared: &Shared,
+) {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         .set("heartbeat.interval.ms", "500")
         .set("session.timeout.ms", "6000")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
+        .set("fetch.wait.max.ms", "100");
+    // Given properties last, so they win over the ones above.
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut paused = false;
     let mut resumed = false;
