@@ -113,17 +113,9 @@ impl Frames {
     }
 
     /// How many separate pieces the response is made of.
-    pub fn pieces(&self) -> usize {
+    #[cfg(test)]
+    fn pieces(&self) -> usize {
         self.chunks.len()
-    }
-
-    /// The response's size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Sends the response: runs of memory pieces with vectored writes, file regions with

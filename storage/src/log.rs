@@ -669,7 +669,7 @@ impl Log {
         let found = self.read_with(fetch_offset, max_offset, |segment, max_offset| {
             segment.read_region(fetch_offset, max_bytes, max_offset, min_one_message)
         })?;
-        Ok(found.map(|(region, _)| region).filter(|r| r.len > 0))
+        Ok(found.filter(|r| r.len > 0))
     }
 
     /// The bounds checks of a read, then `read` on the segments from the one holding
@@ -678,8 +678,8 @@ impl Log {
         &self,
         fetch_offset: i64,
         max_offset: i64,
-        mut read: impl FnMut(&LogSegment, i64) -> Result<Option<(T, Option<i64>)>, LogError>,
-    ) -> Result<Option<(T, Option<i64>)>, LogError> {
+        mut read: impl FnMut(&LogSegment, i64) -> Result<Option<T>, LogError>,
+    ) -> Result<Option<T>, LogError> {
         let log_end_offset = self.log_end_offset();
         if fetch_offset < self.log_start_offset || fetch_offset > log_end_offset {
             return Err(LogError::OffsetOutOfRange {

@@ -633,24 +633,20 @@ impl LogSegment {
         max_size: usize,
         max_offset: i64,
         min_one_message: bool,
-    ) -> Result<Option<(FileRegion, Option<i64>)>, LogError> {
+    ) -> Result<Option<FileRegion>, LogError> {
         let mut reader = ChunkReader::new(self, HEADER_READ_WINDOW_BYTES);
-        let Some((start, end, first)) = self.locate(
+        let located = self.locate(
             &mut reader,
             start_offset,
             max_size,
             max_offset,
             min_one_message,
-        )?
-        else {
-            return Ok(None);
-        };
-        let region = FileRegion {
+        )?;
+        Ok(located.map(|(start, end, _)| FileRegion {
             file: self.log.clone(),
             position: start,
             len: (end - start) as usize,
-        };
-        Ok(Some((region, first)))
+        }))
     }
 
     /// The byte range `[start, end)` of the whole batches a read returns, with the first

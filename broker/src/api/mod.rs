@@ -230,14 +230,19 @@ pub async fn handle_request(
         listener,
     };
 
-    macro_rules! dispatch {
-        ($module:ident, $request:ty) => {{
-            let request = <$request>::decode(&mut body, version).map_err(|e| {
+    macro_rules! decode {
+        ($request:ty) => {
+            <$request>::decode(&mut body, version).map_err(|e| {
                 broker
                     .metrics
                     .record_request(raw_key, started.elapsed(), true);
                 RequestError::Close(format!("malformed {api_key:?} v{version} request: {e}"))
-            })?;
+            })?
+        };
+    }
+    macro_rules! dispatch {
+        ($module:ident, $request:ty) => {{
+            let request = decode!($request);
             let response = $module::handle(broker, &ctx, request).await;
             encode_response(&header, api_key, version, &response)?
         }};
@@ -260,12 +265,7 @@ pub async fn handle_request(
             encode_response(&header, api_key, version, &response)?
         }
         ApiKey::Fetch => {
-            let request = m::FetchRequest::decode(&mut body, version).map_err(|e| {
-                broker
-                    .metrics
-                    .record_request(raw_key, started.elapsed(), true);
-                RequestError::Close(format!("malformed Fetch v{version} request: {e}"))
-            })?;
+            let request = decode!(m::FetchRequest);
             // The records go out from the segment files, not copied into the response.
             let (response, records) = fetch::handle(broker, &ctx, request).await;
             encode_spliced(&header, api_key, version, &response, records)?
