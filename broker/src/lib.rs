@@ -27,6 +27,7 @@ pub mod network;
 pub mod producer_ids;
 pub mod protocol;
 pub mod replica;
+pub mod security;
 pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -55,7 +56,7 @@ use crate::metadata::{
     SecurityProtocol, config_type,
 };
 use crate::metrics::{Metrics, MetricsSource};
-use crate::network::Timeouts;
+use crate::network::{Connector, Timeouts};
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::alter_partition::AlterPartitionManager;
 use crate::replica::fetcher::{FetcherConfig, ReplicaFetcherManager};
@@ -88,6 +89,8 @@ pub enum StartupError {
     },
     #[error("{0}")]
     Inconsistent(String),
+    #[error("{0}")]
+    Security(String),
 }
 
 /// Everything a request handler may touch.
@@ -545,18 +548,25 @@ impl MetricsSource for Broker {
     }
 }
 
-/// Binds every listener, naming the address on failure.
-async fn bind_listeners(config: &KafkaConfig) -> Result<Vec<(String, TcpListener)>, StartupError> {
+/// Builds every listener's security (TLS key stores read, SASL users parsed) and binds
+/// it, naming the address on failure.
+async fn bind_listeners(config: &KafkaConfig) -> Result<Vec<server::Listener>, StartupError> {
     let mut out = Vec::new();
     for endpoint in &config.listeners {
+        let security = security::ListenerSecurity::build(config, &endpoint.listener_name)
+            .map_err(StartupError::Security)?;
         let address = endpoint.bind_address();
-        let listener = TcpListener::bind(&address)
+        let socket = TcpListener::bind(&address)
             .await
             .map_err(|source| StartupError::Bind {
                 address: address.clone(),
                 source,
             })?;
-        out.push((endpoint.listener_name.clone(), listener));
+        out.push(server::Listener {
+            name: endpoint.listener_name.clone(),
+            socket,
+            security,
+        });
     }
     Ok(out)
 }
@@ -624,6 +634,9 @@ pub async fn run(
     };
     let cache = Arc::new(MetadataCache::default());
     let listener = config.inter_broker_listener();
+    let inter_broker_security = Arc::new(
+        security::client::ClientSecurity::inter_broker(&config).map_err(StartupError::Security)?,
+    );
     let broker_epoch = Arc::new(AtomicI64::new(-1));
     let fetchers = ReplicaFetcherManager::new(
         FetcherConfig {
@@ -635,9 +648,12 @@ pub async fn run(
             max_bytes: config.replica_fetch_response_max_bytes,
             partition_max_bytes: config.replica_fetch_max_bytes,
             backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
-            timeouts: Timeouts {
-                connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
-                request: Duration::from_millis(config.replica_socket_timeout_ms),
+            connector: Connector {
+                timeouts: Timeouts {
+                    connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
+                    request: Duration::from_millis(config.replica_socket_timeout_ms),
+                },
+                security: inter_broker_security.clone(),
             },
         },
         cache.clone(),
@@ -657,15 +673,18 @@ pub async fn run(
         fetchers,
         alter_partition.clone(),
     );
-    let controller_timeouts = Timeouts {
-        connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
-        request: Duration::from_millis(config.controller_socket_timeout_ms),
+    let controller_connector = Connector {
+        timeouts: Timeouts {
+            connect: Duration::from_millis(config.socket_connection_setup_timeout_ms),
+            request: Duration::from_millis(config.controller_socket_timeout_ms),
+        },
+        security: inter_broker_security,
     };
     let controller = Arc::new(Controller::new(
         ControllerConfig {
             broker_id: config.broker_id,
             inter_broker_listener: listener.clone(),
-            timeouts: controller_timeouts,
+            connector: controller_connector.clone(),
             unclean_leader_election_enable: config.unclean_leader_election_enable,
             auto_leader_rebalance_enable: config.auto_leader_rebalance_enable,
             leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage,
@@ -681,7 +700,7 @@ pub async fn run(
         controller.clone(),
         cache.clone(),
         listener,
-        controller_timeouts,
+        controller_connector,
     ));
     let groups = Arc::new(GroupManager::new(
         group_coordinator_config(&config),

@@ -51,6 +51,13 @@ pub struct Metrics {
     /// Connections closed after `connections.max.idle.ms` without a whole request or
     /// without taking a response.
     pub connections_idle_closed: AtomicU64,
+    /// TLS handshakes that failed (no common version, a client certificate refused, not
+    /// TLS at all).
+    pub tls_handshake_failures: AtomicU64,
+    /// SASL authentications that succeeded and failed (Kafka's
+    /// `successful-authentication-total` / `failed-authentication-total`).
+    pub authentications: AtomicU64,
+    pub authentication_failures: AtomicU64,
     /// Request bytes held now (read, or being read, and not yet answered).
     pub queued_request_bytes: AtomicU64,
     pub produce_errors: AtomicU64,
@@ -69,6 +76,9 @@ impl Default for Metrics {
             invalid_frames: AtomicU64::new(0),
             connections_refused_per_ip: AtomicU64::new(0),
             connections_idle_closed: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            authentications: AtomicU64::new(0),
+            authentication_failures: AtomicU64::new(0),
             queued_request_bytes: AtomicU64::new(0),
             produce_errors: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
@@ -154,6 +164,24 @@ impl Metrics {
             "strata_broker_connections_idle_closed_total",
             "Connections closed after connections.max.idle.ms without a whole request, or without taking a response.",
             &self.connections_idle_closed,
+        );
+        counter(
+            &mut out,
+            "strata_broker_tls_handshake_failures_total",
+            "Connections closed because their TLS handshake failed.",
+            &self.tls_handshake_failures,
+        );
+        counter(
+            &mut out,
+            "strata_broker_successful_authentication_total",
+            "SASL authentications (and re-authentications) that succeeded.",
+            &self.authentications,
+        );
+        counter(
+            &mut out,
+            "strata_broker_failed_authentication_total",
+            "SASL authentications that failed; the connection was closed.",
+            &self.authentication_failures,
         );
         counter(
             &mut out,

@@ -6,15 +6,26 @@
 //! connection is dropped, as Kafka's `NetworkClient` disconnects on a request timeout.
 //! Setting a connection up has its own, shorter deadline
 //! (`socket.connection.setup.timeout.ms`): a broker that moved to a new address (a
-//! restarted pod) must not cost a whole request timeout per attempt.
+//! restarted pod) must not cost a whole request timeout per attempt. Setting up includes
+//! the TLS handshake and the SASL login when the inter-broker listener has them
+//! ([`crate::security::client`]).
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::security::client::{ClientSecurity, SaslLogin};
+use crate::security::sasl::Mechanism;
+use crate::security::scram::{ScramClient, new_nonce};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -32,6 +43,8 @@ pub enum NetworkError {
     Timeout { addr: String, timeout_ms: u128 },
     #[error("bad response from {addr}: {reason}")]
     Protocol { addr: String, reason: String },
+    #[error("cannot log in to {addr}: {reason}")]
+    Authentication { addr: String, reason: String },
 }
 
 /// `host:port` for connecting, with an IPv6 host in brackets.
@@ -56,22 +69,112 @@ pub struct Timeouts {
     pub request: Duration,
 }
 
-pub struct BrokerConnection {
-    addr: String,
-    stream: BufReader<TcpStream>,
-    client_id: String,
-    next_correlation_id: i32,
-    timeout: Duration,
+/// A connection's byte stream: TCP, or TLS over it (either side).
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
-impl BrokerConnection {
+impl Stream {
+    /// Writes a response: from the segment files with `sendfile` on TCP, through the
+    /// TLS session (which must see every byte) otherwise.
+    pub async fn write_frames(&mut self, frames: strata_frames::Frames) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => frames.write_to(s).await,
+            Stream::Tls(s) => frames.write_copied(s.as_mut()).await,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How this broker connects to the others: the deadlines and the inter-broker
+/// listener's security.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub timeouts: Timeouts,
+    pub security: Arc<ClientSecurity>,
+}
+
+impl Connector {
+    pub fn plaintext(timeouts: Timeouts) -> Connector {
+        Connector {
+            timeouts,
+            security: Arc::new(ClientSecurity::plaintext()),
+        }
+    }
+
+    /// Connects, and runs the TLS handshake and SASL login if the listener has them, all
+    /// within `socket.connection.setup.timeout.ms`.
     pub async fn connect(
+        &self,
         addr: &str,
         client_id: &str,
-        timeouts: Timeouts,
     ) -> Result<BrokerConnection, NetworkError> {
-        let connect = timeouts.connect.min(timeouts.request);
-        let stream = match tokio::time::timeout(connect, TcpStream::connect(addr)).await {
+        let timeouts = self.timeouts;
+        let setup = timeouts.connect.min(timeouts.request);
+        let timed_out = || NetworkError::Timeout {
+            addr: addr.to_string(),
+            timeout_ms: setup.as_millis(),
+        };
+        let deadline = tokio::time::Instant::now() + setup;
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(source)) => {
                 return Err(NetworkError::Connect {
@@ -79,21 +182,114 @@ impl BrokerConnection {
                     source,
                 });
             }
-            Err(_) => {
-                return Err(NetworkError::Timeout {
-                    addr: addr.to_string(),
-                    timeout_ms: connect.as_millis(),
-                });
-            }
+            Err(_) => return Err(timed_out()),
         };
         let _ = stream.set_nodelay(true);
-        Ok(BrokerConnection {
+        let stream = match &self.security.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                    .unwrap_or(addr);
+                let name =
+                    rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+                        NetworkError::Authentication {
+                            addr: addr.to_string(),
+                            reason: format!("'{host}' is not a TLS server name: {e}"),
+                        }
+                    })?;
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                match tokio::time::timeout_at(deadline, connector.connect(name, stream)).await {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s.into())),
+                    Ok(Err(e)) => {
+                        return Err(NetworkError::Authentication {
+                            addr: addr.to_string(),
+                            reason: format!("TLS handshake: {e}"),
+                        });
+                    }
+                    Err(_) => return Err(timed_out()),
+                }
+            }
+        };
+        let mut connection = BrokerConnection {
             addr: addr.to_string(),
             stream: BufReader::with_capacity(64 * 1024, stream),
             client_id: client_id.to_string(),
             next_correlation_id: 0,
             timeout: timeouts.request,
-        })
+        };
+        if let Some(login) = &self.security.sasl {
+            match tokio::time::timeout_at(deadline, connection.login(login)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(timed_out()),
+            }
+        }
+        Ok(connection)
+    }
+}
+
+pub struct BrokerConnection {
+    addr: String,
+    stream: BufReader<Stream>,
+    client_id: String,
+    next_correlation_id: i32,
+    timeout: Duration,
+}
+
+impl BrokerConnection {
+    /// SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate v2 (KIP-152).
+    async fn login(&mut self, login: &SaslLogin) -> Result<(), NetworkError> {
+        let addr = self.addr.clone();
+        let refused = |reason: String| NetworkError::Authentication {
+            addr: addr.clone(),
+            reason,
+        };
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(login.mechanism.name()));
+        let response = self.send(&handshake, 1).await?;
+        if response.error_code != 0 {
+            let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(format!(
+                "{} is not enabled there (it offers {})",
+                login.mechanism.name(),
+                offered.join(", ")
+            )));
+        }
+        match login.mechanism {
+            Mechanism::Plain => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                self.authenticate(token.into_bytes()).await?;
+            }
+            Mechanism::Scram(m) => {
+                let (client, first) =
+                    ScramClient::start(m, &login.username, &login.password, &new_nonce());
+                let server_first = self.authenticate(first).await?;
+                let (client, last) = client
+                    .prove(&server_first)
+                    .map_err(|e| refused(e.to_string()))?;
+                let server_final = self.authenticate(last).await?;
+                client
+                    .verify(&server_final)
+                    .map_err(|e| refused(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn authenticate(&mut self, token: Vec<u8>) -> Result<Bytes, NetworkError> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let response = self.send(&request, 2).await?;
+        if response.error_code != 0 {
+            return Err(NetworkError::Authentication {
+                addr: self.addr.clone(),
+                reason: response
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error {}", response.error_code)),
+            });
+        }
+        Ok(response.auth_bytes)
     }
 
     pub fn addr(&self) -> &str {
@@ -133,7 +329,9 @@ impl BrokerConnection {
         let len = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&len.to_be_bytes());
         let exchange = async {
-            self.stream.get_mut().write_all(&frame).await?;
+            let stream = self.stream.get_mut();
+            stream.write_all(&frame).await?;
+            stream.flush().await?;
             let size = self.stream.read_i32().await?;
             if size < 4 || size as usize > MAX_RESPONSE_BYTES {
                 return Err(std::io::Error::new(

@@ -33,24 +33,34 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::Broker;
-use crate::api::{self, RequestError};
+use crate::api::{self, Frames, RequestError};
+use crate::network::Stream;
+use crate::security::ListenerSecurity;
+use crate::security::sasl::{Authenticator, SaslOutcome};
 
 /// How long a shutdown waits for open connections to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A bound listener and how its connections are secured.
+pub struct Listener {
+    pub name: String,
+    pub socket: TcpListener,
+    pub security: ListenerSecurity,
+}
+
 /// Serves every listener until `shutdown` turns true, then drains connections.
 pub async fn serve_all(
     broker: Arc<Broker>,
-    listeners: Vec<(String, TcpListener)>,
+    listeners: Vec<Listener>,
     shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
@@ -62,13 +72,17 @@ pub async fn serve_all(
     // Each connection task holds a sender; when all are dropped, the drain is done.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut loops = Vec::new();
-    for (name, listener) in listeners {
-        if let Ok(address) = listener.local_addr() {
-            info!(listener = %name, %address, "listening for Kafka clients");
+    for listener in listeners {
+        if let Ok(address) = listener.socket.local_addr() {
+            info!(
+                listener = %listener.name,
+                %address,
+                protocol = listener.security.protocol.name(),
+                "listening for Kafka clients"
+            );
         }
         loops.push(tokio::spawn(accept_loop(
             broker.clone(),
-            name,
             listener,
             Limits {
                 connections: permits.clone(),
@@ -100,20 +114,20 @@ struct Limits {
 
 async fn accept_loop(
     broker: Arc<Broker>,
-    listener_name: String,
-    listener: TcpListener,
+    listener: Listener,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
-    let listener_name: Arc<str> = Arc::from(listener_name);
+    let listener_name: Arc<str> = Arc::from(listener.name);
+    let security = Arc::new(listener.security);
     loop {
         let permit = tokio::select! {
             permit = limits.connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
             _ = shutdown.changed() => return,
         };
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = listener.socket.accept() => accepted,
             _ = shutdown.changed() => {
                 info!(listener = %listener_name, "no longer accepting connections");
                 return;
@@ -143,110 +157,187 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         let done = done.clone();
         let listener_name = listener_name.clone();
+        let security = security.clone();
         tokio::spawn(async move {
             broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
             broker
                 .metrics
                 .connections_total
                 .fetch_add(1, Ordering::Relaxed);
-            handle_connection(
-                &broker,
-                socket,
+            let connection = Connection {
+                broker: &broker,
                 peer,
-                &listener_name,
+                listener: &listener_name,
                 pool,
                 shutdown,
-                (permit, ip_permit),
-            )
-            .await;
+                _permits: (permit, ip_permit),
+            };
+            connection.run(socket, &security).await;
             broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
             drop(done);
         });
     }
 }
 
-async fn handle_connection(
-    broker: &Broker,
-    socket: TcpStream,
+/// One client connection and what it holds.
+struct Connection<'a> {
+    broker: &'a Broker,
     peer: SocketAddr,
-    listener: &str,
+    listener: &'a str,
     pool: Option<RequestPool>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     _permits: (OwnedSemaphorePermit, IpPermit),
-) {
-    let (reader, mut writer) = socket.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
-    let max = broker.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let idle_closed = || {
-        broker
+}
+
+impl Connection<'_> {
+    fn idle(&self) -> Duration {
+        Duration::from_millis(self.broker.config.connections_max_idle_ms)
+    }
+
+    fn idle_closed(&self) {
+        self.broker
             .metrics
             .connections_idle_closed
             .fetch_add(1, Ordering::Relaxed);
-        debug!(%peer, "closing connection: idle beyond connections.max.idle.ms");
-    };
-    loop {
-        let size = tokio::select! {
-            size = tokio::time::timeout(idle, reader.read_i32()) => match size {
-                Ok(Ok(size)) => size,
-                Ok(Err(_)) => return, // closed by the client
-                Err(_) => return idle_closed(),
-            },
-            _ = shutdown.changed() => return,
-        };
-        if size < 0 || size as usize > max {
-            broker
-                .metrics
-                .invalid_frames
-                .fetch_add(1, Ordering::Relaxed);
-            warn!(
-                %peer,
-                size,
-                max,
-                "closing connection: request size is outside 0..=socket.request.max.bytes"
-            );
-            return;
-        }
-        let size = size as usize;
-        let _share = match &pool {
-            None => None,
-            Some(pool) => tokio::select! {
-                share = pool.acquire(size) => Some(share),
-                _ = shutdown.changed() => return,
-            },
-        };
-        let _held = QueuedBytes::hold(&broker.metrics, size as u64);
-        let frame = match tokio::time::timeout(idle, read_frame(&mut reader, size)).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => {
-                debug!(%peer, "connection closed mid-request");
-                return;
-            }
-            Err(_) => return idle_closed(),
-        };
-        match api::handle_request(broker, frame, peer, listener).await {
-            Ok(Some(response)) => {
-                match tokio::time::timeout(idle, response.write_to(&mut writer)).await {
-                    Ok(Ok(())) => {}
+        debug!(peer = %self.peer, "closing connection: idle beyond connections.max.idle.ms");
+    }
+
+    fn authentication_failed(&self, reason: &str) {
+        self.broker
+            .metrics
+            .authentication_failures
+            .fetch_add(1, Ordering::Relaxed);
+        info!(peer = %self.peer, listener = %self.listener, %reason, "closing connection");
+    }
+
+    /// The TLS handshake (bounded by `connections.max.idle.ms`), then requests.
+    async fn run(mut self, socket: TcpStream, security: &ListenerSecurity) {
+        let stream = match &security.tls {
+            None => Stream::Plain(socket),
+            Some(tls) => {
+                let handshake = tls.acceptor().accept(socket);
+                let result = tokio::select! {
+                    r = tokio::time::timeout(self.idle(), handshake) => r,
+                    _ = self.shutdown.changed() => return,
+                };
+                match result {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s.into())),
                     Ok(Err(e)) => {
-                        // Usually the client went away; or a segment was truncated while
-                        // its records were being sent, and the response cannot be whole.
-                        debug!(%peer, error = %e, "closing connection: writing a response failed");
+                        self.broker
+                            .metrics
+                            .tls_handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        info!(peer = %self.peer, listener = %self.listener, error = %e, "closing connection: TLS handshake failed");
                         return;
                     }
-                    Err(_) => return idle_closed(),
+                    Err(_) => return self.idle_closed(),
                 }
             }
-            Ok(None) => {}
-            Err(RequestError::Close(reason)) => {
+        };
+        let authenticator = security.sasl.clone().map(Authenticator::new);
+        self.serve(stream, authenticator).await
+    }
+
+    async fn serve(mut self, stream: Stream, mut authenticator: Option<Authenticator>) {
+        let broker = self.broker;
+        let peer = self.peer;
+        let mut reader = BufReader::with_capacity(64 * 1024, stream);
+        let max = broker.config.socket_request_max_bytes;
+        let idle = self.idle();
+        loop {
+            let size = tokio::select! {
+                size = tokio::time::timeout(idle, reader.read_i32()) => match size {
+                    Ok(Ok(size)) => size,
+                    Ok(Err(_)) => return, // closed by the client
+                    Err(_) => return self.idle_closed(),
+                },
+                _ = self.shutdown.changed() => return,
+            };
+            if size < 0 || size as usize > max {
                 broker
                     .metrics
                     .invalid_frames
                     .fetch_add(1, Ordering::Relaxed);
-                warn!(%peer, reason = %reason, "closing connection");
+                warn!(
+                    %peer,
+                    size,
+                    max,
+                    "closing connection: request size is outside 0..=socket.request.max.bytes"
+                );
                 return;
             }
+            let size = size as usize;
+            let _share = match &self.pool {
+                None => None,
+                Some(pool) => tokio::select! {
+                    share = pool.acquire(size) => Some(share),
+                    _ = self.shutdown.changed() => return,
+                },
+            };
+            let _held = QueuedBytes::hold(&broker.metrics, size as u64);
+            let frame = match tokio::time::timeout(idle, read_frame(&mut reader, size)).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => {
+                    debug!(%peer, "connection closed mid-request");
+                    return;
+                }
+                Err(_) => return self.idle_closed(),
+            };
+            let mut close_after = None;
+            let response = match authenticator.as_mut() {
+                None => self.handle(frame).await,
+                Some(auth) => {
+                    let outcome = auth.on_frame(&frame, broker, Instant::now()).await;
+                    if auth.take_completed() {
+                        broker
+                            .metrics
+                            .authentications
+                            .fetch_add(1, Ordering::Relaxed);
+                        debug!(%peer, principal = auth.principal().unwrap_or_default(), "authenticated");
+                    }
+                    match outcome {
+                        SaslOutcome::PassThrough => self.handle(frame).await,
+                        SaslOutcome::Respond(frames) => Ok(Some(frames)),
+                        SaslOutcome::RespondAndClose(frames, reason) => {
+                            close_after = Some(reason);
+                            Ok(Some(frames))
+                        }
+                        SaslOutcome::Close(reason) => return self.authentication_failed(&reason),
+                    }
+                }
+            };
+            match response {
+                Ok(Some(response)) => {
+                    let stream = reader.get_mut();
+                    match tokio::time::timeout(idle, stream.write_frames(response)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            // Usually the client went away; or a segment was truncated while
+                            // its records were being sent, and the response cannot be whole.
+                            debug!(%peer, error = %e, "closing connection: writing a response failed");
+                            return;
+                        }
+                        Err(_) => return self.idle_closed(),
+                    }
+                }
+                Ok(None) => {}
+                Err(RequestError::Close(reason)) => {
+                    broker
+                        .metrics
+                        .invalid_frames
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, reason = %reason, "closing connection");
+                    return;
+                }
+            }
+            if let Some(reason) = close_after {
+                return self.authentication_failed(&reason);
+            }
         }
+    }
+
+    async fn handle(&self, frame: Bytes) -> Result<Option<Frames>, RequestError> {
+        api::handle_request(self.broker, frame, self.peer, self.listener).await
     }
 }
 
@@ -258,10 +349,7 @@ const AHEAD: usize = 16;
 /// lies costs little until the bytes come, while an honest request up to 1 MiB is copied
 /// once on the way (its first 64 KiB), not at every doubling. `None` when the connection
 /// ends first.
-async fn read_frame(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    size: usize,
-) -> Option<Bytes> {
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, size: usize) -> Option<Bytes> {
     const FIRST: usize = 64 * 1024;
     let mut frame = BytesMut::with_capacity(size.min(FIRST));
     while frame.len() < size {

@@ -25,8 +25,8 @@ use std::ops::Range;
 use bytes::buf::UninitSlice;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
 
 /// Record sets in memory smaller than this are copied: a separate iovec costs more.
 const SPLICE_MIN: usize = 4 * 1024;
@@ -40,7 +40,7 @@ static STAND_IN: [u8; MAX_FILE_REGION] = [0; MAX_FILE_REGION];
 
 pub use strata_storage::FileRegion;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Chunk {
     Memory(Bytes),
     File(FileRegion),
@@ -94,7 +94,7 @@ impl RecordsRef {
 
 /// The bytes of one response, in order: `[length][header][body]`, in pieces of memory and
 /// file regions.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Frames {
     chunks: VecDeque<Chunk>,
     len: usize,
@@ -121,23 +121,47 @@ impl Frames {
     /// Sends the response: runs of memory pieces with vectored writes, file regions with
     /// `sendfile`. A file that turns out shorter than its region (truncated since the
     /// read) is an error: the response cannot be completed and the connection must close.
-    pub async fn write_to(mut self, socket: &mut OwnedWriteHalf) -> io::Result<()> {
+    pub async fn write_to(mut self, socket: &mut TcpStream) -> io::Result<()> {
         while let Some(chunk) = self.chunks.pop_front() {
             match chunk {
                 Chunk::File(region) => send_file(socket, &region).await?,
-                Chunk::Memory(first) => {
-                    let mut run = MemoryRun::default();
-                    run.push(first);
-                    while matches!(self.chunks.front(), Some(Chunk::Memory(_))) {
-                        if let Some(Chunk::Memory(next)) = self.chunks.pop_front() {
-                            run.push(next);
-                        }
-                    }
-                    socket.write_all_buf(&mut run).await?;
-                }
+                Chunk::Memory(first) => socket.write_all_buf(&mut self.memory_run(first)).await?,
             }
         }
         Ok(())
+    }
+
+    /// Sends the response through a writer that must see every byte (a TLS stream): a
+    /// file region is read into memory (it is at most a partition's fetch size) and
+    /// written as the rest.
+    pub async fn write_copied<W: AsyncWrite + Unpin>(mut self, writer: &mut W) -> io::Result<()> {
+        while let Some(chunk) = self.chunks.pop_front() {
+            match chunk {
+                Chunk::File(region) => {
+                    let bytes = region.read().map_err(|e| {
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("reading a region to send: {e}"),
+                        )
+                    })?;
+                    writer.write_all(&bytes).await?
+                }
+                Chunk::Memory(first) => writer.write_all_buf(&mut self.memory_run(first)).await?,
+            }
+        }
+        writer.flush().await
+    }
+
+    /// `first` and the memory pieces right after it, as one vectored write.
+    fn memory_run(&mut self, first: Bytes) -> MemoryRun {
+        let mut run = MemoryRun::default();
+        run.push(first);
+        while matches!(self.chunks.front(), Some(Chunk::Memory(_))) {
+            if let Some(Chunk::Memory(next)) = self.chunks.pop_front() {
+                run.push(next);
+            }
+        }
+        run
     }
 }
 
@@ -149,8 +173,8 @@ impl From<BytesMut> for Frames {
     }
 }
 
-async fn send_file(socket: &mut OwnedWriteHalf, region: &FileRegion) -> io::Result<()> {
-    let stream = socket.as_ref();
+async fn send_file(stream: &mut TcpStream, region: &FileRegion) -> io::Result<()> {
+    let stream = &*stream;
     let mut offset = region.position;
     let end = region.position + region.len as u64;
     while offset < end {
@@ -338,20 +362,26 @@ mod tests {
 
     use super::*;
 
-    /// What a client reads when `frames` are written to a real socket.
+    /// What a client reads when `frames` are written to a real socket; written through
+    /// [`Frames::write_copied`] (as to a TLS stream) the bytes are the same.
     async fn sent(frames: Frames) -> io::Result<Vec<u8>> {
+        let mut copied = Vec::new();
+        let copy = frames.clone().write_copied(&mut copied).await;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let client = TcpStream::connect(listener.local_addr()?).await?;
-        let (server, _) = listener.accept().await?;
-        let (_, mut writer) = server.into_split();
+        let (mut server, _) = listener.accept().await?;
         let reading = tokio::spawn(async move {
             let mut client = client;
             let mut out = Vec::new();
             client.read_to_end(&mut out).await.map(|_| out)
         });
-        let written = frames.write_to(&mut writer).await;
-        drop(writer);
+        let written = frames.write_to(&mut server).await;
+        drop(server);
         let out = reading.await.expect("reader")?;
+        assert_eq!(written.is_ok(), copy.is_ok());
+        if written.is_ok() {
+            assert_eq!(out, copied, "write_copied sends what write_to sends");
+        }
         written.map(|()| out)
     }
 

@@ -21,6 +21,19 @@ def peak_rss_mib(pid):
     return int(line.split()[1]) // 1024
 
 
+def metric(port, name, host="127.0.0.1"):
+    """The value of one sample on a /metrics endpoint at `host`:`port`, or None."""
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = b""
+        while chunk := s.recv(65536):
+            body += chunk
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def free_port():
     """A port below Linux's ephemeral range (32768+), so no client socket can hold it."""
     import random
@@ -40,9 +53,11 @@ def free_port():
 class Broker:
     """One broker process with its own data directory and port."""
 
-    def __init__(self, extra=None):
+    def __init__(self, extra=None, port=None):
+        """`port` is the PLAINTEXT listener's (waited for at start); `extra` may name
+        more listeners in `listeners`."""
         self.dir = Path(tempfile.mkdtemp(prefix="strata-py-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.extra = dict(extra or {})
         self.proc = None
         self.start()

@@ -75,7 +75,8 @@ class StrataCluster:
             "replica.lag.time.max.ms": "5000",
             "controlled.shutdown.retry.backoff.ms": "500",
         }
-        props.update(self.extra)
+        # `{host}` in an extra value is this broker's address (per-broker listeners).
+        props.update({k: v.replace("{host}", self.host(i)) for k, v in self.extra.items()})
         path = self.root / f"server{i}.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path

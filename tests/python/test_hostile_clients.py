@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kazoo.client import KazooClient
 
-from strata_broker import Broker, free_port, peak_rss_mib
+from strata_broker import Broker, free_port, metric, peak_rss_mib
 from waiting import wait_for
 from zk_support import Ensemble, four_letter
 
@@ -239,18 +239,6 @@ def ordinary_work(bootstrap, zk_hosts, topic, records=600):
         "zk_p99": p99(zk_latencies),
         "zk_failures": zk_failures,
     }
-
-
-def metric(port, name):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        body = b""
-        while chunk := s.recv(65536):
-            body += chunk
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
 
 
 def test_ordinary_clients_are_served_while_a_hostile_host_attacks(tmp_path):

@@ -44,9 +44,11 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl;
 pub(crate) mod stop_replica;
 mod sync_group;
 pub(crate) mod update_metadata;
+mod user_scram_credentials;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -98,6 +100,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The controller-to-broker APIs of ZooKeeper mode, which `kafka-protocol` no longer
@@ -241,9 +247,12 @@ pub async fn handle_request(
         };
     }
     macro_rules! dispatch {
-        ($module:ident, $request:ty) => {{
+        ($module:ident, $request:ty) => {
+            dispatch!($module::handle, $request)
+        };
+        ($module:ident :: $handler:ident, $request:ty) => {{
             let request = decode!($request);
-            let response = $module::handle(broker, &ctx, request).await;
+            let response = $module::$handler(broker, &ctx, request).await;
             encode_response(&header, api_key, version, &response)?
         }};
     }
@@ -312,6 +321,16 @@ pub async fn handle_request(
         ApiKey::AllocateProducerIds => {
             dispatch!(allocate_producer_ids, m::AllocateProducerIdsRequest)
         }
+        ApiKey::SaslHandshake => dispatch!(sasl::handshake, m::SaslHandshakeRequest),
+        ApiKey::SaslAuthenticate => dispatch!(sasl::authenticate, m::SaslAuthenticateRequest),
+        ApiKey::AlterUserScramCredentials => dispatch!(
+            user_scram_credentials::alter,
+            m::AlterUserScramCredentialsRequest
+        ),
+        ApiKey::DescribeUserScramCredentials => dispatch!(
+            user_scram_credentials::describe,
+            m::DescribeUserScramCredentialsRequest
+        ),
         other => {
             return Err(RequestError::Close(format!(
                 "{other:?} is not supported by this broker"

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use strata_storage::{CleanupPolicy, LogConfig};
 
+use crate::metadata::SecurityProtocol;
+
 /// A configuration problem, always naming the key (and the file line when read from a file).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -772,6 +774,8 @@ impl KafkaConfig {
                 if let Some((topic_key, _)) = TOPIC_CONFIG_KEYS.iter().find(|(_, b)| *b == key) {
                     apply_topic_config(&mut self.log, topic_key, value)
                         .map_err(|e| rename(e, key))?
+                } else if crate::security::reads_key(key) {
+                    // Read per listener when the listeners are built (crate::security).
                 } else if kafka_keys::BROKER_KEYS.contains(&key)
                     || key.starts_with("listener.name.")
                 {
@@ -825,13 +829,13 @@ impl KafkaConfig {
         for listener in &self.listeners {
             let protocol = self.listener_security_protocol(&listener.listener_name);
             match protocol.as_deref() {
-                Some("PLAINTEXT") => {}
+                Some(p) if SecurityProtocol::parse(p).is_some() => {}
                 Some(other) => {
                     return Err(ConfigError::InvalidValue {
-                        key: "listeners".into(),
+                        key: "listener.security.protocol.map".into(),
                         value: listener.listener_name.clone(),
                         reason: format!(
-                            "security protocol {other} is not supported yet; only PLAINTEXT listeners are"
+                            "unknown security protocol {other}; PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL are"
                         ),
                     });
                 }

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::metadata::BrokerRegistration;
-use crate::network::{BrokerConnection, Timeouts, host_port};
+use crate::network::{BrokerConnection, Connector, host_port};
 use crate::protocol::{
     LEADER_AND_ISR_KEY, LeaderAndIsrRequest, LeaderAndIsrResponse, STOP_REPLICA_KEY,
     StopReplicaRequest, StopReplicaResponse, UPDATE_METADATA_KEY, UPDATE_METADATA_VERSIONS,
@@ -73,7 +73,7 @@ pub struct ControllerChannel {
     local_broker_id: i32,
     local: Weak<dyn LocalBroker>,
     listener: String,
-    timeouts: Timeouts,
+    connector: Connector,
     queues: Mutex<HashMap<i32, Queue>>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
 }
@@ -83,14 +83,14 @@ impl ControllerChannel {
         local_broker_id: i32,
         local: Weak<dyn LocalBroker>,
         listener: String,
-        timeouts: Timeouts,
+        connector: Connector,
         responses: mpsc::UnboundedSender<ResponseEvent>,
     ) -> ControllerChannel {
         ControllerChannel {
             local_broker_id,
             local,
             listener,
-            timeouts,
+            connector,
             queues: Mutex::new(HashMap::new()),
             responses,
         }
@@ -117,7 +117,7 @@ impl ControllerChannel {
                 broker.id,
                 address,
                 self.local_broker_id,
-                self.timeouts,
+                self.connector.clone(),
                 rx,
                 self.responses.clone(),
                 status.clone(),
@@ -240,7 +240,7 @@ async fn run_remote(
     broker_id: i32,
     address: Option<String>,
     controller_id: i32,
-    timeouts: Timeouts,
+    connector: Connector,
     mut rx: mpsc::UnboundedReceiver<ControllerRequest>,
     responses: mpsc::UnboundedSender<ResponseEvent>,
     status: Arc<QueueStatus>,
@@ -259,7 +259,7 @@ async fn run_remote(
         let (key, version, body) = encode(&request);
         loop {
             if connection.is_none() {
-                match BrokerConnection::connect(&address, &client_id, timeouts).await {
+                match connector.connect(&address, &client_id).await {
                     Ok(c) => {
                         status.unreachable.store(false, Ordering::Release);
                         connection = Some(c);

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 
 use super::Controller;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, NetworkError, Timeouts, host_port};
+use crate::network::{BrokerConnection, Connector, NetworkError, host_port};
 use crate::protocol::{
     CONTROLLED_SHUTDOWN_KEY, ControlledShutdownRequest, ControlledShutdownResponse,
 };
@@ -47,7 +47,7 @@ pub struct ControllerClient {
     controller: Arc<Controller>,
     cache: Arc<MetadataCache>,
     listener: String,
-    timeouts: Timeouts,
+    connector: Connector,
     connection: Mutex<Option<(i32, BrokerConnection)>>,
 }
 
@@ -62,14 +62,14 @@ impl ControllerClient {
         controller: Arc<Controller>,
         cache: Arc<MetadataCache>,
         listener: String,
-        timeouts: Timeouts,
+        connector: Connector,
     ) -> ControllerClient {
         ControllerClient {
             broker_id,
             controller,
             cache,
             listener,
-            timeouts,
+            connector,
             connection: Mutex::new(None),
         }
     }
@@ -112,10 +112,7 @@ impl ControllerClient {
             .is_none_or(|(cid, c)| *cid != id || c.addr() != addr)
         {
             let client_id = format!("broker-{}-to-controller", self.broker_id);
-            *guard = Some((
-                id,
-                BrokerConnection::connect(addr, &client_id, self.timeouts).await?,
-            ));
+            *guard = Some((id, self.connector.connect(addr, &client_id).await?));
         }
         let (_, conn) = guard.as_mut().expect("connected");
         match f(conn).await {

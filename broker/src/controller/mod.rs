@@ -37,7 +37,7 @@ use kafka_protocol::messages::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metadata::{MetadataStore, TopicPartition};
-use crate::network::Timeouts;
+use crate::network::Connector;
 use channel::LocalBroker;
 
 /// What the controller needs from the broker's configuration.
@@ -46,8 +46,9 @@ pub struct ControllerConfig {
     pub broker_id: i32,
     /// `inter.broker.listener.name`: where the controller reaches brokers.
     pub inter_broker_listener: String,
-    /// `socket.connection.setup.timeout.ms`, `controller.socket.timeout.ms`.
-    pub timeouts: Timeouts,
+    /// `socket.connection.setup.timeout.ms`, `controller.socket.timeout.ms`, and the
+    /// inter-broker listener's security.
+    pub connector: Connector,
     /// `unclean.leader.election.enable` (a topic may override it).
     pub unclean_leader_election_enable: bool,
     /// `auto.leader.rebalance.enable`.

@@ -569,6 +569,20 @@ impl MetadataStore for LocalMetadataStore {
         ready(result)
     }
 
+    fn entity_names(
+        &self,
+        entity_type: String,
+    ) -> BoxFuture<'_, Result<Vec<String>, MetadataError>> {
+        let inner = self.lock();
+        let names = inner
+            .persistent
+            .configs
+            .get(&entity_type)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        ready(Ok(names))
+    }
+
     fn entity_configs(
         &self,
         entity_type: String,

@@ -410,6 +410,12 @@ pub trait MetadataStore: Send + Sync {
         fence: ControllerFence,
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
 
+    /// The entities of a type with configs (`/config/<entity_type>`'s children).
+    fn entity_names(
+        &self,
+        entity_type: String,
+    ) -> BoxFuture<'_, Result<Vec<String>, MetadataError>>;
+
     /// `/config/<entity_type>/<entity_name>`, empty when absent.
     fn entity_configs(
         &self,

@@ -1038,6 +1038,13 @@ impl MetadataStore for ZkMetadataStore {
         .boxed()
     }
 
+    fn entity_names(
+        &self,
+        entity_type: String,
+    ) -> BoxFuture<'_, Result<Vec<String>, MetadataError>> {
+        async move { self.children(&format!("/config/{entity_type}")).await }.boxed()
+    }
+
     fn entity_configs(
         &self,
         entity_type: String,

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use super::partition::Partition;
 use crate::api::str_bytes;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, Timeouts, host_port};
+use crate::network::{BrokerConnection, Connector, host_port};
 use crate::now_ms;
 use crate::replica::quota::ReplicationQuotas;
 
@@ -53,8 +53,9 @@ pub struct FetcherConfig {
     pub partition_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub backoff: Duration,
-    /// `socket.connection.setup.timeout.ms`, `replica.socket.timeout.ms`.
-    pub timeouts: Timeouts,
+    /// `socket.connection.setup.timeout.ms`, `replica.socket.timeout.ms`, and the
+    /// inter-broker listener's security.
+    pub connector: Connector,
 }
 
 /// One partition in a fetcher.
@@ -237,7 +238,7 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
                 tokio::time::sleep(config.backoff).await;
                 continue;
             };
-            match BrokerConnection::connect(&addr, &client_id, config.timeouts).await {
+            match config.connector.connect(&addr, &client_id).await {
                 Ok(c) => connection = Some(c),
                 Err(e) => {
                     debug!(leader, error = %e, "cannot connect to leader");

@@ -65,7 +65,7 @@ impl EventLoop {
             config.broker_id,
             local,
             config.inter_broker_listener.clone(),
-            config.timeouts,
+            config.connector.clone(),
             tx,
         );
         EventLoop {

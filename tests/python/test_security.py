@@ -1,0 +1,435 @@
+"""TLS and SASL listeners, as Kafka's clients see them: librdkafka (confluent-kafka),
+kafka-python, and Kafka 3.9's own tools (kafka-configs for SCRAM users, the console
+producer and consumer over SASL_SSL with a PEM trust store).
+
+One broker listens on four listeners — PLAINTEXT, SSL (client certificates requested),
+SASL_PLAINTEXT and SASL_SSL — with certificates made by `openssl` for the test. Users:
+PLAIN's from the listener's JAAS config; SCRAM's created through AlterUserScramCredentials
+and kept in the broker's metadata like Kafka keeps them in /config/users.
+"""
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AdminClient,
+    NewTopic,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
+
+from kafka39 import KAFKA_VERSION, kafka_home
+from strata_broker import Broker, free_port, metric
+from strata_cluster import StrataCluster, consume_all
+from zk_support import REPO, Ensemble
+from waiting import wait_for
+
+PLAIN_JAAS = (
+    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+    'user_admin="admin-secret" user_bob="bob-secret";'
+)
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign,cRLSign",
+        cwd=d,
+    )
+
+
+def make_cert(d, ca, name, subject, usage):
+    """A key and a certificate signed by `ca`; `name`.pem holds both (Kafka's PEM key store)."""
+    ext = Path(d) / f"{name}.ext"
+    ext.write_text(
+        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        f"keyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
+    )
+    openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d,
+    )
+    openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+        "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext.name, cwd=d,
+    )
+    key = (Path(d) / f"{name}.key").read_text()
+    crt = (Path(d) / f"{name}.crt").read_text()
+    (Path(d) / f"{name}.pem").write_text(key + crt)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    make_ca(d, "ca")
+    # Brokers present their certificate to each other too (inter-broker TLS).
+    make_cert(d, "ca", "server", "/CN=localhost", "serverAuth,clientAuth")
+    make_cert(d, "ca", "client", "/CN=alice/OU=test", "clientAuth")
+    make_ca(d, "other-ca")
+    make_cert(d, "other-ca", "renewed", "/CN=localhost", "serverAuth")
+    return d
+
+
+class SecureBroker:
+    def __init__(self, certs, reauth_ms=None):
+        self.ports = {name: free_port() for name in ("SSL", "SASL_PLAINTEXT", "SASL_SSL")}
+        self.metrics_port = free_port()
+        self.keystore = certs / "live-server.pem"
+        self.keystore.write_text((certs / "server.pem").read_text())
+        extra = {
+            "metrics.port": str(self.metrics_port),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certs / "ca.pem"),
+            "listener.name.ssl.ssl.client.auth": "requested",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        }
+        if reauth_ms:
+            extra["listener.name.sasl_plaintext.connections.max.reauth.ms"] = str(reauth_ms)
+        plaintext = free_port()
+        extra["listeners"] = f"PLAINTEXT://127.0.0.1:{plaintext}," + ",".join(
+            f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()
+        )
+        self.broker = Broker(extra, port=plaintext)
+
+    def bootstrap(self, listener):
+        if listener == "PLAINTEXT":
+            return self.broker.bootstrap
+        return f"127.0.0.1:{self.ports[listener]}"
+
+    def metric(self, name):
+        return metric(self.metrics_port, name) or 0
+
+
+@pytest.fixture
+def secure(certs, request):
+    b = SecureBroker(certs)
+    yield b
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print("--- broker log ---\n" + b.broker.log())
+    b.broker.close()
+
+
+def client_config(broker, listener, certs, **extra):
+    config = {"bootstrap.servers": broker.bootstrap(listener), "security.protocol": listener}
+    if "SSL" in listener:
+        config["ssl.ca.location"] = str(certs / "ca.pem")
+    config.update(extra)
+    return config
+
+
+def round_trip(config, topic, n=50):
+    """Produces n records and reads them back with the same settings."""
+    producer = Producer(config)
+    for i in range(n):
+        producer.produce(topic, key=str(i).encode(), value=f"record-{i}".encode())
+    assert producer.flush(30) == 0, "records were not delivered"
+    consumer = Consumer(dict(config, **{"group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest"}))
+    consumer.subscribe([topic])
+    seen = []
+    deadline = time.time() + 60
+    try:
+        while len(seen) < n and time.time() < deadline:
+            m = consumer.poll(0.5)
+            if m is not None and not m.error():
+                seen.append(m.value().decode())
+    finally:
+        consumer.close()
+    assert sorted(seen) == sorted(f"record-{i}" for i in range(n))
+
+
+def auth_error(config, topic="t"):
+    """The error a client with `config` gets, or None if it is served."""
+    errors = []
+    config = dict(config, error_cb=lambda e: errors.append(e))
+    producer = Producer(config)
+    producer.produce(topic, b"x")
+    producer.flush(5)
+    wait_for(lambda: errors, timeout=30, what="an error from the client")
+    return errors[0]
+
+
+def kafka_tool(main_class, *args, **run):
+    """One of Kafka 3.9's command line tools (its main class), as its bin/ script runs it."""
+    kafka_home()
+    return subprocess.run(
+        ["bash", str(REPO / "tools" / "kafka-class.sh"), main_class, *map(str, args)],
+        env=dict(os.environ, KAFKA_VERSION=KAFKA_VERSION), check=True, capture_output=True,
+        timeout=120, **run,
+    )
+
+
+def add_scram_user(broker, user, password):
+    """kafka-configs through the PLAINTEXT listener."""
+    kafka_tool(
+        "kafka.admin.ConfigCommand", "--bootstrap-server", broker.bootstrap("PLAINTEXT"), "--alter",
+        "--add-config", f"SCRAM-SHA-256=[iterations=8192,password={password}],SCRAM-SHA-512=[password={password}]",
+        "--entity-type", "users", "--entity-name", user,
+    )
+
+
+def test_ssl_listener_serves_librdkafka_and_refuses_plaintext(secure, certs):
+    topic = f"ssl-{uuid.uuid4().hex[:8]}"
+    round_trip(client_config(secure, "SSL", certs), topic)
+    # A client certificate is requested, not required: one that offers it is served too.
+    round_trip(
+        client_config(
+            secure, "SSL", certs,
+            **{"ssl.certificate.location": str(certs / "client.crt"), "ssl.key.location": str(certs / "client.key")},
+        ),
+        topic,
+    )
+    # A client that does not trust the broker's CA refuses the broker.
+    err = auth_error(client_config(secure, "SSL", certs, **{"ssl.ca.location": str(certs / "other-ca.pem")}))
+    assert err.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), err
+    # A plaintext client on the TLS port is cut off; the broker goes on serving.
+    before = secure.metric("strata_broker_tls_handshake_failures_total")
+    auth_error({"bootstrap.servers": secure.bootstrap("SSL")})
+    wait_for(lambda: secure.metric("strata_broker_tls_handshake_failures_total") > before,
+             what="the failed handshake counted")
+    round_trip(client_config(secure, "SSL", certs), topic, n=5)
+
+
+def test_plain_users_from_the_jaas_config(secure, certs):
+    good = {"sasl.mechanisms": "PLAIN", "sasl.username": "bob", "sasl.password": "bob-secret"}
+    for listener in ("SASL_PLAINTEXT", "SASL_SSL"):
+        round_trip(client_config(secure, listener, certs, **good), f"plain-{uuid.uuid4().hex[:8]}")
+    before = secure.metric("strata_broker_failed_authentication_total")
+    bad = dict(good, **{"sasl.password": "nope"})
+    err = auth_error(client_config(secure, "SASL_PLAINTEXT", certs, **bad))
+    assert err.code() == KafkaError._AUTHENTICATION, err
+    assert "invalid credentials with SASL mechanism PLAIN" in err.str()
+    assert secure.metric("strata_broker_failed_authentication_total") > before
+    # A mechanism this listener does not enable (its own sasl.enabled.mechanisms) is
+    # refused, with the list of those it does.
+    sha256 = {"sasl.mechanisms": "SCRAM-SHA-256", "sasl.username": "bob", "sasl.password": "x"}
+    err = auth_error(client_config(secure, "SASL_PLAINTEXT", certs, **sha256))
+    assert "PLAIN, SCRAM-SHA-512" in err.str() or "PLAIN,SCRAM-SHA-512" in err.str(), err
+    # Authentication comes first: SASL listeners serve nothing to a client without it.
+    err = auth_error({"bootstrap.servers": secure.bootstrap("SASL_PLAINTEXT")})
+    assert err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), err
+
+
+def test_scram_users_made_with_kafka_configs(secure, certs):
+    add_scram_user(secure, "alice", "alice-secret")
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap("PLAINTEXT")})
+    described = admin.describe_user_scram_credentials(["alice"])["alice"].result()
+    infos = {(i.mechanism, i.iterations) for i in described.scram_credential_infos}
+    assert infos == {(ScramMechanism.SCRAM_SHA_256, 8192), (ScramMechanism.SCRAM_SHA_512, 4096)}
+
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+        config = {"sasl.mechanisms": mechanism, "sasl.username": "alice", "sasl.password": "alice-secret"}
+        round_trip(client_config(secure, "SASL_SSL", certs, **config), f"scram-{uuid.uuid4().hex[:8]}", n=20)
+        err = auth_error(client_config(secure, "SASL_SSL", certs, **dict(config, **{"sasl.password": "x"})))
+        assert err.code() == KafkaError._AUTHENTICATION, err
+
+    # Credentials through librdkafka's admin API too; a deleted one no longer logs in.
+    futures = admin.alter_user_scram_credentials(
+        [
+            UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), b"carol-pw"),
+            UserScramCredentialDeletion("alice", ScramMechanism.SCRAM_SHA_512),
+        ]
+    )
+    for f in futures.values():
+        f.result()
+    carol = {"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "carol", "sasl.password": "carol-pw"}
+    round_trip(client_config(secure, "SASL_PLAINTEXT", certs, **carol), f"carol-{uuid.uuid4().hex[:8]}", n=5)
+    gone = {"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-secret"}
+    assert auth_error(client_config(secure, "SASL_PLAINTEXT", certs, **gone)).code() == KafkaError._AUTHENTICATION
+    everyone = admin.describe_user_scram_credentials()
+    users = {u: f.result() for u, f in everyone.items()} if isinstance(everyone, dict) else {
+        d.user: d for d in everyone.result().values()
+    }
+    assert set(users) == {"alice", "carol"}
+    with pytest.raises(KafkaException):
+        admin.alter_user_scram_credentials(
+            [UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_256)]
+        )["nobody"].result()
+
+
+def test_kafka_python_and_the_java_console_clients(secure, certs, tmp_path):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    add_scram_user(secure, "dave", "dave-secret")
+    topic = f"java-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": secure.bootstrap("PLAINTEXT")})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
+    common = dict(
+        bootstrap_servers=secure.bootstrap("SASL_PLAINTEXT"), security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="dave", sasl_plain_password="dave-secret",
+    )
+    producer = KafkaProducer(**common)
+    for i in range(10):
+        producer.send(topic, f"py-{i}".encode())
+    producer.flush(30)
+    producer.close()
+
+    props = tmp_path / "client.properties"
+    props.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="dave" password="dave-secret";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={certs / 'ca.pem'}\n"
+    )
+    kafka_tool(
+        "kafka.tools.ConsoleProducer", "--bootstrap-server", secure.bootstrap("SASL_SSL"),
+        "--topic", topic, "--producer.config", props,
+        input="".join(f"java-{i}\n" for i in range(10)).encode(),
+    )
+    out = kafka_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", secure.bootstrap("SASL_SSL"),
+        "--topic", topic, "--from-beginning", "--max-messages", "20", "--timeout-ms", "60000",
+        "--consumer.config", props,
+    )
+    lines = out.stdout.decode().split()
+    assert sorted(lines) == sorted([f"py-{i}" for i in range(10)] + [f"java-{i}" for i in range(10)])
+
+    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=20000,
+                             group_id=f"g-{uuid.uuid4()}", **common)
+    values = []
+    for m in consumer:
+        values.append(m.value.decode())
+        if len(values) == 20:
+            break
+    consumer.close()
+    assert len(values) == 20
+
+
+def test_sessions_are_reauthenticated_and_certificates_renewed(certs):
+    b = SecureBroker(certs, reauth_ms=2000)
+    try:
+        config = client_config(b, "SASL_PLAINTEXT", certs, **{
+            "sasl.mechanisms": "PLAIN", "sasl.username": "admin", "sasl.password": "admin-secret"})
+        producer = Producer(config)
+        topic = f"reauth-{uuid.uuid4().hex[:8]}"
+        delivered = []
+        start = b.metric("strata_broker_successful_authentication_total")
+        # Records keep flowing across three session lifetimes; librdkafka re-authenticates
+        # on its connections (KIP-368) instead of being cut off.
+        deadline = time.time() + 7
+        i = 0
+        while time.time() < deadline:
+            producer.produce(topic, f"{i}".encode(), on_delivery=lambda e, m: delivered.append(e))
+            producer.poll(0.1)
+            i += 1
+        assert producer.flush(30) == 0
+        assert len(delivered) == i and all(e is None for e in delivered)
+        connections = b.metric("strata_broker_connections_total")
+        authentications = b.metric("strata_broker_successful_authentication_total") - start
+        assert authentications > connections, (authentications, connections)
+
+        # A renewed certificate (from another CA) is served to new connections without a
+        # restart; clients that trust only the old CA are refused from then on.
+        b.keystore.write_text((certs / "renewed.pem").read_text())
+        renewed = client_config(b, "SSL", certs, **{"ssl.ca.location": str(certs / "other-ca.pem")})
+        wait_for(lambda: try_round_trip(renewed), timeout=30, what="the renewed certificate in use")
+        err = auth_error(client_config(b, "SSL", certs))
+        assert err.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), err
+    finally:
+        b.broker.close()
+
+
+def try_round_trip(config):
+    try:
+        producer = Producer(dict(config, **{"message.timeout.ms": 3000}))
+        producer.produce(f"renew-{uuid.uuid4().hex[:8]}", b"x")
+        return producer.flush(5) == 0
+    except KafkaException:
+        return False
+
+
+def test_misconfigured_listeners_fail_with_their_reason(tmp_path):
+    cases = [
+        ({"listeners": "SASL_PLAINTEXT://127.0.0.1:{p}", "inter.broker.listener.name": "SASL_PLAINTEXT"},
+         "GSSAPI (Kafka's default) is not supported"),
+        ({"listeners": "SSL://127.0.0.1:{p}", "inter.broker.listener.name": "SSL",
+          "ssl.keystore.type": "PEM", "ssl.keystore.location": str(tmp_path / "missing.pem")},
+         str(tmp_path / "missing.pem")),
+    ]
+    for props, expected in cases:
+        port = free_port()
+        config = tmp_path / "server.properties"
+        config.write_text(
+            "".join(f"{k}={v.format(p=port)}\n" for k, v in props.items())
+            + f"log.dirs={tmp_path / 'logs'}\nmetrics.port=0\n"
+        )
+        from strata_broker import BIN_DIR
+
+        out = subprocess.run([str(BIN_DIR / "strata-broker"), "--config", str(config)],
+                             capture_output=True, timeout=60)
+        assert out.returncode != 0
+        said = out.stdout.decode() + out.stderr.decode()
+        assert expected in said, said
+
+
+def test_brokers_replicate_over_a_sasl_ssl_inter_broker_listener(certs, tmp_path):
+    """Replica fetchers, the controller's requests and requests to the controller all log
+    in over TLS with client certificates required, and SASL PLAIN on top."""
+    port, internal = free_port(), free_port()
+    ensemble = Ensemble(tmp_path / "zk", n=1)
+    cluster = None
+    try:
+        cluster = StrataCluster(tmp_path / "brokers", ensemble, port=port, extra={
+            "listeners": f"PLAINTEXT://{{host}}:{port},INTERNAL://{{host}}:{internal}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL",
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.mechanism.inter.broker.protocol": "PLAIN",
+            "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.internal.plain.sasl.jaas.config":
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                'username="broker" password="broker-secret" user_broker="broker-secret";',
+            "listener.name.internal.ssl.client.auth": "required",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(certs / "server.pem"),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certs / "ca.pem"),
+        })
+        cluster.create_topic("secured", partitions=3, rf=3)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        errors = []
+        for i in range(300):
+            producer.produce("secured", key=str(i).encode(), value=str(i).encode(),
+                             on_delivery=lambda e, m: e and errors.append(e))
+        assert producer.flush(60) == 0 and not errors, errors[:3]
+        # The followers keep up over the secured listener: every ISR stays full, and a
+        # leader's death loses nothing acknowledged.
+        cluster.wait_partition("secured", lambda ps: all(len(p[2]) == 3 for p in ps.values()),
+                               what="full ISRs")
+        leader = cluster.metadata("secured")[2][0][0]
+        cluster.kill(leader)
+        cluster.wait_partition("secured", lambda ps: all(p[0] not in (-1, leader) for p in ps.values()),
+                               what="new leaders")
+        # A new leader serves up to its high watermark, which catches up once the other
+        # follower fetched from it: read until every acknowledged record is there.
+        survivors = ",".join(cluster.addr(i) for i in cluster.running())
+        seen = []
+
+        def all_read():
+            seen[:] = sorted(int(v) for v in consume_all(survivors, "secured").values())
+            return seen == list(range(300))
+
+        wait_for(all_read, what=lambda: f"all 300 records; read {len(seen)}")
+        # The surviving brokers saw the others log in.
+        for i in cluster.running():
+            logins = metric(cluster.metrics_port, "strata_broker_successful_authentication_total", cluster.host(i))
+            assert logins and logins > 0, (i, logins)
+    finally:
+        if cluster:
+            cluster.close()
+        ensemble.close()
