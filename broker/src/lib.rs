@@ -109,6 +109,8 @@ pub struct Broker {
     pub controller: Arc<Controller>,
     pub controller_client: Arc<ControllerClient>,
     pub producer_ids: ProducerIdManager,
+    /// ACLs (`authorizer.class.name`); `None` lets everyone do everything.
+    pub authorizer: Option<security::authorizer::Authorizer>,
     /// The czxid of this broker's registration; changes when the session is re-created.
     broker_epoch: Arc<AtomicI64>,
     /// Config overrides of the topics this broker knows, from the store.
@@ -312,7 +314,14 @@ impl Broker {
         }
     }
 
-    /// Follows the metadata store: topic config changes, a new session (new broker epoch).
+    async fn reload_acls(&self) {
+        if let Some(authorizer) = &self.authorizer {
+            authorizer.reload(self.store.as_ref()).await;
+        }
+    }
+
+    /// Follows the metadata store: topic config changes, ACLs, a new session (new broker
+    /// epoch).
     async fn run_metadata_listener(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut events = self.store.subscribe();
         loop {
@@ -341,6 +350,9 @@ impl Broker {
                 {
                     self.reload_dynamic_configs().await
                 }
+                Ok(MetadataEvent::AclsChanged | MetadataEvent::Reconnected) => {
+                    self.reload_acls().await
+                }
                 Ok(MetadataEvent::SessionReestablished { broker_epoch }) => {
                     if broker_epoch >= 0 {
                         self.broker_epoch.store(broker_epoch, Ordering::Release);
@@ -352,7 +364,8 @@ impl Broker {
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Missed notifications: reload every known topic's configs.
+                    // Missed notifications: reload the ACLs and every known topic's configs.
+                    self.reload_acls().await;
                     let topics: Vec<String> = self
                         .topic_configs
                         .read()
@@ -634,6 +647,8 @@ pub async fn run(
     };
     let cache = Arc::new(MetadataCache::default());
     let listener = config.inter_broker_listener();
+    let authorizer =
+        security::authorizer::Authorizer::from_config(&config).map_err(StartupError::Security)?;
     let inter_broker_security = Arc::new(
         security::client::ClientSecurity::inter_broker(&config).map_err(StartupError::Security)?,
     );
@@ -718,12 +733,14 @@ pub async fn run(
         controller: controller.clone(),
         controller_client: controller_client.clone(),
         producer_ids: ProducerIdManager::default(),
+        authorizer,
         broker_epoch: broker_epoch.clone(),
         topic_configs: RwLock::new(topic_configs),
         dynamic_configs: RwLock::new(DynamicBrokerConfigs::default()),
         config,
     });
     broker.reload_dynamic_configs().await;
+    broker.reload_acls().await;
 
     if let Some(address) = broker.config.metrics_address() {
         match TcpListener::bind(&address).await {

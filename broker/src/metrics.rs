@@ -38,6 +38,12 @@ impl ApiStats {
     }
 }
 
+/// One counter in the Prometheus text format.
+fn counter(out: &mut String, name: &str, help: &str, v: &AtomicU64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+}
+
 /// The broker's counters and gauges.
 pub struct Metrics {
     pub bytes_in: AtomicU64,
@@ -119,10 +125,6 @@ impl Metrics {
     /// Renders everything in the Prometheus text exposition format (0.0.4).
     pub fn render(&self, source: &dyn MetricsSource) -> String {
         let mut out = String::with_capacity(8192);
-        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
-        };
         counter(
             &mut out,
             "strata_broker_bytes_in_total",
@@ -311,6 +313,14 @@ fn write_counter(out: &mut String, name: &str, help: &str, value: u64) {
 /// names Kafka's JMX exporter gives them, so existing dashboards and alerts work), the
 /// controller, and consumer groups.
 pub fn render_broker(broker: &crate::Broker, out: &mut String) {
+    if let Some(authorizer) = &broker.authorizer {
+        counter(
+            out,
+            "strata_broker_authorization_denied_total",
+            "Operations the authorizer refused (a request may be refused for several resources).",
+            &authorizer.denied,
+        );
+    }
     let partitions = broker.replica_manager.all_partitions();
     let rows: Vec<_> = partitions
         .iter()

@@ -212,6 +212,7 @@ impl Connection<'_> {
 
     /// The TLS handshake (bounded by `connections.max.idle.ms`), then requests.
     async fn run(mut self, socket: TcpStream, security: &ListenerSecurity) {
+        let mut principal = api::ANONYMOUS.to_string();
         let stream = match &security.tls {
             None => Stream::Plain(socket),
             Some(tls) => {
@@ -221,7 +222,18 @@ impl Connection<'_> {
                     _ = self.shutdown.changed() => return,
                 };
                 match result {
-                    Ok(Ok(s)) => Stream::Tls(Box::new(s.into())),
+                    Ok(Ok(s)) => {
+                        // A client certificate names the principal (SASL may replace it).
+                        if let Some(cert) =
+                            s.get_ref().1.peer_certificates().and_then(|c| c.first())
+                        {
+                            match security.certificate_principal(cert) {
+                                Ok(p) => principal = p,
+                                Err(reason) => return self.authentication_failed(&reason),
+                            }
+                        }
+                        Stream::Tls(Box::new(s.into()))
+                    }
                     Ok(Err(e)) => {
                         self.broker
                             .metrics
@@ -235,10 +247,17 @@ impl Connection<'_> {
             }
         };
         let authenticator = security.sasl.clone().map(Authenticator::new);
-        self.serve(stream, authenticator).await
+        self.serve(stream, authenticator, principal).await
     }
 
-    async fn serve(mut self, stream: Stream, mut authenticator: Option<Authenticator>) {
+    /// Requests until the connection ends. `principal` is the connection's without SASL
+    /// (from the TLS client certificate, or anonymous).
+    async fn serve(
+        mut self,
+        stream: Stream,
+        mut authenticator: Option<Authenticator>,
+        principal: String,
+    ) {
         let broker = self.broker;
         let peer = self.peer;
         let mut reader = BufReader::with_capacity(64 * 1024, stream);
@@ -285,7 +304,7 @@ impl Connection<'_> {
             };
             let mut close_after = None;
             let response = match authenticator.as_mut() {
-                None => self.handle(frame).await,
+                None => self.handle(frame, &principal).await,
                 Some(auth) => {
                     let outcome = auth.on_frame(&frame, broker, Instant::now()).await;
                     if auth.take_completed() {
@@ -296,7 +315,10 @@ impl Connection<'_> {
                         debug!(%peer, principal = auth.principal().unwrap_or_default(), "authenticated");
                     }
                     match outcome {
-                        SaslOutcome::PassThrough => self.handle(frame).await,
+                        SaslOutcome::PassThrough => {
+                            let principal = auth.principal().unwrap_or(api::ANONYMOUS);
+                            self.handle(frame, principal).await
+                        }
                         SaslOutcome::Respond(frames) => Ok(Some(frames)),
                         SaslOutcome::RespondAndClose(frames, reason) => {
                             close_after = Some(reason);
@@ -336,8 +358,13 @@ impl Connection<'_> {
         }
     }
 
-    async fn handle(&self, frame: Bytes) -> Result<Option<Frames>, RequestError> {
-        api::handle_request(self.broker, frame, self.peer, self.listener).await
+    async fn handle(&self, frame: Bytes, principal: &str) -> Result<Option<Frames>, RequestError> {
+        let session = api::Session {
+            peer: self.peer,
+            listener: self.listener,
+            principal,
+        };
+        api::handle_request(self.broker, frame, session).await
     }
 }
 

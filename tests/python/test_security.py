@@ -83,7 +83,7 @@ def certs(tmp_path_factory):
 
 
 class SecureBroker:
-    def __init__(self, certs, reauth_ms=None):
+    def __init__(self, certs, reauth_ms=None, more=None):
         self.ports = {name: free_port() for name in ("SSL", "SASL_PLAINTEXT", "SASL_SSL")}
         self.metrics_port = free_port()
         self.keystore = certs / "live-server.pem"
@@ -102,6 +102,7 @@ class SecureBroker:
         }
         if reauth_ms:
             extra["listener.name.sasl_plaintext.connections.max.reauth.ms"] = str(reauth_ms)
+        extra.update(more or {})
         plaintext = free_port()
         extra["listeners"] = f"PLAINTEXT://127.0.0.1:{plaintext}," + ",".join(
             f"{name}://127.0.0.1:{port}" for name, port in self.ports.items()
@@ -128,7 +129,7 @@ def secure(certs, request):
 
 def client_config(broker, listener, certs, **extra):
     config = {"bootstrap.servers": broker.bootstrap(listener), "security.protocol": listener}
-    if "SSL" in listener:
+    if "SSL" in listener and certs is not None:
         config["ssl.ca.location"] = str(certs / "ca.pem")
     config.update(extra)
     return config
@@ -393,7 +394,12 @@ def test_brokers_replicate_over_a_sasl_ssl_inter_broker_listener(certs, tmp_path
             "listener.name.internal.sasl.enabled.mechanisms": "PLAIN",
             "listener.name.internal.plain.sasl.jaas.config":
                 "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                'username="broker" password="broker-secret" user_broker="broker-secret";',
+                'username="broker" password="broker-secret" user_broker="broker-secret" '
+                'user_alice="alice-secret";',
+            # Brokers (User:broker) and, for the test's own admin calls, the PLAINTEXT
+            # listener's anonymous clients are super users; alice needs ACLs.
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": "User:broker;User:ANONYMOUS",
             "listener.name.internal.ssl.client.auth": "required",
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(certs / "server.pem"),
@@ -425,6 +431,22 @@ def test_brokers_replicate_over_a_sasl_ssl_inter_broker_listener(certs, tmp_path
             return seen == list(range(300))
 
         wait_for(all_read, what=lambda: f"all 300 records; read {len(seen)}")
+        # ACLs written through one broker reach the others through ZooKeeper.
+        survivor = cluster.running()[-1]
+        alice = {
+            "bootstrap.servers": f"{cluster.host(survivor)}:{internal}", "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(certs / "ca.pem"), "sasl.mechanisms": "PLAIN",
+            "sasl.username": "alice", "sasl.password": "alice-secret",
+            "ssl.certificate.location": str(certs / "client.crt"), "ssl.key.location": str(certs / "client.key"),
+        }
+        assert [e.code() for e in produce_errors(alice, "secured", 1)] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+        from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+        via = AdminClient({"bootstrap.servers": cluster.addr(cluster.running()[0])})
+        binding = AclBinding(ResourceType.TOPIC, "secured", ResourcePatternType.LITERAL, "User:alice", "*",
+                             AclOperation.WRITE, AclPermissionType.ALLOW)
+        for f in via.create_acls([binding]).values():
+            f.result()
+        wait_for(lambda: produce_errors(alice, "secured", 1) == [None], what="alice's ACL on every broker")
         # The surviving brokers saw the others log in.
         for i in cluster.running():
             logins = metric(cluster.metrics_port, "strata_broker_successful_authentication_total", cluster.host(i))
@@ -433,3 +455,131 @@ def test_brokers_replicate_over_a_sasl_ssl_inter_broker_listener(certs, tmp_path
         if cluster:
             cluster.close()
         ensemble.close()
+
+
+class AclBroker(SecureBroker):
+    """A broker with Kafka's ACL authorizer: `admin` is a super user, everyone else
+    needs ACLs. Client certificates are required on SSL and mapped to their CN."""
+
+    def __init__(self, certs):
+        super().__init__(certs, more={
+            "authorizer.class.name": "kafka.security.authorizer.AclAuthorizer",
+            "super.users": "User:admin",
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.ssl.ssl.principal.mapping.rules": r"RULE:^OU=test,CN=(.*?)$/$1/,DEFAULT",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                'user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";'
+            ),
+        })
+
+
+def plain(broker, user, **extra):
+    return client_config(broker, "SASL_PLAINTEXT", None, **{
+        "sasl.mechanisms": "PLAIN", "sasl.username": user, "sasl.password": f"{user}-secret", **extra})
+
+
+def kafka_acls(broker, tmp_path, *args):
+    """kafka-acls as the super user, over SASL_PLAINTEXT."""
+    props = tmp_path / "admin.properties"
+    props.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="admin" password="admin-secret";\n'
+    )
+    return kafka_tool("kafka.admin.AclCommand", "--bootstrap-server", broker.bootstrap("SASL_PLAINTEXT"),
+                      "--command-config", props, *args).stdout.decode()
+
+
+def produce_errors(config, topic, n=5):
+    errors = []
+    producer = Producer(dict(config, **{"message.timeout.ms": 20000}))
+    for i in range(n):
+        producer.produce(topic, f"{i}".encode(), on_delivery=lambda e, m: errors.append(e))
+    producer.flush(30)
+    return errors
+
+
+def consume(config, topic, group, n, timeout=30):
+    """(values, first error) of a group consumer reading `topic` from the start."""
+    consumer = Consumer(dict(config, **{"group.id": group, "auto.offset.reset": "earliest",
+                                        "enable.auto.commit": False}))
+    consumer.subscribe([topic])
+    values, error = [], None
+    deadline = time.time() + timeout
+    try:
+        while len(values) < n and time.time() < deadline and error is None:
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() not in (KafkaError._PARTITION_EOF,):
+                    error = m.error()
+                continue
+            values.append(m.value().decode())
+    finally:
+        consumer.close()
+    return values, error
+
+
+@pytest.fixture
+def acl_broker(certs, request):
+    b = AclBroker(certs)
+    yield b
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        print("--- broker log ---\n" + b.broker.log())
+    b.broker.close()
+
+
+def test_acls_from_kafka_acls_decide_what_clients_may_do(acl_broker, certs, tmp_path):
+    b = acl_broker
+    admin = AdminClient(plain(b, "admin"))
+    for t in ("orders", "secret", "logs-app"):
+        admin.create_topics([NewTopic(t, 1, 1)])[t].result()
+    # Nobody but the super user may do anything yet; not even see the topics.
+    assert [e.code() for e in produce_errors(plain(b, "bob"), "orders", 1)] == [
+        KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    assert "orders" not in AdminClient(plain(b, "bob")).list_topics(timeout=10).topics
+
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:bob", "--producer", "--topic", "orders")
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:alice", "--consumer",
+               "--topic", "orders", "--group", "app")
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:alice", "--operation", "Read",
+               "--topic", "logs-", "--resource-pattern-type", "prefixed")
+    listed = kafka_acls(b, tmp_path, "--list", "--topic", "orders")
+    assert "User:bob" in listed and "User:alice" in listed and "WRITE" in listed, listed
+
+    assert produce_errors(plain(b, "bob"), "orders") == [None] * 5
+    # alice may read orders in group app, but not write, nor read in another group, nor
+    # see the topic she has no ACL for.
+    assert [e.code() for e in produce_errors(plain(b, "alice"), "orders", 1)] == [
+        KafkaError.TOPIC_AUTHORIZATION_FAILED]
+    values, error = consume(plain(b, "alice"), "orders", "app", 5)
+    assert (sorted(values), error) == ([str(i) for i in range(5)], None)
+    _, error = consume(plain(b, "alice"), "orders", "other", 5)
+    assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, error
+    topics = AdminClient(plain(b, "alice")).list_topics(timeout=10).topics
+    assert "orders" in topics and "logs-app" in topics and "secret" not in topics
+    # The same ACLs hold for alice's client certificate (CN mapped by the rules).
+    mtls = client_config(b, "SSL", certs, **{
+        "ssl.certificate.location": str(certs / "client.crt"), "ssl.key.location": str(certs / "client.key")})
+    values, error = consume(mtls, "orders", "app", 5)
+    assert (len(values), error) == (5, None)
+    # Without a certificate the required client authentication refuses the handshake.
+    assert auth_error(client_config(b, "SSL", certs)) is not None
+
+    # A DENY wins over the ALLOW; removing it gives the access back.
+    kafka_acls(b, tmp_path, "--add", "--deny-principal", "User:alice", "--operation", "Read", "--topic", "orders")
+    _, error = consume(plain(b, "alice"), "orders", "app", 5)
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, error
+    kafka_acls(b, tmp_path, "--remove", "--force", "--deny-principal", "User:alice", "--operation", "Read",
+               "--topic", "orders")
+    values, error = consume(plain(b, "alice"), "orders", "app", 5)
+    assert error is None, error
+    assert b.metric("strata_broker_authorization_denied_total") > 0
+    # ACLs are cluster metadata: they survive a restart.
+    b.broker.stop()
+    b.broker.start()
+    assert produce_errors(plain(b, "bob"), "orders", 1) == [None]
+    assert [e.code() for e in produce_errors(plain(b, "alice"), "orders", 1)] == [
+        KafkaError.TOPIC_AUTHORIZATION_FAILED]

@@ -8,13 +8,14 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::RESOURCE_TOPIC;
+use super::describe_configs::{RESOURCE_TOPIC, config_denied};
 use super::{RequestContext, str_bytes};
 use crate::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
@@ -32,7 +33,16 @@ pub async fn handle(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = if resource.resource_type != RESOURCE_TOPIC {
+        let denied = config_denied(
+            broker,
+            ctx,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
+        let outcome = if let Some(error) = denied {
+            Err((error, "Authorization failed.".to_string()))
+        } else if resource.resource_type != RESOURCE_TOPIC {
             Err((
                 ResponseError::InvalidRequest,
                 "only topic configs can be altered on this broker".to_string(),

@@ -12,10 +12,11 @@ use std::time::Duration;
 use super::{RequestContext, str_bytes};
 use crate::Broker;
 use crate::admin::{EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
@@ -43,6 +44,10 @@ pub async fn handle(
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if !ctx.authorized(broker, Operation::Alter, ResourceType::Topic, &name) {
+            results.push(result.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+            continue;
+        }
         // An empty list is no assignment at all (some clients send [] for null).
         let manual = topic
             .assignments

@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use super::{RequestContext, str_bytes};
 use crate::admin::{EXCESSIVE_PARTITIONS, MAX_PARTITIONS_PER_BATCH, NewTopic};
 use crate::config::{TOPIC_CONFIG_KEYS, topic_config_value};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::{Broker, topic_log_config};
 
 pub async fn handle(
@@ -47,9 +48,26 @@ pub async fn handle(
         }
         return CreateTopicsResponse::default().with_topics(results);
     }
+    // CREATE on the cluster, or on each topic.
+    let cluster_create = ctx.may_see(
+        broker,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
+        if !cluster_create && !ctx.authorized(broker, Operation::Create, ResourceType::Topic, &name)
+        {
+            results.push(
+                result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+            continue;
+        }
         let configs: BTreeMap<String, String> = topic
             .configs
             .iter()

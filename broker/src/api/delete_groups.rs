@@ -7,12 +7,29 @@ use strata_group_coordinator::GroupResponse;
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
-    request: DeleteGroupsRequest,
+    ctx: &RequestContext<'_>,
+    mut request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
+    // DELETE on each group; the others are answered without reaching the coordinator.
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.groups_names)
+        .into_iter()
+        .partition(|g| ctx.authorized(broker, Operation::Delete, ResourceType::Group, g.as_str()));
+    request.groups_names = allowed;
+    let denied: Vec<DeletableGroupResult> = denied
+        .into_iter()
+        .map(|g| {
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+        })
+        .collect();
+    if request.groups_names.is_empty() {
+        return DeleteGroupsResponse::default().with_results(denied);
+    }
     let unavailable = DeleteGroupsResponse::default().with_results(
         request
             .groups_names
@@ -24,12 +41,14 @@ pub async fn handle(
             })
             .collect(),
     );
-    match broker
+    let mut response = match broker
         .groups
         .call(|c, id, now| c.handle_delete_groups(request, id, now))
         .await
     {
         Some(GroupResponse::DeleteGroups(response)) => response,
         _ => unavailable,
-    }
+    };
+    response.results.extend(denied);
+    response
 }

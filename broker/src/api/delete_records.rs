@@ -10,18 +10,33 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use super::{RequestContext, log_error_code};
 use crate::Broker;
 use crate::replica::partition::PartitionError;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
+        let authorized = ctx.authorized(
+            broker,
+            Operation::Delete,
+            ResourceType::Topic,
+            topic.name.as_str(),
+        );
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut result =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            if !authorized {
+                partitions.push(
+                    result
+                        .with_low_watermark(-1)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                );
+                continue;
+            }
             let outcome = broker
                 .replica_manager
                 .leader_partition(topic.name.0.as_str(), p.partition_index, -1)

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::{RequestContext, str_bytes};
 use crate::Broker;
 use crate::admin::{AdminError, TopicDescription};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -41,6 +42,10 @@ pub async fn handle(
                 // Only v6 requests name topics by id, so only v6 answers carry one.
                 result.topic_id = id;
                 result.error_code = ResponseError::UnknownTopicId.code();
+            }
+            Some(n) if !ctx.authorized(broker, Operation::Delete, ResourceType::Topic, &n) => {
+                result.name = Some(TopicName(str_bytes(n)));
+                result.error_code = ResponseError::TopicAuthorizationFailed.code();
             }
             Some(n) => match delete(broker, &n, timeout).await {
                 Ok(deleted) => {

@@ -10,10 +10,29 @@ use super::{RequestContext, str_bytes};
 use crate::admin::TopicDescription;
 use crate::config::dynamic;
 use crate::config::{REPLICATION_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS, topic_config_value};
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, topic_log_config};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's check for a config resource: `operation` on the topic, or on the cluster for
+/// a broker (and anything else); the error to answer with when refused.
+pub fn config_denied(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ResponseError> {
+    if resource_type == RESOURCE_TOPIC {
+        (!ctx.authorized(broker, operation, ResourceType::Topic, name))
+            .then_some(ResponseError::TopicAuthorizationFailed)
+    } else {
+        (!ctx.cluster_authorized(broker, operation))
+            .then_some(ResponseError::ClusterAuthorizationFailed)
+    }
+}
 
 /// Kafka's `ConfigSource` values.
 const SOURCE_TOPIC_CONFIG: i8 = 1;
@@ -56,6 +75,16 @@ pub async fn handle(
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
+        if let Some(error) = config_denied(
+            broker,
+            ctx,
+            Operation::DescribeConfigs,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        ) {
+            results.push(result.with_error_code(error.code()));
+            continue;
+        }
         match resource.resource_type {
             RESOURCE_TOPIC => match describe_topic(broker, resource.resource_name.as_str()).await {
                 None => {

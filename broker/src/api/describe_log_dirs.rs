@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -11,12 +12,21 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 
 use super::{RequestContext, str_bytes};
 use crate::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !ctx.cluster_authorized(broker, Operation::Describe) {
+        // Kafka answers with no log dirs (and, from v3, the error).
+        let mut response = DescribeLogDirsResponse::default();
+        if ctx.version >= 3 {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return response;
+    }
     // None: every partition.
     let wanted: Option<BTreeSet<(String, i32)>> = request.topics.as_ref().map(|topics| {
         topics

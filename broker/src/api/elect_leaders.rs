@@ -7,12 +7,17 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if !ctx.cluster_authorized(broker, Operation::Alter) {
+        return ElectLeadersResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if !broker.controller.is_active() {
         return ElectLeadersResponse::default()
             .with_error_code(ResponseError::NotController.code());

@@ -45,6 +45,7 @@ use tokio::time::Instant;
 use super::{RequestContext, log_error_code};
 use crate::replica::Partition;
 use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, now_ms};
 
 /// The response, and its record sets in the order it encodes them: the response's records
@@ -61,6 +62,7 @@ pub async fn handle(
     } else {
         request.replica_id.0
     };
+    let denied = denied_topics(broker, ctx, &request, replica_id);
     let mut watches: Option<Vec<watch::Receiver<u64>>> = None;
     loop {
         // Subscribe (and mark the current state as seen) *before* reading, so a change
@@ -70,7 +72,7 @@ pub async fn handle(
                 rx.borrow_and_update();
             }
         }
-        let pass = read_once(broker, ctx, &request, replica_id);
+        let pass = read_once(broker, ctx, &request, replica_id, &denied);
         let now = Instant::now();
         if pass.bytes >= min_bytes || pass.has_error || now >= deadline {
             broker
@@ -127,12 +129,55 @@ struct Pass {
     partitions: Vec<Arc<Partition>>,
 }
 
+/// The requested topics the principal may not fetch from: READ on the topic for a
+/// consumer, CLUSTER_ACTION on the cluster for a follower (all of them, without it).
+fn denied_topics(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: &FetchRequest,
+    replica_id: i32,
+) -> BTreeSet<String> {
+    if broker.authorizer.is_none() {
+        return BTreeSet::new();
+    }
+    let snapshot = broker.cache.snapshot();
+    let names = request.topics.iter().filter_map(|t| {
+        if ctx.version >= 13 {
+            snapshot.topic_name(t.topic_id).map(str::to_string)
+        } else {
+            Some(t.topic.0.to_string())
+        }
+    });
+    if replica_id >= 0 {
+        if ctx.cluster_authorized(broker, Operation::ClusterAction) {
+            return BTreeSet::new();
+        }
+        return names.collect();
+    }
+    names
+        .filter(|n| !ctx.authorized(broker, Operation::Read, ResourceType::Topic, n))
+        .collect()
+}
+
+/// A partition answered with an error and no records.
+fn partition_error(partition: i32, error: ResponseError) -> PartitionData {
+    let mut data = PartitionData::default().with_partition_index(partition);
+    data.aborted_transactions = None;
+    data.error_code = error.code();
+    data.high_watermark = -1;
+    data.last_stable_offset = -1;
+    data.log_start_offset = -1;
+    data.records = Some(Bytes::new());
+    data
+}
+
 /// One pass over the requested partitions.
 fn read_once(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: &FetchRequest,
     replica_id: i32,
+    denied: &BTreeSet<String>,
 ) -> Pass {
     let version = ctx.version;
     // log_start_offset exists from v5; older versions must leave it at its default.
@@ -154,18 +199,18 @@ fn read_once(
         };
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let mut data = PartitionData::default().with_partition_index(p.partition);
-            data.aborted_transactions = None;
-            let Some(name) = name else {
-                data.error_code = ResponseError::UnknownTopicId.code();
-                data.high_watermark = -1;
-                data.last_stable_offset = -1;
-                data.log_start_offset = -1;
-                data.records = Some(Bytes::new());
+            let error = match name {
+                None => Some(ResponseError::UnknownTopicId),
+                Some(n) if denied.contains(n) => Some(ResponseError::TopicAuthorizationFailed),
+                Some(_) => None,
+            };
+            let (Some(name), None) = (name, error) else {
                 has_error = true;
-                partitions.push(data);
+                partitions.push(partition_error(p.partition, error.expect("an error")));
                 continue;
             };
+            let mut data = PartitionData::default().with_partition_index(p.partition);
+            data.aborted_transactions = None;
             let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
             let mut throttled = false;
             let mut params = ReadParams {

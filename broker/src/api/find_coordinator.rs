@@ -4,13 +4,16 @@
 //! as Kafka does; until its partitions have leaders the answer is
 //! COORDINATOR_NOT_AVAILABLE and the client asks again.
 
-use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use strata_group_coordinator::CoordinatorNode;
 use tracing::{debug, info};
 
 use super::RequestContext;
 use crate::admin::NewTopic;
 use crate::group::OFFSETS_TOPIC;
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, offsets_topic_configs, offsets_topic_replication_factor};
 
 pub async fn handle(
@@ -22,7 +25,9 @@ pub async fn handle(
         create_offsets_topic(broker).await;
     }
     let snapshot = broker.cache.snapshot();
-    broker.groups.query(|c| {
+    let key_type = request.key_type;
+    let key = request.key.clone();
+    let mut response = broker.groups.query(|c| {
         c.handle_find_coordinator(request, ctx.version, |partition| {
             let (leader, host, port) =
                 snapshot.leader_endpoint(OFFSETS_TOPIC, partition, ctx.listener)?;
@@ -32,7 +37,33 @@ pub async fn handle(
                 port: i32::from(port),
             })
         })
-    })
+    });
+    // DESCRIBE on the group (or transactional id) whose coordinator is asked for.
+    let (resource_type, denied) = match key_type {
+        0 => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
+        _ => (
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        ),
+    };
+    let allowed = |key: &str| ctx.authorized(broker, Operation::Describe, resource_type, key);
+    if ctx.version >= 4 {
+        for c in &mut response.coordinators {
+            if !allowed(c.key.as_str()) {
+                *c = Coordinator::default()
+                    .with_key(c.key.clone())
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(denied.code());
+            }
+        }
+    } else if !allowed(key.as_str()) {
+        response = FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(denied.code());
+    }
+    response
 }
 
 async fn create_offsets_topic(broker: &Broker) {

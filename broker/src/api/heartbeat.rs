@@ -3,13 +3,24 @@
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::RequestContext;
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, now_ms};
+use kafka_protocol::ResponseError;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !ctx.authorized(
+        broker,
+        Operation::Read,
+        ResourceType::Group,
+        request.group_id.as_str(),
+    ) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     broker
         .groups
         .call_sync(|c| c.handle_heartbeat(request, now_ms()))

@@ -12,13 +12,14 @@ use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC, config_denied};
 use super::{RequestContext, str_bytes};
 use crate::Broker;
 use crate::admin::AdminError;
 use crate::config::dynamic;
 use crate::config::{REPLICATION_TOPIC_CONFIG_KEYS, TOPIC_CONFIG_KEYS};
 use crate::metadata::config_type;
+use crate::security::acl::Operation;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -27,7 +28,7 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
@@ -36,7 +37,18 @@ pub async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let name = resource.resource_name.as_str();
+        let denied = config_denied(
+            broker,
+            ctx,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            name,
+        );
         let outcome = match resource.resource_type {
+            _ if denied.is_some() => Err((
+                denied.expect("refused"),
+                "Authorization failed.".to_string(),
+            )),
             RESOURCE_TOPIC => {
                 alter_topic(broker, name, &resource.configs, request.validate_only).await
             }

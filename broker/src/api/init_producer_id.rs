@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -25,6 +26,20 @@ pub async fn handle(
             "refusing a transactional producer: transactions are not supported"
         );
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        response.producer_id = ProducerId(-1);
+        response.producer_epoch = -1;
+        return response;
+    }
+    // IdempotentWrite on the cluster, or Write on some topic (Kafka 3's rule, KIP-679).
+    if !ctx.may_see(
+        broker,
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) && !ctx.authorized_on_any(broker, Operation::Write, ResourceType::Topic)
+        && !ctx.cluster_authorized(broker, Operation::IdempotentWrite)
+    {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
         response.producer_id = ProducerId(-1);
         response.producer_epoch = -1;
         return response;

@@ -6,12 +6,22 @@ use strata_group_coordinator::GroupResponse;
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    if !ctx.authorized(
+        broker,
+        Operation::Read,
+        ResourceType::Group,
+        request.group_id.as_str(),
+    ) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let version = ctx.version;
     let client_id = ctx.client_id().to_string();
     let client_host = format!("/{}", ctx.peer.ip());

@@ -6,12 +6,22 @@ use strata_group_coordinator::GroupResponse;
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !ctx.authorized(
+        broker,
+        Operation::Read,
+        ResourceType::Group,
+        request.group_id.as_str(),
+    ) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let version = ctx.version;
     match broker
         .groups

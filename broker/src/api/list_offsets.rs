@@ -13,6 +13,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{RequestContext, log_error_code};
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -28,10 +29,18 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.as_str();
+        let authorized = ctx.authorized(broker, Operation::Describe, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut response =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            if !authorized {
+                response.error_code = ResponseError::TopicAuthorizationFailed.code();
+                response.offset = -1;
+                response.timestamp = -1;
+                partitions.push(response);
+                continue;
+            }
             match broker.replica_manager.leader_partition(
                 name,
                 p.partition_index,

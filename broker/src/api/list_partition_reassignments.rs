@@ -7,12 +7,17 @@ use kafka_protocol::messages::{
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !ctx.cluster_authorized(broker, Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if !broker.controller.is_active() {
         return ListPartitionReassignmentsResponse::default()
             .with_error_code(ResponseError::NotController.code());

@@ -19,6 +19,7 @@ use super::{RequestContext, str_bytes};
 use crate::Broker;
 use crate::admin::NewTopic;
 use crate::metadata::cache::{CachedTopic, MetadataSnapshot};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -36,8 +37,11 @@ pub async fn handle(
 
     let mut topics = Vec::new();
     if all_topics {
+        // Only the topics the principal may describe, without logging the others.
         for (name, topic) in &snapshot.topics {
-            topics.push(describe_topic(&snapshot, name, topic, ctx.version));
+            if ctx.may_see(broker, Operation::Describe, ResourceType::Topic, name) {
+                topics.push(describe_topic(&snapshot, name, topic, ctx.version));
+            }
         }
     } else {
         for requested in request.topics.iter().flatten() {
@@ -56,12 +60,24 @@ pub async fn handle(
                     }
                 },
             };
-            if let Some(topic) = snapshot.topics.get(&name) {
+            let error = if !ctx.authorized(broker, Operation::Describe, ResourceType::Topic, &name)
+            {
+                ResponseError::TopicAuthorizationFailed
+            } else if let Some(topic) = snapshot.topics.get(&name) {
                 topics.push(describe_topic(&snapshot, &name, topic, ctx.version));
                 continue;
-            }
-            let error = if allow_auto_create {
-                auto_create(broker, ctx, &name).await
+            } else if allow_auto_create {
+                if ctx.may_see(
+                    broker,
+                    Operation::Create,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                ) || ctx.authorized(broker, Operation::Create, ResourceType::Topic, &name)
+                {
+                    auto_create(broker, ctx, &name).await
+                } else {
+                    ResponseError::TopicAuthorizationFailed
+                }
             } else {
                 ResponseError::UnknownTopicOrPartition
             };

@@ -10,6 +10,7 @@
 //!   ApiVersions (KIP-511: a v0-layout error listing our ranges) and closes the
 //!   connection for every other API, as Kafka does.
 
+mod acls;
 mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
@@ -65,6 +66,8 @@ use strata_frames::{RecordsRef, SplicingEncoder};
 
 use crate::Broker;
 use crate::protocol;
+use crate::security::acl::{CLUSTER_NAME, Operation, Requester, ResourceType};
+use crate::security::authorizer::Authorizer;
 
 /// (API, min version, max version) advertised in ApiVersions.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
@@ -104,6 +107,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// The controller-to-broker APIs of ZooKeeper mode, which `kafka-protocol` no longer
@@ -154,9 +160,92 @@ pub struct RequestContext<'a> {
     /// The listener the connection came in on: brokers are described to the client by
     /// their endpoint on the same listener.
     pub listener: &'a str,
+    /// `User:<name>`: who the connection authenticated as (`User:ANONYMOUS` without).
+    pub principal: &'a str,
 }
 
+/// What a connection knows about its client.
+#[derive(Debug, Clone, Copy)]
+pub struct Session<'a> {
+    pub peer: SocketAddr,
+    pub listener: &'a str,
+    pub principal: &'a str,
+}
+
+fn check(
+    broker: &Broker,
+    peer: SocketAddr,
+    principal: &str,
+    f: impl FnOnce(&Authorizer, Requester<'_>) -> bool,
+) -> bool {
+    match &broker.authorizer {
+        None => true,
+        Some(authorizer) => {
+            let host = peer.ip().to_string();
+            f(
+                authorizer,
+                Requester {
+                    principal,
+                    host: &host,
+                },
+            )
+        }
+    }
+}
+
+/// The principal of a connection that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
 impl RequestContext<'_> {
+    /// Whether the principal may do `operation` on the resource (always, without an
+    /// authorizer); a refusal is logged and counted.
+    pub fn authorized(
+        &self,
+        broker: &Broker,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        self.check(broker, |a, who| {
+            a.authorize(who, operation, resource_type, name)
+        })
+    }
+
+    /// [`RequestContext::authorized`] without logging a refusal: for filtering what a
+    /// listing shows.
+    pub fn may_see(
+        &self,
+        broker: &Broker,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        self.check(broker, |a, who| {
+            a.allows_quietly(who, operation, resource_type, name)
+        })
+    }
+
+    /// `operation` on the cluster resource.
+    pub fn cluster_authorized(&self, broker: &Broker, operation: Operation) -> bool {
+        self.authorized(broker, operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Allowed on at least one resource of the type.
+    pub fn authorized_on_any(
+        &self,
+        broker: &Broker,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        self.check(broker, |a, who| {
+            a.authorize_any(who, operation, resource_type)
+        })
+    }
+
+    fn check(&self, broker: &Broker, f: impl FnOnce(&Authorizer, Requester<'_>) -> bool) -> bool {
+        check(broker, self.peer, self.principal, f)
+    }
+
     pub fn client_id(&self) -> &str {
         self.header
             .client_id
@@ -172,8 +261,7 @@ impl RequestContext<'_> {
 pub async fn handle_request(
     broker: &Broker,
     frame: Bytes,
-    peer: SocketAddr,
-    listener: &str,
+    session: Session<'_>,
 ) -> Result<Option<Frames>, RequestError> {
     let started = Instant::now();
     if frame.len() < 8 {
@@ -189,6 +277,20 @@ pub async fn handle_request(
         if !(min..=max).contains(&version) {
             return Err(RequestError::Close(format!(
                 "API key {raw_key} v{version} is not supported (this broker serves v{min}-v{max})"
+            )));
+        }
+        // Only brokers send these: CLUSTER_ACTION on the cluster.
+        if !check(broker, session.peer, session.principal, |a, who| {
+            a.authorize(
+                who,
+                Operation::ClusterAction,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+            )
+        }) {
+            return Err(RequestError::Close(format!(
+                "{} may not send API key {raw_key} (CLUSTER_ACTION on the cluster)",
+                session.principal
             )));
         }
         let response = handle_inter_broker(broker, frame, raw_key, version).await?;
@@ -232,8 +334,9 @@ pub async fn handle_request(
     let ctx = RequestContext {
         header: &header,
         version,
-        peer,
-        listener,
+        peer: session.peer,
+        listener: session.listener,
+        principal: session.principal,
     };
 
     macro_rules! decode {
@@ -321,6 +424,9 @@ pub async fn handle_request(
         ApiKey::AllocateProducerIds => {
             dispatch!(allocate_producer_ids, m::AllocateProducerIdsRequest)
         }
+        ApiKey::DescribeAcls => dispatch!(acls::describe, m::DescribeAclsRequest),
+        ApiKey::CreateAcls => dispatch!(acls::create, m::CreateAclsRequest),
+        ApiKey::DeleteAcls => dispatch!(acls::delete, m::DeleteAclsRequest),
         ApiKey::SaslHandshake => dispatch!(sasl::handshake, m::SaslHandshakeRequest),
         ApiKey::SaslAuthenticate => dispatch!(sasl::authenticate, m::SaslAuthenticateRequest),
         ApiKey::AlterUserScramCredentials => dispatch!(

@@ -9,6 +9,7 @@ use strata_group_coordinator::GroupResponse;
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -16,6 +17,56 @@ pub async fn handle(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let version = ctx.version;
+    // READ on the group for every partition; READ on each topic for its own.
+    let group_ok = ctx.authorized(
+        broker,
+        Operation::Read,
+        ResourceType::Group,
+        request.group_id.as_str(),
+    );
+    let mut request = request;
+    let refused: Vec<_> = if !group_ok {
+        std::mem::take(&mut request.topics)
+            .into_iter()
+            .map(|t| (t, ResponseError::GroupAuthorizationFailed))
+            .collect()
+    } else {
+        let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+            .into_iter()
+            .partition(|t| {
+                ctx.authorized(
+                    broker,
+                    Operation::Read,
+                    ResourceType::Topic,
+                    t.name.as_str(),
+                )
+            });
+        request.topics = allowed;
+        denied
+            .into_iter()
+            .map(|t| (t, ResponseError::TopicAuthorizationFailed))
+            .collect()
+    };
+    let refused: Vec<OffsetCommitResponseTopic> = refused
+        .into_iter()
+        .map(|(t, error)| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(error.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    if request.topics.is_empty() {
+        return OffsetCommitResponse::default().with_topics(refused);
+    }
     // If the coordinator drops the request (its partition was unloaded), every
     // partition is told to retry against the coordinator it finds next.
     let unavailable = OffsetCommitResponse::default().with_topics(
@@ -38,12 +89,14 @@ pub async fn handle(
             })
             .collect(),
     );
-    match broker
+    let mut response = match broker
         .groups
         .call(|c, id, now| c.handle_offset_commit(request, version, id, now))
         .await
     {
         Some(GroupResponse::OffsetCommit(response)) => response,
         _ => unavailable,
-    }
+    };
+    response.topics.extend(refused);
+    response
 }

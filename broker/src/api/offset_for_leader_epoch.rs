@@ -13,6 +13,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::RequestContext;
 use crate::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -21,15 +22,27 @@ pub async fn handle(
 ) -> OffsetForLeaderEpochResponse {
     // replica_id arrived in v3; before it every caller is a consumer.
     let from_leader_only = ctx.version < 3 || request.replica_id.0 < 0;
+    // A follower needs ClusterAction; a consumer Describe on the topic.
+    let follower_ok = from_leader_only || ctx.cluster_authorized(broker, Operation::ClusterAction);
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
+        let authorized = follower_ok
+            && (!from_leader_only
+                || ctx.authorized(
+                    broker,
+                    Operation::Describe,
+                    ResourceType::Topic,
+                    topic.topic.as_str(),
+                ));
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let mut result = EpochEndOffset::default().with_partition(p.partition);
             let outcome = match broker
                 .replica_manager
                 .get_partition(topic.topic.0.as_str(), p.partition)
+                .filter(|_| authorized)
             {
+                None if !authorized => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(partition) => partition.last_offset_for_leader_epoch(
                     p.current_leader_epoch,

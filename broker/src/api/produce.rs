@@ -26,6 +26,7 @@ use super::{RequestContext, log_error_code, str_bytes};
 use crate::Broker;
 use crate::replica::Partition;
 use crate::replica::partition::PartitionError;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -38,11 +39,14 @@ pub async fn handle(
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        let authorized = ctx.authorized(broker, Operation::Write, ResourceType::Topic, &name);
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for (p, data) in topic.partition_data.into_iter().enumerate() {
             let mut response = PartitionProduceResponse::default().with_index(data.index);
             let outcome: Result<(), (ResponseError, Option<String>)> = if !matches!(acks, -1..=1) {
                 Err((ResponseError::InvalidRequiredAcks, None))
+            } else if !authorized {
+                Err((ResponseError::TopicAuthorizationFailed, None))
             } else if is_internal(&name) && ctx.client_id() != ADMIN_CLIENT_ID {
                 // The group coordinator writes __consumer_offsets itself; a client's
                 // records there would be read back as group metadata on the next load.

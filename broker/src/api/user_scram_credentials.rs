@@ -22,6 +22,7 @@ use kafka_protocol::messages::{
 use super::{RequestContext, str_bytes};
 use crate::Broker;
 use crate::security::USERS;
+use crate::security::acl::Operation;
 use crate::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential, ScramMechanism};
 
 type Failure = (ResponseError, String);
@@ -32,9 +33,27 @@ fn fail(error: ResponseError, message: &str) -> Failure {
 
 pub async fn alter(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !ctx.cluster_authorized(broker, Operation::Alter) {
+        let users: BTreeSet<&str> = request
+            .deletions
+            .iter()
+            .map(|d| d.name.as_str())
+            .chain(request.upsertions.iter().map(|u| u.name.as_str()))
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(
+            users
+                .into_iter()
+                .map(|u| {
+                    AlterUserScramCredentialsResult::default()
+                        .with_user(str_bytes(u))
+                        .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                })
+                .collect(),
+        );
+    }
     // user → (its changes, or why none is made)
     let mut users: BTreeMap<String, Result<Vec<Change>, Failure>> = BTreeMap::new();
     let mut seen: BTreeSet<(String, i8)> = BTreeSet::new();
@@ -173,10 +192,13 @@ async fn apply(broker: &Broker, user: &str, changes: Vec<Change>) -> Result<(), 
 
 pub async fn describe(
     broker: &Broker,
-    _: &RequestContext<'_>,
+    ctx: &RequestContext<'_>,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     let response = DescribeUserScramCredentialsResponse::default();
+    if !ctx.cluster_authorized(broker, Operation::Describe) {
+        return response.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let (names, all) = match request.users {
         Some(users) if !users.is_empty() => (
             users.iter().map(|u| u.name.to_string()).collect::<Vec<_>>(),

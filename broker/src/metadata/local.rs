@@ -30,6 +30,7 @@ use super::{
     MetadataError, MetadataEvent, MetadataStore, PartitionState, ReplicaAssignment, StateWrite,
     TopicAssignment, TopicPartition, config_type,
 };
+use crate::security::acl::{self, AclEntry, AclSet, ResourcePattern};
 
 const FILE_NAME: &str = "cluster-metadata.json";
 const LEGACY_FILE_NAME: &str = "strata-metadata.json";
@@ -64,6 +65,9 @@ struct Persistent {
     configs: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
     deletions: BTreeSet<String>,
     producer_id_block_end: Option<i64>,
+    /// ACLs by their znode path, in Kafka's JSON.
+    #[serde(default)]
+    acls: BTreeMap<String, String>,
 }
 
 struct Inner {
@@ -565,6 +569,50 @@ impl MetadataStore for LocalMetadataStore {
         });
         if result.is_ok() {
             self.emit(MetadataEvent::TopicDeletionsChanged);
+        }
+        ready(result)
+    }
+
+    fn acls(&self) -> BoxFuture<'_, Result<AclSet, MetadataError>> {
+        let inner = self.lock();
+        let mut set = AclSet::default();
+        for (path, json) in &inner.persistent.acls {
+            let (Some(pattern), Ok(entries)) = (
+                acl::pattern_from_znode(path),
+                acl::decode_acls(json.as_bytes()),
+            ) else {
+                continue;
+            };
+            set.acls.insert(pattern, entries);
+        }
+        ready(Ok(set))
+    }
+
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        add: BTreeSet<AclEntry>,
+        remove: BTreeSet<AclEntry>,
+    ) -> BoxFuture<'_, Result<BTreeSet<AclEntry>, MetadataError>> {
+        let path = pattern.znode();
+        let result = self.mutate(|_, p| {
+            let mut entries = p
+                .acls
+                .get(&path)
+                .and_then(|j| acl::decode_acls(j.as_bytes()).ok())
+                .unwrap_or_default();
+            entries.extend(add);
+            entries.retain(|e| !remove.contains(e));
+            if entries.is_empty() {
+                p.acls.remove(&path);
+            } else {
+                let json = String::from_utf8(acl::encode_acls(&entries)).expect("JSON is UTF-8");
+                p.acls.insert(path.clone(), json);
+            }
+            Ok(entries)
+        });
+        if result.is_ok() {
+            self.emit(MetadataEvent::AclsChanged);
         }
         ready(result)
     }

@@ -12,6 +12,8 @@
 //! | `/config/changes/config_change_<seq>` | `{"version":2,"entity_path":"topics/<name>"}`, so every broker reloads |
 //! | `/admin/delete_topics/<topic>` | a topic waiting for deletion |
 //! | `/isr_change_notification/isr_change_<seq>` | ISR changes from brokers without AlterPartition |
+//! | `/kafka-acl/<Type>/<name>`, `/kafka-acl-extended/prefixed/<Type>/<prefix>` | ACLs (`{"version":1,"acls":[...]}`) |
+//! | `/kafka-acl-changes/acl_changes_<seq>`, `/kafka-acl-extended-changes/...` | ACL change notifications |
 //! | `/latest_producer_id_block` | the last producer-id block handed out (conditional setData) |
 //! | `/feature` | finalized features (`{"version":2,"status":1,"features":{}}`) |
 //!
@@ -33,13 +35,15 @@ pub mod json;
 pub mod local;
 pub mod zk;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 pub use cache::MetadataCache;
+
+use crate::security::acl::{AclEntry, AclSet, ResourcePattern};
 
 /// `(topic, partition)`, as the storage layer names partitions.
 pub type TopicPartition = (String, i32);
@@ -261,6 +265,8 @@ pub enum MetadataEvent {
     ControllerChanged,
     /// `/isr_change_notification` children.
     IsrChangeNotification,
+    /// ACLs changed (`/kafka-acl-changes`, `/kafka-acl-extended-changes`).
+    AclsChanged,
     /// A config entity changed (`/config/changes`).
     ConfigChanged {
         entity_type: String,
@@ -409,6 +415,18 @@ pub trait MetadataStore: Send + Sync {
         topics: Vec<String>,
         fence: ControllerFence,
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
+
+    /// Every ACL (`/kafka-acl`, `/kafka-acl-extended/prefixed`).
+    fn acls(&self) -> BoxFuture<'_, Result<AclSet, MetadataError>>;
+
+    /// Adds and removes entries of one pattern's ACLs in one conditional write, announces
+    /// the change to every broker, and returns the pattern's entries after it.
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        add: BTreeSet<AclEntry>,
+        remove: BTreeSet<AclEntry>,
+    ) -> BoxFuture<'_, Result<BTreeSet<AclEntry>, MetadataError>>;
 
     /// The entities of a type with configs (`/config/<entity_type>`'s children).
     fn entity_names(

@@ -15,7 +15,7 @@
 //! after a reconnect the watches are added again and the reconnect is announced as
 //! [`MetadataEvent::Reconnected`]: readers re-read everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use super::{
     TopicPartition, config_type,
 };
 use crate::now_ms;
+use crate::security::acl::{self, AclEntry, AclSet, PatternType, ResourcePattern};
 
 const BROKER_IDS: &str = "/brokers/ids";
 const TOPICS: &str = "/brokers/topics";
@@ -48,6 +49,11 @@ const ISR_CHANGES: &str = "/isr_change_notification";
 const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
 const CLUSTER_ID: &str = "/cluster/id";
 const FEATURE: &str = "/feature";
+const ACLS: &str = "/kafka-acl";
+const PREFIXED_ACLS: &str = "/kafka-acl-extended/prefixed";
+const ACL_CHANGES: &str = "/kafka-acl-changes";
+const EXTENDED_ACL_CHANGES: &str = "/kafka-acl-extended-changes";
+const ACL_CHANGE_PREFIX: &str = "acl_changes_";
 /// Kafka purges config change notifications older than this.
 const CONFIG_CHANGE_EXPIRATION_MS: i64 = 15 * 60 * 1000;
 
@@ -68,6 +74,10 @@ const PERSISTENT_PATHS: &[&str] = &[
     "/config/users",
     "/config/brokers",
     "/config/ips",
+    ACLS,
+    ACL_CHANGES,
+    PREFIXED_ACLS,
+    EXTENDED_ACL_CHANGES,
 ];
 
 /// How to reach the ensemble.
@@ -262,13 +272,15 @@ impl ZkMetadataStore {
         for task in self.watch_tasks.lock().expect("watch tasks lock").drain(..) {
             task.abort();
         }
-        let paths: [(&str, AddWatchMode); 6] = [
+        let paths: [(&str, AddWatchMode); 8] = [
             (BROKER_IDS, AddWatchMode::Persistent),
             (TOPICS, AddWatchMode::PersistentRecursive),
             (DELETE_TOPICS, AddWatchMode::Persistent),
             (CONTROLLER, AddWatchMode::Persistent),
             (ISR_CHANGES, AddWatchMode::Persistent),
             (CONFIG_CHANGES, AddWatchMode::Persistent),
+            (ACL_CHANGES, AddWatchMode::Persistent),
+            (EXTENDED_ACL_CHANGES, AddWatchMode::Persistent),
         ];
         for (path, mode) in paths {
             let mut watcher = client.watch(path, mode).await.map_err(|e| error(path, e))?;
@@ -306,6 +318,11 @@ impl ZkMetadataStore {
             self.emit(MetadataEvent::TopicDeletionsChanged);
         } else if path == ISR_CHANGES {
             self.emit(MetadataEvent::IsrChangeNotification);
+        } else if path == ACL_CHANGES || path == EXTENDED_ACL_CHANGES {
+            if event_type == EventType::NodeChildrenChanged {
+                self.emit(MetadataEvent::AclsChanged);
+                self.purge_expired(path).await;
+            }
         } else if path == CONFIG_CHANGES {
             if let Err(e) = self.process_config_changes().await {
                 warn!(error = %e, "reading config change notifications failed");
@@ -323,6 +340,43 @@ impl ZkMetadataStore {
                     }
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// Deletes the notifications under `path` older than Kafka keeps them.
+    async fn purge_expired(&self, path: &str) {
+        let Ok(names) = self.children(path).await else {
+            return;
+        };
+        for name in names {
+            let child = format!("{path}/{name}");
+            if let Ok(Some((_, stat))) = self.get(&child).await
+                && now_ms() - stat.ctime > CONFIG_CHANGE_EXPIRATION_MS
+            {
+                let _ = self
+                    .retry(|c| {
+                        let child = child.clone();
+                        async move { c.delete(&child, None).await }
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// One pattern's ACLs and the znode's version (`None`: no znode).
+    async fn pattern_acls(
+        &self,
+        path: &str,
+    ) -> Result<(BTreeSet<AclEntry>, Option<i32>), MetadataError> {
+        match self.get(path).await? {
+            None => Ok((BTreeSet::new(), None)),
+            Some((data, stat)) => {
+                let entries = acl::decode_acls(&data).map_err(|reason| MetadataError::Corrupt {
+                    path: path.to_string(),
+                    reason,
+                })?;
+                Ok((entries, Some(stat.version)))
             }
         }
     }
@@ -1034,6 +1088,110 @@ impl MetadataStore for ZkMetadataStore {
                 .map(|t| format!("{DELETE_TOPICS}/{t}"))
                 .collect();
             self.fenced_deletes(fence, paths).await
+        }
+        .boxed()
+    }
+
+    fn acls(&self) -> BoxFuture<'_, Result<AclSet, MetadataError>> {
+        async move {
+            let mut set = AclSet::default();
+            for root in [ACLS, PREFIXED_ACLS] {
+                for resource_type in self.children(root).await? {
+                    let dir = format!("{root}/{resource_type}");
+                    for name in self.children(&dir).await? {
+                        let path = format!("{dir}/{name}");
+                        let Some(pattern) = acl::pattern_from_znode(&path) else {
+                            continue;
+                        };
+                        let (entries, _) = self.pattern_acls(&path).await?;
+                        if !entries.is_empty() {
+                            set.acls.insert(pattern, entries);
+                        }
+                    }
+                }
+            }
+            Ok(set)
+        }
+        .boxed()
+    }
+
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        add: BTreeSet<AclEntry>,
+        remove: BTreeSet<AclEntry>,
+    ) -> BoxFuture<'_, Result<BTreeSet<AclEntry>, MetadataError>> {
+        async move {
+            let path = pattern.znode();
+            // Read, change, write conditionally on the version read; again if another
+            // broker wrote in between (Kafka's AclAuthorizer.updateResourceAcls).
+            let entries = loop {
+                let (before, version) = self.pattern_acls(&path).await?;
+                let mut after = before.clone();
+                after.extend(add.iter().cloned());
+                after.retain(|e| !remove.contains(e));
+                if after == before {
+                    return Ok(after);
+                }
+                let data = acl::encode_acls(&after);
+                let written = match version {
+                    Some(v) if after.is_empty() => {
+                        self.retry(|c| {
+                            let p = path.clone();
+                            async move { c.delete(&p, Some(v)).await }
+                        })
+                        .await
+                    }
+                    Some(v) => {
+                        self.retry(|c| {
+                            let (p, d) = (path.clone(), data.clone());
+                            async move { c.set_data(&p, &d, Some(v)).await.map(|_| ()) }
+                        })
+                        .await
+                    }
+                    None => {
+                        if let Some((parent, _)) = path.rsplit_once('/') {
+                            self.ensure(parent, &[]).await?;
+                        }
+                        self.retry(|c| {
+                            let (p, d) = (path.clone(), data.clone());
+                            async move { c.create(&p, &d, &persistent()).await.map(|_| ()) }
+                        })
+                        .await
+                    }
+                };
+                match written {
+                    Ok(()) => break after,
+                    Err(ZkError::BadVersion | ZkError::NoNode | ZkError::NodeExists) => continue,
+                    Err(e) => return Err(error(&path, e)),
+                }
+            };
+            // Kafka's notifications: the literal store's data is `Type:name`, the
+            // extended store's a JSON document.
+            let (changes, data) = match pattern.pattern_type {
+                PatternType::Literal => (
+                    ACL_CHANGES,
+                    format!("{}:{}", pattern.resource_type.name(), pattern.name).into_bytes(),
+                ),
+                PatternType::Prefixed => (
+                    EXTENDED_ACL_CHANGES,
+                    serde_json::to_vec(&serde_json::json!({
+                        "version": 1,
+                        "resourceType": pattern.resource_type.name(),
+                        "name": pattern.name,
+                        "patternType": "PREFIXED",
+                    }))
+                    .expect("JSON"),
+                ),
+            };
+            let notification = format!("{changes}/{ACL_CHANGE_PREFIX}");
+            self.retry(|c| {
+                let (p, d) = (notification.clone(), data.clone());
+                async move { c.create(&p, &d, &sequential()).await }
+            })
+            .await
+            .map_err(|e| error(changes, e))?;
+            Ok(entries)
         }
         .boxed()
     }

@@ -4,7 +4,7 @@
 //! | protocol | transport | authentication |
 //! |---|---|---|
 //! | `PLAINTEXT` | TCP | none (principal `User:ANONYMOUS`) |
-//! | `SSL` | TLS ([`tls`]) | none yet beyond the TLS handshake (principal `User:ANONYMOUS`) |
+//! | `SSL` | TLS ([`tls`]) | the client certificate, if any ([`principal`]) |
 //! | `SASL_PLAINTEXT` | TCP | SASL ([`sasl`]): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 |
 //! | `SASL_SSL` | TLS | SASL |
 //!
@@ -14,10 +14,14 @@
 //! `listener.name.<listener>.<mechanism, lower case>.sasl.jaas.config`, as Kafka requires.
 //! SCRAM credentials live in `/config/users/<user>` (see [`scram`]) and are set with
 //! AlterUserScramCredentials (`kafka-configs --alter --add-config 'SCRAM-SHA-256=[...]'
-//! --entity-type users`).
+//! --entity-type users`). What a principal may do is the [`authorizer`]'s decision, from
+//! ACLs in Kafka's model ([`acl`]).
 
+pub mod acl;
+pub mod authorizer;
 pub mod client;
 pub mod jaas;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
@@ -33,6 +37,7 @@ use crate::Broker;
 use crate::config::KafkaConfig;
 use crate::metadata::SecurityProtocol;
 use jaas::JaasConfig;
+use principal::MappingRules;
 use sasl::{CredentialStore, Mechanism, SaslServerConfig};
 use scram::{ScramCredential, ScramMechanism};
 use tls::{TlsServer, TlsSettings};
@@ -42,6 +47,8 @@ pub const USERS: &str = "users";
 
 /// Kafka's keys this module reads. Any of them may also carry a listener prefix.
 const KEYS: &[&str] = &[
+    "allow.everyone.if.no.acl.found",
+    "authorizer.class.name",
     "connections.max.reauth.ms",
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
@@ -54,9 +61,11 @@ const KEYS: &[&str] = &[
     "ssl.keystore.key",
     "ssl.keystore.location",
     "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
     "ssl.truststore.certificates",
     "ssl.truststore.location",
     "ssl.truststore.type",
+    "super.users",
 ];
 
 /// Whether a server.properties key is one this module reads (so it is not reported as
@@ -122,17 +131,23 @@ pub struct ListenerSecurity {
     pub protocol: SecurityProtocol,
     pub tls: Option<Arc<TlsServer>>,
     pub sasl: Option<Arc<SaslServerConfig>>,
+    /// `ssl.principal.mapping.rules`: a client certificate's name to a principal.
+    pub principal_rules: MappingRules,
 }
 
 impl ListenerSecurity {
-    pub fn plaintext() -> ListenerSecurity {
-        ListenerSecurity {
-            protocol: SecurityProtocol::Plaintext,
-            tls: None,
-            sasl: None,
-        }
+    /// The principal of a TLS client certificate (DER): `User:<mapped name>`. An error
+    /// when no rule maps the name (the connection is refused, as in Kafka).
+    pub fn certificate_principal(&self, certificate: &[u8]) -> Result<String, String> {
+        let dn = principal::subject_dn(certificate)?;
+        self.principal_rules
+            .apply(&dn)
+            .map(|name| format!("User:{name}"))
+            .ok_or_else(|| format!("no ssl.principal.mapping.rules rule applies to '{dn}'"))
     }
+}
 
+impl ListenerSecurity {
     /// Reads the listener's keys and its PEM files. The error names the listener and
     /// what is wrong.
     pub fn build(config: &KafkaConfig, listener: &str) -> Result<ListenerSecurity, String> {
@@ -156,10 +171,14 @@ impl ListenerSecurity {
             }
             _ => None,
         };
+        let principal_rules =
+            MappingRules::parse(keys.get("ssl.principal.mapping.rules").unwrap_or("DEFAULT"))
+                .map_err(in_listener)?;
         Ok(ListenerSecurity {
             protocol,
             tls,
             sasl,
+            principal_rules,
         })
     }
 }

@@ -389,7 +389,7 @@ impl EventLoop {
             MetadataEvent::TopicChanged(topic) => self.on_topic_changed(topic).await,
             MetadataEvent::TopicDeletionsChanged => self.on_topic_deletions_changed().await,
             MetadataEvent::IsrChangeNotification => self.on_isr_change_notification().await,
-            MetadataEvent::ConfigChanged { .. } => Ok(()),
+            MetadataEvent::ConfigChanged { .. } | MetadataEvent::AclsChanged => Ok(()),
         }
     }
 
