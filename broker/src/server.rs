@@ -261,9 +261,19 @@ impl Connection<'_> {
         let broker = self.broker;
         let peer = self.peer;
         let mut reader = BufReader::with_capacity(64 * 1024, stream);
-        let max = broker.config.socket_request_max_bytes;
         let idle = self.idle();
         loop {
+            // Before SASL authentication a frame is a token, bounded by
+            // sasl.server.max.receive.size, not by what authenticated clients may send.
+            let (max, limit) = match &authenticator {
+                Some(auth) if !auth.is_authenticated() => {
+                    (auth.max_receive(), "sasl.server.max.receive.size")
+                }
+                _ => (
+                    broker.config.socket_request_max_bytes,
+                    "socket.request.max.bytes",
+                ),
+            };
             let size = tokio::select! {
                 size = tokio::time::timeout(idle, reader.read_i32()) => match size {
                     Ok(Ok(size)) => size,
@@ -281,7 +291,7 @@ impl Connection<'_> {
                     %peer,
                     size,
                     max,
-                    "closing connection: request size is outside 0..=socket.request.max.bytes"
+                    "closing connection: request size is outside 0..={limit}"
                 );
                 return;
             }

@@ -9,6 +9,8 @@ and kept in the broker's metadata like Kafka keeps them in /config/users.
 """
 
 import os
+import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -79,7 +81,25 @@ def certs(tmp_path_factory):
     make_cert(d, "ca", "client", "/CN=alice/OU=test", "clientAuth")
     make_ca(d, "other-ca")
     make_cert(d, "other-ca", "renewed", "/CN=localhost", "serverAuth")
+    make_cert(d, "other-ca", "intruder", "/CN=alice/OU=test", "clientAuth")
+    make_expired_cert(d, "ca", "expired", "/CN=alice/OU=test")
     return d
+
+
+def make_expired_cert(d, ca, name, subject):
+    """A client certificate from `ca` that expired in 2020 (`openssl ca` sets the dates)."""
+    (Path(d) / "index.txt").write_text("")
+    (Path(d) / "serial").write_text("1000\n")
+    (Path(d) / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n"
+        "default_md = sha256\npolicy = any\n[any]\ncommonName = supplied\norganizationalUnitName = optional\n"
+        "[ext]\nbasicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n"
+    )
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    openssl("ca", "-batch", "-config", "ca.cnf", "-cert", f"{ca}.pem", "-keyfile", f"{ca}.key",
+            "-in", f"{name}.csr", "-out", f"{name}.crt", "-startdate", "20200101000000Z",
+            "-enddate", "20200102000000Z", "-extensions", "ext", "-notext", cwd=d)
 
 
 class SecureBroker:
@@ -583,3 +603,107 @@ def test_acls_from_kafka_acls_decide_what_clients_may_do(acl_broker, certs, tmp_
     assert produce_errors(plain(b, "bob"), "orders", 1) == [None]
     assert [e.code() for e in produce_errors(plain(b, "alice"), "orders", 1)] == [
         KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+def frame(api_key, version, body, correlation=1):
+    """A Kafka request with header v1 (client id "bad-input")."""
+    payload = struct.pack(">hhih", api_key, version, correlation, 9) + b"bad-input" + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+def read_frame(sock):
+    """A response's bytes after the length, or None once the broker closed the connection."""
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    size = exact(4)
+    return None if size is None else exact(struct.unpack(">i", size)[0])
+
+
+def string(s):
+    return struct.pack(">h", len(s)) + s
+
+
+def sasl_handshake(sock, mechanism):
+    sock.sendall(frame(17, 1, string(mechanism)))
+    response = read_frame(sock)
+    return struct.unpack(">h", response[4:6])[0]
+
+
+def sasl_authenticate(sock, token):
+    """(error code, auth bytes) of SaslAuthenticate v1, or None if the connection closed."""
+    sock.sendall(frame(36, 1, struct.pack(">i", len(token)) + token))
+    response = read_frame(sock)
+    if response is None:
+        return None
+    error = struct.unpack(">h", response[4:6])[0]
+    message_len = struct.unpack(">h", response[6:8])[0]
+    at = 8 + max(message_len, 0)
+    length = struct.unpack(">i", response[at:at + 4])[0]
+    return error, response[at + 4:at + 4 + max(length, 0)]
+
+
+def closed(sock):
+    sock.settimeout(10)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_bad_input_on_secured_listeners(secure, certs):
+    host, port = secure.bootstrap("SASL_PLAINTEXT").split(":")
+    connect = lambda: socket.create_connection((host, int(port)), timeout=10)
+    failed_before = secure.metric("strata_broker_failed_authentication_total")
+
+    # A garbage PLAIN token: SASL_AUTHENTICATION_FAILED, then the connection closes.
+    with connect() as s:
+        assert sasl_handshake(s, b"PLAIN") == 0
+        assert sasl_authenticate(s, b"\xff\xfe garbage")[0] == 58
+        assert closed(s)
+    # A SCRAM exchange with a forged proof, and one abandoned half way.
+    add_scram_user(secure, "erin", "erin-secret")
+    with connect() as s:
+        assert sasl_handshake(s, b"SCRAM-SHA-512") == 0
+        error, server_first = sasl_authenticate(s, b"n,,n=erin,r=abcdef")
+        assert error == 0 and server_first.startswith(b"r=abcdef")
+        nonce = server_first.split(b",")[0][2:]
+        assert sasl_authenticate(s, b"c=biws,r=" + nonce + b",p=" + b"A" * 88)[0] == 58
+        assert closed(s)
+    with connect() as s:
+        assert sasl_handshake(s, b"SCRAM-SHA-512") == 0
+        assert sasl_authenticate(s, b"n,,n=erin,r=abcdef")[0] == 0
+    # A token larger than sasl.server.max.receive.size (512 KiB) is never read.
+    with connect() as s:
+        s.sendall(struct.pack(">i", 600_000) + b"x" * 1000)
+        assert closed(s)
+    # Requests other than ApiVersions and the SASL exchange before authentication.
+    with connect() as s:
+        s.sendall(frame(3, 1, struct.pack(">i", -1)))  # Metadata v1, all topics
+        assert read_frame(s) is None
+    # Brute force shows in the metrics.
+    for _ in range(5):
+        with connect() as s:
+            sasl_handshake(s, b"PLAIN")
+            assert sasl_authenticate(s, b"\0bob\0guess")[0] == 58
+    assert secure.metric("strata_broker_failed_authentication_total") >= failed_before + 8
+
+    # An expired client certificate is refused in the handshake (certificates are
+    # requested on SSL). One from a CA the broker does not list is not even sent:
+    # librdkafka matches it against the CAs the broker names and connects without it.
+    handshakes_before = secure.metric("strata_broker_tls_handshake_failures_total")
+    with_cert = lambda name: client_config(secure, "SSL", certs, **{
+        "ssl.certificate.location": str(certs / f"{name}.crt"), "ssl.key.location": str(certs / f"{name}.key")})
+    err = auth_error(with_cert("expired"))
+    assert "certificate expired" in err.str(), err
+    assert secure.metric("strata_broker_tls_handshake_failures_total") > handshakes_before
+    round_trip(with_cert("intruder"), f"anonymous-{uuid.uuid4().hex[:8]}", n=2)
+
+    # Nothing else was affected.
+    good = {"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "erin", "sasl.password": "erin-secret"}
+    round_trip(client_config(secure, "SASL_SSL", certs, **good), f"after-{uuid.uuid4().hex[:8]}", n=5)

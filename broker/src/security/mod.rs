@@ -53,6 +53,7 @@ const KEYS: &[&str] = &[
     "sasl.enabled.mechanisms",
     "sasl.jaas.config",
     "sasl.mechanism.inter.broker.protocol",
+    "sasl.server.max.receive.size",
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.endpoint.identification.algorithm",
@@ -224,10 +225,20 @@ fn sasl_config(keys: &ListenerKeys<'_>) -> Result<SaslServerConfig, String> {
             .parse::<u64>()
             .map_err(|_| format!("connections.max.reauth.ms '{v}' is not a whole number of ms"))?,
     };
+    let max_receive = match keys.get("sasl.server.max.receive.size") {
+        None => 524_288,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("sasl.server.max.receive.size '{v}' is not a positive size"))?,
+    };
     Ok(SaslServerConfig {
         mechanisms,
         plain_users,
         max_reauth: Duration::from_millis(reauth_ms),
+        max_receive,
     })
 }
 

@@ -63,6 +63,8 @@ pub struct SaslServerConfig {
     pub plain_users: BTreeMap<String, String>,
     /// `connections.max.reauth.ms`; zero turns re-authentication off.
     pub max_reauth: Duration,
+    /// `sasl.server.max.receive.size`: the largest frame before authentication.
+    pub max_receive: usize,
 }
 
 /// Where SCRAM credentials come from (the metadata store; a map in tests).
@@ -131,6 +133,10 @@ impl Authenticator {
             session_ends: None,
             completed: false,
         }
+    }
+
+    pub fn max_receive(&self) -> usize {
+        self.config.max_receive
     }
 
     pub fn principal(&self) -> Option<&str> {
@@ -423,6 +429,7 @@ mod tests {
             mechanisms: vec![Mechanism::Plain, Mechanism::Scram(ScramMechanism::Sha512)],
             plain_users: BTreeMap::from([("admin".into(), "admin-secret".into())]),
             max_reauth: Duration::from_millis(reauth_ms),
+            max_receive: 524_288,
         })
     }
 
