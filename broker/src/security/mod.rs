@@ -40,7 +40,7 @@ use jaas::JaasConfig;
 use principal::MappingRules;
 use sasl::{CredentialStore, Mechanism, SaslServerConfig};
 use scram::{ScramCredential, ScramMechanism};
-use tls::{TlsServer, TlsSettings};
+use strata_tls::TlsServer;
 
 /// The entity type of user configs (`/config/users/<user>`).
 pub const USERS: &str = "users";
@@ -140,7 +140,7 @@ impl ListenerSecurity {
     /// The principal of a TLS client certificate (DER): `User:<mapped name>`. An error
     /// when no rule maps the name (the connection is refused, as in Kafka).
     pub fn certificate_principal(&self, certificate: &[u8]) -> Result<String, String> {
-        let dn = principal::subject_dn(certificate)?;
+        let dn = strata_tls::x509::subject_dn(certificate)?;
         self.principal_rules
             .apply(&dn)
             .map(|name| format!("User:{name}"))
@@ -161,7 +161,7 @@ impl ListenerSecurity {
         let in_listener = |e: String| format!("listener {listener} ({}): {e}", protocol.name());
         let tls = match protocol {
             SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
-                let settings = TlsSettings::from_keys(&keys).map_err(in_listener)?;
+                let settings = tls::settings(&keys).map_err(in_listener)?;
                 Some(Arc::new(TlsServer::new(settings).map_err(in_listener)?))
             }
             _ => None,
