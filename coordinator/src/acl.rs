@@ -1,4 +1,5 @@
-//! ACL schemes: `world`, `auth`, `digest` and `ip`, checked the way ZooKeeper's
+//! ACL schemes: `world`, `auth`, `digest`, `ip` and `x509` (the subject of the TLS
+//! client certificate a session connected with), checked the way ZooKeeper's
 //! `ZooKeeperServer.checkACL` does.
 
 use crate::proto::{Acl, ErrorCode, Id};
@@ -73,6 +74,8 @@ pub fn fixup(acls: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if acl.id.id.contains(':') => out.push(acl.clone()),
             "ip" if valid_ip_acl(&acl.id.id) => out.push(acl.clone()),
+            // A client certificate's subject (ZooKeeper's X509AuthenticationProvider).
+            "x509" if !acl.id.id.is_empty() => out.push(acl.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -213,6 +216,49 @@ mod tests {
             id: "u:h".into(),
         };
         assert_eq!(fixup(&acl, std::slice::from_ref(&me)).unwrap()[0].id, me);
+    }
+
+    #[test]
+    fn x509_ids_are_certificate_subjects() {
+        let id = |scheme: &str, id: &str| Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        };
+        let acl = vec![Acl {
+            perms: crate::proto::perms::ALL,
+            id: id("x509", "CN=alice,OU=test"),
+        }];
+        assert_eq!(fixup(&acl, &[]).unwrap(), acl);
+        assert!(
+            check(
+                &acl,
+                crate::proto::perms::READ,
+                &[id("x509", "CN=alice,OU=test")]
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            check(
+                &acl,
+                crate::proto::perms::READ,
+                &[id("x509", "CN=bob,OU=test")]
+            ),
+            Err(ErrorCode::NoAuth)
+        );
+        // `auth` expands to the certificate's id too.
+        let auth = vec![Acl {
+            perms: crate::proto::perms::ALL,
+            id: id("auth", ""),
+        }];
+        assert_eq!(
+            fixup(&auth, &[id("ip", "127.0.0.1"), id("x509", "CN=alice")]).unwrap()[0].id,
+            id("x509", "CN=alice")
+        );
+        let empty = vec![Acl {
+            perms: 1,
+            id: id("x509", ""),
+        }];
+        assert_eq!(fixup(&empty, &[]), Err(ErrorCode::InvalidAcl));
     }
 
     #[test]

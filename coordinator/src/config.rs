@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use strata_tls::{ClientAuth, Pem, TlsSettings};
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{file}:{line}: {msg}")]
@@ -20,6 +22,23 @@ pub enum ConfigError {
 pub enum PeerRole {
     Participant,
     Observer,
+}
+
+/// The TLS client port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecureClient {
+    pub port: u16,
+    pub address: Option<IpAddr>,
+    pub tls: TlsSettings,
+}
+
+impl SecureClient {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.address.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            self.port,
+        )
+    }
 }
 
 /// One `server.N=host:quorumPort:electionPort[:role]` line.
@@ -39,8 +58,11 @@ pub struct Config {
     pub sync_limit: u64,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
-    pub client_port: u16,
+    /// `clientPort`; `None` when only `secureClientPort` is set, as in ZooKeeper.
+    pub client_port: Option<u16>,
     pub client_port_address: Option<IpAddr>,
+    /// `secureClientPort` and its TLS settings.
+    pub secure_client: Option<SecureClient>,
     pub max_client_cnxns: usize,
     pub min_session_timeout_ms: u64,
     pub max_session_timeout_ms: u64,
@@ -104,12 +126,14 @@ impl Config {
         Some(out)
     }
 
-    pub fn client_addr(&self) -> SocketAddr {
-        SocketAddr::new(
+    /// Where plaintext clients connect, if anywhere.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        let port = self.client_port?;
+        Some(SocketAddr::new(
             self.client_port_address
                 .unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            self.client_port,
-        )
+            port,
+        ))
     }
 
     /// Negotiate a session timeout into [minSessionTimeout, maxSessionTimeout].
@@ -195,13 +219,26 @@ impl Config {
         let data_log_dir = values
             .get("dataLogDir")
             .map_or_else(|| data_dir.clone(), |(_, v)| PathBuf::from(v));
-        let client_port = num("clientPort", 2181)?;
-        let client_port = u16::try_from(client_port).map_err(|_| {
-            err(
-                values["clientPort"].0,
-                format!("clientPort out of range: {client_port}"),
-            )
-        })?;
+        let port = |key: &str| -> Result<Option<u16>, ConfigError> {
+            match values.get(key) {
+                None => Ok(None),
+                Some((line, v)) => v
+                    .parse::<u16>()
+                    .map(Some)
+                    .map_err(|_| err(*line, format!("{key} out of range: {v:?}"))),
+            }
+        };
+        let secure_client = match port("secureClientPort")? {
+            None => None,
+            Some(port) => Some(secure_client(&values, port, &err)?),
+        };
+        // Without either port ZooKeeper's default applies; with only the secure one
+        // there is no plaintext port at all.
+        let client_port = match port("clientPort")? {
+            Some(p) => Some(p),
+            None if secure_client.is_some() => None,
+            None => Some(2181),
+        };
         let client_port_address = match values.get("clientPortAddress") {
             None => None,
             Some((line, v)) => Some(
@@ -258,6 +295,7 @@ impl Config {
             data_log_dir,
             client_port,
             client_port_address,
+            secure_client,
             max_client_cnxns: num("maxClientCnxns", 60)? as usize,
             min_session_timeout_ms,
             max_session_timeout_ms,
@@ -271,6 +309,79 @@ impl Config {
             my_id: 0,
         })
     }
+}
+
+/// The secure client port (`secureClientPort`, `secureClientPortAddress`) and its TLS, from
+/// ZooKeeper's `ssl.*` keys (PEM stores only): `ssl.keyStore.location` holds the key and
+/// certificate chain, `ssl.trustStore.location` the certificates client certificates are
+/// verified against, `ssl.clientAuth` is `need` (ZooKeeper's default), `want` or `none`.
+fn secure_client(
+    values: &BTreeMap<String, (usize, String)>,
+    port: u16,
+    err: &impl Fn(usize, String) -> ConfigError,
+) -> Result<SecureClient, ConfigError> {
+    let line = values["secureClientPort"].0;
+    let get = |k: &str| values.get(k).map(|(l, v)| (*l, v.as_str()));
+    let address = match get("secureClientPortAddress") {
+        None => None,
+        Some((l, v)) => Some(
+            v.parse()
+                .map_err(|_| err(l, format!("secureClientPortAddress: not an IP: {v:?}")))?,
+        ),
+    };
+    for store in ["ssl.keyStore.type", "ssl.trustStore.type"] {
+        if let Some((l, v)) = get(store)
+            && !v.eq_ignore_ascii_case("PEM")
+        {
+            return Err(err(l, format!("{store}: {v} is not supported; use PEM")));
+        }
+    }
+    let key_store = get("ssl.keyStore.location").ok_or_else(|| {
+        err(
+            line,
+            "secureClientPort needs ssl.keyStore.location (a PEM file with the key and certificate chain)"
+                .into(),
+        )
+    })?;
+    let trust = get("ssl.trustStore.location").map(|(_, v)| Pem::File(PathBuf::from(v)));
+    let client_auth = match get("ssl.clientAuth") {
+        None => ClientAuth::Required,
+        Some((l, v)) => match v.to_ascii_lowercase().as_str() {
+            "need" => ClientAuth::Required,
+            "want" => ClientAuth::Requested,
+            "none" => ClientAuth::None,
+            _ => {
+                return Err(err(
+                    l,
+                    format!("ssl.clientAuth: {v:?} is not need, want or none"),
+                ));
+            }
+        },
+    };
+    if client_auth != ClientAuth::None && trust.is_none() {
+        return Err(err(
+            line,
+            "ssl.clientAuth (need by default) verifies client certificates: set ssl.trustStore.location, or ssl.clientAuth=none"
+                .into(),
+        ));
+    }
+    let (l, protocols) =
+        get("ssl.enabledProtocols").unwrap_or((line, strata_tls::DEFAULT_PROTOCOLS));
+    let versions = strata_tls::protocol_versions(protocols)
+        .map_err(|e| err(l, format!("ssl.enabledProtocols: {e}")))?;
+    let path = PathBuf::from(key_store.1);
+    Ok(SecureClient {
+        port,
+        address,
+        tls: TlsSettings {
+            name: "secureClientPort".into(),
+            chain: Pem::File(path.clone()),
+            key: Pem::File(path),
+            trust,
+            client_auth,
+            versions,
+        },
+    })
 }
 
 /// The metrics endpoint's address from the `metricsProvider.*` keys, or `None` when no
@@ -452,7 +563,7 @@ mod tests {
             .collect();
         assert!(cfgs.iter().all(|c| c.metrics_addr.is_none()));
         assert!(cfgs.iter().all(|c| !c.quorum_listen_on_all_ips));
-        let ports: BTreeSet<u16> = cfgs.iter().map(|c| c.client_port).collect();
+        let ports: BTreeSet<u16> = cfgs.iter().filter_map(|c| c.client_port).collect();
         assert_eq!(ports.len(), 3);
     }
 
@@ -461,6 +572,58 @@ mod tests {
         let cfg = Config::parse("dataDir=/x\n", "zoo.cfg").unwrap();
         assert_eq!(cfg.four_letter_words, BTreeSet::from(["srvr".to_string()]));
         assert!(cfg.is_standalone());
-        assert_eq!(cfg.client_port, 2181);
+        assert_eq!(cfg.client_port, Some(2181));
+    }
+
+    #[test]
+    fn the_secure_client_port_as_zookeeper_reads_it() {
+        let cfg = Config::parse(
+            "dataDir=/x\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.keyStore.type=PEM\n\
+             ssl.trustStore.location=/ca.pem\nssl.trustStore.type=PEM\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        // Only the secure port: no plaintext one, as in ZooKeeper.
+        assert_eq!(cfg.client_port, None);
+        let secure = cfg.secure_client.unwrap();
+        assert_eq!(secure.addr().port(), 2281);
+        assert_eq!(secure.tls.client_auth, ClientAuth::Required);
+        assert_eq!(secure.tls.trust, Some(Pem::File("/ca.pem".into())));
+
+        let both = Config::parse(
+            "dataDir=/x\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert_eq!(both.client_port, Some(2181));
+        assert_eq!(
+            both.secure_client.unwrap().tls.client_auth,
+            ClientAuth::None
+        );
+
+        for (extra, wanted) in [
+            ("", "ssl.keyStore.location"),
+            (
+                "ssl.keyStore.location=/k\nssl.keyStore.type=JKS\n",
+                "JKS is not supported",
+            ),
+            ("ssl.keyStore.location=/k\n", "ssl.trustStore.location"),
+            (
+                "ssl.keyStore.location=/k\nssl.clientAuth=maybe\n",
+                "need, want or none",
+            ),
+            (
+                "ssl.keyStore.location=/k\nssl.clientAuth=none\nssl.enabledProtocols=SSLv3\n",
+                "SSLv3",
+            ),
+        ] {
+            let e = Config::parse(
+                &format!("dataDir=/x\nsecureClientPort=2281\n{extra}"),
+                "zoo.cfg",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(wanted), "{extra}: {e}");
+        }
     }
 }

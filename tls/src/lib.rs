@@ -57,7 +57,7 @@ pub fn protocol_versions(
 }
 
 /// Where the PEM comes from: a file (watched for renewal) or the config value itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pem {
     File(PathBuf),
     Inline(String),
@@ -83,6 +83,18 @@ pub struct TlsSettings {
     pub trust: Option<Pem>,
     pub client_auth: ClientAuth,
     pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
+}
+
+impl PartialEq for TlsSettings {
+    fn eq(&self, other: &TlsSettings) -> bool {
+        let versions = |s: &TlsSettings| s.versions.iter().map(|v| v.version).collect::<Vec<_>>();
+        self.name == other.name
+            && self.chain == other.chain
+            && self.key == other.key
+            && self.trust == other.trust
+            && self.client_auth == other.client_auth
+            && versions(self) == versions(other)
+    }
 }
 
 impl TlsSettings {

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use strata_tls::TlsServer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +31,63 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read_half, write_half) = stream.into_split();
+    serve_halves(read_half, write_half, None, remote, conn, events).await
+}
+
+/// A connection on the secure client port: the TLS handshake (within the sessionless
+/// timeout), then the same protocol; a client certificate becomes the session's `x509`
+/// id (its subject, as ZooKeeper's `X509AuthenticationProvider` names it).
+pub async fn serve_tls(
+    stream: TcpStream,
+    tls: &TlsServer,
+    remote: SocketAddr,
+    conn: u64,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let handshake = tls.acceptor().accept(stream);
+    let stream = match tokio::time::timeout(SESSIONLESS_TIMEOUT, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%remote, error = %e, "TLS handshake failed; closing");
+            return Ok(());
+        }
+        Err(_) => {
+            let _ = events.try_send(Event::Refused(Refusal::Sessionless));
+            return Ok(());
+        }
+    };
+    let certificate = match stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+    {
+        None => None,
+        Some(der) => match strata_tls::x509::subject_dn(der) {
+            Ok(dn) => Some(dn),
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "unreadable client certificate; closing");
+                return Ok(());
+            }
+        },
+    };
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_halves(read_half, write_half, certificate, remote, conn, events).await
+}
+
+async fn serve_halves<R, W>(
+    read_half: R,
+    write_half: W,
+    certificate: Option<String>,
+    remote: SocketAddr,
+    conn: u64,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let sessionless = || {
         tracing::debug!(%remote, "no whole ConnectRequest within the sessionless timeout; closing");
@@ -68,7 +126,7 @@ pub async fn serve(
     };
     read?;
     let req = match parse_connect(&body) {
-        Ok(r) => r,
+        Ok(r) => ConnectRequest { certificate, ..r },
         Err(_) => return Ok(()),
     };
     let (tx, rx) = reply::queue();
@@ -103,10 +161,11 @@ pub fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteErr
         timeout_ms,
         session_id,
         password,
+        certificate: None,
     })
 }
 
-async fn write_loop(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: ReplyReceiver) {
+async fn write_loop<W: AsyncWrite + Unpin>(write_half: W, mut rx: ReplyReceiver) {
     let mut w = BufWriter::with_capacity(64 * 1024, write_half);
     let abort = rx.abort_signal();
     let written = async {
@@ -141,8 +200,8 @@ async fn write_loop(write_half: tokio::net::tcp::OwnedWriteHalf, mut rx: ReplyRe
     }
 }
 
-async fn read_loop(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
     conn: u64,
     events: mpsc::Sender<Event>,
 ) {

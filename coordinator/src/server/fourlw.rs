@@ -126,7 +126,12 @@ pub fn run(p: &Processor, word: &str) -> String {
             }
         }
         "conf" => {
-            let _ = writeln!(out, "clientPort={}", cfg.client_port);
+            if let Some(port) = cfg.client_port {
+                let _ = writeln!(out, "clientPort={port}");
+            }
+            if let Some(secure) = &cfg.secure_client {
+                let _ = writeln!(out, "secureClientPort={}", secure.port);
+            }
             if let Some(a) = cfg.client_port_address {
                 let _ = writeln!(out, "clientPortAddress={a}");
             }

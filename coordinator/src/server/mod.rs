@@ -10,12 +10,15 @@ pub mod response;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+
+use strata_tls::TlsServer;
 
 use crate::config::Config;
 use processor::{Event, Processor, Refusal};
@@ -45,9 +48,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     processor.run(rx, replication.events).await
 }
 
-/// The client port and, if one is configured, the metrics port.
+/// The client ports (plaintext, TLS) and, if one is configured, the metrics port.
 pub struct Listeners {
-    client: TcpListener,
+    client: Option<TcpListener>,
+    secure: Option<(TcpListener, Arc<TlsServer>)>,
     metrics: Option<TcpListener>,
 }
 
@@ -55,10 +59,28 @@ pub struct Listeners {
 /// exist, so failing to bind it is fatal; the metrics port is auxiliary, and as with
 /// ZooKeeper's admin server a failed bind is a warning and the server goes on without it.
 pub async fn bind_listeners(cfg: &Config) -> anyhow::Result<Listeners> {
-    let client_addr = cfg.client_addr();
-    let client = TcpListener::bind(client_addr)
-        .await
-        .with_context(|| format!("client port {client_addr}"))?;
+    let client = match cfg.client_addr() {
+        None => None,
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("client port {addr}"))?,
+        ),
+    };
+    let secure = match &cfg.secure_client {
+        None => None,
+        Some(secure) => {
+            // The key store is read before the port is taken: a broken one stops the
+            // server with its reason.
+            let tls = TlsServer::new(secure.tls.clone())
+                .map_err(|e| anyhow::anyhow!("secureClientPort: {e}"))?;
+            let addr = secure.addr();
+            let socket = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("secure client port {addr}"))?;
+            Some((socket, Arc::new(tls)))
+        }
+    };
     let metrics = match cfg.metrics_addr {
         None => None,
         Some(addr) => match TcpListener::bind(addr).await {
@@ -69,13 +91,44 @@ pub async fn bind_listeners(cfg: &Config) -> anyhow::Result<Listeners> {
             }
         },
     };
-    Ok(Listeners { client, metrics })
+    Ok(Listeners {
+        client,
+        secure,
+        metrics,
+    })
 }
 
 /// Accept clients (and metrics scrapes) in the background, handing them to `tx`.
 pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Event>) {
-    if let Ok(addr) = listeners.client.local_addr() {
-        tracing::info!("serving clients on {addr}");
+    let per_ip: PerIp = Arc::default();
+    let counter: ConnCounter = Arc::default();
+    if let Some(client) = listeners.client {
+        if let Ok(addr) = client.local_addr() {
+            tracing::info!("serving clients on {addr}");
+        }
+        let accept = accept_loop(
+            client,
+            None,
+            tx.clone(),
+            cfg.max_client_cnxns,
+            per_ip.clone(),
+            counter.clone(),
+        );
+        tokio::spawn(accept);
+    }
+    if let Some((secure, tls)) = listeners.secure {
+        if let Ok(addr) = secure.local_addr() {
+            tracing::info!("serving TLS clients on {addr}");
+        }
+        let accept = accept_loop(
+            secure,
+            Some(tls),
+            tx.clone(),
+            cfg.max_client_cnxns,
+            per_ip,
+            counter,
+        );
+        tokio::spawn(accept);
     }
     if let Some(metrics) = listeners.metrics {
         if let Ok(addr) = metrics.local_addr() {
@@ -83,12 +136,22 @@ pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Even
         }
         tokio::spawn(serve_metrics(metrics, tx.clone()));
     }
-    tokio::spawn(accept_loop(listeners.client, tx, cfg.max_client_cnxns));
 }
 
-async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>, max_per_ip: usize) {
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    let mut next_conn = 0u64;
+/// Connections open per client address, over both client ports (`maxClientCnxns`).
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// The last connection number given, shared by both client ports so numbers are unique.
+type ConnCounter = Arc<AtomicU64>;
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<TlsServer>>,
+    events: mpsc::Sender<Event>,
+    max_per_ip: usize,
+    per_ip: PerIp,
+    counter: ConnCounter,
+) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
@@ -103,10 +166,13 @@ async fn accept_loop(listener: TcpListener, events: mpsc::Sender<Event>, max_per
             }
             *n += 1;
         }
-        next_conn += 1;
-        let (conn, events, per_ip) = (next_conn, events.clone(), per_ip.clone());
+        let conn = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let (events, per_ip, tls) = (events.clone(), per_ip.clone(), tls.clone());
         tokio::spawn(async move {
-            let _ = connection::serve(stream, remote, conn, events).await;
+            let _ = match tls {
+                None => connection::serve(stream, remote, conn, events).await,
+                Some(tls) => connection::serve_tls(stream, &tls, remote, conn, events).await,
+            };
             let mut m = per_ip.lock().expect("not poisoned");
             if let Some(n) = m.get_mut(&remote.ip()) {
                 *n -= 1;

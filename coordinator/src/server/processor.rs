@@ -49,6 +49,8 @@ pub struct ConnectRequest {
     pub timeout_ms: i32,
     pub session_id: i64,
     pub password: Vec<u8>,
+    /// The subject of the TLS client certificate, if any: the session's `x509` id.
+    pub certificate: Option<String>,
 }
 
 pub enum Event {
@@ -96,6 +98,10 @@ pub enum Refusal {
 
 /// What a session waits for, in order.
 enum Pending {
+    /// The session's CreateSession is not committed yet: a client that sends requests
+    /// right behind its ConnectRequest (the Java client's Netty socket does) gets no
+    /// answer before the ConnectResponse.
+    Session,
     Write {
         xid: i32,
         /// The proposal's time stamp: with the xid, it names the transaction to wait for.
@@ -478,10 +484,15 @@ impl Processor {
             return;
         }
         let timeout_ms = self.cfg.negotiate_timeout_ms(req.timeout_ms as i64);
-        let ip = Id {
+        // The ids the connection itself proves: its address, and its certificate.
+        let mut connection_ids = vec![Id {
             scheme: "ip".into(),
             id: remote.ip().to_string(),
-        };
+        }];
+        connection_ids.extend(req.certificate.iter().map(|dn| Id {
+            scheme: "x509".into(),
+            id: dn.clone(),
+        }));
         if req.session_id == 0 {
             let id = self.next_session_id;
             self.next_session_id += 1;
@@ -492,9 +503,9 @@ impl Processor {
                     timeout_ms,
                     deadline: Instant::now() + Duration::from_millis(timeout_ms as u64),
                     conn: Some(conn),
-                    auth: vec![ip],
+                    auth: connection_ids,
                     closing: false,
-                    pending: VecDeque::new(),
+                    pending: VecDeque::from([Pending::Session]),
                 },
             );
             self.conns.get_mut(&conn).expect("inserted").session = Some(id);
@@ -552,8 +563,8 @@ impl Processor {
         s.timeout_ms = timeout_ms;
         s.deadline = Instant::now() + Duration::from_millis(timeout_ms as u64);
         s.pending.clear();
-        s.auth.retain(|a| a.scheme != "ip");
-        s.auth.push(ip);
+        s.auth.retain(|a| a.scheme != "ip" && a.scheme != "x509");
+        s.auth.extend(connection_ids);
         self.conns.get_mut(&conn).expect("inserted").session = Some(id);
         let password = self.tree.sessions[&id].password.clone();
         self.send(conn, response::connect(timeout_ms, id, &password));
@@ -722,6 +733,12 @@ impl Processor {
                 });
                 if let Some(conn) = self.connecting.remove(&session) {
                     self.send(conn, response::connect(timeout_ms, session, password));
+                    if let Some(s) = self.sessions.get_mut(&session)
+                        && matches!(s.pending.front(), Some(Pending::Session))
+                    {
+                        s.pending.pop_front();
+                    }
+                    self.answer_queued_reads(session, conn);
                 }
                 return;
             }
@@ -769,7 +786,11 @@ impl Processor {
         let frame = response::write_reply(xid, txn.zxid, req, &applied.result);
         self.send(conn, frame);
         self.record_latency(started);
-        // Reads that queued behind this write can go now.
+        self.answer_queued_reads(session, conn);
+    }
+
+    /// Reads that queued behind a write (or the session's creation) can go now.
+    fn answer_queued_reads(&mut self, session: i64, conn: u64) {
         loop {
             let Some(s) = self.sessions.get_mut(&session) else {
                 return;
@@ -1019,6 +1040,7 @@ mod tests {
                     timeout_ms: 10_000,
                     session_id: session,
                     password,
+                    certificate: None,
                 },
             }
         }
@@ -1142,6 +1164,41 @@ mod tests {
             (91, Request::WhoAmI),
         ] {
             request(&m, &c, xid, req).await;
+            assert_eq!(
+                c.next().await,
+                Got::Reply {
+                    xid,
+                    zxid: 1,
+                    err: 0
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_sent_behind_the_connect_request_wait_for_the_session() {
+        // The Java client's Netty socket sends queued requests right behind its
+        // ConnectRequest; nothing may be answered before the ConnectResponse.
+        let mut m = Member::start();
+        m.follower(true).await;
+        let (tx, out) = crate::server::reply::queue();
+        m.send(Member::connect_event(1, tx, 0, vec![0; 16])).await;
+        let mut c = Conn { id: 1, out };
+        request(&m, &c, 1, Request::WhoAmI).await;
+        request(&m, &c, 2, Request::Ping).await;
+        let create_session = m.proposed().await;
+        // Nothing is sent while the session is being created.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), c.out.recv())
+                .await
+                .is_err()
+        );
+        m.commit(create_session).await;
+        let connect = c.frame().await.expect("the connect response");
+        let mut r = Reader::new(&connect[4..]);
+        assert_eq!(r.read_i32().unwrap(), 0, "protocol version");
+        assert_eq!(r.read_i32().unwrap(), 10_000, "timeout");
+        for xid in [1, 2] {
             assert_eq!(
                 c.next().await,
                 Got::Reply {
