@@ -649,3 +649,35 @@ def test_bad_input_on_secured_listeners(secure, certs):
     # Nothing else was affected.
     good = {"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "erin", "sasl.password": "erin-secret"}
     round_trip(client_config(secure, "SASL_SSL", certs, **good), f"after-{uuid.uuid4().hex[:8]}", n=5)
+
+
+def test_kcat_over_sasl_ssl_and_mtls(secure, certs):
+    """kcat (Debian's, librdkafka 2.0) produces and consumes with SCRAM-SHA-512 over TLS,
+    and over SSL with a client certificate."""
+    import shutil
+
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        subprocess.run(["bash", str(REPO / "tools" / "setup-kcat.sh")], check=True)
+        kcat = shutil.which("kcat")
+    add_scram_user(secure, "kate", "kate-secret")
+    topic = f"kcat-{uuid.uuid4().hex[:8]}"
+    scram = [
+        "-X", "security.protocol=sasl_ssl", "-X", f"ssl.ca.location={certs / 'ca.pem'}",
+        "-X", "sasl.mechanisms=SCRAM-SHA-512", "-X", "sasl.username=kate", "-X", "sasl.password=kate-secret",
+    ]
+    out = subprocess.run([kcat, "-b", secure.bootstrap("SASL_SSL"), "-t", topic, "-P", *scram],
+                         input=b"one\ntwo\nthree\n", capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    mtls = [
+        "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={certs / 'ca.pem'}",
+        "-X", f"ssl.certificate.location={certs / 'client.crt'}", "-X", f"ssl.key.location={certs / 'client.key'}",
+    ]
+    out = subprocess.run([kcat, "-b", secure.bootstrap("SSL"), "-t", topic, "-C", "-o", "beginning", "-e", *mtls],
+                         capture_output=True, timeout=60)
+    assert out.stdout.decode().split() == ["one", "two", "three"], out.stderr.decode()
+    wrong = [a.replace("kate-secret", "nope") for a in scram]
+    out = subprocess.run([kcat, "-b", secure.bootstrap("SASL_SSL"), "-L", *wrong],
+                         capture_output=True, timeout=60)
+    assert out.returncode != 0
+    assert "Authentication failed" in out.stderr.decode(), out.stderr.decode()

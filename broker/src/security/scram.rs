@@ -339,7 +339,13 @@ impl ScramServer {
         if binding != Some(&B64.encode(self.client_first.gs2_header.as_bytes())) {
             return fail("channel binding does not match the GS2 header");
         }
-        if fields.next().and_then(|f| f.strip_prefix("r=")) != Some(self.nonce.as_str()) {
+        // Kafka accepts a final nonce that ends with the server's (librdkafka 2.0, Debian's
+        // kcat, sends its own nonce again in front of it), and so does this server.
+        if !fields
+            .next()
+            .and_then(|f| f.strip_prefix("r="))
+            .is_some_and(|r| r.ends_with(&self.nonce))
+        {
             return fail("nonce does not match");
         }
         let proof = B64
@@ -364,10 +370,12 @@ impl ScramServer {
     }
 }
 
-/// A fresh nonce: 18 random bytes in base64, printable and without `,`.
+/// A fresh nonce: 26 random letters and digits, as Kafka makes them (base 36).
 pub fn new_nonce() -> String {
-    let bytes: [u8; 18] = rand::random();
-    B64.encode(bytes)
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    (0..26)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -500,6 +508,29 @@ mod tests {
             .finish(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
             .unwrap();
         assert_eq!(last, b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+    }
+
+    #[test]
+    fn a_final_nonce_with_the_client_nonce_repeated_is_accepted_as_kafka_does() {
+        // librdkafka 2.0 (kcat on Debian) sends r=<client nonce><server's r=> last.
+        let m = ScramMechanism::Sha512;
+        let stored = ScramCredential::from_password(m, "pw", b"salt".to_vec(), 4096);
+        let first = ClientFirst::parse(b"n,,n=kate,r=abc").unwrap();
+        let bare = first.bare.clone();
+        let (server, server_first) = ScramServer::start(m, first, stored, "xyz").unwrap();
+        let server_first = String::from_utf8(server_first).unwrap();
+        let without_proof = "c=biws,r=abcabcxyz";
+        let auth = format!("{bare},{server_first},{without_proof}");
+        let salted = m.salted_password(b"pw", b"salt", 4096);
+        let client_key = m.mac(&salted, b"Client Key");
+        let signature = m.mac(&m.hash(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let last = format!("{without_proof},p={}", B64.encode(proof));
+        server.finish(last.as_bytes()).unwrap();
     }
 
     #[test]
