@@ -39,6 +39,9 @@ trap cleanup EXIT
 
 KAFKA_PORT="${KAFKA_PORT:-39192}"
 STRATA_PORT="${STRATA_PORT:-39292}"
+# Each system's SSL listener (same certificate, made here), for the TLS cells.
+KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-39195}"
+STRATA_TLS_PORT="${STRATA_TLS_PORT:-39295}"
 ROUNDS="${ROUNDS:-3}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
@@ -51,6 +54,26 @@ bash "$here/tools/setup-kafka.sh" >/dev/null
 # A no-op when both are up to date.
 (cd "$here" && cargo build -q --release -p strata-broker --bin strata-broker --example group_bench)
 kafka() { bash "$here/tools/kafka-class.sh" "$@"; }
+
+# One certificate for both brokers' SSL listeners (EC P-256, 127.0.0.1), and the client
+# side of it: Kafka's tools trust the CA through a PEM trust store.
+tls_dir="$work/tls"
+mkdir -p "$tls_dir"
+(
+    cd "$tls_dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+        -out ca.pem -days 2 -subj "/CN=bench CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key \
+        -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.crt \
+        -days 2 -extfile server.ext 2>/dev/null
+    cat server.key server.crt >server.pem
+)
+tls_client="$tls_dir/client.properties"
+printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n' \
+    "$tls_dir/ca.pem" >"$tls_client"
 
 wait_port() {
     for _ in $(seq 1 600); do
@@ -89,49 +112,62 @@ minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # row SYSTEM ROUND CELL RECORDS RATE MBS P50 P99 EXTRA ELAPSED BROKER_CPU CLIENT_CPU
 row() { local IFS='|'; echo "$*" >>"$results"; }
 
-# perf NAME PID BOOTSTRAP ROUND: the produce and consume cells for both record sizes.
-perf() {
-    local name="$1" pid="$2" bootstrap="$3" round="$4"
-    for size in 1024 100; do
-        local n topic
-        if [ "$size" = 1024 ]; then n=$RECORDS_1K; else n=$RECORDS_100; fi
-        topic="bench-$size"
-        kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
-            --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null
-        local before after t p rps mbs p50 p99
-        before=$(cpu_seconds "$pid")
-        # shellcheck disable=SC2086
-        t=$(timed "$work/produce.out" bash "$here/tools/kafka-class.sh" \
-            org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" \
-            --record-size "$size" --throughput -1 \
-            --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS)
-        after=$(cpu_seconds "$pid")
-        # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, ..."
-        p=$(tail -1 "$work/produce.out")
-        rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/' | cut -d. -f1)
-        mbs=$(echo "$p" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
-        p50=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 50th.*/\1/')
-        p99=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 99th.*/\1/')
-        read -r elapsed client <<<"$t"
-        row "$name" "$round" "produce $size B" "$n" "$rps" "$mbs" "$p50" "$p99" "" "$elapsed" \
-            "$(minus "$after" "$before")" "$client"
+# cells NAME PID BOOTSTRAP ROUND SIZE [TLS]: the produce and consume cells of one record
+# size; with TLS, through the broker's SSL listener at BOOTSTRAP (cells named "... TLS").
+cells() {
+    local name="$1" pid="$2" bootstrap="$3" round="$4" size="$5" tls="${6:-}"
+    local n topic suffix="" client_config=()
+    if [ "$size" = 1024 ]; then n=$RECORDS_1K; else n=$RECORDS_100; fi
+    topic="bench-$size"
+    if [ -n "$tls" ]; then
+        suffix=" TLS"; topic="bench-$size-tls"
+    fi
+    kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
+        --topic "$topic" --partitions 3 --replication-factor 1 ${tls:+--command-config "$tls_client"} >/dev/null
+    local before after t p rps mbs p50 p99
+    before=$(cpu_seconds "$pid")
+    [ -n "$tls" ] && client_config=(--producer.config "$tls_client")
+    # shellcheck disable=SC2086
+    t=$(timed "$work/produce.out" bash "$here/tools/kafka-class.sh" \
+        org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" \
+        --record-size "$size" --throughput -1 "${client_config[@]}" \
+        --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS)
+    after=$(cpu_seconds "$pid")
+    # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, ..."
+    p=$(tail -1 "$work/produce.out")
+    rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/' | cut -d. -f1)
+    mbs=$(echo "$p" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
+    p50=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 50th.*/\1/')
+    p99=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 99th.*/\1/')
+    read -r elapsed client <<<"$t"
+    row "$name" "$round" "produce $size B$suffix" "$n" "$rps" "$mbs" "$p50" "$p99" "" "$elapsed" \
+        "$(minus "$after" "$before")" "$client"
 
-        before=$(cpu_seconds "$pid")
-        t=$(timed "$work/consume.out" bash "$here/tools/kafka-class.sh" \
-            org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" \
-            --topic "$topic" --num-records "$n" --timeout 60000)
-        after=$(cpu_seconds "$pid")
-        # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
-        # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec: the fetch rates
-        # exclude the group join (the group cell measures consumption in a steady group).
-        local c cmbs crps
-        c=$(tail -1 "$work/consume.out")
-        cmbs=$(echo "$c" | cut -d, -f9 | tr -d ' ')
-        crps=$(echo "$c" | cut -d, -f10 | tr -d ' ' | cut -d. -f1)
-        read -r elapsed client <<<"$t"
-        row "$name" "$round" "consume $size B" "$n" "$crps" "$cmbs" "" "" "" "$elapsed" \
-            "$(minus "$after" "$before")" "$client"
-    done
+    before=$(cpu_seconds "$pid")
+    [ -n "$tls" ] && client_config=(--consumer.config "$tls_client")
+    t=$(timed "$work/consume.out" bash "$here/tools/kafka-class.sh" \
+        org.apache.kafka.tools.ConsumerPerformance --bootstrap-server "$bootstrap" \
+        --topic "$topic" --num-records "$n" --timeout 60000 "${client_config[@]}")
+    after=$(cpu_seconds "$pid")
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec,
+    # rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec: the fetch rates
+    # exclude the group join (the group cell measures consumption in a steady group).
+    local c cmbs crps
+    c=$(tail -1 "$work/consume.out")
+    cmbs=$(echo "$c" | cut -d, -f9 | tr -d ' ')
+    crps=$(echo "$c" | cut -d, -f10 | tr -d ' ' | cut -d. -f1)
+    read -r elapsed client <<<"$t"
+    row "$name" "$round" "consume $size B$suffix" "$n" "$crps" "$cmbs" "" "" "" "$elapsed" \
+        "$(minus "$after" "$before")" "$client"
+}
+
+# perf NAME PID BOOTSTRAP ROUND [TLS_BOOTSTRAP]: the produce and consume cells for both
+# record sizes, and for 1 KiB over TLS when the broker has an SSL listener.
+perf() {
+    local name="$1" pid="$2" bootstrap="$3" round="$4" tls_bootstrap="${5:-}"
+    cells "$name" "$pid" "$bootstrap" "$round" 1024
+    if [ -n "$tls_bootstrap" ]; then cells "$name" "$pid" "$tls_bootstrap" "$round" 1024 tls; fi
+    cells "$name" "$pid" "$bootstrap" "$round" 100
 }
 
 # group NAME PID BOOTSTRAP ROUND: the group cell (its CPU figures come from group_bench).
@@ -148,28 +184,36 @@ run_kafka() {
     local round="$1" dir="$work/kafka-$1"
     echo "== round $round: Apache Kafka" >&2
     mkdir -p "$dir"
-    bash "$here/tools/run-apache-kafka.sh" "$KAFKA_PORT" "$dir" >"$dir.log" 2>&1 &
+    SSL_PORT="$KAFKA_TLS_PORT" SSL_KEYSTORE="$tls_dir/server.pem" \
+        bash "$here/tools/run-apache-kafka.sh" "$KAFKA_PORT" "$dir" >"$dir.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     wait_port "$KAFKA_PORT"
-    perf "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
+    perf "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round" "127.0.0.1:$KAFKA_TLS_PORT"
     group "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
 }
 
-# run_strata ROUND [BINARY NAME]: the Strata cells, by default with this tree's build.
+# run_strata ROUND [BINARY NAME]: the Strata cells, by default with this tree's build (a
+# baseline build runs without the TLS cells: older builds have no SSL listener).
 run_strata() {
     local round="$1" bin="${2:-$broker_bin}" name="${3:-Strata}" dir="$work/strata-$1"
+    local tls=() tls_bootstrap=""
+    if [ -z "${2:-}" ]; then
+        tls=(--override "listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT,SSL://127.0.0.1:$STRATA_TLS_PORT"
+            --override ssl.keystore.type=PEM --override "ssl.keystore.location=$tls_dir/server.pem")
+        tls_bootstrap="127.0.0.1:$STRATA_TLS_PORT"
+    fi
     echo "== round $round: $name" >&2
     rm -rf "$dir"; mkdir -p "$dir"
-    "$bin" --override "listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT" \
+    "$bin" --override "listeners=PLAINTEXT://127.0.0.1:$STRATA_PORT" "${tls[@]}" \
         --override "log.dirs=$dir/logs" --override metrics.port=0 \
         --override group.initial.rebalance.delay.ms=0 >"$dir.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     wait_port "$STRATA_PORT"
-    perf "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
+    perf "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round" "$tls_bootstrap"
     group "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
@@ -198,7 +242,10 @@ kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$her
     echo "Strata release build; neither fsyncs per message (both leave it to the OS, Kafka's default)."
     echo "Produce/consume: Kafka's ProducerPerformance/ConsumerPerformance, producer props"
     echo "\`$PRODUCER_PROPS\`, 3 partitions, $RECORDS_1K records of 1 KiB and $RECORDS_100 of 100 B;"
-    echo "consume = ConsumerPerformance's fetch rate (after its group join)."
+    echo "consume = ConsumerPerformance's fetch rate (after its group join). TLS cells: the same"
+    echo "tools with security.protocol=SSL against each broker's SSL listener (one EC P-256"
+    echo "certificate for both, TLS 1.3); Strata's fetched records pass through the TLS session"
+    echo "instead of sendfile."
     echo "Group: broker/examples/group_bench (librdkafka), 3 members, 6 partitions, $GROUP_RECORDS records"
     echo "of 100 B consumed by the steady group${GROUP_PROPS:+ (member properties: $GROUP_PROPS)}; rebalance = a member leaves until the other two own"
     echo "all partitions again. $ROUNDS rounds, order alternating; $(nproc) cores."

@@ -7,7 +7,8 @@ RESULTS has one row per system, round and cell:
 
 Every figure is the median of the rounds with min–max; CPU is seconds per million records.
 Ratios are against Apache Kafka, for every other system in the rows (Strata, and a
-baseline build of Strata when bench/kafka.sh was given one).
+baseline build of Strata when bench/kafka.sh was given one); for cells run over TLS too
+("... TLS"), each system's TLS figures against its own plaintext ones.
 With CHART.svg, also draws each cell as bars relative to Kafka (= 1): records/s and the
 broker's CPU per record, median with the rounds' min–max as a whisker.
 
@@ -82,6 +83,20 @@ def main():
             med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
             print(f"| {cell} | **{med(s, 'rate') / med(k, 'rate'):.2f}×** |"
                   f" {med(s, 'broker') / med(k, 'broker'):.2f}× |")
+
+    tls_cells = [c for c in order if c.endswith(" TLS") and c[:-4] in order]
+    if tls_cells:
+        print()
+        print("| cell | broker | TLS / plaintext, records/s | TLS / plaintext, broker CPU per record |")
+        print("|---|---|---|---|")
+        for cell in tls_cells:
+            for system in systems:
+                tls, plain = cells.get((system, cell)), cells.get((system, cell[:-4]))
+                if not tls or not plain:
+                    continue
+                med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
+                print(f"| {cell[:-4]} | {system} | {med(tls, 'rate') / med(plain, 'rate'):.2f}× |"
+                      f" {med(tls, 'broker') / med(plain, 'broker'):.2f}× |")
 
     rebalances = [(system, [r["rebalance"] for r in cells.get((system, cell), [])
                             if r["rebalance"] is not None])

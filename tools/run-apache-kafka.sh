@@ -9,6 +9,9 @@
 # (default PORT+1). DATADIR holds server.properties and the log directory; it is
 # formatted on first use only, so a restart keeps the data. Stop it with SIGTERM.
 # Prints "listening on 127.0.0.1:PORT" once the broker accepts connections.
+#
+# With SSL_PORT and SSL_KEYSTORE (a PEM file with an unencrypted key and its certificate
+# chain), an SSL listener on 127.0.0.1:SSL_PORT too.
 set -euo pipefail
 
 if [[ $# -ne 2 ]]; then
@@ -45,6 +48,13 @@ transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
+if [[ -n "${SSL_PORT:-}" ]]; then
+    sed -i -e "s|^listeners=PLAINTEXT://127.0.0.1:$port,|listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$SSL_PORT,|" \
+        -e "s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$SSL_PORT|" \
+        -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL|" \
+        "$config"
+    printf 'ssl.keystore.type=PEM\nssl.keystore.location=%s\n' "$SSL_KEYSTORE" >>"$config"
+fi
 
 if [[ ! -f "$datadir/logs/meta.properties" ]]; then
     cluster_id="$("$here/kafka-class.sh" kafka.tools.StorageTool random-uuid)"
