@@ -6,6 +6,12 @@
 //! `max.connections.per.ip.overrides`) has further connections closed at accept, as
 //! Kafka's `ConnectionQuotas` does.
 //!
+//! On an `SSL` or `SASL_SSL` listener the connection first completes a TLS handshake
+//! (within `connections.max.idle.ms`); a client certificate names its principal. On a
+//! SASL listener every frame passes the connection's [`Authenticator`] until the client
+//! has authenticated (and again when it re-authenticates); before that a frame may not
+//! exceed `sasl.server.max.receive.size`.
+//!
 //! A connection reads 4-byte big-endian length-prefixed frames and answers them in order,
 //! one at a time, as Kafka does (it mutes a channel while a request is in flight), so
 //! responses can never be reordered and a client that pipelines requests without reading

@@ -47,6 +47,15 @@ pub async fn handle(
                 p.current_leader_epoch,
             ) {
                 Err(error) => response.error_code = error.code(),
+                // A client asking a new leader whose high watermark has not reached the
+                // start of its epoch gets OFFSET_NOT_AVAILABLE and retries (KIP-207).
+                Ok(partition)
+                    if request.replica_id.0 < 0 && partition.high_watermark_lags_epoch_start() =>
+                {
+                    response.error_code = ResponseError::OffsetNotAvailable.code();
+                    response.offset = -1;
+                    response.timestamp = -1;
+                }
                 Ok(partition) => {
                     let offsets = partition.offsets();
                     if ctx.version >= 4 {

@@ -113,6 +113,9 @@ impl PartitionOffsets {
 struct State {
     replica: ReplicaState,
     topic_id: Uuid,
+    /// The log end offset when this broker became leader in the current epoch (Kafka's
+    /// `leaderEpochStartOffsetOpt`); `None` while following.
+    leader_epoch_start_offset: Option<i64>,
 }
 
 pub struct Partition {
@@ -150,6 +153,7 @@ impl Partition {
             state: RwLock::new(State {
                 replica: ReplicaState::new(local_broker_id),
                 topic_id,
+                leader_epoch_start_offset: None,
             }),
             log,
             min_insync_replicas: AtomicI32::new(config.min_insync_replicas),
@@ -231,6 +235,14 @@ impl Partition {
         PartitionOffsets::of(&self.log())
     }
 
+    /// Whether a new leader's high watermark is still below where its epoch began: until
+    /// the followers catch up, the offsets it would give a client are stale (Kafka
+    /// answers ListOffsets with OFFSET_NOT_AVAILABLE then, KIP-207).
+    pub fn high_watermark_lags_epoch_start(&self) -> bool {
+        let start = self.read_state().leader_epoch_start_offset;
+        start.is_some_and(|start| start > self.log().high_watermark())
+    }
+
     /// The replica lists (replicas, ISR) and whether this broker leads, for metrics.
     pub fn replica_counts(&self) -> (usize, usize, bool) {
         let s = self.read_state();
@@ -287,6 +299,7 @@ impl Partition {
                 // Followers that have records from a later, failed epoch must find where
                 // this epoch begins.
                 log.maybe_assign_epoch_start_offset(request.leader_epoch, leo)?;
+                state.leader_epoch_start_offset = Some(leo);
             }
             self.maybe_increment_hw(&state, &mut log, now_ms, is_alive);
             change
@@ -300,8 +313,11 @@ impl Partition {
         let change = {
             let mut state = self.write_state();
             let change = state.replica.make_follower(request);
-            if !change.skipped && !topic_id.is_nil() {
-                state.topic_id = topic_id;
+            if !change.skipped {
+                state.leader_epoch_start_offset = None;
+                if !topic_id.is_nil() {
+                    state.topic_id = topic_id;
+                }
             }
             change
         };
@@ -671,5 +687,87 @@ impl Partition {
         let offsets = PartitionOffsets::of(&log);
         let data = log.read(from, max_bytes, true, max_offset)?;
         Ok((data.records, offsets))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+
+    fn batch(n: i64) -> bytes::BytesMut {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: 1,
+                key: None,
+                value: Some(bytes::Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf
+    }
+
+    fn state(leader: i32, leader_epoch: i32) -> LeaderAndIsrState {
+        LeaderAndIsrState {
+            controller_epoch: 1,
+            leader,
+            leader_epoch,
+            isr: vec![1, 2],
+            partition_epoch: leader_epoch,
+            replicas: vec![1, 2],
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            leader_recovery_state: 0,
+        }
+    }
+
+    #[test]
+    fn a_new_leader_below_its_epoch_start_says_its_offsets_are_not_available() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let log = Log::open(dir.path().join("t-0"), config.clone(), true, 0, 0, 0).unwrap();
+        let p = Partition::new(
+            "t",
+            0,
+            Uuid::nil(),
+            1,
+            Arc::new(Mutex::new(log)),
+            &config,
+            30_000,
+        );
+        // A follower of broker 2 with 10 records, of which the leader said 4 are committed.
+        p.make_follower(&state(2, 1), Uuid::nil());
+        p.append_records_as_follower(&batch(10), 0, 0)
+            .unwrap()
+            .unwrap();
+        p.follower_update_offsets(4, 0).unwrap();
+        assert!(!p.high_watermark_lags_epoch_start());
+        // Broker 2 dies: this broker leads epoch 2 from offset 10, but its high watermark
+        // stays at 4 until broker 2 is back and has fetched.
+        let alive = |id: i32| id == 1;
+        p.make_leader(&state(1, 2), Uuid::nil(), 0, &alive).unwrap();
+        assert_eq!(p.offsets().high_watermark, 4);
+        assert!(p.high_watermark_lags_epoch_start());
+        // Following again clears it.
+        p.make_follower(&state(2, 3), Uuid::nil());
+        assert!(!p.high_watermark_lags_epoch_start());
     }
 }
