@@ -314,7 +314,8 @@ impl Config {
 /// The secure client port (`secureClientPort`, `secureClientPortAddress`) and its TLS, from
 /// ZooKeeper's `ssl.*` keys (PEM stores only): `ssl.keyStore.location` holds the key and
 /// certificate chain, `ssl.trustStore.location` the certificates client certificates are
-/// verified against, `ssl.clientAuth` is `need` (ZooKeeper's default), `want` or `none`.
+/// verified against, `ssl.clientAuth` is `need` (ZooKeeper's default), `want` or `none`,
+/// `ssl.enabledProtocols` (or `ssl.protocol`) TLSv1.3 unless set.
 fn secure_client(
     values: &BTreeMap<String, (usize, String)>,
     port: u16,
@@ -365,8 +366,12 @@ fn secure_client(
                 .into(),
         ));
     }
-    let (l, protocols) =
-        get("ssl.enabledProtocols").unwrap_or((line, strata_tls::DEFAULT_PROTOCOLS));
+    // ZooKeeper enables `ssl.enabledProtocols`, else only `ssl.protocol`, which is TLSv1.3
+    // on the JVMs it runs on: a client that offers only TLS 1.2 (Kafka 3.9's default
+    // `zookeeper.ssl.protocol`) is refused by both unless one of the two is set.
+    let (l, protocols) = get("ssl.enabledProtocols")
+        .or(get("ssl.protocol"))
+        .unwrap_or((line, "TLSv1.3"));
     let versions = strata_tls::protocol_versions(protocols)
         .map_err(|e| err(l, format!("ssl.enabledProtocols: {e}")))?;
     let path = PathBuf::from(key_store.1);
@@ -589,6 +594,9 @@ mod tests {
         assert_eq!(secure.addr().port(), 2281);
         assert_eq!(secure.tls.client_auth, ClientAuth::Required);
         assert_eq!(secure.tls.trust, Some(Pem::File("/ca.pem".into())));
+        let versions =
+            |c: &SecureClient| c.tls.versions.iter().map(|v| v.version).collect::<Vec<_>>();
+        assert_eq!(versions(&secure), [rustls::ProtocolVersion::TLSv1_3]);
 
         let both = Config::parse(
             "dataDir=/x\nclientPort=2181\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n",
@@ -599,6 +607,16 @@ mod tests {
         assert_eq!(
             both.secure_client.unwrap().tls.client_auth,
             ClientAuth::None
+        );
+        let older = Config::parse(
+            "dataDir=/x\nsecureClientPort=2281\nssl.keyStore.location=/k.pem\nssl.clientAuth=none\n\
+             ssl.protocol=TLSv1.2\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert_eq!(
+            versions(older.secure_client.as_ref().unwrap()),
+            [rustls::ProtocolVersion::TLSv1_2]
         );
 
         for (extra, wanted) in [

@@ -48,7 +48,8 @@ log4j.logger.kafka.log.LogCleaner=WARN
 
 
 class Broker:
-    def __init__(self, root, broker_id, port, zk_connect):
+    def __init__(self, root, broker_id, port, zk_connect, extra=""):
+        """`extra`: server.properties lines appended last (a repeated key wins)."""
         self.id = broker_id
         self.host = f"127.0.0.{broker_id}"
         self.port = port
@@ -70,6 +71,7 @@ class Broker:
             # Few threads: three brokers and an ensemble share two cores.
             "num.network.threads=2\nnum.io.threads=2\nbackground.threads=2\n"
             "num.replica.fetchers=1\nlog.cleaner.enable=false\n"
+            + extra
         )
         self.proc = None
 

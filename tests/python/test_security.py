@@ -263,6 +263,17 @@ def test_kafka_python_and_the_java_console_clients(secure, certs, tmp_path):
     lines = out.stdout.decode().split()
     assert sorted(lines) == sorted([f"py-{i}" for i in range(10)] + [f"java-{i}" for i in range(10)])
 
+    # kafka-topics over SSL with a client certificate (a PEM key store of key and chain).
+    mtls = tmp_path / "mtls.properties"
+    mtls.write_text(
+        "security.protocol=SSL\n"
+        f"ssl.keystore.type=PEM\nssl.keystore.location={certs / 'client.pem'}\n"
+        f"ssl.truststore.type=PEM\nssl.truststore.location={certs / 'ca.pem'}\n"
+    )
+    listed = kafka_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", secure.bootstrap("SSL"),
+                        "--command-config", mtls, "--list").stdout.decode()
+    assert topic in listed.split(), listed
+
     consumer = KafkaConsumer(topic, auto_offset_reset="earliest", consumer_timeout_ms=20000,
                              group_id=f"g-{uuid.uuid4()}", **common)
     values = []

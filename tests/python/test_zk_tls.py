@@ -11,7 +11,10 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from certs import make_certificates
+from kafka39 import XID_OUT_OF_ORDER
+from kafka39 import Broker as KafkaBroker
 from strata_broker import free_port
+from waiting import wait_for
 from zk_support import Ensemble, zookeeper_lib
 
 # RFC 2253, as ZooKeeper's X509AuthenticationProvider names the client certificate.
@@ -115,3 +118,55 @@ def test_zkcli_over_tls(ensemble, certs):
     )
     said = out.stdout.decode() + out.stderr.decode()
     assert "hello over tls" in said, said
+
+
+def test_kafka_39_keeps_its_metadata_over_tls(ensemble, certs, tmp_path):
+    """Apache Kafka 3.9 in ZooKeeper mode with `zookeeper.ssl.client.enable`: its
+    ZooKeeper client is the Netty one, which sends requests right behind its
+    ConnectRequest."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    port = free_port()
+    kafka = KafkaBroker(
+        tmp_path / "kafka", 1, port, f"127.0.0.1:{ensemble.secure_port}/kafka",
+        extra=(
+            "zookeeper.ssl.client.enable=true\n"
+            "zookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty\n"
+            f"zookeeper.ssl.keystore.location={certs / 'client.pem'}\nzookeeper.ssl.keystore.type=PEM\n"
+            f"zookeeper.ssl.truststore.location={certs / 'ca.pem'}\nzookeeper.ssl.truststore.type=PEM\n"
+            # Kafka 3.9 offers TLSv1.2 to ZooKeeper unless told; ZooKeeper (and the
+            # coordinator) take TLSv1.3 unless told.
+            "zookeeper.ssl.protocol=TLSv1.3\n"
+            "default.replication.factor=1\nmin.insync.replicas=1\noffsets.topic.replication.factor=1\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+        ),
+    )
+    kafka.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+
+        def created():
+            try:
+                admin.create_topics([NewTopic("over-tls", 1, 1)])["over-tls"].result(timeout=10)
+                return True
+            except Exception as e:
+                return "already exists" in str(e)
+
+        wait_for(created, timeout=120, what=lambda: f"a topic created through Kafka:\n{kafka.log()[-3000:]}")
+        producer = Producer({"bootstrap.servers": kafka.bootstrap})
+        for i in range(10):
+            producer.produce("over-tls", str(i).encode())
+        assert producer.flush(60) == 0
+        consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "g",
+                             "auto.offset.reset": "earliest"})
+        consumer.subscribe(["over-tls"])
+        seen = []
+        wait_for(lambda: (m := consumer.poll(0.5)) is not None and not m.error() and seen.append(m.value())
+                 or len(seen) == 10, timeout=60, what="ten records back")
+        consumer.close()
+        log = kafka.log()
+        assert not XID_OUT_OF_ORDER.search(log)
+        assert "SSL" in log or "ssl" in log
+    finally:
+        kafka.stop()
