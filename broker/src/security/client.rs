@@ -90,7 +90,8 @@ impl ClientSecurity {
 }
 
 fn tls_login(keys: &ListenerKeys<'_>) -> Result<TlsLogin, String> {
-    let roots = super::tls::settings(keys)?
+    let settings = super::tls::settings(keys)?;
+    let roots = settings
         .trust_store()?
         .ok_or("a trust store (ssl.truststore.location or ssl.truststore.certificates) is needed to verify the other brokers")?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -111,7 +112,7 @@ fn tls_login(keys: &ListenerKeys<'_>) -> Result<TlsLogin, String> {
             .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
     };
     // The broker's own certificate is its client certificate, for listeners that ask.
-    let (chain, key) = super::tls::settings(keys)?.key_store()?;
+    let (chain, key) = settings.key_store()?;
     let config = builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| format!("the key store as a client certificate: {e}"))?;
