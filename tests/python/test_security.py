@@ -692,3 +692,49 @@ def test_kcat_over_sasl_ssl_and_mtls(secure, certs):
                          capture_output=True, timeout=60)
     assert out.returncode != 0
     assert "Authentication failed" in out.stderr.decode(), out.stderr.decode()
+
+
+def test_brokers_log_in_to_each_other_with_scram_made_by_kafkas_zookeeper_writer(tmp_path):
+    """The inter-broker user is created before the brokers start, the way Kafka's docs
+    say to: kafka-configs --zookeeper writes /config/users/broker itself. Strata brokers
+    read that credential and log in to each other with SCRAM-SHA-512."""
+    port, internal = free_port(), free_port()
+    ensemble = Ensemble(tmp_path / "zk", n=1)
+    cluster = None
+    try:
+        # The chroot first: brokers create theirs at start, ConfigCommand does not.
+        from kazoo.client import KazooClient
+
+        zk = KazooClient(hosts=ensemble.hosts(), timeout=15)
+        zk.start(timeout=30)
+        zk.ensure_path("/strata")
+        zk.stop()
+        zk.close()
+        kafka_tool(
+            "kafka.admin.ConfigCommand", "--zookeeper", ensemble.hosts() + "/strata", "--alter",
+            "--add-config", "SCRAM-SHA-512=[password=broker-secret]",
+            "--entity-type", "users", "--entity-name", "broker",
+        )
+        cluster = StrataCluster(tmp_path / "brokers", ensemble, port=port, extra={
+            "listeners": f"PLAINTEXT://{{host}}:{port},INTERNAL://{{host}}:{internal}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.internal.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                'username="broker" password="broker-secret";',
+        })
+        cluster.create_topic("scram-replicated", partitions=2, rf=3)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        errors = []
+        for i in range(100):
+            producer.produce("scram-replicated", str(i).encode(), on_delivery=lambda e, m: e and errors.append(e))
+        assert producer.flush(60) == 0 and not errors, errors[:3]
+        for i in cluster.running():
+            logins = metric(cluster.metrics_port, "strata_broker_successful_authentication_total", cluster.host(i))
+            assert logins and logins > 0, (i, logins)
+    finally:
+        if cluster:
+            cluster.close()
+        ensemble.close()
