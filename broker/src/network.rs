@@ -218,9 +218,12 @@ impl Connector {
             client_id: client_id.to_string(),
             next_correlation_id: 0,
             timeout: timeouts.request,
+            login: self.security.sasl.clone(),
+            reauthenticate_at: None,
+            authenticating: false,
         };
-        if let Some(login) = &self.security.sasl {
-            match tokio::time::timeout_at(deadline, connection.login(login)).await {
+        if connection.login.is_some() {
+            match tokio::time::timeout_at(deadline, connection.log_in()).await {
                 Ok(result) => result?,
                 Err(_) => return Err(timed_out()),
             }
@@ -235,11 +238,33 @@ pub struct BrokerConnection {
     client_id: String,
     next_correlation_id: i32,
     timeout: Duration,
+    /// The SASL login, and when to run it again: the server gave the session a lifetime
+    /// (KIP-368), and, as Kafka's client does, it is renewed at 85–95 % of it.
+    login: Option<SaslLogin>,
+    reauthenticate_at: Option<tokio::time::Instant>,
+    authenticating: bool,
 }
 
 impl BrokerConnection {
-    /// SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate v2 (KIP-152).
-    async fn login(&mut self, login: &SaslLogin) -> Result<(), NetworkError> {
+    /// Logs in (again), and notes when the session must be renewed.
+    async fn log_in(&mut self) -> Result<(), NetworkError> {
+        let Some(login) = self.login.clone() else {
+            return Ok(());
+        };
+        self.authenticating = true;
+        let lifetime_ms = self.sasl_exchange(&login).await;
+        self.authenticating = false;
+        let lifetime_ms = lifetime_ms?;
+        self.reauthenticate_at = (lifetime_ms > 0).then(|| {
+            let share = 0.85 + rand::random::<f64>() * 0.10;
+            tokio::time::Instant::now() + Duration::from_millis((lifetime_ms as f64 * share) as u64)
+        });
+        Ok(())
+    }
+
+    /// SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate v2 (KIP-152);
+    /// the session lifetime the server gave (0: none).
+    async fn sasl_exchange(&mut self, login: &SaslLogin) -> Result<i64, NetworkError> {
         let addr = self.addr.clone();
         let refused = |reason: String| NetworkError::Authentication {
             addr: addr.clone(),
@@ -256,28 +281,30 @@ impl BrokerConnection {
                 offered.join(", ")
             )));
         }
-        match login.mechanism {
+        let lifetime_ms = match login.mechanism {
             Mechanism::Plain => {
                 let token = format!("\0{}\0{}", login.username, login.password);
-                self.authenticate(token.into_bytes()).await?;
+                self.authenticate(token.into_bytes()).await?.1
             }
             Mechanism::Scram(m) => {
                 let (client, first) =
                     ScramClient::start(m, &login.username, &login.password, &new_nonce());
-                let server_first = self.authenticate(first).await?;
+                let (server_first, _) = self.authenticate(first).await?;
                 let (client, last) = client
                     .prove(&server_first)
                     .map_err(|e| refused(e.to_string()))?;
-                let server_final = self.authenticate(last).await?;
+                let (server_final, lifetime_ms) = self.authenticate(last).await?;
                 client
                     .verify(&server_final)
                     .map_err(|e| refused(e.to_string()))?;
+                lifetime_ms
             }
-        }
-        Ok(())
+        };
+        Ok(lifetime_ms)
     }
 
-    async fn authenticate(&mut self, token: Vec<u8>) -> Result<Bytes, NetworkError> {
+    /// One SaslAuthenticate: the server's token and the session lifetime it gave.
+    async fn authenticate(&mut self, token: Vec<u8>) -> Result<(Bytes, i64), NetworkError> {
         let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
         let response = self.send(&request, 2).await?;
         if response.error_code != 0 {
@@ -289,7 +316,7 @@ impl BrokerConnection {
                     .unwrap_or_else(|| format!("error {}", response.error_code)),
             });
         }
-        Ok(response.auth_bytes)
+        Ok((response.auth_bytes, response.session_lifetime_ms))
     }
 
     pub fn addr(&self) -> &str {
@@ -313,6 +340,13 @@ impl BrokerConnection {
         flexible: bool,
         body: &[u8],
     ) -> Result<Bytes, NetworkError> {
+        if !self.authenticating
+            && self
+                .reauthenticate_at
+                .is_some_and(|at| tokio::time::Instant::now() >= at)
+        {
+            Box::pin(self.log_in()).await?;
+        }
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let header = RequestHeader::default()

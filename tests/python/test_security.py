@@ -724,16 +724,28 @@ def test_brokers_log_in_to_each_other_with_scram_made_by_kafkas_zookeeper_writer
             "listener.name.internal.scram-sha-512.sasl.jaas.config":
                 "org.apache.kafka.common.security.scram.ScramLoginModule required "
                 'username="broker" password="broker-secret";',
+            # Sessions of 1.5 s: the brokers' own connections re-authenticate (KIP-368).
+            "listener.name.internal.connections.max.reauth.ms": "1500",
         })
         cluster.create_topic("scram-replicated", partitions=2, rf=3)
         producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
         errors = []
-        for i in range(100):
+        logins = lambda: sum(  # noqa: E731
+            metric(cluster.metrics_port, "strata_broker_successful_authentication_total", cluster.host(i)) or 0
+            for i in cluster.running())
+        before = logins()
+        deadline = time.time() + 5
+        i = 0
+        while time.time() < deadline:
             producer.produce("scram-replicated", str(i).encode(), on_delivery=lambda e, m: e and errors.append(e))
+            producer.poll(0.05)
+            i += 1
         assert producer.flush(60) == 0 and not errors, errors[:3]
-        for i in cluster.running():
-            logins = metric(cluster.metrics_port, "strata_broker_successful_authentication_total", cluster.host(i))
-            assert logins and logins > 0, (i, logins)
+        # Replication went on across three session lifetimes: the fetchers logged in
+        # again on their connections instead of being cut off when their sessions ended.
+        assert logins() >= before + 4, (before, logins())
+        for b in cluster.running():
+            assert "SASL session ended" not in cluster.log(b), cluster.log(b)[-2000:]
     finally:
         if cluster:
             cluster.close()
