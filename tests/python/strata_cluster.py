@@ -206,7 +206,7 @@ class StrataCluster:
 def consume_all(bootstrap, topic, timeout=60):
     """Every record of `topic` from the beginning to the end offsets seen now, as
     {(partition, offset): value}."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
     consumer = Consumer(
         {
@@ -220,8 +220,19 @@ def consume_all(bootstrap, topic, timeout=60):
         md = consumer.list_topics(topic, timeout=10)
         partitions = sorted(md.topics[topic].partitions)
         ends = {}
+        deadline = time.time() + timeout
         for p in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            # A leader elected a moment ago answers OFFSET_NOT_AVAILABLE until its high
+            # watermark reaches its epoch's start (KIP-207): ask again, as clients do.
+            while True:
+                try:
+                    _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    break
+                except KafkaException as e:
+                    again = e.args[0].code() == KafkaError.OFFSET_NOT_AVAILABLE or e.args[0].retriable()
+                    if not again or time.time() > deadline:
+                        raise
+                    time.sleep(0.2)
             ends[p] = high
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         records = {}
