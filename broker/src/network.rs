@@ -220,7 +220,6 @@ impl Connector {
             timeout: timeouts.request,
             login: self.security.sasl.clone(),
             reauthenticate_at: None,
-            authenticating: false,
         };
         if connection.login.is_some() {
             match tokio::time::timeout_at(deadline, connection.log_in()).await {
@@ -242,7 +241,6 @@ pub struct BrokerConnection {
     /// (KIP-368), and, as Kafka's client does, it is renewed at 85–95 % of it.
     login: Option<SaslLogin>,
     reauthenticate_at: Option<tokio::time::Instant>,
-    authenticating: bool,
 }
 
 impl BrokerConnection {
@@ -251,10 +249,7 @@ impl BrokerConnection {
         let Some(login) = self.login.clone() else {
             return Ok(());
         };
-        self.authenticating = true;
-        let lifetime_ms = self.sasl_exchange(&login).await;
-        self.authenticating = false;
-        let lifetime_ms = lifetime_ms?;
+        let lifetime_ms = self.sasl_exchange(&login).await?;
         self.reauthenticate_at = (lifetime_ms > 0).then(|| {
             let share = 0.85 + rand::random::<f64>() * 0.10;
             tokio::time::Instant::now() + Duration::from_millis((lifetime_ms as f64 * share) as u64)
@@ -272,7 +267,7 @@ impl BrokerConnection {
         };
         let handshake = SaslHandshakeRequest::default()
             .with_mechanism(StrBytes::from_static_str(login.mechanism.name()));
-        let response = self.send(&handshake, 1).await?;
+        let response = self.exchange(&handshake, 1).await?;
         if response.error_code != 0 {
             let offered: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(refused(format!(
@@ -306,7 +301,7 @@ impl BrokerConnection {
     /// One SaslAuthenticate: the server's token and the session lifetime it gave.
     async fn authenticate(&mut self, token: Vec<u8>) -> Result<(Bytes, i64), NetworkError> {
         let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-        let response = self.send(&request, 2).await?;
+        let response = self.exchange(&request, 2).await?;
         if response.error_code != 0 {
             return Err(NetworkError::Authentication {
                 addr: self.addr.clone(),
@@ -340,13 +335,36 @@ impl BrokerConnection {
         flexible: bool,
         body: &[u8],
     ) -> Result<Bytes, NetworkError> {
-        if !self.authenticating
-            && self
-                .reauthenticate_at
-                .is_some_and(|at| tokio::time::Instant::now() >= at)
-        {
-            Box::pin(self.log_in()).await?;
+        self.reauthenticate_if_due().await?;
+        self.exchange_raw(api_key, version, flexible, body).await
+    }
+
+    /// Sends a request `kafka-protocol` knows at `version` and decodes the response.
+    pub async fn send<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, NetworkError> {
+        self.reauthenticate_if_due().await?;
+        self.exchange(request, version).await
+    }
+
+    async fn reauthenticate_if_due(&mut self) -> Result<(), NetworkError> {
+        match self.reauthenticate_at {
+            Some(at) if tokio::time::Instant::now() >= at => self.log_in().await,
+            _ => Ok(()),
         }
+    }
+
+    /// One request and its response, without looking at the session first (the login
+    /// itself goes this way).
+    async fn exchange_raw(
+        &mut self,
+        api_key: i16,
+        version: i16,
+        flexible: bool,
+        body: &[u8],
+    ) -> Result<Bytes, NetworkError> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
@@ -403,8 +421,7 @@ impl BrokerConnection {
         Ok(response)
     }
 
-    /// Sends a request `kafka-protocol` knows at `version` and decodes the response.
-    pub async fn send<R: Request>(
+    async fn exchange<R: Request>(
         &mut self,
         request: &R,
         version: i16,
@@ -414,7 +431,7 @@ impl BrokerConnection {
             .encode(&mut body, version)
             .map_err(|e| self.protocol_error(format!("encoding request: {e}")))?;
         let flexible = R::header_version(version) >= 2;
-        let mut response = self.send_raw(R::KEY, version, flexible, &body).await?;
+        let mut response = self.exchange_raw(R::KEY, version, flexible, &body).await?;
         let decoded = R::Response::decode(&mut response, version)
             .map_err(|e| self.protocol_error(format!("decoding response: {e}")))?;
         if response.has_remaining() {

@@ -214,10 +214,6 @@ impl TlsServer {
         })
     }
 
-    pub fn client_auth(&self) -> ClientAuth {
-        self.settings.client_auth
-    }
-
     /// The acceptor for the next connection, reloaded first if a PEM file changed.
     pub fn acceptor(&self) -> TlsAcceptor {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());

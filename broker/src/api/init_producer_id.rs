@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::RequestContext;
 use crate::Broker;
-use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: &Broker,
@@ -31,12 +31,7 @@ pub async fn handle(
         return response;
     }
     // IdempotentWrite on the cluster, or Write on some topic (Kafka 3's rule, KIP-679).
-    if !ctx.may_see(
-        broker,
-        Operation::IdempotentWrite,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) && !ctx.authorized_on_any(broker, Operation::Write, ResourceType::Topic)
+    if !ctx.authorized_on_any(broker, Operation::Write, ResourceType::Topic)
         && !ctx.cluster_authorized(broker, Operation::IdempotentWrite)
     {
         response.error_code = ResponseError::ClusterAuthorizationFailed.code();

@@ -38,6 +38,21 @@ pub async fn handle(
     let topic_ok = |t: &str| ctx.may_see(broker, Operation::Describe, ResourceType::Topic, t);
     let group_denied = ResponseError::GroupAuthorizationFailed.code();
     let topic_denied = ResponseError::TopicAuthorizationFailed.code();
+    // The same rule for both layouts (v8+ and older name their types differently): a
+    // topic the principal may not describe is left out of "all topics", and refused
+    // where it was asked for by name.
+    macro_rules! hide_or_refuse {
+        ($topics:expr, $all:expr) => {{
+            $topics.retain(|t| !$all || topic_ok(t.name.as_str()));
+            for topic in $topics.iter_mut().filter(|t| !topic_ok(t.name.as_str())) {
+                for p in &mut topic.partitions {
+                    p.error_code = topic_denied;
+                    p.committed_offset = -1;
+                    p.metadata = None;
+                }
+            }
+        }};
+    }
     if ctx.version >= 8 {
         for group in &mut response.groups {
             let all = asked
@@ -48,16 +63,7 @@ pub async fn handle(
                 group.topics.clear();
                 continue;
             }
-            group.topics.retain(|t| !all || topic_ok(t.name.as_str()));
-            for topic in &mut group.topics {
-                if !topic_ok(topic.name.as_str()) {
-                    for p in &mut topic.partitions {
-                        p.error_code = topic_denied;
-                        p.committed_offset = -1;
-                        p.metadata = None;
-                    }
-                }
-            }
+            hide_or_refuse!(group.topics, all);
         }
     } else {
         let (group, all) = &asked[0];
@@ -77,18 +83,7 @@ pub async fn handle(
             }
             return response;
         }
-        response
-            .topics
-            .retain(|t| !all || topic_ok(t.name.as_str()));
-        for topic in &mut response.topics {
-            if !topic_ok(topic.name.as_str()) {
-                for p in &mut topic.partitions {
-                    p.error_code = topic_denied;
-                    p.committed_offset = -1;
-                    p.metadata = None;
-                }
-            }
-        }
+        hide_or_refuse!(response.topics, *all);
     }
     response
 }
