@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod fetch_session;
 pub mod group;
 pub mod metadata;
 pub mod metrics;
@@ -109,6 +110,8 @@ pub struct Broker {
     pub controller: Arc<Controller>,
     pub controller_client: Arc<ControllerClient>,
     pub producer_ids: ProducerIdManager,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: std::sync::Mutex<fetch_session::FetchSessionCache>,
     /// ACLs (`authorizer.class.name`); `None` lets everyone do everything.
     pub authorizer: Option<security::authorizer::Authorizer>,
     /// The czxid of this broker's registration; changes when the session is re-created.
@@ -733,6 +736,10 @@ pub async fn run(
         controller: controller.clone(),
         controller_client: controller_client.clone(),
         producer_ids: ProducerIdManager::default(),
+        fetch_sessions: std::sync::Mutex::new(fetch_session::FetchSessionCache::new(
+            config.max_incremental_fetch_session_cache_slots,
+            fetch_session::EVICTION_MS,
+        )),
         authorizer,
         broker_epoch: broker_epoch.clone(),
         topic_configs: RwLock::new(topic_configs),

@@ -440,6 +440,27 @@ pub fn render_broker(broker: &crate::Broker, out: &mut String) {
             )
         }),
     );
+    {
+        let sessions = broker.fetch_sessions.lock().expect("fetch sessions");
+        write_gauge(
+            out,
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+            "Incremental fetch sessions (KIP-227) held.",
+            sessions.len() as i64,
+        );
+        write_gauge(
+            out,
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+            "Partitions held across all incremental fetch sessions.",
+            sessions.partitions() as i64,
+        );
+        write_counter(
+            out,
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total",
+            "Fetch sessions evicted to make room for others.",
+            sessions.evictions(),
+        );
+    }
     let replication = &broker.replica_manager.metrics;
     write_counter(
         out,

@@ -27,22 +27,25 @@ fn fetch(
         .with_min_bytes(min_bytes)
         .with_max_bytes(max_bytes)
         .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(
-                    partitions
-                        .iter()
-                        .map(|(p, o)| {
-                            FetchPartition::default()
-                                .with_partition(*p)
-                                .with_fetch_offset(*o)
-                                .with_partition_max_bytes(partition_max)
-                        })
-                        .collect(),
-                ),
-        ]);
+        .with_topics(vec![fetch_topic(topic, partitions, partition_max)]);
     call(&mut connect(port), ApiKey::Fetch, 12, &req)
+}
+
+/// `topic`'s partitions `(index, fetch offset)`, each with `partition_max` bytes.
+fn fetch_topic(topic: &str, partitions: &[(i32, i64)], partition_max: i32) -> FetchTopic {
+    FetchTopic::default()
+        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partitions(
+            partitions
+                .iter()
+                .map(|(p, o)| {
+                    FetchPartition::default()
+                        .with_partition(*p)
+                        .with_fetch_offset(*o)
+                        .with_partition_max_bytes(partition_max)
+                })
+                .collect(),
+        )
 }
 
 fn first_offsets(response: &FetchResponse, index: usize) -> Vec<i64> {
@@ -197,4 +200,140 @@ fn topics_are_named_by_id_from_v13() {
     );
     let r: FetchResponse = call(&mut c, ApiKey::Fetch, 17, &request(topic_id));
     assert_eq!(r.responses[0].partitions[0].error_code, 0);
+}
+
+/// A fetch of partitions `(index, offset)` of `topic` in session `id` at `epoch` (v12).
+fn session_fetch(
+    c: &mut std::net::TcpStream,
+    id: i32,
+    epoch: i32,
+    topic: &str,
+    partitions: &[(i32, i64)],
+    forget: &[i32],
+    max_wait_ms: i32,
+) -> FetchResponse {
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(id)
+        .with_session_epoch(epoch);
+    if !partitions.is_empty() {
+        req.topics = vec![fetch_topic(topic, partitions, 1 << 20)];
+    }
+    if !forget.is_empty() {
+        req.forgotten_topics_data = vec![
+            kafka_protocol::messages::fetch_request::ForgottenTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(forget.to_vec()),
+        ];
+    }
+    call(c, ApiKey::Fetch, 12, &req)
+}
+
+/// `(partition, high watermark, record bytes)` of every partition a response carries.
+fn answered(response: &FetchResponse) -> Vec<(i32, i64, usize)> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    p.partition_index,
+                    p.high_watermark,
+                    p.records.as_ref().map_or(0, |r| r.len()),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn incremental_fetch_sessions_answer_only_what_changed() {
+    use kafka_protocol::ResponseError;
+    let metrics = support::free_port();
+    let broker = BrokerProcess::start(&[("metrics.port", &metrics.to_string())]);
+    let mut c = connect(broker.port);
+    create_topic(&mut c, "sessions", 3);
+    produce(&mut c, "sessions", 0, batch(2, 10).freeze());
+
+    // A full fetch asking for a session: every partition answered, a session id given.
+    let all = [(0, 0), (1, 0), (2, 0)];
+    let r = session_fetch(&mut c, 0, 0, "sessions", &all, &[], 0);
+    assert_eq!(r.error_code, 0);
+    let id = r.session_id;
+    assert_ne!(id, 0, "a session was created");
+    let full = answered(&r);
+    assert_eq!(full.len(), 3);
+    assert_eq!((full[0].0, full[0].1), (0, 2));
+    assert!(full[0].2 > 0, "records of partition 0");
+
+    // The client moved partition 0 to offset 2; nothing else changed: nothing answered.
+    let r = session_fetch(&mut c, id, 1, "sessions", &[(0, 2)], &[], 0);
+    assert_eq!((r.error_code, r.session_id), (0, id));
+    assert_eq!(answered(&r), vec![]);
+
+    // Records on partition 2, which the request does not name: only it is answered.
+    produce(&mut c, "sessions", 2, batch(3, 10).freeze());
+    let r = session_fetch(&mut c, id, 2, "sessions", &[], &[], 0);
+    let got = answered(&r);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].0, got[0].1), (2, 3));
+    assert!(got[0].2 > 0);
+
+    // A long poll waits on the session's partitions, named or not.
+    let port = broker.port;
+    let producer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        produce(&mut connect(port), "sessions", 1, batch(1, 10).freeze());
+    });
+    let r = session_fetch(&mut c, id, 3, "sessions", &[(2, 3)], &[], 10_000);
+    producer.join().unwrap();
+    let got = answered(&r);
+    assert_eq!(
+        got.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>(),
+        vec![(1, 1)]
+    );
+
+    // Out of step: a repeated epoch, or a session the broker does not have.
+    let r = session_fetch(&mut c, id, 3, "sessions", &[], &[], 0);
+    assert_eq!(r.error_code, ResponseError::InvalidFetchSessionEpoch.code());
+    assert!(r.responses.is_empty());
+    let r = session_fetch(&mut c, id ^ 1, 1, "sessions", &[], &[], 0);
+    assert_eq!(r.error_code, ResponseError::FetchSessionIdNotFound.code());
+    assert_eq!(
+        support::metric(
+            metrics,
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions"
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        support::metric(
+            metrics,
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached"
+        ),
+        Ok(3)
+    );
+
+    // Forgetting every partition closes the session: session id 0, a full answer.
+    let r = session_fetch(&mut c, id, 4, "sessions", &[], &[0, 1, 2], 0);
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+    assert_eq!(
+        support::metric(
+            metrics,
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions"
+        ),
+        Ok(0)
+    );
+}
+
+#[test]
+fn without_cache_slots_every_fetch_is_a_full_one() {
+    let broker = BrokerProcess::start(&[("max.incremental.fetch.session.cache.slots", "0")]);
+    let mut c = connect(broker.port);
+    create_topic(&mut c, "no-sessions", 2);
+    let r = session_fetch(&mut c, 0, 0, "no-sessions", &[(0, 0), (1, 0)], &[], 0);
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+    assert_eq!(answered(&r).len(), 2);
 }

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from kafka import KafkaProducer
 
+from strata_broker import metric
 from strata_cluster import BackgroundProducer, StrataCluster, check_acknowledged, consume_all
 from waiting import wait_for
 from zk_support import REPO, Ensemble
@@ -89,6 +90,22 @@ def test_rf3_topic_is_described_as_it_replicates(cluster):
     # Every replica holds every record: the log end offsets in each broker's metrics agree.
     records = consume_all(cluster.bootstrap, topic)
     assert len(records) == 300
+    # Followers fetch in incremental fetch sessions (KIP-227): each leader holds one from
+    # each of the two other brokers, covering the partitions they follow there.
+    for b in cluster.ids:
+        led = sum(1 for leader, _, _ in partitions.values() if leader == b)
+        if not led:
+            continue
+
+        def sessions_of_followers(b=b, led=led):
+            sessions = metric(cluster.metrics_port, "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+                              host=cluster.host(b))
+            cached = metric(cluster.metrics_port,
+                            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+                            host=cluster.host(b))
+            return sessions >= 2 and cached >= 2 * led
+
+        wait_for(sessions_of_followers, timeout=30, what=f"the followers' fetch sessions on broker {b}")
 
 
 def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):

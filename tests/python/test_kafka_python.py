@@ -85,3 +85,57 @@ def test_idempotent_producer_through_sigkill(broker):
     assert len(acknowledged) > total // 2, f"{failures} failures, last: {last_error!r}"
     records = read_all(broker.bootstrap, "kp-payments", 3, len(acknowledged))
     check_exactly_once(records, acknowledged)
+
+
+def test_incremental_fetch_sessions_on_many_partitions(caplog):
+    """kafka-python fetches in a KIP-227 session: after the first full fetch it names only
+    the partitions whose position moved, and reads every record of 60 partitions written
+    in rounds to a few of them at a time, in order, without the session ever failing."""
+    import logging
+
+    from strata_broker import Broker, free_port, metric
+
+    metrics_port = free_port()
+    broker = Broker(extra={"metrics.port": str(metrics_port)})
+    caplog.set_level(logging.INFO, logger="kafka.consumer.fetcher")
+    try:
+        partitions = 60
+        create_topic(broker.bootstrap, "kp-sessions", partitions)
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                                 enable_auto_commit=False, fetch_max_wait_ms=100)
+        tps = [TopicPartition("kp-sessions", p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        sent = {p: [] for p in range(partitions)}
+        got = {p: [] for p in range(partitions)}
+        for round_ in range(8):
+            for i in range(20):
+                p = (round_ * 7 + i * 13) % partitions
+                value = f"r{round_}-{i}"
+                producer.send("kp-sessions", value=value.encode(), partition=p)
+                sent[p].append(value)
+            producer.flush()
+            deadline = time.time() + 30
+            while got != sent and time.time() < deadline:
+                for tp, messages in consumer.poll(timeout_ms=200).items():
+                    got[tp.partition].extend(m.value.decode() for m in messages)
+            assert got == sent, f"round {round_}: not every record read back in order"
+        assert metric(metrics_port, "kafka_server_fetchsessioncache_numincrementalfetchsessions") == 1
+        assert metric(metrics_port,
+                      "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached") == partitions
+        handlers = consumer._fetcher._session_handlers
+        assert len(handlers) == 1
+        (handler,) = handlers.values()
+        assert handler.next_metadata.session_id != 0
+        # Epoch 1 after the full fetch, then one more per incremental fetch: each of rounds
+        # 1-7 needed at least one.
+        assert handler.next_metadata.epoch >= 8, "the client kept fetching incrementally"
+        consumer.close()
+        producer.close()
+        failures = [r.getMessage() for r in caplog.records
+                    if "unable to process the fetch request" in r.getMessage()
+                    or "invalid" in r.getMessage()]
+        assert failures == []
+    finally:
+        broker.close()

@@ -34,6 +34,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 import kafka39
+from strata_broker import metric
 from strata_cluster import BackgroundProducer, StrataCluster, check_acknowledged, consume_all
 from waiting import wait_for
 from zk_support import REPO, Ensemble, free_port
@@ -209,6 +210,20 @@ def test_kafka39_and_strata_brokers_in_one_cluster(tmp_path):
         mixed.wait_in_sync("the topic replicated on all three brokers")
         # Kafka's controller spreads leadership over both kinds.
         assert set(mixed.leaders().values()) == {1, 2, 3}, mixed.leaders()
+        # Kafka's replica fetcher follows each Strata leader in one incremental fetch
+        # session (KIP-227) that holds every partition it follows there.
+        for b in (2, 3):
+            led = sum(1 for leader in mixed.leaders().values() if leader == b)
+
+            def session_of_kafka_follower(b=b, led=led):
+                def sample(name):
+                    return metric(mixed.strata.metrics_port, "kafka_server_fetchsessioncache_" + name,
+                                  host=f"127.0.0.{b}")
+                return (sample("numincrementalfetchsessions"),
+                        sample("numincrementalfetchpartitionscached")) == (1, led)
+
+            wait_for(session_of_kafka_follower, timeout=WAIT,
+                     what=f"the Kafka follower's fetch session on broker {b} ({led} partitions)")
 
         producer = BackgroundProducer(mixed.bootstrap, TOPIC, prefix="m", rate=200)
         producer.wait_acked(300)

@@ -22,8 +22,12 @@
 //!
 //! With fewer than `min_bytes` available the request waits, up to `max_wait_ms`, for the
 //! high watermark (consumers) or the log end (followers) of one of its partitions to
-//! move. Fetch sessions (KIP-227) are not kept: every response carries session id 0,
-//! which tells clients to send full fetch requests.
+//! move.
+//!
+//! From v7 a client may fetch in an incremental fetch session (KIP-227,
+//! [`crate::fetch_session`]): the request then names only the partitions that changed,
+//! every partition of the session is read, and the response carries only those with
+//! something new.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
@@ -43,6 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{RequestContext, log_error_code};
+use crate::fetch_session::{FetchContext, INVALID_SESSION_ID};
 use crate::replica::Partition;
 use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
 use crate::security::acl::{Operation, ResourceType};
@@ -53,7 +59,7 @@ use crate::{Broker, now_ms};
 pub async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
-    request: FetchRequest,
+    mut request: FetchRequest,
 ) -> (FetchResponse, Vec<RecordsRef>) {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -62,7 +68,29 @@ pub async fn handle(
     } else {
         request.replica_id.0
     };
-    let denied = denied_topics(broker, ctx, &request, replica_id);
+    let context = broker
+        .fetch_sessions
+        .lock()
+        .expect("fetch sessions")
+        .new_context(
+            ctx.version,
+            request.session_id,
+            request.session_epoch,
+            &request.topics,
+            &request.forgotten_topics_data,
+            now_ms(),
+        );
+    let topics = match &context {
+        FetchContext::Error(error) => {
+            let response = FetchResponse::default()
+                .with_error_code(error.code())
+                .with_session_id(INVALID_SESSION_ID);
+            return (response, Vec::new());
+        }
+        FetchContext::Incremental { topics, .. } => topics.clone(),
+        FetchContext::Sessionless | FetchContext::Full => std::mem::take(&mut request.topics),
+    };
+    let denied = denied_topics(broker, ctx, &topics, replica_id);
     let mut watches: Option<Vec<watch::Receiver<u64>>> = None;
     loop {
         // Subscribe (and mark the current state as seen) *before* reading, so a change
@@ -72,7 +100,7 @@ pub async fn handle(
                 rx.borrow_and_update();
             }
         }
-        let pass = read_once(broker, ctx, &request, replica_id, &denied);
+        let pass = read_once(broker, ctx, &topics, request.max_bytes, replica_id, &denied);
         let now = Instant::now();
         if pass.bytes >= min_bytes || pass.has_error || now >= deadline {
             broker
@@ -86,7 +114,25 @@ pub async fn handle(
                     .leader()
                     .record(pass.throttled_bytes as u64, now_ms());
             }
-            return (pass.response, pass.records);
+            let mut response = pass.response;
+            let mut sessions = broker.fetch_sessions.lock().expect("fetch sessions");
+            response.session_id = match context {
+                FetchContext::Full => sessions.create(
+                    ctx.version,
+                    replica_id >= 0,
+                    &topics,
+                    &response.responses,
+                    now_ms(),
+                ),
+                FetchContext::Incremental { session_id, .. } => {
+                    // Only partitions with records are dropped, so the record sets
+                    // stay as they are.
+                    sessions.complete(session_id, &mut response.responses);
+                    session_id
+                }
+                FetchContext::Sessionless | FetchContext::Error(_) => INVALID_SESSION_ID,
+            };
+            return (response, pass.records);
         }
         if watches.is_none() {
             // First pass: start watching the partitions, and read again so nothing that
@@ -134,14 +180,14 @@ struct Pass {
 fn denied_topics(
     broker: &Broker,
     ctx: &RequestContext<'_>,
-    request: &FetchRequest,
+    topics: &[FetchTopic],
     replica_id: i32,
 ) -> BTreeSet<String> {
     if broker.authorizer.is_none() {
         return BTreeSet::new();
     }
     let snapshot = broker.cache.snapshot();
-    let names = request.topics.iter().filter_map(|t| {
+    let names = topics.iter().filter_map(|t| {
         if ctx.version >= 13 {
             snapshot.topic_name(t.topic_id).map(str::to_string)
         } else {
@@ -171,27 +217,28 @@ fn partition_error(partition: i32, error: ResponseError) -> PartitionData {
     data
 }
 
-/// One pass over the requested partitions.
+/// One pass over the partitions to fetch.
 fn read_once(
     broker: &Broker,
     ctx: &RequestContext<'_>,
-    request: &FetchRequest,
+    fetch_topics: &[FetchTopic],
+    max_bytes: i32,
     replica_id: i32,
     denied: &BTreeSet<String>,
 ) -> Pass {
     let version = ctx.version;
     // log_start_offset exists from v5; older versions must leave it at its default.
     let with_log_start = version >= 5;
-    let mut remaining = request.max_bytes.max(0) as usize;
+    let mut remaining = max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut throttled_bytes = 0usize;
     let mut has_error = false;
     let mut read = Vec::new();
     let mut records = Vec::new();
-    let mut topics = Vec::with_capacity(request.topics.len());
+    let mut topics = Vec::with_capacity(fetch_topics.len());
     let snapshot = broker.cache.snapshot();
     let mut leaders_hinted = BTreeSet::new();
-    for topic in &request.topics {
+    for topic in fetch_topics {
         let name = if version >= 13 {
             snapshot.topic_name(topic.topic_id)
         } else {
@@ -287,6 +334,9 @@ fn read_once(
                             stand_in
                         }
                         Some(Err(region)) => match region.read() {
+                            // A record set is registered only for a non-empty field:
+                            // an incremental response drops partitions without records.
+                            Ok(bytes) if bytes.is_empty() => bytes,
                             Ok(bytes) => {
                                 records.push(RecordsRef::memory(bytes.clone()));
                                 bytes

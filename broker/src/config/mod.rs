@@ -125,6 +125,9 @@ pub struct KafkaConfig {
     /// connections, or `None` (Kafka's -1) for no bound. A connection whose request does
     /// not fit waits before reading it.
     pub queued_max_request_bytes: Option<u64>,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) the broker
+    /// keeps; 0 keeps none, and every fetch is a full one.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
     /// `metrics.port`: the Prometheus `/metrics` HTTP port (0 disables it).
@@ -239,6 +242,7 @@ impl Default for KafkaConfig {
             max_connections_per_ip_overrides: Vec::new(),
             connections_max_idle_ms: 600_000,
             queued_max_request_bytes: None,
+            max_incremental_fetch_session_cache_slots: 1000,
             log_retention_check_interval_ms: 300_000,
             metrics_port: 9404,
             metrics_host: None,
@@ -624,6 +628,9 @@ impl KafkaConfig {
                     _ => return Err(invalid("must be -1 (no bound) or positive")),
                 }
             }
+            "max.incremental.fetch.session.cache.slots" => {
+                self.max_incremental_fetch_session_cache_slots = parse_at_least(key, value, 0)?
+            }
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_at_least(key, value, 1)?
             }
@@ -1003,6 +1010,10 @@ impl KafkaConfig {
                 "queued.max.request.bytes".to_string(),
                 self.queued_max_request_bytes
                     .map_or("-1".to_string(), |b| b.to_string()),
+            ),
+            (
+                "max.incremental.fetch.session.cache.slots".to_string(),
+                self.max_incremental_fetch_session_cache_slots.to_string(),
             ),
             (
                 "log.retention.check.interval.ms".to_string(),

@@ -11,6 +11,10 @@
 //! leader's log end (after an unclean election) or start over at the leader's log start.
 //! Partitions whose leader refuses them (fenced epoch, not the leader) wait for the next
 //! LeaderAndIsr, which removes and re-adds them.
+//!
+//! Each fetcher keeps an incremental fetch session (KIP-227) with its leader: after one
+//! full fetch it names only the partitions whose position moved (and those it adds or
+//! drops), as Kafka's followers do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, TopicName};
 use tokio::sync::Notify;
@@ -28,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::partition::Partition;
 use crate::api::str_bytes;
+use crate::fetch_session::FetchSessionHandler;
 use crate::metadata::{MetadataCache, TopicPartition};
 use crate::network::{BrokerConnection, Connector, host_port};
 use crate::now_ms;
@@ -208,9 +213,10 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
     let config = manager.config.clone();
     let client_id = format!("replica-fetcher-{}-to-{leader}-{id}", config.broker_id);
     let mut connection: Option<BrokerConnection> = None;
+    let mut session = FetchSessionHandler::default();
     let mut idle_since: Option<Instant> = None;
     loop {
-        let (request, sent) = build_request(&config, &fetcher, &manager.quotas);
+        let (request, sent) = build_request(&config, &fetcher, &manager.quotas, &mut session);
         if sent.is_empty() {
             let empty = fetcher.partitions.lock().expect("fetcher lock").is_empty();
             if empty {
@@ -253,12 +259,22 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
             Err(e) => {
                 debug!(leader, error = %e, "fetch from leader failed");
                 connection = None;
+                session.handle_error();
                 tokio::time::sleep(config.backoff).await;
                 continue;
             }
         };
-        if let Some(e) = ResponseError::try_from_code(response.error_code) {
-            debug!(leader, error = ?e, "fetch refused");
+        if !session.handle_response(
+            response.error_code,
+            response.session_id,
+            &response.responses,
+        ) {
+            let error = ResponseError::try_from_code(response.error_code);
+            debug!(
+                leader,
+                ?error,
+                "fetch refused, or not the answer to the fetch session's request"
+            );
             tokio::time::sleep(config.backoff).await;
             continue;
         }
@@ -291,16 +307,18 @@ async fn run(manager: Arc<ReplicaFetcherManager>, leader: i32, id: usize, fetche
 }
 
 /// The fetch request for every partition that is not delayed, with the offsets and
-/// epochs it was built from.
+/// epochs it was built from. In a fetch session (KIP-227) the request names only the
+/// partitions whose position changed; the leader reads them all.
 fn build_request(
     config: &FetcherConfig,
     fetcher: &Fetcher,
     quotas: &ReplicationQuotas,
+    session: &mut FetchSessionHandler,
 ) -> (FetchRequest, BTreeMap<TopicPartition, (i64, i32)>) {
     let now = Instant::now();
     let now_ms = now_ms();
     let mut sent = BTreeMap::new();
-    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    let mut wanted = BTreeMap::new();
     let mut map = fetcher.partitions.lock().expect("fetcher lock");
     for (tp, state) in map.iter_mut() {
         if state.delayed_until.is_some_and(|t| t > now) {
@@ -317,7 +335,8 @@ fn build_request(
         }
         let (leo, last_epoch, log_start) = state.partition.follower_fetch_position();
         sent.insert(tp.clone(), (leo, state.leader_epoch));
-        topics.entry(tp.0.clone()).or_default().push(
+        wanted.insert(
+            tp.clone(),
             FetchPartition::default()
                 .with_partition(tp.1)
                 .with_current_leader_epoch(state.leader_epoch)
@@ -327,19 +346,42 @@ fn build_request(
                 .with_partition_max_bytes(config.partition_max_bytes),
         );
     }
+    drop(map);
+    if wanted.is_empty() {
+        return (FetchRequest::default(), sent);
+    }
+    let data = session.build(wanted);
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for (topic, partition) in data.to_send {
+        topics.entry(topic).or_default().push(partition);
+    }
+    let mut forgotten: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in data.to_forget {
+        forgotten.entry(topic).or_default().push(partition);
+    }
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(config.broker_id))
         .with_max_wait_ms(config.max_wait_ms)
         .with_min_bytes(config.min_bytes)
         .with_max_bytes(config.max_bytes)
         .with_isolation_level(0)
-        .with_session_id(0)
-        .with_session_epoch(-1)
+        .with_session_id(data.session_id)
+        .with_session_epoch(data.epoch)
         .with_topics(
             topics
                 .into_iter()
                 .map(|(t, p)| {
                     FetchTopic::default()
+                        .with_topic(TopicName(str_bytes(t)))
+                        .with_partitions(p)
+                })
+                .collect(),
+        )
+        .with_forgotten_topics_data(
+            forgotten
+                .into_iter()
+                .map(|(t, p)| {
+                    ForgottenTopic::default()
                         .with_topic(TopicName(str_bytes(t)))
                         .with_partitions(p)
                 })
