@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strata-broker")
@@ -57,6 +58,22 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Every partition holds its active segment's file open, and every client a socket: the
+/// soft limit on open files goes up to the hard one, as the JVM does for Kafka
+/// (`-XX:+MaxFDLimit`, on by default).
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => info!(from, to = limit.current, "raised the open file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+        }
+    }
 }
 
 fn load_config(args: &Args) -> Result<KafkaConfig, String> {

@@ -72,7 +72,7 @@ pub fn write_checkpoint(path: &Path, entries: &[((String, i32), i64)]) -> Result
     for ((topic, partition), offset) in sorted {
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
-    write_atomically(path, text.as_bytes())?;
+    write_atomically(path, text.as_bytes(), true)?;
     Ok(())
 }
 

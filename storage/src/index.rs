@@ -3,8 +3,13 @@
 //!
 //! Both are kept twice: as a `Vec` in memory, so lookups never touch the filesystem, and as
 //! a file of fixed-size big-endian entries, so a clean restart need not rebuild them. New
-//! entries are written to the file at the end of each append (one positional write for all
-//! entries the append produced). The file of the active segment is preallocated to
+//! entries reach the file when the segment is flushed, rolled or closed (one positional
+//! write for all entries since the last time), as Kafka's memory-mapped indexes reach the
+//! disk when they are flushed: after a crash, recovery rebuilds the indexes of every
+//! segment past the recovery point anyway. No index file is held open between those
+//! writes, so a partition costs one open file (its active `.log`) rather than three,
+//! which is what lets a broker hold 10,000 partitions within a common descriptor limit.
+//! The file of the active segment is preallocated to
 //! `segment.index.bytes` and trimmed to its real size when the segment is rolled or closed,
 //! as Kafka does; zero-filled slots past the last entry are never valid entries (relative
 //! offsets strictly increase and the first entry never sits at position 0), which is how a
@@ -95,7 +100,6 @@ impl Entry for TimestampOffset {
 #[derive(Debug)]
 struct IndexFile<E: Entry> {
     path: PathBuf,
-    file: File,
     entries: Vec<E>,
     /// How many of `entries` are already written to the file.
     persisted: usize,
@@ -103,16 +107,13 @@ struct IndexFile<E: Entry> {
     max_entries: usize,
     /// Whether the file is currently extended to `max_entries` (active segment only).
     preallocated: bool,
+    /// Entries written since the last sync.
+    unsynced: bool,
 }
 
 impl<E: Entry> IndexFile<E> {
     fn open(path: &Path, max_index_bytes: u32) -> io::Result<IndexFile<E>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = Self::open_file(path)?;
         let len = file.metadata()?.len() as usize;
         let mut raw = vec![0u8; len - len % E::SIZE];
         file.read_exact_at(&mut raw, 0)?;
@@ -132,12 +133,26 @@ impl<E: Entry> IndexFile<E> {
         let persisted = entries.len();
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
             entries,
             persisted,
             max_entries,
             preallocated: false,
+            unsynced: false,
         })
+    }
+
+    fn open_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    }
+
+    /// The file, opened for one operation and closed when dropped.
+    fn file(&self) -> io::Result<File> {
+        Self::open_file(&self.path)
     }
 
     fn is_full(&self) -> bool {
@@ -148,19 +163,21 @@ impl<E: Entry> IndexFile<E> {
         self.entries.push(entry);
     }
 
-    /// Writes the entries appended since the last call with one positional write.
-    fn persist(&mut self) -> io::Result<()> {
+    /// Writes the entries appended since the last call with one positional write; the
+    /// file, if it had to be opened, for a following sync.
+    fn persist(&mut self) -> io::Result<Option<File>> {
         if self.persisted == self.entries.len() {
-            return Ok(());
+            return Ok(None);
         }
         let mut buf = Vec::with_capacity((self.entries.len() - self.persisted) * E::SIZE);
         for entry in &self.entries[self.persisted..] {
             entry.write_to(&mut buf);
         }
-        self.file
-            .write_all_at(&buf, (self.persisted * E::SIZE) as u64)?;
+        let file = self.file()?;
+        file.write_all_at(&buf, (self.persisted * E::SIZE) as u64)?;
         self.persisted = self.entries.len();
-        Ok(())
+        self.unsynced = true;
+        Ok(Some(file))
     }
 
     /// Drops the entries from `len` on, in memory and on disk.
@@ -171,9 +188,10 @@ impl<E: Entry> IndexFile<E> {
         self.entries.truncate(len);
         if self.persisted > len {
             self.persisted = len;
-            self.file.set_len((len * E::SIZE) as u64)?;
+            let file = self.file()?;
+            file.set_len((len * E::SIZE) as u64)?;
             if self.preallocated {
-                self.file.set_len((self.max_entries * E::SIZE) as u64)?;
+                file.set_len((self.max_entries * E::SIZE) as u64)?;
             }
         }
         Ok(())
@@ -184,29 +202,42 @@ impl<E: Entry> IndexFile<E> {
     fn clear(&mut self) -> io::Result<()> {
         self.entries.clear();
         self.persisted = 0;
-        self.file.set_len(0)?;
+        let file = self.file()?;
+        file.set_len(0)?;
         if self.preallocated {
-            self.file.set_len((self.max_entries * E::SIZE) as u64)?;
+            file.set_len((self.max_entries * E::SIZE) as u64)?;
         }
         Ok(())
     }
 
     fn preallocate(&mut self) -> io::Result<()> {
-        self.file.set_len((self.max_entries * E::SIZE) as u64)?;
+        self.file()?.set_len((self.max_entries * E::SIZE) as u64)?;
         self.preallocated = true;
         Ok(())
     }
 
     fn trim(&mut self) -> io::Result<()> {
-        self.persist()?;
-        self.file.set_len((self.entries.len() * E::SIZE) as u64)?;
+        let file = match self.persist()? {
+            Some(file) => file,
+            None => self.file()?,
+        };
+        file.set_len((self.entries.len() * E::SIZE) as u64)?;
         self.preallocated = false;
         Ok(())
     }
 
+    /// Writes what the file lacks, and syncs whatever was written since the last sync.
     fn flush(&mut self) -> io::Result<()> {
-        self.persist()?;
-        self.file.sync_data()
+        let file = self.persist()?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        match file {
+            Some(file) => file.sync_data()?,
+            None => self.file()?.sync_data()?,
+        }
+        self.unsynced = false;
+        Ok(())
     }
 
     fn rename_to(&mut self, path: &Path) -> io::Result<()> {
@@ -306,8 +337,9 @@ impl OffsetIndex {
         self.inner.clear()
     }
 
+    /// Writes the entries not yet in the file.
     pub fn persist(&mut self) -> io::Result<()> {
-        self.inner.persist()
+        self.inner.persist().map(drop)
     }
 
     pub fn preallocate(&mut self) -> io::Result<()> {
@@ -421,8 +453,9 @@ impl TimeIndex {
         self.inner.clear()
     }
 
+    /// Writes the entries not yet in the file.
     pub fn persist(&mut self) -> io::Result<()> {
-        self.inner.persist()
+        self.inner.persist().map(drop)
     }
 
     pub fn preallocate(&mut self) -> io::Result<()> {

@@ -42,6 +42,11 @@ pub struct LeaderEpochCache {
     path: PathBuf,
     /// epoch → start offset; both strictly increasing.
     epochs: BTreeMap<i32, i64>,
+    /// Written since the last sync: a new epoch's entry reaches the disk with the next
+    /// log flush, as in Kafka since KAFKA-15046 (recovery re-assigns epochs from the
+    /// batches of the segments it recovers, so an entry lost in a power failure comes
+    /// back). Truncations are synced at once.
+    unsynced: bool,
 }
 
 impl LeaderEpochCache {
@@ -58,7 +63,11 @@ impl LeaderEpochCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e.into()),
         };
-        Ok(LeaderEpochCache { path, epochs })
+        Ok(LeaderEpochCache {
+            path,
+            epochs,
+            unsynced: false,
+        })
     }
 
     /// An empty cache that lives only in memory until the first write.
@@ -66,6 +75,7 @@ impl LeaderEpochCache {
         LeaderEpochCache {
             path: dir.join(LEADER_EPOCH_CHECKPOINT_FILE),
             epochs: BTreeMap::new(),
+            unsynced: false,
         }
     }
 
@@ -101,8 +111,16 @@ impl LeaderEpochCache {
             }
         }
         self.epochs.insert(epoch, start_offset);
-        self.write()?;
+        self.write(false)?;
         Ok(true)
+    }
+
+    /// Syncs the file if an assignment was written since the last sync.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        if self.unsynced {
+            self.write(true)?;
+        }
+        Ok(())
     }
 
     /// Where `requested_epoch` ends on a log whose end offset is `log_end_offset`, as
@@ -142,7 +160,7 @@ impl LeaderEpochCache {
         let before = self.epochs.len();
         self.epochs.retain(|_, start| *start < end_offset);
         if self.epochs.len() != before {
-            self.write()?;
+            self.write(true)?;
         }
         Ok(())
     }
@@ -166,7 +184,7 @@ impl LeaderEpochCache {
             self.epochs.remove(e);
         }
         self.epochs.insert(last_epoch, start_offset);
-        self.write()
+        self.write(true)
     }
 
     /// Forgets every epoch (the log was emptied and restarted at a new offset).
@@ -175,18 +193,22 @@ impl LeaderEpochCache {
             return Ok(());
         }
         self.epochs.clear();
-        self.write()
+        self.write(true)
     }
 
-    fn write(&self) -> Result<(), LogError> {
+    fn write(&mut self, sync: bool) -> Result<(), LogError> {
         let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", self.epochs.len());
         for (epoch, offset) in &self.epochs {
             text.push_str(&format!("{epoch} {offset}\n"));
         }
-        match write_atomically(&self.path, text.as_bytes()) {
+        match write_atomically(&self.path, text.as_bytes(), sync) {
             // The partition directory is being deleted: nothing left to record.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => Ok(other?),
+            other => {
+                other?;
+                self.unsynced = !sync;
+                Ok(())
+            }
         }
     }
 }

@@ -197,7 +197,21 @@ impl Log {
                 break; // deleted below anyway
             }
             let segment = self.segments.get_mut(&base).expect("segment listed");
-            let truncated = segment.recover()?;
+            // Epochs newer than the checkpoint's, from the recovered batches: an entry
+            // written but not yet synced may have been lost with the machine.
+            let mut epochs = Vec::new();
+            let truncated = segment.recover_with(|header| {
+                epochs.push((header.partition_leader_epoch, header.base_offset))
+            })?;
+            for (epoch, start) in epochs {
+                if self
+                    .leader_epoch_cache
+                    .latest_epoch()
+                    .is_none_or(|e| epoch > e)
+                {
+                    self.leader_epoch_cache.assign(epoch, start)?;
+                }
+            }
             if base != last_base {
                 segment.on_become_inactive()?;
             }
@@ -891,6 +905,7 @@ impl Log {
         for segment in self.segments.range_mut(start..).map(|(_, s)| s) {
             segment.flush()?;
         }
+        self.leader_epoch_cache.flush()?;
         // Rolled segments are new directory entries: make them durable too.
         fs::File::open(&self.dir)?.sync_all()?;
         self.recovery_point = log_end_offset;

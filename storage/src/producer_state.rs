@@ -300,7 +300,7 @@ impl ProducerStateManager {
         file_bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         file_bytes.extend_from_slice(&body);
         let path = self.snapshot_path(offset);
-        write_atomically(&path, &file_bytes)?;
+        write_atomically(&path, &file_bytes, true)?;
         let offsets = self.snapshot_offsets()?;
         if offsets.len() > SNAPSHOTS_TO_RETAIN {
             for old in &offsets[..offsets.len() - SNAPSHOTS_TO_RETAIN] {
@@ -410,19 +410,22 @@ impl Reader<'_> {
     }
 }
 
-/// Writes `bytes` to `<path>.tmp`, fsyncs it, and renames it over `path`, so readers see
-/// either the old or the new file in full.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `<path>.tmp` and renames it over `path`, so readers see either the
+/// old or the new file in full; with `sync`, the file and the rename are fsynced too.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
     }
     fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent()
+    if sync
+        && let Some(parent) = path.parent()
         && let Ok(dir) = fs::File::open(parent)
     {
         dir.sync_all()?;

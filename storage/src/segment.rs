@@ -266,6 +266,14 @@ impl LogSegment {
     /// 2, CRC-32C, offsets increasing), rebuilds both indexes from the valid batches and
     /// truncates the file at the first torn or invalid batch. Returns the bytes cut off.
     pub fn recover(&mut self) -> Result<u64, LogError> {
+        self.recover_with(|_| {})
+    }
+
+    /// [`Self::recover`], telling `on_batch` the header of every valid batch.
+    pub fn recover_with(
+        &mut self,
+        mut on_batch: impl FnMut(&BatchHeader),
+    ) -> Result<u64, LogError> {
         self.offset_index.reset()?;
         self.time_index.reset()?;
         self.bytes_since_last_index_entry = 0;
@@ -287,6 +295,7 @@ impl LogSegment {
             if batch.max_timestamp() >= 0 {
                 first_ts.get_or_insert(batch.max_timestamp());
             }
+            on_batch(batch.header());
             rebuilt.push((position, *batch.header()));
             Ok(Scan::Continue)
         });
@@ -452,9 +461,8 @@ impl LogSegment {
                 self.index_batch(position as u32, batch.header());
                 position += batch.size_in_bytes() as u64;
             }
+            // The index entries reach their files at the next flush, roll or close.
             self.size = position;
-            self.offset_index.persist()?;
-            self.time_index.persist()?;
             Ok(())
         });
         if let Err(e) = result {

@@ -685,3 +685,63 @@ fn follower_appends_keep_the_leaders_offsets() {
         Some(10)
     );
 }
+
+/// The files of `dir` this process holds open, by name.
+fn open_files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .map(|target| target.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_segment_holds_only_its_log_file_open_and_indexes_reach_disk_when_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(3, 0).len() as u64;
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: size * 3,
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        },
+    );
+    for _ in 0..8 {
+        log.append_as_leader(&batch(3, 0), 0, 0).unwrap();
+    }
+    assert_eq!(log.segment_base_offsets(), vec![0, 9, 18]);
+    // Three segments: three open files, no index among them.
+    assert_eq!(
+        open_files_in(dir.path()),
+        [
+            "00000000000000000000.log",
+            "00000000000000000009.log",
+            "00000000000000000018.log"
+        ]
+    );
+    // The active segment's index entries are in memory until the flush.
+    let active = dir.path().join("t-0/00000000000000000018.index");
+    let entries = |path: &Path| {
+        std::fs::read(path)
+            .unwrap()
+            .chunks(8)
+            .take_while(|e| e.iter().any(|b| *b != 0))
+            .count()
+    };
+    // Two batches in the active segment: an entry for the second, used by reads.
+    let read = log.read(21, 1 << 20, false, i64::MAX).unwrap();
+    assert_eq!(read.records.len() as u64, size);
+    assert_eq!(entries(&active), 0);
+    log.flush().unwrap();
+    assert_eq!(entries(&active), 1);
+    // Rolled segments' entries were written when they rolled.
+    assert_eq!(
+        entries(&dir.path().join("t-0/00000000000000000000.index")),
+        2
+    );
+    assert_eq!(open_files_in(dir.path()).len(), 3);
+}

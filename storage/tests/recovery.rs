@@ -255,3 +255,22 @@ fn a_torn_middle_segment_also_drops_the_segments_after_it() {
         assert!(!path.join(format!("{:020}.log", 12)).exists());
     }
 }
+
+#[test]
+fn an_epoch_lost_with_the_machine_comes_back_from_the_recovered_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = Log::open(path.clone(), config(), true, 0, 0, 0).unwrap();
+    log.append_as_leader(&batch(2), 0, 0).unwrap();
+    log.flush().unwrap();
+    let synced = std::fs::read(path.join("leader-epoch-checkpoint")).unwrap();
+    log.append_as_leader(&batch(2), 3, 0).unwrap();
+    log.append_as_leader(&batch(2), 5, 0).unwrap();
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (3, 2), (5, 4)]);
+    drop(log);
+    // A power failure: the epoch entries written since the flush never reached the disk.
+    std::fs::write(path.join("leader-epoch-checkpoint"), &synced).unwrap();
+    let log = reopen_unclean(&path, config());
+    assert_eq!(log.leader_epoch_entries(), vec![(0, 0), (3, 2), (5, 4)]);
+    assert_eq!(log.log_end_offset(), 6);
+}
