@@ -64,6 +64,9 @@ pub struct Config {
     /// `secureClientPort` and its TLS settings.
     pub secure_client: Option<SecureClient>,
     pub max_client_cnxns: usize,
+    /// `globalOutstandingLimit`: requests queued towards the processor before clients
+    /// wait (ZooKeeper's default, 1000).
+    pub global_outstanding_limit: usize,
     pub min_session_timeout_ms: u64,
     pub max_session_timeout_ms: u64,
     pub snap_retain_count: usize,
@@ -297,6 +300,7 @@ impl Config {
             client_port_address,
             secure_client,
             max_client_cnxns: num("maxClientCnxns", 60)? as usize,
+            global_outstanding_limit: num("globalOutstandingLimit", 1000)?.max(1) as usize,
             min_session_timeout_ms,
             max_session_timeout_ms,
             snap_retain_count: num("autopurge.snapRetainCount", 3)?.max(3) as usize,

@@ -2,11 +2,12 @@
 //! processor, replies and notifications out through a bounded queue.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use strata_tls::TlsServer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::jute::Reader;
 use crate::proto::{ErrorCode, Request, op};
@@ -22,16 +23,40 @@ const HARD_LIMIT: usize = 64 * 1024 * 1024;
 /// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`. Past it the connection is closed,
 /// so connections that never speak cannot pile up.
 pub const SESSIONLESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bytes of requests read from all clients and not yet taken by the processor. Past it,
+/// connections wait before reading a request's body. ZooKeeper bounds only the count
+/// (`globalOutstandingLimit`, which bounds the queue here too); with requests of up to
+/// `jute.maxbuffer` that alone would let a flood hold a gigabyte.
+pub const QUEUED_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// The bytes left of [`QUEUED_REQUEST_BYTES`], shared by every connection of a server.
+pub type RequestBudget = Arc<Semaphore>;
+
+pub fn request_budget() -> RequestBudget {
+    Arc::new(Semaphore::new(QUEUED_REQUEST_BYTES))
+}
+
+/// A request's share of the budget, given back when the processor drops its event.
+#[derive(Debug)]
+pub struct HeldBytes(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+impl HeldBytes {
+    /// For events made outside a connection (tests).
+    pub fn none() -> HeldBytes {
+        HeldBytes(None)
+    }
+}
 
 pub async fn serve(
     stream: TcpStream,
     remote: SocketAddr,
     conn: u64,
     events: mpsc::Sender<Event>,
+    budget: RequestBudget,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read_half, write_half) = stream.into_split();
-    serve_halves(read_half, write_half, None, remote, conn, events).await
+    serve_halves(read_half, write_half, None, remote, conn, events, budget).await
 }
 
 /// A connection on the secure client port: the TLS handshake (within the sessionless
@@ -43,6 +68,7 @@ pub async fn serve_tls(
     remote: SocketAddr,
     conn: u64,
     events: mpsc::Sender<Event>,
+    budget: RequestBudget,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let handshake = tls.acceptor().accept(stream);
@@ -73,7 +99,16 @@ pub async fn serve_tls(
         },
     };
     let (read_half, write_half) = tokio::io::split(stream);
-    serve_halves(read_half, write_half, certificate, remote, conn, events).await
+    serve_halves(
+        read_half,
+        write_half,
+        certificate,
+        remote,
+        conn,
+        events,
+        budget,
+    )
+    .await
 }
 
 async fn serve_halves<R, W>(
@@ -83,6 +118,7 @@ async fn serve_halves<R, W>(
     remote: SocketAddr,
     conn: u64,
     events: mpsc::Sender<Event>,
+    budget: RequestBudget,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -142,7 +178,7 @@ where
     {
         return Ok(());
     }
-    let read_task = tokio::spawn(read_loop(reader, conn, events.clone()));
+    let read_task = tokio::spawn(read_loop(reader, conn, events.clone(), budget));
     write_loop(write_half, rx).await;
     read_task.abort();
     let _ = events.send(Event::Disconnected { conn }).await;
@@ -204,6 +240,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: BufReader<R>,
     conn: u64,
     events: mpsc::Sender<Event>,
+    budget: RequestBudget,
 ) {
     let mut len_buf = [0u8; 4];
     loop {
@@ -241,6 +278,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
             continue;
         }
+        // len ≤ jute.maxbuffer, far below the budget: a request always fits eventually.
+        let Ok(held) = budget.clone().acquire_many_owned(len as u32).await else {
+            break;
+        };
         let mut body = vec![0u8; len];
         if reader.read_exact(&mut body).await.is_err() {
             break;
@@ -250,7 +291,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             break;
         };
         let ev = match Request::decode(code, &mut r) {
-            Ok(req) => Event::Request { conn, xid, req },
+            Ok(req) => Event::Request {
+                conn,
+                xid,
+                req,
+                held: HeldBytes(Some(held)),
+            },
             Err(err) => {
                 let err = if code == op::RECONFIG {
                     ErrorCode::ReconfigDisabled
@@ -265,4 +311,62 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
     }
     let _ = events.send(Event::Disconnected { conn }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncWriteExt;
+    use tokio::time::timeout;
+
+    use super::*;
+    use crate::jute::Writer;
+
+    fn set_data(xid: i32, size: usize) -> bytes::BytesMut {
+        let mut w = Writer::new();
+        w.i32(xid)
+            .i32(op::SET_DATA)
+            .string("/big")
+            .buffer(&vec![7u8; size])
+            .i32(-1);
+        w.into_frame()
+    }
+
+    async fn next_xid(rx: &mut mpsc::Receiver<Event>) -> (i32, Event) {
+        let event = timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an event")
+            .expect("open");
+        match event {
+            Event::Request { xid, .. } => (xid, event),
+            _ => panic!("not a request"),
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_wait_for_room_in_the_byte_budget() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let budget = Arc::new(Semaphore::new(250_000));
+        let (events, mut rx) = mpsc::channel(100);
+        let task = tokio::spawn(read_loop(BufReader::new(server), 1, events, budget.clone()));
+        for xid in 1..=4 {
+            client.write_all(&set_data(xid, 100_000)).await.unwrap();
+        }
+        // Two requests of 100 kB fit in 250 kB; the third is read only once one is taken.
+        let (xid, first) = next_xid(&mut rx).await;
+        assert_eq!(xid, 1);
+        let (xid, _second) = next_xid(&mut rx).await;
+        assert_eq!(xid, 2);
+        assert!(
+            timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "a third request read beyond the budget"
+        );
+        assert!(budget.available_permits() < 100_000);
+        drop(first);
+        assert_eq!(next_xid(&mut rx).await.0, 3);
+        task.abort();
+    }
 }

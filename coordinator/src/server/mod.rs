@@ -23,9 +23,6 @@ use strata_tls::TlsServer;
 use crate::config::Config;
 use processor::{Event, Processor, Refusal};
 
-/// Requests queued towards the processor before connections wait (backpressure).
-pub const EVENT_QUEUE: usize = 16 * 1024;
-
 /// Bind the client port, open the data directories, start replication, then serve
 /// clients until the processor stops. Standalone and ensemble servers take the same path:
 /// a standalone server is an ensemble of one voter.
@@ -43,7 +40,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if cfg.is_standalone() && !processor.until_serving(&mut replication.events).await {
         anyhow::bail!("replication stopped before this server could serve");
     }
-    let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+    // ZooKeeper's globalOutstandingLimit: requests queued towards the processor before
+    // every connection waits to read more (backpressure).
+    let (tx, rx) = mpsc::channel(cfg.global_outstanding_limit);
     serve_listeners(listeners, &cfg, tx);
     processor.run(rx, replication.events).await
 }
@@ -102,6 +101,7 @@ pub async fn bind_listeners(cfg: &Config) -> anyhow::Result<Listeners> {
 pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Event>) {
     let per_ip: PerIp = Arc::default();
     let counter: ConnCounter = Arc::default();
+    let budget = connection::request_budget();
     if let Some(client) = listeners.client {
         if let Ok(addr) = client.local_addr() {
             tracing::info!("serving clients on {addr}");
@@ -113,6 +113,7 @@ pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Even
             cfg.max_client_cnxns,
             per_ip.clone(),
             counter.clone(),
+            budget.clone(),
         );
         tokio::spawn(accept);
     }
@@ -127,6 +128,7 @@ pub fn serve_listeners(listeners: Listeners, cfg: &Config, tx: mpsc::Sender<Even
             cfg.max_client_cnxns,
             per_ip,
             counter,
+            budget,
         );
         tokio::spawn(accept);
     }
@@ -151,6 +153,7 @@ async fn accept_loop(
     max_per_ip: usize,
     per_ip: PerIp,
     counter: ConnCounter,
+    budget: connection::RequestBudget,
 ) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
@@ -168,10 +171,13 @@ async fn accept_loop(
         }
         let conn = counter.fetch_add(1, Ordering::Relaxed) + 1;
         let (events, per_ip, tls) = (events.clone(), per_ip.clone(), tls.clone());
+        let budget = budget.clone();
         tokio::spawn(async move {
             let _ = match tls {
-                None => connection::serve(stream, remote, conn, events).await,
-                Some(tls) => connection::serve_tls(stream, &tls, remote, conn, events).await,
+                None => connection::serve(stream, remote, conn, events, budget).await,
+                Some(tls) => {
+                    connection::serve_tls(stream, &tls, remote, conn, events, budget).await
+                }
             };
             let mut m = per_ip.lock().expect("not poisoned");
             if let Some(n) = m.get_mut(&remote.ip()) {

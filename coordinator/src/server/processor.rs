@@ -64,6 +64,8 @@ pub enum Event {
         conn: u64,
         xid: i32,
         req: Request,
+        /// The request's bytes in the connections' budget, released with the event.
+        held: crate::server::connection::HeldBytes,
     },
     /// A request that could not be decoded or was too large: answer with `err`.
     BadRequest {
@@ -369,7 +371,7 @@ impl Processor {
                 tx,
                 req,
             } => self.connect(conn, remote, tx, req),
-            Event::Request { conn, xid, req } => self.request(conn, xid, req),
+            Event::Request { conn, xid, req, .. } => self.request(conn, xid, req),
             Event::BadRequest { conn, xid, err } => {
                 let zxid = self.tree.last_zxid;
                 self.send(conn, response::frame(xid, zxid, err, |_| {}));
@@ -1138,6 +1140,7 @@ mod tests {
             conn: conn.id,
             xid,
             req,
+            held: crate::server::connection::HeldBytes::none(),
         })
         .await;
     }
