@@ -1,8 +1,10 @@
 //! `Log`: one partition's log, a sequence of `LogSegment`s of which the last is active.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -913,6 +915,41 @@ impl Log {
         Ok(())
     }
 
+    /// The segments rolled since the recovery point, to be synced off the append path;
+    /// afterwards [`Self::rolled_synced`] moves the recovery point to the active segment,
+    /// as Kafka flushes a segment when it rolls. `None` when nothing was rolled.
+    pub fn rolled_unsynced(&self) -> Option<RolledSegments> {
+        let active = self.active_segment().base_offset();
+        if self.recovery_point >= active {
+            return None;
+        }
+        let start = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        Some(RolledSegments {
+            dir: self.dir.clone(),
+            files: self
+                .segments
+                .range(start..active)
+                .map(|(_, s)| s.files_to_sync())
+                .collect(),
+            up_to: active,
+        })
+    }
+
+    /// The segments of `rolled` are synced: everything below its end is durable, unless
+    /// the log was truncated below it meanwhile.
+    pub fn rolled_synced(&mut self, rolled: &RolledSegments) -> Result<(), LogError> {
+        if rolled.up_to > self.recovery_point && rolled.up_to <= self.log_end_offset() {
+            // An epoch that began in those segments must be as durable as they are.
+            self.leader_epoch_cache.flush()?;
+            self.recovery_point = rolled.up_to;
+        }
+        Ok(())
+    }
+
     /// Flushes if `flush.ms` has passed since the last flush; returns whether it did.
     pub fn flush_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
         if now_ms.saturating_sub(self.last_flush_ms) < self.config.flush_interval_ms {
@@ -1069,6 +1106,31 @@ fn remove_temporary_files_and_list_segments(dir: &Path) -> Result<Vec<i64>, LogE
         }
     }
     Ok(logs)
+}
+
+/// Segments rolled and not yet synced (see [`Log::rolled_unsynced`]).
+pub struct RolledSegments {
+    dir: PathBuf,
+    files: Vec<(Arc<File>, [PathBuf; 2])>,
+    up_to: i64,
+}
+
+impl RolledSegments {
+    /// fsyncs the segments' data and index files and the log directory. A file deleted
+    /// meanwhile (retention) is skipped.
+    pub fn sync(&self) -> io::Result<()> {
+        for (log, indexes) in &self.files {
+            log.sync_data()?;
+            for path in indexes {
+                match File::open(path) {
+                    Ok(f) => f.sync_data()?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        File::open(&self.dir)?.sync_all()
+    }
 }
 
 #[cfg(test)]

@@ -800,6 +800,18 @@ impl LogSegment {
         Ok(())
     }
 
+    /// What syncing this (inactive, trimmed) segment takes, without the log's lock: its
+    /// data file and the paths of both index files.
+    pub fn files_to_sync(&self) -> (Arc<File>, [PathBuf; 2]) {
+        (
+            self.log.clone(),
+            [
+                self.offset_index.path().to_path_buf(),
+                self.time_index.path().to_path_buf(),
+            ],
+        )
+    }
+
     /// fsyncs the data and both indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.log.sync_data()?;

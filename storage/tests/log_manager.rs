@@ -209,3 +209,50 @@ fn retention_and_flush_through_the_manager() {
     manager.flush_dirty_logs(last_flush + 1_000);
     assert_eq!(log.lock().unwrap().recovery_point(), 4);
 }
+
+#[test]
+fn rolled_segments_are_synced_in_the_background_and_only_the_rest_is_recovered() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = vec![root.path().join("d1")];
+    let manager = start(&dirs);
+    let size = batch(2).len() as u64;
+    let config = LogConfig {
+        segment_bytes: size * 2,
+        ..LogConfig::default()
+    };
+    let log = manager.get_or_create_log("rolled", 0, config).unwrap();
+    for _ in 0..5 {
+        log.lock()
+            .unwrap()
+            .append_as_leader(&batch(2), 0, 0)
+            .unwrap();
+    }
+    assert_eq!(log.lock().unwrap().segment_base_offsets(), vec![0, 4, 8]);
+    assert_eq!(log.lock().unwrap().recovery_point(), 0);
+    // flush.ms is unbounded by default: only the rolled segments are synced.
+    manager.flush_dirty_logs(0);
+    assert_eq!(log.lock().unwrap().recovery_point(), 8);
+    manager.checkpoint().unwrap();
+    drop(log);
+    drop(manager); // a crash
+    // Segments below the recovery point are trusted, as in Kafka: a byte flipped in the
+    // first one's last batch is not looked for (recovering it would cut the log at 2).
+    let first = dirs[0].join("rolled-0/00000000000000000000.log");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    // The active segment is recovered: its torn tail is cut.
+    let active = dirs[0].join("rolled-0/00000000000000000008.log");
+    let len = std::fs::metadata(&active).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let manager = start(&dirs);
+    let log = manager.get_log("rolled", 0).unwrap();
+    assert_eq!(log.lock().unwrap().log_end_offset(), 8);
+    assert_eq!(log.lock().unwrap().segment_base_offsets(), vec![0, 4, 8]);
+}
