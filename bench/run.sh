@@ -11,6 +11,12 @@ bash "$here/kafka.sh" "$here/results/kafka-$stamp.md"
 echo
 echo "# Three-broker clusters: Strata vs Apache Kafka 3.9 (ZooKeeper) and 4.3.1 (KRaft)"
 bash "$here/cluster.sh" "$here/results/cluster-$stamp.md"
+echo
+echo "# Many partitions: 10 vs 10,000 on one broker, fetch sessions in a cluster"
+bash "$here/partitions.sh" "$here/results/partitions-$stamp.md"
+echo
+echo "# Restart after kill -9 with 10 GiB of log"
+bash "$here/restart.sh" "$here/results/restart-$stamp.md"
 if [ -x "$here/zk/run.sh" ]; then
     echo
     echo "# ZooKeeper: strata-coordinator vs Apache ZooKeeper"

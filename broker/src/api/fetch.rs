@@ -68,7 +68,7 @@ pub async fn handle(
     } else {
         request.replica_id.0
     };
-    let context = broker
+    let mut context = broker
         .fetch_sessions
         .lock()
         .expect("fetch sessions")
@@ -80,14 +80,14 @@ pub async fn handle(
             &request.forgotten_topics_data,
             now_ms(),
         );
-    let topics = match &context {
+    let topics = match &mut context {
         FetchContext::Error(error) => {
             let response = FetchResponse::default()
                 .with_error_code(error.code())
                 .with_session_id(INVALID_SESSION_ID);
             return (response, Vec::new());
         }
-        FetchContext::Incremental { topics, .. } => topics.clone(),
+        FetchContext::Incremental { topics, .. } => std::mem::take(topics),
         FetchContext::Sessionless | FetchContext::Full => std::mem::take(&mut request.topics),
     };
     let denied = denied_topics(broker, ctx, &topics, replica_id);
