@@ -17,6 +17,9 @@ bash "$here/partitions.sh" "$here/results/partitions-$stamp.md"
 echo
 echo "# Restart after kill -9 with 10 GiB of log"
 bash "$here/restart.sh" "$here/results/restart-$stamp.md"
+echo
+echo "# Footprint: start-to-ready, idle memory, 10,000 connections, binary size"
+bash "$here/footprint.sh" "$here/results/footprint-$stamp.md"
 if [ -x "$here/zk/run.sh" ]; then
     echo
     echo "# ZooKeeper: strata-coordinator vs Apache ZooKeeper"

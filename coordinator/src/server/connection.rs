@@ -15,6 +15,9 @@ use crate::server::fourlw;
 use crate::server::processor::{ConnectRequest, Event, Refusal};
 use crate::server::reply::{self, Outgoing, ReplyReceiver};
 
+/// Each connection's read and write buffers. Small, since every connection holds them,
+/// idle ones included; larger reads and writes go past them.
+const CONNECTION_BUFFER: usize = 8 * 1024;
 /// `jute.maxbuffer`: the largest request ZooKeeper accepts (1 MiB - 1).
 pub const MAX_BUFFER: usize = 0xfffff;
 /// Frames beyond this are not even read through; the connection is closed.
@@ -124,7 +127,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut reader = BufReader::with_capacity(CONNECTION_BUFFER, read_half);
     let sessionless = || {
         tracing::debug!(%remote, "no whole ConnectRequest within the sessionless timeout; closing");
         let _ = events.try_send(Event::Refused(Refusal::Sessionless));
@@ -202,7 +205,7 @@ pub fn parse_connect(body: &[u8]) -> Result<ConnectRequest, crate::jute::JuteErr
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(write_half: W, mut rx: ReplyReceiver) {
-    let mut w = BufWriter::with_capacity(64 * 1024, write_half);
+    let mut w = BufWriter::with_capacity(CONNECTION_BUFFER, write_half);
     let abort = rx.abort_signal();
     let written = async {
         loop {
