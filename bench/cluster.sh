@@ -15,22 +15,10 @@
 # Each cluster is benchmarked alone, then stopped.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-target="${CARGO_TARGET_DIR:-$cache/target}"
-bin="$target/release"
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
 out="${1:-}"
 work="$(mktemp -d /tmp/strata-cluster-bench.XXXXXX)"
-pids=()
-stop_all() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    pids=()
-}
-cleanup() {
-    stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 PORT="${PORT:-39392}"
 META_PORT="${META_PORT:-39381}"
@@ -48,15 +36,6 @@ python="$cache/venv/bin/python"
     (cd "$here" && cargo build --release -p strata-broker -p strata-coordinator)
 tool() { bash "$here/tools/kafka-class.sh" "$@"; }
 bootstrap="127.0.0.1:$PORT,127.0.0.2:$PORT,127.0.0.3:$PORT"
-
-wait_port() { # HOST PORT
-    for _ in $(seq 1 900); do
-        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listening on $1:$2" >&2
-    return 1
-}
 
 # Until Metadata from the cluster lists three brokers.
 wait_brokers() {

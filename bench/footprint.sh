@@ -12,13 +12,10 @@
 # held; RSS is read with all of them open. Every process runs on a fresh data directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-bin="$CARGO_TARGET_DIR/release"
-out="${1:-}"
-work="$(mktemp -d /tmp/strata-footprint.XXXXXX)"
 # shellcheck source=bench/lib.sh
 source "$here/bench/lib.sh"
+out="${1:-}"
+work="$(mktemp -d /tmp/strata-footprint.XXXXXX)"
 
 # Below the ephemeral range (32768+), see bench/restart.sh.
 PORT="${PORT:-29892}"

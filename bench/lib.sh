@@ -1,7 +1,10 @@
-# Shared by bench/partitions.sh and bench/restart.sh (sourced): the processes a benchmark
-# started, killed at exit with its work directory; waiting for a port; timing.
-#
-# Before sourcing, set `work` (a directory removed at exit).
+# Shared by the benchmark scripts (sourced, after they set `here` to the repository): the
+# build directory, the processes a benchmark started (killed at exit, with its `work`
+# directory), waiting for a port, timing.
+
+cache="${STRATA_CACHE:-$HOME/.cache/strata}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+bin="$CARGO_TARGET_DIR/release"
 
 pids=()
 

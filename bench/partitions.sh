@@ -19,13 +19,10 @@
 # ROUNDS rounds (default 1), systems alternating; medians with min–max when more than one.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-bin="$CARGO_TARGET_DIR/release"
-out="${1:-}"
-work="$(mktemp -d /tmp/strata-partitions.XXXXXX)"
 # shellcheck source=bench/lib.sh
 source "$here/bench/lib.sh"
+out="${1:-}"
+work="$(mktemp -d /tmp/strata-partitions.XXXXXX)"
 
 # Below the ephemeral range (32768+), see bench/restart.sh.
 PORT="${PORT:-29492}"

@@ -14,13 +14,10 @@
 # the broker logged about recovery. The data is deleted between systems.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-bin="$CARGO_TARGET_DIR/release"
-out="${1:-}"
-work="$(mktemp -d /tmp/strata-restart.XXXXXX)"
 # shellcheck source=bench/lib.sh
 source "$here/bench/lib.sh"
+out="${1:-}"
+work="$(mktemp -d /tmp/strata-restart.XXXXXX)"
 
 # Below the ephemeral range (32768+): a client polling a port nobody listens on yet can
 # otherwise connect to itself from that very port and keep the broker from binding it.

@@ -20,6 +20,29 @@ fn batch(count: usize, timestamp: i64) -> bytes::Bytes {
     })
 }
 
+/// A log of `appends` batches of `records` records each, `per_segment` of them to a
+/// segment; `config`, given one batch's size, sets everything else. The log and that size.
+fn filled(
+    dir: &Path,
+    records: usize,
+    per_segment: u64,
+    appends: usize,
+    config: impl FnOnce(u64) -> LogConfig,
+) -> (Log, u64) {
+    let size = batch(records, 0).len() as u64;
+    let mut log = open(
+        dir,
+        LogConfig {
+            segment_bytes: size * per_segment,
+            ..config(size)
+        },
+    );
+    for _ in 0..appends {
+        log.append_as_leader(&batch(records, 0), 0, 0).unwrap();
+    }
+    (log, size)
+}
+
 fn offsets_in(records: &[u8]) -> Vec<(i64, i64)> {
     strata_storage::batch::batches(records)
         .map(|b| {
@@ -197,17 +220,7 @@ fn max_bytes_min_one_message_and_max_offset() {
 #[test]
 fn read_spans_no_more_than_one_segment_but_continues_across_them() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(1, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 2,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..6 {
-        log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
-    }
+    let (log, _) = filled(dir.path(), 1, 2, 6, |_| LogConfig::default());
     assert_eq!(log.number_of_segments(), 3);
     let mut offset = 0;
     let mut seen = Vec::new();
@@ -266,17 +279,7 @@ fn read_region_is_what_read_returns_left_in_the_file() {
 #[test]
 fn roll_by_size_names_segments_by_base_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(3, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 3,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..7 {
-        log.append_as_leader(&batch(3, 0), 0, 0).unwrap();
-    }
+    let (log, size) = filled(dir.path(), 3, 3, 7, |_| LogConfig::default());
     assert_eq!(log.segment_base_offsets(), vec![0, 9, 18]);
     for base in [0, 9, 18] {
         for suffix in ["log", "index", "timeindex"] {
@@ -442,20 +445,12 @@ fn truncating_to_the_log_end_drops_an_epoch_that_never_got_a_record() {
 #[test]
 fn retention_by_size() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(1, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 2,
-            retention_bytes: (size * 3) as i64,
-            retention_ms: -1,
-            file_delete_delay_ms: 0,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..7 {
-        log.append_as_leader(&batch(1, 0), 0, 0).unwrap();
-    }
+    let (mut log, _) = filled(dir.path(), 1, 2, 7, |size| LogConfig {
+        retention_bytes: (size * 3) as i64,
+        retention_ms: -1,
+        file_delete_delay_ms: 0,
+        ..LogConfig::default()
+    });
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 4, 6]);
     // 7 batches, limit 3: deleting [0,2) and [2,4) leaves 3; one more would leave 1.
     log.update_high_watermark(log.log_end_offset());
@@ -496,18 +491,10 @@ fn deleted_segments_linger_for_file_delete_delay() {
 #[test]
 fn delete_records_before_moves_the_log_start() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(2, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 2,
-            file_delete_delay_ms: 0,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..5 {
-        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
-    }
+    let (mut log, _) = filled(dir.path(), 2, 2, 5, |_| LogConfig {
+        file_delete_delay_ms: 0,
+        ..LogConfig::default()
+    });
     assert_eq!(log.segment_base_offsets(), vec![0, 4, 8]);
     assert_eq!(log.delete_records_before(5).unwrap(), 5);
     assert_eq!(log.segment_base_offsets(), vec![4, 8]);
@@ -605,17 +592,7 @@ fn max_timestamp_points_at_the_exact_record() {
 #[test]
 fn truncate_to_removes_whole_batches_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(2, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 2,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..5 {
-        log.append_as_leader(&batch(2, 0), 0, 0).unwrap();
-    }
+    let (mut log, _) = filled(dir.path(), 2, 2, 5, |_| LogConfig::default());
     log.truncate_to(7).unwrap();
     assert_eq!(log.log_end_offset(), 6);
     assert_eq!(log.segment_base_offsets(), vec![0, 4]);
@@ -701,18 +678,10 @@ fn open_files_in(dir: &Path) -> Vec<String> {
 #[test]
 fn a_segment_holds_only_its_log_file_open_and_indexes_reach_disk_when_flushed() {
     let dir = tempfile::tempdir().unwrap();
-    let size = batch(3, 0).len() as u64;
-    let mut log = open(
-        dir.path(),
-        LogConfig {
-            segment_bytes: size * 3,
-            index_interval_bytes: 1,
-            ..LogConfig::default()
-        },
-    );
-    for _ in 0..8 {
-        log.append_as_leader(&batch(3, 0), 0, 0).unwrap();
-    }
+    let (mut log, size) = filled(dir.path(), 3, 3, 8, |_| LogConfig {
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    });
     assert_eq!(log.segment_base_offsets(), vec![0, 9, 18]);
     // Three segments: three open files, no index among them.
     assert_eq!(
