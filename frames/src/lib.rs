@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::buf::UninitSlice;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -35,8 +36,14 @@ const SPLICE_MIN: usize = 4 * 1024;
 /// partition limit above 64 MiB) is read into memory instead.
 pub const MAX_FILE_REGION: usize = 64 << 20;
 
-/// Zero-initialised, so it lives in `.bss`: address space, no memory, never read.
-static STAND_IN: [u8; MAX_FILE_REGION] = [0; MAX_FILE_REGION];
+/// What stands in for file regions: zeroed memory from the allocator (fresh pages the
+/// process never touches: address space, no memory), made once. A zero-initialised
+/// `static` array would do the same in `.bss` if it were mutable; an immutable one is
+/// placed in `.rodata` and made the binary 64 MiB larger.
+fn stand_in_area() -> &'static [u8] {
+    static AREA: OnceLock<&'static [u8]> = OnceLock::new();
+    AREA.get_or_init(|| Box::leak(vec![0u8; MAX_FILE_REGION].into_boxed_slice()))
+}
 
 pub use strata_storage::FileRegion;
 
@@ -70,7 +77,7 @@ impl RecordsRef {
             return Err(region);
         }
         Ok(RecordsRef {
-            stand_in: Bytes::from_static(&STAND_IN[..region.len]),
+            stand_in: Bytes::from_static(&stand_in_area()[..region.len]),
             chunk: Chunk::File(region),
         })
     }
