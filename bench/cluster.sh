@@ -34,7 +34,6 @@ bash "$here/tools/setup-python.sh" >/dev/null
 python="$cache/venv/bin/python"
 [ -x "$bin/strata-broker" ] && [ -x "$bin/strata-coordinator" ] ||
     (cd "$here" && cargo build --release -p strata-broker -p strata-coordinator)
-tool() { bash "$here/tools/kafka-class.sh" "$@"; }
 bootstrap="127.0.0.1:$PORT,127.0.0.2:$PORT,127.0.0.3:$PORT"
 
 # Until Metadata from the cluster lists three brokers.
@@ -47,20 +46,6 @@ wait_brokers() {
     done
     echo "the cluster never showed three brokers" >&2
     return 1
-}
-
-# What every broker of every system shares.
-common_props() {
-    cat <<EOF
-default.replication.factor=3
-min.insync.replicas=2
-offsets.topic.replication.factor=3
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-num.partitions=3
-auto.create.topics.enable=false
-group.initial.rebalance.delay.ms=0
-EOF
 }
 
 start_strata() {
@@ -82,7 +67,7 @@ EOF
             echo "log.dirs=$work/strata/data$i"
             echo "zookeeper.connect=127.0.0.1:$META_PORT/strata"
             echo "metrics.port=0"
-            common_props
+            cluster_props
         } >"$work/strata/server$i.properties"
         "$bin/strata-broker" --config "$work/strata/server$i.properties" >"$work/strata/broker$i.log" 2>&1 &
         pids+=($!)
@@ -108,7 +93,7 @@ EOF
             echo "listeners=PLAINTEXT://127.0.0.$i:$PORT"
             echo "log.dirs=$work/kafka39/data$i"
             echo "zookeeper.connect=127.0.0.1:$META_PORT/kafka"
-            common_props
+            cluster_props
         } >"$work/kafka39/server$i.properties"
         KAFKA_VERSION=$KAFKA39 KAFKA_HEAP_OPTS="-Xmx1g -Xms1g" \
             bash "$here/tools/kafka-class.sh" kafka.Kafka "$work/kafka39/server$i.properties" \
@@ -136,7 +121,7 @@ start_kraft() {
             echo "log.dirs=$work/kraft/data$i"
             echo "share.coordinator.state.topic.replication.factor=3"
             echo "share.coordinator.state.topic.min.isr=2"
-            common_props
+            cluster_props
         } >"$work/kraft/server$i.properties"
         tool kafka.tools.StorageTool format --ignore-formatted --cluster-id "$cluster_id" \
             --config "$work/kraft/server$i.properties" >/dev/null
@@ -167,12 +152,12 @@ bench() {
             --topic "$topic" --partitions 3 --replication-factor 3 >/dev/null
         # CPU of the whole system under test: its processes' user+system ticks.
         local before after
-        before=$(cpu_ticks)
+        before=$(ticks "${pids[@]}")
         # shellcheck disable=SC2086
         p=$(tool org.apache.kafka.tools.ProducerPerformance --topic "$topic" --num-records "$n" \
             --record-size "$size" --throughput -1 \
             --producer-props bootstrap.servers="$bootstrap" $PRODUCER_PROPS 2>/dev/null | tail -1)
-        after=$(cpu_ticks)
+        after=$(ticks "${pids[@]}")
         local rps mbs p50 p99 cpu_us
         rps=$(echo "$p" | sed -E 's/.* sent, ([0-9.]+) records\/sec.*/\1/' | cut -d. -f1)
         mbs=$(echo "$p" | sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/')
@@ -192,18 +177,6 @@ bench() {
     fi
     ms=$("$python" "$here/bench/failover.py" "$bootstrap" failover "$dir/pids" "${controller[@]}" | tail -1)
     echo "$name|$ms" >>"$failovers"
-}
-
-# cpu_ticks: user+system CPU of every process of the system under test (its brokers and
-# metadata server; kafka-class.sh execs java, so those pids are the JVMs'), from /proc.
-cpu_ticks() {
-    local total=0 pid
-    for pid in "${pids[@]}"; do
-        if [ -r "/proc/$pid/stat" ]; then
-            total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-        fi
-    done
-    echo "$total"
 }
 
 echo "== Strata" >&2

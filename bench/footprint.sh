@@ -28,7 +28,6 @@ kafka_libs="$(bash "$here/tools/setup-kafka.sh" | sed -n -e 's/.* jars in //p' -
 python="$cache/venv/bin/python"
 ulimit -n "$(ulimit -Hn)"
 
-rss_mib() { awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # stripped_size FILE: bytes of FILE without its debug information.

@@ -41,17 +41,6 @@ bash "$here/tools/setup-kafka.sh" >/dev/null
 bash "$here/tools/setup-kafka.sh" "$KAFKA39" >/dev/null
 zk_lib="$(bash "$here/tools/setup-zookeeper.sh")"
 (cd "$here" && cargo build -q --release -p strata-broker -p strata-coordinator)
-tool() { bash "$here/tools/kafka-class.sh" "$@"; }
-
-# ticks PID...: user + system CPU clock ticks of running processes.
-ticks() {
-    local total=0 pid
-    for pid in "$@"; do
-        [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat")))
-    done
-    echo "$total"
-}
-rss_mib() { awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 open_files() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
 # produce BOOTSTRAP TOPIC RECORDS RATE: ProducerPerformance's summary line.
@@ -125,11 +114,6 @@ kafka_single() {
 }
 
 cluster_bootstrap="127.0.0.1:$PORT,127.0.0.2:$PORT,127.0.0.3:$PORT"
-common_props() {
-    printf 'default.replication.factor=3\nmin.insync.replicas=2\noffsets.topic.replication.factor=3\n'
-    printf 'auto.create.topics.enable=false\ngroup.initial.rebalance.delay.ms=0\n'
-}
-
 # Until no partition of TOPIC is under-replicated.
 wait_in_sync() {
     for _ in $(seq 1 600); do
@@ -192,7 +176,7 @@ zk_cluster() {
             echo "zookeeper.connect=127.0.0.1:$META_PORT/$kind"
             [ "$kind" = strata ] && echo "metrics.port=0"
             [ -n "$extra" ] && echo "$extra"
-            common_props
+            cluster_props
         } >"$dir/server$i.properties"
         if [ "$kind" = strata ]; then
             "$bin/strata-broker" --config "$dir/server$i.properties" >"$dir/broker$i.log" 2>&1 &

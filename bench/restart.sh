@@ -31,7 +31,6 @@ SYSTEMS="${SYSTEMS:-strata kafka}"
 bash "$here/tools/setup-kafka.sh" >/dev/null
 bash "$here/tools/setup-kcat.sh" >/dev/null
 (cd "$here" && cargo build -q --release -p strata-broker)
-tool() { bash "$here/tools/kafka-class.sh" "$@"; }
 
 # until_listening START: seconds from START until PORT accepts a connection.
 until_listening() {

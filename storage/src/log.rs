@@ -187,12 +187,7 @@ impl Log {
         let Some(&last_base) = self.segments.keys().next_back() else {
             return Ok(());
         };
-        let start = self
-            .segments
-            .range(..=recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(base, _)| *base)
-            .min(last_base);
+        let start = self.unflushed_from(recovery_point).min(last_base);
         let to_recover: Vec<i64> = self.segments.range(start..).map(|(b, _)| *b).collect();
         for base in to_recover {
             if truncated_at.is_some_and(|cut| base > cut) {
@@ -201,18 +196,17 @@ impl Log {
             let segment = self.segments.get_mut(&base).expect("segment listed");
             // Epochs newer than the checkpoint's, from the recovered batches: an entry
             // written but not yet synced may have been lost with the machine.
-            let mut epochs = Vec::new();
+            let mut latest = self.leader_epoch_cache.latest_epoch();
+            let mut new_epochs = Vec::new();
             let truncated = segment.recover_with(|header| {
-                epochs.push((header.partition_leader_epoch, header.base_offset))
-            })?;
-            for (epoch, start) in epochs {
-                if self
-                    .leader_epoch_cache
-                    .latest_epoch()
-                    .is_none_or(|e| epoch > e)
-                {
-                    self.leader_epoch_cache.assign(epoch, start)?;
+                let epoch = header.partition_leader_epoch;
+                if latest.is_none_or(|e| epoch > e) {
+                    latest = Some(epoch);
+                    new_epochs.push((epoch, header.base_offset));
                 }
+            })?;
+            for (epoch, start) in new_epochs {
+                self.leader_epoch_cache.assign(epoch, start)?;
             }
             if base != last_base {
                 segment.on_become_inactive()?;
@@ -898,12 +892,7 @@ impl Log {
 
     fn flush_segments(&mut self) -> Result<(), LogError> {
         let log_end_offset = self.log_end_offset();
-        let recovery_point = self.recovery_point;
-        let start = self
-            .segments
-            .range(..=recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(base, _)| *base);
+        let start = self.unflushed_from(self.recovery_point);
         for segment in self.segments.range_mut(start..).map(|(_, s)| s) {
             segment.flush()?;
         }
@@ -915,6 +904,15 @@ impl Log {
         Ok(())
     }
 
+    /// The base offset of the segment holding `recovery_point` (`i64::MIN` below the
+    /// first segment): the segments from there on may hold what is not yet synced.
+    fn unflushed_from(&self, recovery_point: i64) -> i64 {
+        self.segments
+            .range(..=recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base)
+    }
+
     /// The segments rolled since the recovery point, to be synced off the append path;
     /// afterwards [`Self::rolled_synced`] moves the recovery point to the active segment,
     /// as Kafka flushes a segment when it rolls. `None` when nothing was rolled.
@@ -923,11 +921,7 @@ impl Log {
         if self.recovery_point >= active {
             return None;
         }
-        let start = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(base, _)| *base);
+        let start = self.unflushed_from(self.recovery_point);
         Some(RolledSegments {
             dir: self.dir.clone(),
             files: self

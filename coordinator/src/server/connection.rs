@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strata_tls::TlsServer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::jute::Reader;
 use crate::proto::{ErrorCode, Request, op};
@@ -37,17 +37,6 @@ pub type RequestBudget = Arc<Semaphore>;
 
 pub fn request_budget() -> RequestBudget {
     Arc::new(Semaphore::new(QUEUED_REQUEST_BYTES))
-}
-
-/// A request's share of the budget, given back when the processor drops its event.
-#[derive(Debug)]
-pub struct HeldBytes(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
-
-impl HeldBytes {
-    /// For events made outside a connection (tests).
-    pub fn none() -> HeldBytes {
-        HeldBytes(None)
-    }
 }
 
 pub async fn serve(
@@ -298,7 +287,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 conn,
                 xid,
                 req,
-                held: HeldBytes(Some(held)),
+                _held: Some(held),
             },
             Err(err) => {
                 let err = if code == op::RECONFIG {

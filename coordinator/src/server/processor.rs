@@ -64,8 +64,9 @@ pub enum Event {
         conn: u64,
         xid: i32,
         req: Request,
-        /// The request's bytes in the connections' budget, released with the event.
-        held: crate::server::connection::HeldBytes,
+        /// The request's share of the connections' byte budget, given back when the
+        /// processor drops the event.
+        _held: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// A request that could not be decoded or was too large: answer with `err`.
     BadRequest {
@@ -1140,7 +1141,7 @@ mod tests {
             conn: conn.id,
             xid,
             req,
-            held: crate::server::connection::HeldBytes::none(),
+            _held: None,
         })
         .await;
     }
