@@ -7,7 +7,10 @@ VerifiableProducer).
 
 import collections
 import json
+import os
+import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -108,19 +111,78 @@ def test_rf3_topic_is_described_as_it_replicates(cluster):
         wait_for(sessions_of_followers, timeout=30, what=f"the followers' fetch sessions on broker {b}")
 
 
+class VerifiableProducer:
+    """Kafka's own `VerifiableProducer` (idempotent, acks=all) in the background. Its
+    log, with what its sender decides per partition (retries, leaders named in errors,
+    epoch bumps, sequence resets), and every send's outcome are kept in `tmp_path`,
+    beside the brokers' logs, for when a test fails."""
+
+    def __init__(self, tmp_path, bootstrap, topic, count, rate, config=""):
+        self.tmp_path = tmp_path
+        self.count = count
+        props = tmp_path / "producer.properties"
+        props.write_text(
+            "acks=all\nenable.idempotence=true\nretries=2147483647\ndelivery.timeout.ms=120000\n" + config
+        )
+        log_config = tmp_path / "log4j2.properties"
+        log_config.write_text(
+            "appender.stderr.type = Console\nappender.stderr.name = STDERR\nappender.stderr.target = SYSTEM_ERR\n"
+            "appender.stderr.layout.type = PatternLayout\nappender.stderr.layout.pattern = [%d] %p %m (%c)%n\n"
+            "rootLogger.level = warn\nrootLogger.appenderRef.stderr.ref = STDERR\n"
+            "logger.producer.name = org.apache.kafka.clients.producer.internals\nlogger.producer.level = debug\n"
+        )
+        self.log_path = tmp_path / "verifiable-producer.log"
+        self._log = open(self.log_path, "w")
+        self.acked = {}
+        self.errors = collections.Counter()
+        self.proc = subprocess.Popen(
+            ["bash", str(KAFKA_CLASS), "org.apache.kafka.tools.VerifiableProducer",
+             "--bootstrap-server", bootstrap, "--topic", topic,
+             "--max-messages", str(count), "--throughput", str(rate), "--value-prefix", "7",
+             "--producer.config", str(props)],
+            stdout=subprocess.PIPE, stderr=self._log, text=True,
+            env={**os.environ, "KAFKA_LOG4J_OPTS": f"-Dlog4j2.configurationFile={log_config}"},
+        )
+        self._events = open(tmp_path / "verifiable-producer.jsonl", "w")
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._events.write(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("name") == "producer_send_success":
+                self.acked[(event["partition"], event["offset"])] = event["value"].encode()
+            elif event.get("name") == "producer_send_error":
+                self.errors[(event.get("exception"), event.get("message"))] += 1
+
+    def wait_acked(self, n, timeout=120):
+        wait_for(lambda: len(self.acked) >= n, timeout=timeout, what=f"{n} records acknowledged to Kafka's producer")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def finish(self, timeout=300):
+        """Waits for every send's outcome and checks that all were acknowledged."""
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=30)
+        self._log.close()
+        self._events.close()
+        assert len(self.acked) == self.count, (
+            f"Java producer acknowledged {len(self.acked)} of {self.count}; "
+            f"errors: {self.errors.most_common(5)}\nits log (tail):\n{self.log()[-6000:]}"
+        )
+        return self.acked
+
+
 def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
     topic = unique("acks-all")
     cluster.create_topic(topic, partitions=3, rf=3, config={"min.insync.replicas": "2"})
     librdkafka = BackgroundProducer(cluster.bootstrap, topic, prefix="rd")
-    config = tmp_path / "producer.properties"
-    config.write_text("acks=all\nenable.idempotence=true\nretries=2147483647\ndelivery.timeout.ms=120000\n")
-    java = subprocess.Popen(
-        ["bash", str(KAFKA_CLASS), "org.apache.kafka.tools.VerifiableProducer",
-         "--bootstrap-server", cluster.bootstrap, "--topic", topic,
-         "--max-messages", "3000", "--throughput", "300", "--value-prefix", "7",
-         "--producer.config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    java = VerifiableProducer(tmp_path, cluster.bootstrap, topic, count=3000, rate=300)
     python = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", retries=10,
                            max_in_flight_requests_per_connection=1)
     python_acked = {}
@@ -144,23 +206,7 @@ def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
     cluster.start(controller)
     cluster.wait_ready(list(range(1, 4)))
     python.close()
-    java_out, _ = java.communicate(timeout=300)
-    # Kept beside the brokers' logs: every send's outcome, for when this fails.
-    (tmp_path / "verifiable-producer.jsonl").write_text(java_out)
-    java_acked = {}
-    java_errors = collections.Counter()
-    for line in java_out.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("name") == "producer_send_success":
-            java_acked[(event["partition"], event["offset"])] = event["value"].encode()
-        elif event.get("name") == "producer_send_error":
-            java_errors[(event.get("exception"), event.get("message"))] += 1
-    assert len(java_acked) == 3000, (
-        f"Java producer acknowledged {len(java_acked)} of 3000; errors: {java_errors.most_common(5)}"
-    )
+    java_acked = java.finish()
     rd_acked = librdkafka.stop()
     assert not librdkafka.errors, librdkafka.errors[:5]
     records = consume_all(cluster.bootstrap, topic)
@@ -264,7 +310,7 @@ def test_a_killed_leader_is_replaced_before_its_session_expires(cluster):
     cluster.wait_partition(topic, lambda ps: len(ps[0][2]) == 3, what="the restarted broker back in the ISR")
 
 
-def test_preferred_leader_election_with_kafkas_tool(cluster):
+def test_preferred_leader_election_with_kafkas_tool(cluster, tmp_path):
     topic = unique("preferred")
     cluster.create_topic(topic, partitions=3, rf=3)
     _, _, partitions = cluster.metadata(topic)
@@ -275,6 +321,10 @@ def test_preferred_leader_election_with_kafkas_tool(cluster):
                            what="the restarted broker back in every ISR")
     _, _, before = cluster.metadata(topic)
     assert before[1][0] != victim, "leadership stayed away from the restarted broker"
+    # Kafka's producer writes to every partition while leadership moves under it.
+    java = VerifiableProducer(tmp_path, cluster.bootstrap, topic, count=1200, rate=100,
+                              config="partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner\n")
+    java.wait_acked(100)
     out = kafka_tool(
         "org.apache.kafka.tools.LeaderElectionCommand",
         "--bootstrap-server", cluster.bootstrap,
@@ -282,6 +332,16 @@ def test_preferred_leader_election_with_kafkas_tool(cluster):
     )
     assert "Successfully completed leader election" in out.stdout, out.stdout + out.stderr
     cluster.wait_partition(topic, lambda ps: ps[1][0] == ps[1][1][0], what="the preferred replica leads")
+    java.finish()
+    # The old leader refused the producer's next batch and named the new leader in its
+    # answer (KIP-951), which the producer read without asking for Metadata first.
+    hinted = re.findall(
+        rf"For {topic}-1, received error NOT_LEADER_OR_FOLLOWER, "
+        r"with leaderIdAndEpoch LeaderIdAndEpoch\(leaderId=(-?\d+), leaderEpoch=(-?\d+)\)",
+        java.log(),
+    )
+    assert hinted, java.log()[-6000:]
+    assert all(int(leader) == victim and int(epoch) > 0 for leader, epoch in hinted), hinted
 
 
 def test_reassignment_with_kafkas_tool_while_producing(cluster, tmp_path):

@@ -42,13 +42,13 @@ use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use strata_frames::RecordsRef;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{RequestContext, log_error_code};
+use super::{RequestContext, log_error_code, node_endpoints};
 use crate::fetch_session::{FetchContext, INVALID_SESSION_ID};
+use crate::metadata::cache::LeaderHints;
 use crate::replica::Partition;
 use crate::replica::partition::{FetchIsolation, PartitionError, ReadParams};
 use crate::security::acl::{Operation, ResourceType};
@@ -237,7 +237,7 @@ fn read_once(
     let mut records = Vec::new();
     let mut topics = Vec::with_capacity(fetch_topics.len());
     let snapshot = broker.cache.snapshot();
-    let mut leaders_hinted = BTreeSet::new();
+    let mut hints = LeaderHints::default();
     for topic in fetch_topics {
         let name = if version >= 13 {
             snapshot.topic_name(topic.topic_id)
@@ -378,14 +378,11 @@ fn read_once(
                             code,
                             ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch
                         )
-                        && let Some(state) = snapshot.partition(name, p.partition)
+                        && let Some((leader, epoch)) = hints.leader(&snapshot, name, p.partition)
                     {
                         data.current_leader = LeaderIdAndEpoch::default()
-                            .with_leader_id(BrokerId(state.leader))
-                            .with_leader_epoch(state.leader_epoch);
-                        if state.leader >= 0 {
-                            leaders_hinted.insert(state.leader);
-                        }
+                            .with_leader_id(BrokerId(leader))
+                            .with_leader_epoch(epoch);
                     }
                     data.records = Some(Bytes::new());
                     has_error = true;
@@ -402,20 +399,7 @@ fn read_once(
     }
     let mut response = FetchResponse::default().with_responses(topics);
     if version >= 16 {
-        response.node_endpoints = leaders_hinted
-            .into_iter()
-            .filter_map(|id| {
-                let broker = snapshot.brokers.get(&id)?;
-                let (host, port) = broker.endpoint(ctx.listener)?;
-                Some(
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(id))
-                        .with_host(StrBytes::from_string(host.to_string()))
-                        .with_port(i32::from(port))
-                        .with_rack(broker.rack.clone().map(StrBytes::from_string)),
-                )
-            })
-            .collect();
+        response.node_endpoints = node_endpoints!(NodeEndpoint, hints, snapshot, ctx.listener);
     }
     Pass {
         response,

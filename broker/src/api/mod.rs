@@ -588,6 +588,24 @@ pub fn code(error: Option<ResponseError>) -> i16 {
     error.map(|e| e.code()).unwrap_or(0)
 }
 
+/// The `NodeEndpoint`s of a KIP-951 answer (Produce and Fetch each have their own type).
+macro_rules! node_endpoints {
+    ($endpoint:ty, $hints:expr, $snapshot:expr, $listener:expr) => {
+        $hints
+            .endpoints(&$snapshot, $listener)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                <$endpoint>::default()
+                    .with_node_id(kafka_protocol::messages::BrokerId(id))
+                    .with_host($crate::api::str_bytes(host))
+                    .with_port(i32::from(port))
+                    .with_rack(rack.map($crate::api::str_bytes))
+            })
+            .collect()
+    };
+}
+pub(crate) use node_endpoints;
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

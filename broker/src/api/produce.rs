@@ -3,8 +3,9 @@
 //! Each partition's records go to its leader replica, which validates every batch (magic,
 //! length, CRC-32C, size against `max.message.bytes`), checks idempotent producer
 //! sequences and assigns offsets. Errors are per partition: one bad partition never fails
-//! another; a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, so the client refreshes
-//! its metadata. With acks=all the ISR must hold `min.insync.replicas` replicas before
+//! another; a partition led elsewhere is NOT_LEADER_OR_FOLLOWER, and from v10 the answer
+//! names the leader and its address (KIP-951) so the client need not ask for Metadata
+//! first. With acks=all the ISR must hold `min.insync.replicas` replicas before
 //! anything is written (NOT_ENOUGH_REPLICAS), and the answer waits — Kafka's
 //! `DelayedProduce` — until the high watermark passes the appended records, the ISR
 //! shrinks below the minimum (NOT_ENOUGH_REPLICAS_AFTER_APPEND), leadership moves, or the
@@ -16,14 +17,16 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use strata_storage::LogError;
 use tracing::warn;
 
-use super::{RequestContext, log_error_code, str_bytes};
+use super::{RequestContext, log_error_code, node_endpoints, str_bytes};
 use crate::Broker;
+use crate::metadata::cache::{LeaderHints, MetadataSnapshot};
 use crate::replica::Partition;
 use crate::replica::partition::PartitionError;
 use crate::security::acl::{Operation, ResourceType};
@@ -37,6 +40,8 @@ pub async fn handle(
     let mut topics = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index in it, partition, offset that must be committed)
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let snapshot = broker.cache.snapshot();
+    let mut hints = LeaderHints::default();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let authorized = ctx.authorized(broker, Operation::Write, ResourceType::Topic, &name);
@@ -109,6 +114,7 @@ pub async fn handle(
             };
             if let Err((code, message)) = outcome {
                 set_error(broker, ctx, &mut response, code, message);
+                hint_leader(ctx, &mut hints, &snapshot, &name, &mut response);
                 if code == ResponseError::UnknownTopicOrPartition {
                     tracing::debug!(client = ctx.client_id(), topic = %name, "produce to unknown topic or partition");
                 }
@@ -132,12 +138,42 @@ pub async fn handle(
             .await;
         for ((t, p, _, _), error) in waits.into_iter().zip(results) {
             if let Some(code) = error {
-                let response = &mut topics[t].partition_responses[p];
+                let topic = &mut topics[t];
+                let response = &mut topic.partition_responses[p];
                 set_error(broker, ctx, response, code, None);
+                hint_leader(ctx, &mut hints, &snapshot, &topic.name.0, response);
             }
         }
     }
-    ProduceResponse::default().with_responses(topics)
+    let mut response = ProduceResponse::default().with_responses(topics);
+    // node_endpoints arrived in v10 (KIP-951).
+    if ctx.version >= 10 {
+        response.node_endpoints = node_endpoints!(NodeEndpoint, hints, snapshot, ctx.listener);
+    }
+    response
+}
+
+/// KIP-951 (v10+): a partition refused because this broker does not lead it names the
+/// leader this broker knows, so the producer retries there without a Metadata request.
+fn hint_leader(
+    ctx: &RequestContext<'_>,
+    hints: &mut LeaderHints,
+    snapshot: &MetadataSnapshot,
+    topic: &str,
+    response: &mut PartitionProduceResponse,
+) {
+    let refused = [
+        ResponseError::NotLeaderOrFollower.code(),
+        ResponseError::FencedLeaderEpoch.code(),
+    ];
+    if ctx.version < 10 || !refused.contains(&response.error_code) {
+        return;
+    }
+    if let Some((leader, epoch)) = hints.leader(snapshot, topic, response.index) {
+        response.current_leader = LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(leader))
+            .with_leader_epoch(epoch);
+    }
 }
 
 /// The client id Kafka's own admin tools use; Kafka lets it write internal topics

@@ -6,7 +6,7 @@
 //! clients the same thing. Readers take an `Arc` of an immutable snapshot; an update
 //! builds the next snapshot and swaps it in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
@@ -75,6 +75,50 @@ impl MetadataSnapshot {
         let leader = self.partition(topic, partition)?.leader;
         let (host, port) = self.brokers.get(&leader)?.endpoint(listener)?;
         Some((leader, host, port))
+    }
+}
+
+/// KIP-951: a partition's current leader for a client told NOT_LEADER_OR_FOLLOWER or
+/// FENCED_LEADER_EPOCH (Produce v10+, Fetch v12+), and the endpoints of every leader so
+/// named, so the client goes there without first asking for Metadata.
+#[derive(Debug, Default)]
+pub struct LeaderHints {
+    leaders: BTreeSet<i32>,
+}
+
+/// A broker's address in a KIP-951 answer: `(id, host, port, rack)`.
+pub type HintedEndpoint<'a> = (i32, &'a str, u16, Option<&'a str>);
+
+impl LeaderHints {
+    /// The leader and leader epoch of a partition as this broker knows them, remembered
+    /// for `endpoints`; `None` when the partition is unknown here.
+    pub fn leader(
+        &mut self,
+        snapshot: &MetadataSnapshot,
+        topic: &str,
+        partition: i32,
+    ) -> Option<(i32, i32)> {
+        let state = snapshot.partition(topic, partition)?;
+        if state.leader >= 0 {
+            self.leaders.insert(state.leader);
+        }
+        Some((state.leader, state.leader_epoch))
+    }
+
+    /// The live leaders named so far, with their address on `listener`.
+    pub fn endpoints<'a>(
+        &self,
+        snapshot: &'a MetadataSnapshot,
+        listener: &str,
+    ) -> Vec<HintedEndpoint<'a>> {
+        self.leaders
+            .iter()
+            .filter_map(|id| {
+                let broker = snapshot.brokers.get(id)?;
+                let (host, port) = broker.endpoint(listener)?;
+                Some((*id, host, port, broker.rack.as_deref()))
+            })
+            .collect()
     }
 }
 
