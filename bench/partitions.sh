@@ -7,8 +7,11 @@
 #    data directory: Kafka's ProducerPerformance writes RECORDS records of 100 B at
 #    RATE records/s spread over every partition (RoundRobinPartitioner, acks=1, linger.ms=5),
 #    so at 10,000 partitions each gets a few records a second. Reported: the producer's
-#    p50/p99 latency, the broker's CPU seconds per million records, its resident memory
-#    and open files after the run, and how long the topic took to create.
+#    p50/p99 latency, the broker's CPU seconds per million records and the producer's own
+#    (the load generator: a cell where it needs more than a core is client-bound), the
+#    99th percentile of Strata's own time per Produce request (its request-duration
+#    histogram, as the bucket bound it falls under), the broker's resident memory and
+#    open files after the run, and how long the topic took to create.
 #    Apache Kafka is 4.3.1 in KRaft mode (tools/run-apache-kafka.sh, 1 GiB heap).
 # 2. Three brokers replicating a topic of CLUSTER_PARTITIONS partitions (replication
 #    factor 3) written the same way at CLUSTER_RATE: the CPU all brokers spend per record,
@@ -17,6 +20,7 @@
 #    every partition), next to Apache Kafka 3.9 in ZooKeeper mode.
 #
 # ROUNDS rounds (default 1), systems alternating; medians with min–max when more than one.
+# CLUSTER_PARTITIONS=0 skips part 2.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=bench/lib.sh
@@ -27,6 +31,7 @@ work="$(mktemp -d /tmp/strata-partitions.XXXXXX)"
 # Below the ephemeral range (32768+), see bench/restart.sh.
 PORT="${PORT:-29492}"
 META_PORT="${META_PORT:-29481}"
+METRICS_PORT="${METRICS_PORT:-29483}"
 ROUNDS="${ROUNDS:-1}"
 PARTITIONS="${PARTITIONS:-10 10000}"
 RECORDS="${RECORDS:-300000}"
@@ -43,12 +48,33 @@ zk_lib="$(bash "$here/tools/setup-zookeeper.sh")"
 (cd "$here" && cargo build -q --release -p strata-broker -p strata-coordinator)
 open_files() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
-# produce BOOTSTRAP TOPIC RECORDS RATE: ProducerPerformance's summary line.
+# produce BOOTSTRAP TOPIC RECORDS RATE: ProducerPerformance's summary line; the
+# producer's CPU seconds (user + system) go to $work/producer-cpu.
 produce() {
     # shellcheck disable=SC2086
-    tool org.apache.kafka.tools.ProducerPerformance --topic "$2" --num-records "$3" \
-        --record-size 100 --throughput "$4" --producer-props bootstrap.servers="$1" $PRODUCER_PROPS \
-        2>/dev/null | tail -1
+    /usr/bin/time -f "%U %S" -o "$work/producer-time" \
+        bash "$here/tools/kafka-class.sh" org.apache.kafka.tools.ProducerPerformance \
+        --topic "$2" --num-records "$3" --record-size 100 --throughput "$4" \
+        --producer-props bootstrap.servers="$1" $PRODUCER_PROPS 2>/dev/null | tail -1
+    awk '{ printf "%.2f", $1 + $2 }' "$work/producer-time" >"$work/producer-cpu"
+}
+
+# produce_buckets METRICS_ADDRESS: Strata's Produce request-duration histogram, one
+# "bound count" line per bucket.
+produce_buckets() {
+    curl -sf "http://$1/metrics" | sed -nE \
+        's/^strata_broker_request_duration_seconds_bucket\{api="Produce",le="([^"]+)"\} ([0-9]+)$/\1 \2/p'
+}
+
+# produce_p99_bound BEFORE AFTER: the upper bound (ms) of the first bucket that holds 99 %
+# of the Produce requests counted between two produce_buckets.
+produce_p99_bound() {
+    awk 'NR == FNR { before[$1] = $2; next }
+        { bounds[n] = $1; counts[n++] = $2 - before[$1] }
+        END {
+            for (i = 0; i < n; i++) if (counts[i] >= 0.99 * counts[n - 1]) {
+                if (bounds[i] == "+Inf") print "inf"; else printf "%g", bounds[i] * 1000; exit }
+        }' "$1" "$2"
 }
 
 # create_topic BOOTSTRAP TOPIC PARTITIONS RF: more than 5,000 partitions are created in
@@ -77,28 +103,37 @@ single() {
     # Every partition written once, unmeasured: a broker still creating its logs after
     # the topic is created (KRaft's do that asynchronously) is not what is measured.
     produce "$bootstrap" "p$n" "$((2 * n))" -1 >/dev/null
+    local metrics="${6:-}" server_p99=-
+    [ -n "$metrics" ] && produce_buckets "$metrics" >"$work/buckets-before"
     before=$(ticks "$pid")
     p=$(produce "$bootstrap" "p$n" "$RECORDS" "$RATE")
     after=$(ticks "$pid")
-    local p50 p99 cpu
+    if [ -n "$metrics" ]; then
+        produce_buckets "$metrics" >"$work/buckets-after"
+        server_p99=$(produce_p99_bound "$work/buckets-before" "$work/buckets-after")
+    fi
+    local p50 p99 cpu client_cpu
     p50=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 50th.*/\1/')
     p99=$(echo "$p" | sed -E 's/.* ([0-9]+) ms 99th.*/\1/')
     cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$RECORDS" \
         'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-    echo "single|$name|$n|$round|$p50|$p99|$cpu|$(rss_mib "$pid")|$(open_files "$pid")|$created" >>"$results"
-    echo "  $name, $n partitions: $p" >&2
+    client_cpu=$(awk -v c="$(cat "$work/producer-cpu")" -v n="$RECORDS" 'BEGIN { printf "%.2f", c * 1e6 / n }')
+    echo "single|$name|$n|$round|$p50|$p99|$cpu|$(rss_mib "$pid")|$(open_files "$pid")|$created|$client_cpu|$server_p99" >>"$results"
+    local server=""
+    [ "$server_p99" != - ] && server=", the broker's Produce p99 ≤ $server_p99 ms"
+    echo "  $name, $n partitions: $p (producer CPU $(cat "$work/producer-cpu") s$server)" >&2
 }
 
 strata_single() {
     local round="$1" n="$2" dir="$work/strata-single"
     rm -rf "$dir"; mkdir -p "$dir"
-    printf 'broker.id=0\nlisteners=PLAINTEXT://127.0.0.1:%s\nlog.dirs=%s/logs\nmetrics.port=0\nauto.create.topics.enable=false\n' \
-        "$PORT" "$dir" >"$dir/server.properties"
+    printf 'broker.id=0\nlisteners=PLAINTEXT://127.0.0.1:%s\nlog.dirs=%s/logs\nmetrics.port=%s\nauto.create.topics.enable=false\n' \
+        "$PORT" "$dir" "$METRICS_PORT" >"$dir/server.properties"
     "$bin/strata-broker" --config "$dir/server.properties" >"$dir/broker.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
     wait_port 127.0.0.1 "$PORT"
-    single "Strata" "$pid" "127.0.0.1:$PORT" "$round" "$n"
+    single "Strata" "$pid" "127.0.0.1:$PORT" "$round" "$n" "127.0.0.1:$METRICS_PORT"
     stop_all
 }
 
@@ -206,6 +241,7 @@ for round in $(seq 1 "$ROUNDS"); do
             kafka_single "$round" "$n"; strata_single "$round" "$n"
         fi
     done
+    [ "$CLUSTER_PARTITIONS" = 0 ] && continue
     echo "== round $round: three brokers, $CLUSTER_PARTITIONS partitions" >&2
     if [ $((round % 2)) = 1 ]; then
         sessions "$round"; full_fetches "$round"; kafka39 "$round"
@@ -236,12 +272,25 @@ cluster = defaultdict(list)
 for r in rows:
     (single if r[0] == "single" else cluster)[(r[1], int(r[2]))].append(r[3:])
 print("One broker, 100 B records spread over every partition:\n")
-print("| system | partitions | p50 ms | p99 ms | CPU s / M records | RSS MiB | open files | topic created in s |")
-print("|---|---|---|---|---|---|---|---|")
+print("| system | partitions | p50 ms | p99 ms | broker's Produce p99 ms | CPU s / M records | producer CPU s / M records "
+      "| RSS MiB | open files | topic created in s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+
+
+def bound(values):
+    # Histogram bucket bounds: the largest of the rounds, as "≤ x".
+    values = [v for v in values if v != "-"]
+    if not values:
+        return "—"
+    return "≤ " + max(values, key=lambda v: float("inf") if v == "inf" else float(v))
+
+
 for (name, n), runs in sorted(single.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     cols = list(zip(*runs))
-    print(f"| {name} | {n:,} | {cell(cols[1])} | {cell(cols[2])} | {cell(cols[3], 2)} | {cell(cols[4])} "
-          f"| {cell(cols[5])} | {cell(cols[6], 1)} |")
+    print(f"| {name} | {n:,} | {cell(cols[1])} | {cell(cols[2])} | {bound(cols[8])} | {cell(cols[3], 2)} "
+          f"| {cell(cols[7], 2)} | {cell(cols[4])} | {cell(cols[5])} | {cell(cols[6], 1)} |")
+if not cluster:
+    sys.exit(0)
 print("\nThree brokers, replication factor 3, 100 B records spread over every partition:\n")
 print("| system | partitions | p99 ms | CPU s / M records (all brokers) | RSS MiB (all brokers) |")
 print("|---|---|---|---|---|")
