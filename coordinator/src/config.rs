@@ -41,7 +41,7 @@ impl SecureClient {
     }
 }
 
-/// One `server.N=host:quorumPort:electionPort[:role]` line.
+/// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
     pub id: u64,
@@ -49,6 +49,29 @@ pub struct PeerConfig {
     pub quorum_port: u16,
     pub election_port: u16,
     pub role: PeerRole,
+    /// Where this member serves clients, when its line says so (ZooKeeper 3.5+); a bare
+    /// port means every address. A server takes its own as `clientPort` /
+    /// `clientPortAddress` when those are not set.
+    pub client: Option<ClientAddress>,
+}
+
+/// The `;[clientHost:]clientPort` of a server line: the host as written (`0.0.0.0` for
+/// a bare port) and the address it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for ClientAddress {
+    /// As ZooKeeper prints it (`QuorumServer.toString`): IPv6 hosts in brackets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.addr.port())
+        } else {
+            write!(f, "{}:{}", self.host, self.addr.port())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +84,9 @@ pub struct Config {
     /// `clientPort`; `None` when only `secureClientPort` is set, as in ZooKeeper.
     pub client_port: Option<u16>,
     pub client_port_address: Option<IpAddr>,
+    /// Whether `clientPort` or `clientPortAddress` was written (rather than defaulted):
+    /// only then may it disagree with the server's own `server.N=...;address` line.
+    pub client_address_given: bool,
     /// `secureClientPort` and its TLS settings.
     pub secure_client: Option<SecureClient>,
     pub max_client_cnxns: usize,
@@ -108,7 +134,8 @@ impl Config {
 
     /// The ensemble's membership as ZooKeeper writes it into `/zookeeper/config`
     /// (`QuorumMaj.toString`): a `server.N=host:quorumPort:electionPort:role` line per
-    /// member, then `version=` and the config's version in hex, 0 for a static one.
+    /// member (`;clientHost:clientPort` after it when its line has one), then `version=`
+    /// and the config's version in hex, 0 for a static one.
     /// `None` for a standalone server, whose node stays empty.
     pub fn membership_text(&self) -> Option<String> {
         if self.is_standalone() {
@@ -121,9 +148,14 @@ impl Config {
                 PeerRole::Observer => "observer",
             };
             out.push_str(&format!(
-                "server.{}={}:{}:{}:{role}\n",
+                "server.{}={}:{}:{}:{role}",
                 s.id, s.host, s.quorum_port, s.election_port
             ));
+            // ZooKeeper prints the client address only when the line gave one.
+            if let Some(client) = &s.client {
+                out.push_str(&format!(";{client}"));
+            }
+            out.push('\n');
         }
         out.push_str("version=0");
         Some(out)
@@ -167,8 +199,41 @@ impl Config {
                     cfg.my_id
                 )));
             }
+            cfg.take_own_client_address()
+                .map_err(|e| ConfigError::Other(format!("{}: {e}", path.display())))?;
         }
         Ok(cfg)
+    }
+
+    /// A `server.<myid>` line with `;[clientHost:]clientPort` sets where this server
+    /// serves clients, as ZooKeeper's `setupClientPort` does: a `clientPort` given too
+    /// must have the same port, and a `clientPortAddress` the same address.
+    fn take_own_client_address(&mut self) -> Result<(), String> {
+        let Some(client) = self
+            .servers
+            .get(&self.my_id)
+            .and_then(|s| s.client.as_ref())
+        else {
+            return Ok(());
+        };
+        let client = client.addr;
+        if let Some(own) = self.client_addr().filter(|_| self.client_address_given) {
+            let agrees = if own.ip().is_unspecified() {
+                own.port() == client.port()
+            } else {
+                own == client
+            };
+            if !agrees {
+                return Err(format!(
+                    "the client address of this server (server.{}) is {client}, but \
+                     clientPort / clientPortAddress say {own}",
+                    self.my_id
+                ));
+            }
+        }
+        self.client_port = Some(client.port());
+        self.client_port_address = Some(client.ip()).filter(|ip| !ip.is_unspecified());
+        Ok(())
     }
 
     /// Parse `zoo.cfg` text. `file` names the source in errors.
@@ -297,6 +362,8 @@ impl Config {
             data_dir,
             data_log_dir,
             client_port,
+            client_address_given: values.contains_key("clientPort")
+                || values.contains_key("clientPortAddress"),
             client_port_address,
             secure_client,
             max_client_cnxns: num("maxClientCnxns", 60)? as usize,
@@ -435,8 +502,10 @@ fn metrics_addr(
 }
 
 fn parse_server(id: u64, value: &str) -> Result<PeerConfig, String> {
-    // ZooKeeper also allows `;clientAddr:port` after the server spec; it is ignored here.
-    let spec = value.split(';').next().unwrap_or(value);
+    let (spec, client) = match value.split_once(';') {
+        None => (value, None),
+        Some((spec, client)) => (spec, Some(parse_client_address(id, client.trim())?)),
+    };
     let parts: Vec<&str> = spec.split(':').collect();
     if parts.len() < 3 || parts.len() > 4 {
         return Err(format!(
@@ -461,12 +530,90 @@ fn parse_server(id: u64, value: &str) -> Result<PeerConfig, String> {
         quorum_port: port(parts[1], "quorum port")?,
         election_port: port(parts[2], "election port")?,
         role,
+        client,
+    })
+}
+
+/// `[clientHost:]clientPort` after a server spec; the host may be a name, an IPv4
+/// address or a bracketed IPv6 one.
+fn parse_client_address(id: u64, text: &str) -> Result<ClientAddress, String> {
+    let bad = || format!("server.{id}: bad client address {text:?}, expected [host:]port");
+    let (host, port) = match text.rsplit_once(':') {
+        None => ("", text),
+        Some((host, port)) => (host.trim_start_matches('[').trim_end_matches(']'), port),
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let addr = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+            .map_err(|e| format!("server.{id}: client host {host:?}: {e}"))?
+            .next()
+            .ok_or_else(bad)?,
+    };
+    Ok(ClientAddress {
+        host: host.to_string(),
+        addr,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_lines_may_name_their_client_address() {
+        let text = "dataDir=/tmp/zk\nserver.1=127.0.0.1:2888:3888;2181\n\
+                    server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2182\n\
+                    server.3=127.0.0.3:2888:3888:observer;[::1]:2183\nserver.4=127.0.0.4:2888:3888\n";
+        let cfg = Config::parse(text, "zoo.cfg").unwrap();
+        // As ZooKeeper's QuorumServer.toString prints them.
+        assert_eq!(
+            cfg.membership_text().unwrap(),
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2182\n\
+             server.3=127.0.0.3:2888:3888:observer;[::1]:2183\n\
+             server.4=127.0.0.4:2888:3888:participant\nversion=0"
+        );
+        // Without clientPort a server serves clients where its own line says.
+        let mut two = cfg.clone();
+        two.my_id = 2;
+        two.take_own_client_address().unwrap();
+        assert_eq!(two.client_addr(), Some("127.0.0.2:2182".parse().unwrap()));
+        let mut one = cfg.clone();
+        one.my_id = 1;
+        one.take_own_client_address().unwrap();
+        assert_eq!(one.client_addr(), Some("0.0.0.0:2181".parse().unwrap()));
+        let mut four = cfg.clone();
+        four.my_id = 4;
+        four.take_own_client_address().unwrap();
+        assert_eq!(four.client_addr(), Some("0.0.0.0:2181".parse().unwrap()));
+        // clientPort agreeing with the line is fine; disagreeing is refused.
+        let mut agreeing = Config::parse(&format!("{text}clientPort=2182\n"), "zoo.cfg").unwrap();
+        agreeing.my_id = 2;
+        agreeing.take_own_client_address().unwrap();
+        let mut other = Config::parse(&format!("{text}clientPort=2199\n"), "zoo.cfg").unwrap();
+        other.my_id = 2;
+        let e = other.take_own_client_address().unwrap_err();
+        assert!(e.contains("127.0.0.2:2182") && e.contains("2199"), "{e}");
+        let mut elsewhere = Config::parse(
+            &format!("{text}clientPort=2182\nclientPortAddress=127.0.0.9\n"),
+            "zoo.cfg",
+        )
+        .unwrap();
+        elsewhere.my_id = 2;
+        assert!(elsewhere.take_own_client_address().is_err());
+        for bad in [
+            "127.0.0.1:2888:3888;",
+            "127.0.0.1:2888:3888;host:port",
+            "127.0.0.1:2888:3888;99999",
+        ] {
+            let e = Config::parse(&format!("dataDir=/tmp/zk\nserver.1={bad}\n"), "zoo.cfg")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("client address"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn parses_a_three_server_zoo_cfg() {

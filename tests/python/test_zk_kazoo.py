@@ -277,3 +277,28 @@ def test_election_under_contention_across_servers(ensemble):
         c.stop()
     assert len(leaders) >= 6
     assert len(set(leaders)) == 3, "every contender got to lead"
+
+
+@pytest.mark.parametrize("impl", ["strata", "zookeeper"])
+def test_server_lines_with_client_addresses(tmp_path, impl):
+    """A zoo.cfg without clientPort whose `server.N` lines end in `;host:port`, as
+    ZooKeeper 3.5+ writes them: each server serves clients where its line says, and
+    /zookeeper/config reads the same as on Apache ZooKeeper (the same test runs there)."""
+    e = Ensemble(tmp_path, n=3, impl=impl, client_in_server_lines=True)
+    try:
+        expected = "".join(
+            f"server.{i}=127.0.0.{i}:{e.quorum_port}:{e.election_port}:participant;127.0.0.{i}:{e.client_port}\n"
+            for i in (1, 2, 3)
+        ) + "version=0"
+        for i in (1, 2, 3):
+            c = KazooClient(hosts=e.addr(i), timeout=6)
+            c.start(timeout=20)
+            try:
+                data, stat = c.get("/zookeeper/config")
+                assert (data.decode(), stat.version) == (expected, -1)
+            finally:
+                c.stop()
+                c.close()
+    finally:
+        e.close()
+

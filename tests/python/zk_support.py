@@ -66,7 +66,7 @@ class Ensemble:
     """`n` servers on 127.0.0.1..n. `impl` is "strata" (strata-coordinator) or
     "zookeeper" (Apache ZooKeeper, for a side-by-side run on the same zoo.cfg)."""
 
-    def __init__(self, root, n=3, extra="", tick_ms=200, impl="strata"):
+    def __init__(self, root, n=3, extra="", tick_ms=200, impl="strata", client_in_server_lines=False):
         self.impl = impl
         if impl == "strata":
             self.command = [coordinator_bin(), "--config"]
@@ -88,18 +88,24 @@ class Ensemble:
         self.client_port = free_port()
         quorum, election = free_port(), free_port()
         self.procs = {}
+        # With client_in_server_lines each server learns where to serve clients from its
+        # own `server.N=...;host:port` line (ZooKeeper 3.5+) instead of clientPort.
+        client = (lambda i: f";127.0.0.{i}:{self.client_port}") if client_in_server_lines else (lambda i: "")
         servers = "".join(
-            f"server.{i}=127.0.0.{i}:{quorum}:{election}\n" for i in range(1, n + 1)
+            f"server.{i}=127.0.0.{i}:{quorum}:{election}{client(i)}\n" for i in range(1, n + 1)
         ) if n > 1 else ""
         for i in range(1, n + 1):
             data = self.root / f"s{i}"
             data.mkdir(parents=True, exist_ok=True)
             (data / "myid").write_text(f"{i}\n")
+            client_port = "" if client_in_server_lines else (
+                f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
+            )
             (self.root / f"zoo{i}.cfg").write_text(
                 f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
-                f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
-                f"4lw.commands.whitelist=*\n{extra}\n{servers}"
+                f"{client_port}4lw.commands.whitelist=*\n{extra}\n{servers}"
             )
+        self.quorum_port, self.election_port = quorum, election
         for i in range(1, n + 1):
             self.start(i)
         for i in range(1, n + 1):
