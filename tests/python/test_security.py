@@ -558,6 +558,57 @@ def test_acls_from_kafka_acls_decide_what_clients_may_do(acl_broker, certs, tmp_
         KafkaError.TOPIC_AUTHORIZATION_FAILED]
 
 
+def test_clients_are_told_what_they_may_do(acl_broker, tmp_path):
+    """KIP-430: librdkafka's describe calls with include_authorized_operations get the
+    operations the ACLs allow this principal, per topic, group and the cluster."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation as Op
+
+    b = acl_broker
+    admin = AdminClient(plain(b, "admin"))
+    admin.create_topics([NewTopic("ledger", 1, 1)])["ledger"].result()
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:alice", "--consumer",
+               "--topic", "ledger", "--group", "auditors")
+    admin.create_topics([NewTopic("ledger-in", 1, 1)])["ledger-in"].result()
+    assert produce_errors(plain(b, "admin"), "ledger", 1) == [None]
+    # alice's consumer makes the group exist.
+    values, error = consume(plain(b, "alice"), "ledger", "auditors", 1)
+    assert (values, error) == (["0"], None)
+
+    # Each user's client lives as long as the test: librdkafka fails the futures of a
+    # client that is gone.
+    clients = {user: AdminClient(plain(b, user)) for user in ("admin", "alice")}
+
+    def topic_ops(user, topic):
+        described = clients[user].describe_topics(
+            TopicCollection([topic]), include_authorized_operations=True)[topic].result()
+        return set(described.authorized_operations)
+
+    def cluster_ops(user):
+        described = clients[user].describe_cluster(include_authorized_operations=True).result()
+        return set(described.authorized_operations or [])
+
+    def group_ops(user, group):
+        described = clients[user].describe_consumer_groups(
+            [group], include_authorized_operations=True)[group].result()
+        return set(described.authorized_operations)
+
+    # --consumer grants READ and DESCRIBE on the topic and READ on the group (READ
+    # implies DESCRIBE there too).
+    assert topic_ops("alice", "ledger") == {Op.READ, Op.DESCRIBE}
+    assert group_ops("alice", "auditors") == {Op.READ, Op.DESCRIBE}
+    assert cluster_ops("alice") == set()
+    # The super user may do everything each resource type supports (Kafka's lists).
+    assert topic_ops("admin", "ledger") == {
+        Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DELETE, Op.ALTER, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS}
+    assert cluster_ops("admin") == {
+        Op.CREATE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS, Op.IDEMPOTENT_WRITE, Op.ALTER,
+        Op.DESCRIBE}
+    # A topic alice has no ACL for stays hidden from her.
+    with pytest.raises(KafkaException):
+        topic_ops("alice", "ledger-in")
+
+
 def frame(api_key, version, body, correlation=1):
     """A Kafka request with header v1 (client id "bad-input")."""
     payload = struct.pack(">hhih", api_key, version, correlation, 9) + b"bad-input" + body

@@ -1,4 +1,5 @@
-//! DescribeGroups (v0–v5): state, protocol and members with their assignments.
+//! DescribeGroups (v0–v5): state, protocol and members with their assignments, and
+//! what the requester may do with each group when asked (KIP-430).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
@@ -13,6 +14,8 @@ pub async fn handle(
     ctx: &RequestContext<'_>,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // KIP-430 (v3+): what the requester may do with each group it may describe.
+    let with_operations = ctx.version >= 3 && request.include_authorized_operations;
     let mut response = broker
         .groups
         .query(|c| c.handle_describe_groups(request, ctx.version));
@@ -26,6 +29,9 @@ pub async fn handle(
             *group = DescribedGroup::default()
                 .with_group_id(group.group_id.clone())
                 .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+        } else if with_operations {
+            group.authorized_operations =
+                ctx.authorized_operations(broker, ResourceType::Group, group.group_id.as_str());
         }
     }
     response

@@ -90,8 +90,22 @@ pub async fn handle(
         }
     }
 
+    // KIP-430 (v8+): what the requester may do with each topic it sees, and (v8–v10)
+    // with the cluster, when asked.
+    if ctx.version >= 8 && request.include_topic_authorized_operations {
+        for topic in &mut topics {
+            if let (0, Some(name)) = (topic.error_code, &topic.name) {
+                topic.topic_authorized_operations =
+                    ctx.authorized_operations(broker, ResourceType::Topic, name.0.as_str());
+            }
+        }
+    }
     // Fields newer than the request's version must stay at their defaults.
     let mut response = MetadataResponse::default().with_topics(topics);
+    if (8..=10).contains(&ctx.version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            ctx.authorized_operations(broker, ResourceType::Cluster, CLUSTER_NAME);
+    }
     if ctx.version >= 1 {
         response.controller_id = BrokerId(snapshot.controller_id.unwrap_or(-1));
     }

@@ -225,6 +225,24 @@ impl RequestContext<'_> {
         })
     }
 
+    /// KIP-430: the operations the requester may perform on a resource, as the bit field
+    /// AdminClient reads (bit `n` for the operation of code `n`); without an authorizer,
+    /// every operation the resource type supports, as Kafka answers.
+    pub fn authorized_operations(
+        &self,
+        broker: &Broker,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        crate::security::acl::operations_bit_field(
+            resource_type
+                .supported_operations()
+                .iter()
+                .copied()
+                .filter(|op| self.may_see(broker, *op, resource_type, name)),
+        )
+    }
+
     /// `operation` on the cluster resource.
     pub fn cluster_authorized(&self, broker: &Broker, operation: Operation) -> bool {
         self.authorized(broker, operation, ResourceType::Cluster, CLUSTER_NAME)

@@ -109,6 +109,47 @@ wire_enum!(
     }
 );
 
+impl ResourceType {
+    /// The operations an ACL on this type can grant (Kafka's
+    /// `AclEntry.supportedOperations`): what KIP-430's authorized-operations fields report.
+    pub fn supported_operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
+}
+
+/// KIP-430's bit field of operations: bit `n` set for the operation whose code is `n`
+/// (Kafka's `Utils.to32BitField`).
+pub fn operations_bit_field(operations: impl IntoIterator<Item = Operation>) -> i32 {
+    operations
+        .into_iter()
+        .fold(0, |bits, op| bits | (1i32 << op.code()))
+}
+
 /// The wire codes of the filter-only values.
 pub const ANY: i8 = 1;
 /// PatternType MATCH: every pattern that matches the filter's name.
@@ -390,6 +431,33 @@ pub fn decode_acls(bytes: &[u8]) -> Result<BTreeSet<AclEntry>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_bit_fields_are_kafkas() {
+        // Kafka's values: a topic open to everything has READ (3) to DESCRIBE (8) and
+        // DESCRIBE_CONFIGS, ALTER_CONFIGS (10, 11); a group READ, DELETE, DESCRIBE.
+        let topic =
+            operations_bit_field(ResourceType::Topic.supported_operations().iter().copied());
+        assert_eq!(
+            topic,
+            (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11)
+        );
+        let group =
+            operations_bit_field(ResourceType::Group.supported_operations().iter().copied());
+        assert_eq!(group, (1 << 3) | (1 << 6) | (1 << 8));
+        let cluster =
+            operations_bit_field(ResourceType::Cluster.supported_operations().iter().copied());
+        assert_eq!(
+            cluster,
+            (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12)
+        );
+        assert_eq!(operations_bit_field([]), 0);
+        // Every type supports something, and never ALL (a filter, not an operation).
+        for t in ResourceType::ALL {
+            assert!(!t.supported_operations().is_empty());
+            assert!(!t.supported_operations().contains(&Operation::All));
+        }
+    }
 
     fn entry(principal: &str, op: Operation, permission: Permission) -> AclEntry {
         AclEntry {
