@@ -110,7 +110,8 @@ pub struct KafkaConfig {
     pub auto_create_topics_enable: bool,
     /// `socket.request.max.bytes`: larger frames close the connection.
     pub socket_request_max_bytes: usize,
-    /// `max.connections`: connections beyond this are closed at accept.
+    /// `max.connections`: connections beyond this wait to be accepted (Kafka's default:
+    /// no limit but the open-file limit).
     pub max_connections: usize,
     /// `max.connections.per.ip`: a client address's connections beyond this are closed
     /// at accept.
@@ -237,7 +238,7 @@ impl Default for KafkaConfig {
             default_replication_factor: 1,
             auto_create_topics_enable: true,
             socket_request_max_bytes: 104_857_600,
-            max_connections: 10_000,
+            max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: Vec::new(),
             connections_max_idle_ms: 600_000,
