@@ -378,7 +378,15 @@ fn read_once(
                             code,
                             ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch
                         )
-                        && let Some((leader, epoch)) = hints.leader(&snapshot, name, p.partition)
+                        && let Some((leader, epoch)) = hints.leader(
+                            &snapshot,
+                            name,
+                            p.partition,
+                            broker
+                                .replica_manager
+                                .get_partition(name, p.partition)
+                                .map(|local| local.leader_and_epoch()),
+                        )
                     {
                         data.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(BrokerId(leader))

@@ -114,7 +114,7 @@ pub async fn handle(
             };
             if let Err((code, message)) = outcome {
                 set_error(broker, ctx, &mut response, code, message);
-                hint_leader(ctx, &mut hints, &snapshot, &name, &mut response);
+                hint_leader(broker, ctx, &mut hints, &snapshot, &name, &mut response);
                 if code == ResponseError::UnknownTopicOrPartition {
                     tracing::debug!(client = ctx.client_id(), topic = %name, "produce to unknown topic or partition");
                 }
@@ -141,7 +141,7 @@ pub async fn handle(
                 let topic = &mut topics[t];
                 let response = &mut topic.partition_responses[p];
                 set_error(broker, ctx, response, code, None);
-                hint_leader(ctx, &mut hints, &snapshot, &topic.name.0, response);
+                hint_leader(broker, ctx, &mut hints, &snapshot, &topic.name.0, response);
             }
         }
     }
@@ -156,6 +156,7 @@ pub async fn handle(
 /// KIP-951 (v10+): a partition refused because this broker does not lead it names the
 /// leader this broker knows, so the producer retries there without a Metadata request.
 fn hint_leader(
+    broker: &Broker,
     ctx: &RequestContext<'_>,
     hints: &mut LeaderHints,
     snapshot: &MetadataSnapshot,
@@ -169,7 +170,11 @@ fn hint_leader(
     if ctx.version < 10 || !refused.contains(&response.error_code) {
         return;
     }
-    if let Some((leader, epoch)) = hints.leader(snapshot, topic, response.index) {
+    let local = broker
+        .replica_manager
+        .get_partition(topic, response.index)
+        .map(|p| p.leader_and_epoch());
+    if let Some((leader, epoch)) = hints.leader(snapshot, topic, response.index, local) {
         response.current_leader = LeaderIdAndEpoch::default()
             .with_leader_id(BrokerId(leader))
             .with_leader_epoch(epoch);

@@ -91,18 +91,28 @@ pub type HintedEndpoint<'a> = (i32, &'a str, u16, Option<&'a str>);
 
 impl LeaderHints {
     /// The leader and leader epoch of a partition as this broker knows them, remembered
-    /// for `endpoints`; `None` when the partition is unknown here.
+    /// for `endpoints`; `None` when the partition is unknown here. `local` is the
+    /// replica's own `(leader, leader epoch)` when this broker hosts the partition: the
+    /// controller sends LeaderAndIsr before UpdateMetadata, so it is the newer of the two
+    /// (Kafka's `getCurrentLeader` prefers it too); the metadata cache answers otherwise.
     pub fn leader(
         &mut self,
         snapshot: &MetadataSnapshot,
         topic: &str,
         partition: i32,
+        local: Option<(Option<i32>, i32)>,
     ) -> Option<(i32, i32)> {
-        let state = snapshot.partition(topic, partition)?;
-        if state.leader >= 0 {
-            self.leaders.insert(state.leader);
+        let (leader, epoch) = match local {
+            Some((Some(leader), epoch)) => (leader, epoch),
+            _ => {
+                let state = snapshot.partition(topic, partition)?;
+                (state.leader, state.leader_epoch)
+            }
+        };
+        if leader >= 0 {
+            self.leaders.insert(leader);
         }
-        Some((state.leader, state.leader_epoch))
+        Some((leader, epoch))
     }
 
     /// The live leaders named so far, with their address on `listener`.
