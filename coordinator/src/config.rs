@@ -386,7 +386,8 @@ impl Config {
 /// ZooKeeper's `ssl.*` keys (PEM stores only): `ssl.keyStore.location` holds the key and
 /// certificate chain, `ssl.trustStore.location` the certificates client certificates are
 /// verified against, `ssl.clientAuth` is `need` (ZooKeeper's default), `want` or `none`,
-/// `ssl.enabledProtocols` (or `ssl.protocol`) TLSv1.3 unless set.
+/// `ssl.enabledProtocols` (or `ssl.protocol`) TLSv1.3 unless set, `ssl.ciphersuites` the
+/// cipher suites offered (rustls's defaults unless set).
 fn secure_client(
     values: &BTreeMap<String, (usize, String)>,
     port: u16,
@@ -445,6 +446,12 @@ fn secure_client(
         .unwrap_or((line, "TLSv1.3"));
     let versions = strata_tls::protocol_versions(protocols)
         .map_err(|e| err(l, format!("ssl.enabledProtocols: {e}")))?;
+    let cipher_suites = match get("ssl.ciphersuites") {
+        None => None,
+        Some((l, v)) => {
+            strata_tls::cipher_suites(v).map_err(|e| err(l, format!("ssl.ciphersuites: {e}")))?
+        }
+    };
     let path = PathBuf::from(key_store.1);
     Ok(SecureClient {
         port,
@@ -456,6 +463,7 @@ fn secure_client(
             trust,
             client_auth,
             versions,
+            cipher_suites,
         },
     })
 }
@@ -784,6 +792,10 @@ mod tests {
             (
                 "ssl.keyStore.location=/k\nssl.clientAuth=none\nssl.enabledProtocols=SSLv3\n",
                 "SSLv3",
+            ),
+            (
+                "ssl.keyStore.location=/k\nssl.clientAuth=none\nssl.ciphersuites=TLS_RSA_WITH_AES_128_CBC_SHA\n",
+                "ssl.ciphersuites: TLS_RSA_WITH_AES_128_CBC_SHA is not supported",
             ),
         ] {
             let e = Config::parse(

@@ -9,6 +9,7 @@ and kept in the broker's metadata like Kafka keeps them in /config/users.
 """
 
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -167,6 +168,38 @@ def test_ssl_listener_serves_librdkafka_and_refuses_plaintext(secure, certs):
     wait_for(lambda: secure.metric("strata_broker_tls_handshake_failures_total") > before,
              what="the failed handshake counted")
     round_trip(client_config(secure, "SSL", certs), topic, n=5)
+
+
+def openssl_cipher(address, certs, *options):
+    """The cipher suite `openssl s_client` negotiates with these options, or None when
+    the handshake fails."""
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", address, "-CAfile", str(certs / "ca.pem"), *options],
+        input=b"", capture_output=True, timeout=30,
+    )
+    found = re.search(r"Cipher is (\S+)", out.stdout.decode(errors="replace"))
+    return found.group(1) if found and found.group(1) != "(NONE)" else None
+
+
+def test_cipher_suites_are_the_ones_configured(certs):
+    """`ssl.cipher.suites` on one listener (IANA names, as for Kafka): openssl gets only
+    those suites there, the other TLS listener keeps the defaults, librdkafka is served."""
+    b = SecureBroker(certs, more={
+        "listener.name.ssl.ssl.cipher.suites": "TLS_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    })
+    try:
+        ssl = b.bootstrap("SSL")
+        assert openssl_cipher(ssl, certs, "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384") == "TLS_AES_256_GCM_SHA384"
+        assert openssl_cipher(ssl, certs, "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256") is None
+        assert openssl_cipher(ssl, certs, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384") == \
+            "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert openssl_cipher(ssl, certs, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256") is None
+        other = b.bootstrap("SASL_SSL")
+        assert openssl_cipher(other, certs, "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256") == \
+            "TLS_AES_128_GCM_SHA256"
+        round_trip(client_config(b, "SSL", certs), f"ciphers-{uuid.uuid4().hex[:8]}", n=5)
+    finally:
+        b.broker.close()
 
 
 def test_plain_users_from_the_jaas_config(secure, certs):
@@ -335,6 +368,10 @@ def test_misconfigured_listeners_fail_with_their_reason(tmp_path):
         ({"listeners": "SSL://127.0.0.1:{p}", "inter.broker.listener.name": "SSL",
           "ssl.keystore.type": "PEM", "ssl.keystore.location": str(tmp_path / "missing.pem")},
          str(tmp_path / "missing.pem")),
+        ({"listeners": "SSL://127.0.0.1:{p}", "inter.broker.listener.name": "SSL",
+          "ssl.keystore.type": "PEM", "ssl.keystore.location": str(tmp_path / "missing.pem"),
+          "ssl.cipher.suites": "TLS_AES_256_GCM_SHA384,TLS_RSA_WITH_AES_128_CBC_SHA"},
+         "ssl.cipher.suites: TLS_RSA_WITH_AES_128_CBC_SHA is not supported"),
     ]
     for props, expected in cases:
         port = free_port()

@@ -1,7 +1,8 @@
 //! TLS servers for the broker's listeners and the coordinator's secure client port, with
 //! rustls on ring: PEM key and trust stores (files or inline PEM), client certificates
-//! none / requested / required, TLS 1.2 and 1.3. Each server maps its own keys (Kafka's
-//! `ssl.*`, ZooKeeper's `ssl.keyStore.*`) onto [`TlsSettings`].
+//! none / requested / required, TLS 1.2 and 1.3, the cipher suites a list names. Each
+//! server maps its own keys (Kafka's `ssl.*`, ZooKeeper's `ssl.keyStore.*`) onto
+//! [`TlsSettings`].
 //!
 //! A renewed certificate is picked up without a restart: before accepting, the listener
 //! looks (at most once a second) at the modification times of its PEM files and, when one
@@ -56,6 +57,39 @@ pub fn protocol_versions(
     Ok(versions)
 }
 
+/// The IANA name of a cipher suite, as Java (and so Kafka and ZooKeeper) spells it:
+/// rustls's TLS 1.3 names carry a `TLS13_` prefix where IANA's have `TLS_`.
+pub fn cipher_suite_name(suite: &rustls::SupportedCipherSuite) -> String {
+    let name = format!("{:?}", suite.suite());
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
+/// A comma-separated list of cipher suites by their IANA names (Kafka's
+/// `ssl.cipher.suites`, ZooKeeper's `ssl.ciphersuites`), in the given order of
+/// preference; `None` for an empty list, which keeps rustls's defaults (as an unset list
+/// keeps the JVM's). A name this server cannot offer is an error naming those it can, as
+/// Java refuses a cipher suite it does not support.
+pub fn cipher_suites(list: &str) -> Result<Option<Vec<rustls::SupportedCipherSuite>>, String> {
+    let available = rustls::crypto::ring::default_provider().cipher_suites;
+    let mut chosen: Vec<rustls::SupportedCipherSuite> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(suite) = available.iter().find(|s| cipher_suite_name(s) == name) else {
+            let names: Vec<String> = available.iter().map(cipher_suite_name).collect();
+            return Err(format!(
+                "{name} is not supported (supported: {})",
+                names.join(", ")
+            ));
+        };
+        if !chosen.iter().any(|c| c.suite() == suite.suite()) {
+            chosen.push(*suite);
+        }
+    }
+    Ok((!chosen.is_empty()).then_some(chosen))
+}
+
 /// Where the PEM comes from: a file (watched for renewal) or the config value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pem {
@@ -83,12 +117,20 @@ pub struct TlsSettings {
     pub trust: Option<Pem>,
     pub client_auth: ClientAuth,
     pub versions: Vec<&'static rustls::SupportedProtocolVersion>,
+    /// The cipher suites offered, in order of preference; `None` for rustls's defaults.
+    pub cipher_suites: Option<Vec<rustls::SupportedCipherSuite>>,
 }
 
 impl PartialEq for TlsSettings {
     fn eq(&self, other: &TlsSettings) -> bool {
         let versions = |s: &TlsSettings| s.versions.iter().map(|v| v.version).collect::<Vec<_>>();
+        let suites = |s: &TlsSettings| {
+            s.cipher_suites
+                .as_ref()
+                .map(|list| list.iter().map(|c| c.suite()).collect::<Vec<_>>())
+        };
         self.name == other.name
+            && suites(self) == suites(other)
             && self.chain == other.chain
             && self.key == other.key
             && self.trust == other.trust
@@ -139,10 +181,19 @@ impl TlsSettings {
     /// Reads the PEM and builds rustls's configuration.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, String> {
         let (chain, key) = self.key_store()?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(suites) = &self.cipher_suites {
+            provider.cipher_suites = suites.clone();
+        }
+        let provider = Arc::new(provider);
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.versions)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match &self.cipher_suites {
+                Some(_) => format!(
+                    "none of the configured cipher suites is usable with the enabled protocols: {e}"
+                ),
+                None => e.to_string(),
+            })?;
         let builder = match (self.trust_store()?, self.client_auth) {
             (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
             (Some(roots), auth) => {
@@ -236,5 +287,45 @@ impl TlsServer {
             }
         }
         state.acceptor.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cipher_suites_by_their_iana_names() {
+        assert!(cipher_suites("").unwrap().is_none());
+        assert!(cipher_suites(" , ").unwrap().is_none());
+        let chosen = cipher_suites(
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256,TLS_AES_128_GCM_SHA256",
+        )
+        .unwrap()
+        .unwrap();
+        let names: Vec<String> = chosen.iter().map(cipher_suite_name).collect();
+        assert_eq!(
+            names,
+            [
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "TLS_AES_128_GCM_SHA256"
+            ]
+        );
+        // Every suite rustls offers has a name that reads back.
+        for suite in rustls::crypto::ring::default_provider().cipher_suites {
+            let name = cipher_suite_name(&suite);
+            assert!(name.starts_with("TLS_"), "{name}");
+            assert_eq!(
+                cipher_suites(&name).unwrap().unwrap()[0].suite(),
+                suite.suite()
+            );
+        }
+        // CBC suites, which Java may still offer, are not here: refused with the list.
+        let e = cipher_suites("TLS_RSA_WITH_AES_128_CBC_SHA").unwrap_err();
+        assert!(
+            e.contains("TLS_RSA_WITH_AES_128_CBC_SHA is not supported"),
+            "{e}"
+        );
+        assert!(e.contains("TLS_AES_256_GCM_SHA384"), "{e}");
     }
 }

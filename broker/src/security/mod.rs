@@ -54,6 +54,7 @@ const KEYS: &[&str] = &[
     "sasl.jaas.config",
     "sasl.mechanism.inter.broker.protocol",
     "sasl.server.max.receive.size",
+    "ssl.cipher.suites",
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.endpoint.identification.algorithm",

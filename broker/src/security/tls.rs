@@ -1,6 +1,6 @@
 //! Kafka's `ssl.*` keys of a listener, as the settings of its TLS server
 //! ([`strata_tls`]): PEM key and trust stores (files or inline PEM), `ssl.client.auth`,
-//! `ssl.enabled.protocols`.
+//! `ssl.enabled.protocols`, `ssl.cipher.suites`.
 
 use std::path::PathBuf;
 
@@ -90,6 +90,9 @@ pub fn settings(keys: &ListenerKeys<'_>) -> Result<TlsSettings, String> {
             .unwrap_or(strata_tls::DEFAULT_PROTOCOLS),
     )
     .map_err(|e| format!("ssl.enabled.protocols: {e}"))?;
+    let cipher_suites =
+        strata_tls::cipher_suites(keys.get("ssl.cipher.suites").unwrap_or_default())
+            .map_err(|e| format!("ssl.cipher.suites: {e}"))?;
     Ok(TlsSettings {
         name: format!("listener {}", keys.listener()),
         chain,
@@ -97,5 +100,6 @@ pub fn settings(keys: &ListenerKeys<'_>) -> Result<TlsSettings, String> {
         trust,
         client_auth,
         versions,
+        cipher_suites,
     })
 }
