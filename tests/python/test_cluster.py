@@ -118,7 +118,6 @@ class VerifiableProducer:
     beside the brokers' logs, for when a test fails."""
 
     def __init__(self, tmp_path, bootstrap, topic, count, rate, config=""):
-        self.tmp_path = tmp_path
         self.count = count
         props = tmp_path / "producer.properties"
         props.write_text(
@@ -165,6 +164,12 @@ class VerifiableProducer:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
+    def stop(self):
+        """Kills the producer if it still runs (a test that failed before `finish`)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
     def finish(self, timeout=300):
         """Waits for every send's outcome and checks that all were acknowledged."""
         self.proc.wait(timeout=timeout)
@@ -178,11 +183,25 @@ class VerifiableProducer:
         return self.acked
 
 
-def test_acks_all_from_three_clients_while_leaders_change(cluster, tmp_path):
+@pytest.fixture
+def verifiable_producer(tmp_path):
+    """Starts Kafka's VerifiableProducer (see the class); stopped when the test ends."""
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(VerifiableProducer(tmp_path, *args, **kwargs))
+        return started[-1]
+
+    yield start
+    for producer in started:
+        producer.stop()
+
+
+def test_acks_all_from_three_clients_while_leaders_change(cluster, verifiable_producer):
     topic = unique("acks-all")
     cluster.create_topic(topic, partitions=3, rf=3, config={"min.insync.replicas": "2"})
     librdkafka = BackgroundProducer(cluster.bootstrap, topic, prefix="rd")
-    java = VerifiableProducer(tmp_path, cluster.bootstrap, topic, count=3000, rate=300)
+    java = verifiable_producer(cluster.bootstrap, topic, count=3000, rate=300)
     python = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", retries=10,
                            max_in_flight_requests_per_connection=1)
     python_acked = {}
@@ -310,7 +329,7 @@ def test_a_killed_leader_is_replaced_before_its_session_expires(cluster):
     cluster.wait_partition(topic, lambda ps: len(ps[0][2]) == 3, what="the restarted broker back in the ISR")
 
 
-def test_preferred_leader_election_with_kafkas_tool(cluster, tmp_path):
+def test_preferred_leader_election_with_kafkas_tool(cluster, verifiable_producer):
     topic = unique("preferred")
     cluster.create_topic(topic, partitions=3, rf=3)
     _, _, partitions = cluster.metadata(topic)
@@ -322,8 +341,8 @@ def test_preferred_leader_election_with_kafkas_tool(cluster, tmp_path):
     _, _, before = cluster.metadata(topic)
     assert before[1][0] != victim, "leadership stayed away from the restarted broker"
     # Kafka's producer writes to every partition while leadership moves under it.
-    java = VerifiableProducer(tmp_path, cluster.bootstrap, topic, count=1200, rate=100,
-                              config="partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner\n")
+    java = verifiable_producer(cluster.bootstrap, topic, count=1200, rate=100,
+                               config="partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner\n")
     java.wait_acked(100)
     out = kafka_tool(
         "org.apache.kafka.tools.LeaderElectionCommand",
