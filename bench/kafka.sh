@@ -22,26 +22,20 @@
 # same way in every round: an older build, for a before/after comparison of a change.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${STRATA_CACHE:-$HOME/.cache/strata}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-target="$CARGO_TARGET_DIR"
-broker_bin="$target/release/strata-broker"
-group_bin="$target/release/examples/group_bench"
+# shellcheck source=bench/lib.sh
+source "$here/bench/lib.sh"
+broker_bin="$bin/strata-broker"
+group_bin="$bin/examples/group_bench"
 out="${1:-}"
 work="$(mktemp -d /tmp/strata-bench.XXXXXX)"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
-KAFKA_PORT="${KAFKA_PORT:-39192}"
-STRATA_PORT="${STRATA_PORT:-39292}"
+# Below the ephemeral range (32768+): a probe of a port nobody listens on yet can connect
+# to itself from that port and keep the broker from binding it (see bench/restart.sh).
+KAFKA_PORT="${KAFKA_PORT:-29192}"
+STRATA_PORT="${STRATA_PORT:-29292}"
 # Each system's SSL listener (same certificate, made here), for the TLS cells.
-KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-39195}"
-STRATA_TLS_PORT="${STRATA_TLS_PORT:-39295}"
+KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-29195}"
+STRATA_TLS_PORT="${STRATA_TLS_PORT:-29295}"
 ROUNDS="${ROUNDS:-3}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
@@ -53,7 +47,6 @@ PRODUCER_PROPS="${PRODUCER_PROPS:-acks=1 linger.ms=5 batch.size=131072 compressi
 bash "$here/tools/setup-kafka.sh" >/dev/null
 # A no-op when both are up to date.
 (cd "$here" && cargo build -q --release -p strata-broker --bin strata-broker --example group_bench)
-kafka() { bash "$here/tools/kafka-class.sh" "$@"; }
 
 # One certificate for both brokers' SSL listeners (EC P-256, 127.0.0.1), and the client
 # side of it: Kafka's tools trust the CA through a PEM trust store.
@@ -74,15 +67,6 @@ mkdir -p "$tls_dir"
 tls_client="$tls_dir/client.properties"
 printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n' \
     "$tls_dir/ca.pem" >"$tls_client"
-
-wait_port() {
-    for _ in $(seq 1 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listening on $1" >&2
-    return 1
-}
 
 # cpu_seconds PID: user + system CPU seconds of a running process.
 cpu_seconds() {
@@ -122,7 +106,7 @@ cells() {
     if [ -n "$tls" ]; then
         suffix=" TLS"; topic="bench-$size-tls"
     fi
-    kafka org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
+    tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
         --topic "$topic" --partitions 3 --replication-factor 1 ${tls:+--command-config "$tls_client"} >/dev/null
     local before after t p rps mbs p50 p99
     before=$(cpu_seconds "$pid")
@@ -188,7 +172,7 @@ run_kafka() {
         bash "$here/tools/run-apache-kafka.sh" "$KAFKA_PORT" "$dir" >"$dir.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
-    wait_port "$KAFKA_PORT"
+    wait_port 127.0.0.1 "$KAFKA_PORT"
     perf "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round" "127.0.0.1:$KAFKA_TLS_PORT"
     group "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
     kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -212,7 +196,7 @@ run_strata() {
         --override group.initial.rebalance.delay.ms=0 >"$dir.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
-    wait_port "$STRATA_PORT"
+    wait_port 127.0.0.1 "$STRATA_PORT"
     perf "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round" "$tls_bootstrap"
     group "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
     kill "$pid"; wait "$pid" 2>/dev/null || true
