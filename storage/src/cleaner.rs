@@ -32,6 +32,12 @@
 //! from its leader) is kept whole and its keys supersede nothing: decoding it would hold
 //! all of it in memory.
 //!
+//! Transactions: nothing at or after the first unstable offset (an open transaction, or
+//! one whose marker is not yet replicated) is cleaned, records of aborted transactions
+//! neither enter the offset map nor survive a cleaning, and control batches are kept, so
+//! an aborted write never shadows a committed one. A rewritten segment keeps its aborted
+//! transaction index.
+//!
 //! Segments that end up empty are deleted (except the first, which anchors the log start
 //! offset); reads skip the gap. Reads copy their bytes out under the partition's lock, so
 //! no reader ever holds a view into a file being replaced.
@@ -39,8 +45,9 @@
 //! Not done (differences from Kafka): small segments are not merged into one; the offset
 //! map is an ordinary `HashMap` with no memory bound (`log.cleaner.dedupe.buffer.size`);
 //! cleaning runs under the partition lock instead of on a separate thread; transaction
-//! markers and aborted transactions are not handled (this log has no transactions);
-//! re-encoded idempotent batches start at their first surviving record, so their sequence
+//! markers are kept for ever (Kafka drops a marker once its transaction's records are gone
+//! and `delete.retention.ms` has passed); a crash between a swap and the rewrite of the
+//! new segment's `.txnindex` loses those index entries; re-encoded idempotent batches start at their first surviving record, so their sequence
 //! range is narrower than the original batch's.
 
 use std::collections::HashMap;
@@ -57,6 +64,7 @@ use crate::error::LogError;
 use crate::log::{CLEANED_FILE_SUFFIX, DELETED_FILE_SUFFIX, Log, SWAP_FILE_SUFFIX};
 use crate::records;
 use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path};
+use crate::txn::AbortedTxn;
 
 /// What one call to [`Log::clean`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -128,10 +136,11 @@ impl Log {
         let first_dirty = self.first_dirty_offset.max(self.log_start_offset);
         let active_base = self.active_segment().base_offset();
         let lag = self.config.min_compaction_lag_ms;
+        let stable = self.last_stable_offset();
         let cleanable: Vec<i64> = self
             .segments
             .range(..active_base)
-            .take_while(|(_, s)| s.next_offset() <= self.high_watermark())
+            .take_while(|(_, s)| s.next_offset() <= stable)
             .take_while(|(_, s)| lag <= 0 || s.largest_timestamp() <= now_ms - lag)
             .map(|(b, _)| *b)
             .collect();
@@ -163,6 +172,7 @@ impl Log {
         }
         let mut tombstones_kept = false;
 
+        let aborted = AbortedRanges::of(self);
         // 1. The offset map over the dirty section.
         let mut offset_map: HashMap<Bytes, i64> = HashMap::new();
         for base in &cleanable {
@@ -171,7 +181,10 @@ impl Log {
                 continue;
             }
             segment.scan_from(0, false, |_, batch| {
-                if batch.last_offset() < first_dirty || batch.is_control() {
+                if batch.last_offset() < first_dirty
+                    || batch.is_control()
+                    || aborted.contains(batch)
+                {
                     return Ok(Scan::Continue);
                 }
                 let Some(set) = decode_bounded(batch)? else {
@@ -196,8 +209,14 @@ impl Log {
                     >= self.config.delete_retention_ms;
             stats.segments_cleaned += 1;
             stats.bytes_read += self.segments[&base].size();
-            let (rewritten, kept_tombstones) =
-                self.clean_segment(base, &offset_map, drop_tombstones, now_ms, &mut stats)?;
+            let (rewritten, kept_tombstones) = self.clean_segment(
+                base,
+                &offset_map,
+                &aborted,
+                drop_tombstones,
+                now_ms,
+                &mut stats,
+            )?;
             tombstones_kept |= kept_tombstones;
             if rewritten {
                 stats.segments_rewritten += 1;
@@ -224,6 +243,7 @@ impl Log {
         &mut self,
         base: i64,
         offset_map: &HashMap<Bytes, i64>,
+        aborted: &AbortedRanges,
         drop_tombstones: bool,
         now_ms: i64,
         stats: &mut CleanStats,
@@ -237,6 +257,11 @@ impl Log {
         segment.scan_from(0, false, |_, batch| {
             if batch.is_control() {
                 output.extend_from_slice(batch.as_bytes());
+                return Ok(Scan::Continue);
+            }
+            if aborted.contains(batch) {
+                removed += u64::try_from(batch.records_count()).unwrap_or(0);
+                changed = true;
                 return Ok(Scan::Continue);
             }
             let Some(set) = decode_bounded(batch)? else {
@@ -326,8 +351,10 @@ impl Log {
         self.simulate_crash_at(CleanStep::OriginalsDeleted)?;
         fs::rename(&swap, &log_path)?;
         sync_dir(&self.dir)?;
+        let aborted_txns = original.aborted_txns().to_vec();
         original.delete_files()?;
-        // The new segment's indexes are built from its data.
+        // The new segment's indexes are built from its data; its markers are the
+        // original's, and so are its aborted transactions.
         let mut segment = LogSegment::open(
             &self.dir,
             base,
@@ -335,6 +362,9 @@ impl Log {
             self.config.segment_index_bytes,
             now_ms,
         )?;
+        for txn in aborted_txns {
+            segment.append_aborted_txn(txn)?;
+        }
         segment.on_become_inactive()?;
         self.segments.insert(base, segment);
         Ok(())
@@ -357,6 +387,41 @@ impl Log {
 fn sync_dir(dir: &std::path::Path) -> Result<(), LogError> {
     fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// The offset ranges of aborted transactions, per producer.
+struct AbortedRanges(HashMap<i64, Vec<(i64, i64)>>);
+
+impl AbortedRanges {
+    fn of(log: &Log) -> AbortedRanges {
+        let mut ranges: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for segment in log.segments.values() {
+            for AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset,
+                ..
+            } in segment.aborted_txns()
+            {
+                ranges
+                    .entry(*producer_id)
+                    .or_default()
+                    .push((*first_offset, *last_offset));
+            }
+        }
+        AbortedRanges(ranges)
+    }
+
+    /// Whether `batch` is a data batch of an aborted transaction.
+    fn contains(&self, batch: &RecordBatch<'_>) -> bool {
+        batch.is_transactional()
+            && !batch.is_control()
+            && self.0.get(&batch.producer_id()).is_some_and(|ranges| {
+                ranges
+                    .iter()
+                    .any(|(first, last)| (*first..=*last).contains(&batch.base_offset()))
+            })
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! MESSAGE_TOO_LARGE, `OffsetOutOfRange` → OFFSET_OUT_OF_RANGE, `OutOfOrderSequence` →
 //! OUT_OF_ORDER_SEQUENCE_NUMBER, `InvalidProducerEpoch` → INVALID_PRODUCER_EPOCH,
 //! `UnknownProducerId` → UNKNOWN_PRODUCER_ID, `InvalidRecord` → INVALID_RECORD,
-//! `DecompressedTooLarge` → MESSAGE_TOO_LARGE.
+//! `DecompressedTooLarge` → MESSAGE_TOO_LARGE, `InvalidTxnState` → INVALID_TXN_STATE,
+//! `TransactionCoordinatorFenced` → TRANSACTION_COORDINATOR_FENCED.
 
 /// Everything that can go wrong in a log operation.
 #[derive(Debug, thiserror::Error)]
@@ -60,4 +61,17 @@ pub enum LogError {
     /// [`crate::records`]).
     #[error("the batch's records decompress to more than {max} bytes")]
     DecompressedTooLarge { max: u64 },
+    /// A write that the producer's transaction state does not allow (a non-transactional
+    /// batch from a producer with an open transaction).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// An end-transaction marker from a coordinator older than the one that wrote the
+    /// producer's last marker.
+    #[error(
+        "transaction marker from coordinator epoch {coordinator_epoch} is older than {current_epoch}"
+    )]
+    TransactionCoordinatorFenced {
+        coordinator_epoch: i32,
+        current_epoch: i32,
+    },
 }

@@ -90,6 +90,7 @@ pub mod manager;
 pub mod producer_state;
 pub mod records;
 pub mod segment;
+pub mod txn;
 
 pub use batch::{BatchHeader, RecordBatch};
 pub use cleaner::CleanStats;
@@ -101,6 +102,7 @@ pub use log::{FetchDataInfo, Log, LogAppendInfo};
 pub use manager::LogManager;
 pub use producer_state::ProducerStateManager;
 pub use segment::{FileRegion, LogSegment};
+pub use txn::{AbortedTxn, ControlType, EndTxnMarker};
 
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]

@@ -13,13 +13,14 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
-    ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
+    CompletedTxn, ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
 };
 use crate::records;
 use crate::segment::{
     FileRegion, INDEX_FILE_SUFFIX, LOG_FILE_SUFFIX, LogSegment, Scan, TIME_INDEX_FILE_SUFFIX,
     remove_if_exists,
 };
+use crate::txn::{AbortedTxn, EndTxnMarker, TXN_INDEX_FILE_SUFFIX};
 
 /// Suffix of segment files waiting for `file.delete.delay.ms` before removal.
 pub const DELETED_FILE_SUFFIX: &str = ".deleted";
@@ -247,14 +248,21 @@ impl Log {
             producer_state,
             ..
         } = self;
-        for segment in segments.values().filter(|s| s.next_offset() > from) {
+        for segment in segments.values_mut().filter(|s| s.next_offset() > from) {
             let (_, position) = segment.offset_index().lookup(from);
+            let mut aborted = Vec::new();
             segment.scan_from(u64::from(position), false, |_, batch| {
-                if batch.last_offset() >= from {
-                    producer_state.replay(batch.header());
+                if batch.last_offset() >= from
+                    && let Some(txn) = producer_state.replay(batch)
+                {
+                    aborted.extend(aborted_entry(producer_state, &txn));
                 }
                 Ok(Scan::Continue)
             })?;
+            // Already there unless the index file was lost: appends are idempotent.
+            for txn in aborted {
+                segment.append_aborted_txn(txn)?;
+            }
         }
         Ok(())
     }
@@ -314,6 +322,8 @@ impl Log {
         self.high_watermark = high_watermark
             .min(self.log_end_offset())
             .max(self.log_start_offset);
+        self.producer_state
+            .on_high_watermark_updated(self.high_watermark);
         self.high_watermark
     }
 
@@ -324,10 +334,93 @@ impl Log {
         if new > self.high_watermark {
             let old = self.high_watermark;
             self.high_watermark = new;
+            self.producer_state.on_high_watermark_updated(new);
             Some(old)
         } else {
             None
         }
+    }
+
+    /// The last stable offset: what `read_committed` consumers may read up to — the
+    /// first offset of the oldest transaction still open (or ended by a marker not yet
+    /// replicated), or the high watermark when that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producer_state
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
+            .max(self.log_start_offset)
+    }
+
+    /// The aborted transactions a `read_committed` fetch from `fetch_offset` that returns
+    /// records below `upper_bound` must tell the client about: those whose marker is at or
+    /// after `fetch_offset` and whose first record is below `upper_bound`, in marker order.
+    pub fn collect_aborted_txns(&self, fetch_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let start = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
+        let mut found = Vec::new();
+        for segment in self.segments.range(start..).map(|(_, s)| s) {
+            for txn in segment.aborted_txns() {
+                if txn.last_offset >= fetch_offset && txn.first_offset < upper_bound {
+                    found.push(*txn);
+                }
+                if txn.last_stable_offset > upper_bound {
+                    // Nothing later can start below the bound (Kafka's `isComplete`).
+                    return found;
+                }
+            }
+        }
+        found
+    }
+
+    /// Appends an end-transaction marker as the partition leader (what WriteTxnMarkers
+    /// asks for): fenced when its producer epoch or coordinator epoch is older than the
+    /// last one seen; the producer's open transaction ends, and an aborted one goes into
+    /// the aborted transaction index.
+    pub fn append_marker_as_leader(
+        &mut self,
+        marker: &EndTxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.producer_state.check_marker(marker)?;
+        let mut buf = marker.to_batch(leader_epoch, now_ms);
+        let offset = self.log_end_offset();
+        batch::set_base_offset(&mut buf, offset);
+        if self.active_segment().should_roll(
+            buf.len() as u64,
+            offset,
+            self.config.segment_bytes,
+            self.config.segment_ms,
+            now_ms,
+        ) {
+            self.roll(now_ms)?;
+        }
+        self.active_segment_mut().append(&buf)?;
+        self.leader_epoch_cache.assign(leader_epoch, offset)?;
+        if let Some(txn) = self.producer_state.apply_marker(marker, offset, now_ms) {
+            self.index_completed_txn(&txn)?;
+        }
+        self.unflushed_messages += 1;
+        Ok(LogAppendInfo {
+            first_offset: offset,
+            last_offset: offset,
+            max_timestamp: now_ms,
+            offset_of_max_timestamp: offset,
+            records_count: 1,
+            valid_bytes: buf.len(),
+            duplicate: false,
+        })
+    }
+
+    /// Puts an aborted transaction into the active segment's index.
+    fn index_completed_txn(&mut self, txn: &CompletedTxn) -> Result<(), LogError> {
+        if let Some(entry) = aborted_entry(&self.producer_state, txn) {
+            self.active_segment_mut().append_aborted_txn(entry)?;
+        }
+        Ok(())
     }
 
     /// The leader epochs of this log and their start offsets, oldest first.
@@ -539,7 +632,11 @@ impl Log {
         for header in &headers {
             self.leader_epoch_cache
                 .assign(header.partition_leader_epoch, header.base_offset)?;
-            self.producer_state.replay(header);
+        }
+        for batch in batch::batches(records) {
+            if let Some(txn) = self.producer_state.replay(&batch?) {
+                self.index_completed_txn(&txn)?;
+            }
         }
         self.unflushed_messages += u64::from(records_count);
         if self.unflushed_messages >= self.config.flush_interval_messages {
@@ -769,6 +866,8 @@ impl Log {
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
             self.high_watermark = self.high_watermark.max(offset);
+            self.producer_state
+                .on_high_watermark_updated(self.high_watermark);
             self.leader_epoch_cache.truncate_from_start(offset)?;
             self.delete_segments_below_log_start(i64::MAX)?;
         }
@@ -1086,6 +1185,7 @@ fn remove_temporary_files_and_list_segments(dir: &Path) -> Result<Vec<i64>, LogE
         } else if let Some(stem) = name
             .strip_suffix(INDEX_FILE_SUFFIX)
             .or_else(|| name.strip_suffix(TIME_INDEX_FILE_SUFFIX))
+            .or_else(|| name.strip_suffix(TXN_INDEX_FILE_SUFFIX))
             && let Ok(base) = stem.parse::<i64>()
         {
             indexes.push((base, path.clone()));
@@ -1125,6 +1225,16 @@ impl RolledSegments {
         }
         File::open(&self.dir)?.sync_all()
     }
+}
+
+/// The aborted transaction index entry for an ended transaction (none for a commit).
+fn aborted_entry(producer_state: &ProducerStateManager, txn: &CompletedTxn) -> Option<AbortedTxn> {
+    txn.aborted.then(|| AbortedTxn {
+        producer_id: txn.producer_id,
+        first_offset: txn.first_offset,
+        last_offset: txn.last_offset,
+        last_stable_offset: producer_state.last_stable_offset_after(txn),
+    })
 }
 
 #[cfg(test)]

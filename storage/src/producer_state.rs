@@ -14,22 +14,35 @@
 //! last timestamp (i64), batch count (u8) and per batch first sequence (i32), last
 //! sequence (i32), first offset (i64), last offset (i64), timestamp (i64) — all big-endian.
 //! A snapshot that fails its CRC is ignored (replay starts from an older one).
+//! Version 2 adds, after the last timestamp, the coordinator epoch (i32) and the first
+//! offset of the producer's open transaction (i64, -1 when none); version 1 files are
+//! still read (no open transactions).
+//!
+//! # Transactions
+//!
+//! A producer whose batch carries the transactional bit has an *open transaction* from
+//! that batch's offset until an end-transaction marker of it is appended (see
+//! [`crate::txn`]). The manager keeps the open transactions by first offset, and the
+//! ended ones until the high watermark passes their marker: the smallest of those first
+//! offsets is the *first unstable offset*, and the last stable offset is that or the high
+//! watermark, whichever is lower (Kafka's `ProducerStateManager`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::batch::{BatchHeader, NO_SEQUENCE};
+use crate::batch::{BatchHeader, NO_SEQUENCE, RecordBatch};
 use crate::error::LogError;
 use crate::segment::{filename_prefix, remove_if_exists};
+use crate::txn::{ControlType, EndTxnMarker};
 
 /// How many recent batches per producer are kept for duplicate detection (Kafka: 5, the
 /// producer's `max.in.flight.requests.per.connection` limit for idempotence).
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// Suffix of producer state snapshot files.
 pub const SNAPSHOT_FILE_SUFFIX: &str = ".snapshot";
-const SNAPSHOT_VERSION: i16 = 1;
+const SNAPSHOT_VERSION: i16 = 2;
 /// Snapshots kept after a new one is written; older ones only speed up nothing.
 const SNAPSHOTS_TO_RETAIN: usize = 2;
 
@@ -51,6 +64,11 @@ pub struct ProducerStateEntry {
     /// Oldest first, at most [`NUM_BATCHES_TO_RETAIN`].
     pub batches: VecDeque<BatchMetadata>,
     pub last_timestamp: i64,
+    /// Epoch of the transaction coordinator that wrote the producer's last marker (-1
+    /// before any); a marker from an older coordinator is fenced.
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerStateEntry {
@@ -60,6 +78,23 @@ impl ProducerStateEntry {
             producer_epoch,
             batches: VecDeque::new(),
             last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// A data batch's effect on the open transaction: the first transactional batch
+    /// opens one.
+    fn track_transaction(&mut self, header: &BatchHeader) {
+        if header.is_transactional() && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(header.base_offset);
+        }
+    }
+
+    fn set_epoch(&mut self, epoch: i16) {
+        if epoch != self.producer_epoch {
+            self.producer_epoch = epoch;
+            self.batches.clear();
         }
     }
 
@@ -152,8 +187,7 @@ impl ProducerAppendInfo {
                     expected_sequence: 0,
                 });
             }
-            entry.producer_epoch = epoch;
-            entry.batches.clear();
+            entry.set_epoch(epoch);
         } else if let Some(duplicate) = entry.find_duplicate(first_seq, last_seq) {
             return Ok(SequenceCheck::Duplicate(duplicate));
         } else if !entry.batches.is_empty() {
@@ -167,6 +201,13 @@ impl ProducerAppendInfo {
                 });
             }
         }
+        if !header.is_transactional() && entry.current_txn_first_offset.is_some() {
+            return Err(LogError::InvalidTxnState(format!(
+                "expected a transactional write from producer {producer_id}: its transaction \
+                 is open"
+            )));
+        }
+        entry.track_transaction(header);
         entry.push(BatchMetadata {
             first_seq,
             last_seq,
@@ -183,11 +224,26 @@ impl ProducerAppendInfo {
     }
 }
 
+/// A transaction that an end marker closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
+}
+
 /// Producer state of one partition, plus its snapshot files in the partition directory.
 #[derive(Debug)]
 pub struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerStateEntry>,
+    /// Open transactions: first offset → producer id.
+    ongoing_txns: BTreeMap<i64, i64>,
+    /// Ended transactions whose marker the high watermark has not passed yet: first
+    /// offset → marker offset.
+    unreplicated_txns: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -195,7 +251,91 @@ impl ProducerStateManager {
         ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
+            ongoing_txns: BTreeMap::new(),
+            unreplicated_txns: BTreeMap::new(),
         }
+    }
+
+    /// The first offset of the oldest transaction that is open, or ended with a marker
+    /// not yet below the high watermark.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing_txns.keys().next().copied();
+        let unreplicated = self.unreplicated_txns.keys().next().copied();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Forgets ended transactions whose marker is below the new high watermark.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        if !self.unreplicated_txns.is_empty() {
+            self.unreplicated_txns
+                .retain(|_, marker| *marker >= high_watermark);
+        }
+    }
+
+    /// The open transactions, oldest first: (producer id, first offset).
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing_txns.iter().map(|(first, pid)| (*pid, *first))
+    }
+
+    /// The last stable offset an aborted transaction index entry records for `txn`: the
+    /// first offset of the oldest transaction of another producer still open, else the
+    /// offset after the marker.
+    pub fn last_stable_offset_after(&self, txn: &CompletedTxn) -> i64 {
+        self.ongoing_txns
+            .iter()
+            .find(|(_, pid)| **pid != txn.producer_id)
+            .map_or(txn.last_offset + 1, |(first, _)| *first)
+    }
+
+    /// Checks that a marker may be written (the leader's path): a marker of an older
+    /// producer epoch is fenced, as is one from an older coordinator.
+    pub fn check_marker(&self, marker: &EndTxnMarker) -> Result<(), LogError> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        if marker.producer_epoch < entry.producer_epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id: marker.producer_id,
+                producer_epoch: marker.producer_epoch,
+                current_epoch: entry.producer_epoch,
+            });
+        }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(LogError::TransactionCoordinatorFenced {
+                coordinator_epoch: marker.coordinator_epoch,
+                current_epoch: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a marker appended at `offset`: the producer's open transaction (if any)
+    /// ends.
+    pub fn apply_marker(
+        &mut self,
+        marker: &EndTxnMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(marker.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(marker.producer_id, marker.producer_epoch));
+        entry.set_epoch(marker.producer_epoch);
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        let first_offset = entry.current_txn_first_offset.take()?;
+        self.ongoing_txns.remove(&first_offset);
+        self.unreplicated_txns.insert(first_offset, offset);
+        Some(CompletedTxn {
+            producer_id: marker.producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted: marker.control == ControlType::Abort,
+        })
     }
 
     /// The state of one producer, if any batch of it is remembered.
@@ -210,24 +350,38 @@ impl ProducerStateManager {
 
     /// Applies a validated append (after its batches are safely in the segment).
     pub fn commit(&mut self, info: ProducerAppendInfo) {
+        for entry in info.updates.values() {
+            if let Some(first) = entry.current_txn_first_offset {
+                self.ongoing_txns.insert(first, entry.producer_id);
+            }
+        }
         self.producers.extend(info.updates);
     }
 
-    /// Replays one batch read back from the log (recovery): no validation, the log is the
-    /// truth. A newer epoch replaces what was known.
-    pub fn replay(&mut self, header: &BatchHeader) {
-        if header.producer_id < 0 || header.is_control() {
-            return;
+    /// Replays one batch read back from the log (recovery, or a follower's append): no
+    /// validation, the log is the truth. A newer epoch replaces what was known; a marker
+    /// ends its producer's transaction, which is returned.
+    pub fn replay(&mut self, batch: &RecordBatch<'_>) -> Option<CompletedTxn> {
+        let header = batch.header();
+        if header.producer_id < 0 {
+            return None;
+        }
+        if header.is_control() {
+            let marker = EndTxnMarker::from_batch(batch)?;
+            return self.apply_marker(&marker, header.base_offset, header.max_timestamp);
         }
         let entry = self
             .producers
             .entry(header.producer_id)
             .or_insert_with(|| ProducerStateEntry::new(header.producer_id, header.producer_epoch));
         if header.producer_epoch > entry.producer_epoch {
-            entry.producer_epoch = header.producer_epoch;
-            entry.batches.clear();
+            entry.set_epoch(header.producer_epoch);
         } else if header.producer_epoch < entry.producer_epoch {
-            return;
+            return None;
+        }
+        entry.track_transaction(header);
+        if let Some(first) = entry.current_txn_first_offset {
+            self.ongoing_txns.insert(first, header.producer_id);
         }
         entry.push(BatchMetadata {
             first_seq: header.base_sequence,
@@ -236,21 +390,27 @@ impl ProducerStateManager {
             last_offset: header.last_offset(),
             timestamp: header.max_timestamp,
         });
+        None
     }
 
     /// Forgets producers whose last batch is older than `expiration_ms` (Kafka's
     /// `producer.id.expiration.ms`); a later batch of theirs is accepted as from an unknown
-    /// producer. Returns how many were removed.
+    /// producer. A producer with an open transaction is kept. Returns how many were
+    /// removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Forgets everything (before a rebuild).
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing_txns.clear();
+        self.unreplicated_txns.clear();
     }
 
     /// Offsets of the snapshot files present, ascending.
@@ -286,6 +446,8 @@ impl ProducerStateManager {
             body.extend_from_slice(&entry.producer_id.to_be_bytes());
             body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
             body.extend_from_slice(&entry.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -323,7 +485,7 @@ impl ProducerStateManager {
     /// Replaces the state with the newest readable snapshot at or below `max_offset` and
     /// returns its offset (replay continues from there), or `None` when there is none.
     pub fn load_latest_snapshot(&mut self, max_offset: i64) -> Result<Option<i64>, LogError> {
-        self.producers.clear();
+        self.clear();
         for offset in self.snapshot_offsets()?.into_iter().rev() {
             if offset > max_offset {
                 continue;
@@ -331,6 +493,10 @@ impl ProducerStateManager {
             let bytes = fs::read(self.snapshot_path(offset))?;
             match decode_snapshot(&bytes) {
                 Some(producers) => {
+                    self.ongoing_txns = producers
+                        .values()
+                        .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id)))
+                        .collect();
                     self.producers = producers;
                     return Ok(Some(offset));
                 }
@@ -345,7 +511,8 @@ impl ProducerStateManager {
 
 fn decode_snapshot(bytes: &[u8]) -> Option<HashMap<i64, ProducerStateEntry>> {
     let mut r = Reader { bytes, at: 0 };
-    if r.i16()? != SNAPSHOT_VERSION {
+    let version = r.i16()?;
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
         return None;
     }
     let crc = r.u32()?;
@@ -358,6 +525,11 @@ fn decode_snapshot(bytes: &[u8]) -> Option<HashMap<i64, ProducerStateEntry>> {
         let producer_id = r.i64()?;
         let producer_epoch = r.i16()?;
         let last_timestamp = r.i64()?;
+        let (coordinator_epoch, current_txn_first_offset) = if version >= 2 {
+            (r.i32()?, Some(r.i64()?).filter(|o| *o >= 0))
+        } else {
+            (-1, None)
+        };
         let n = r.u8()?;
         let mut batches = VecDeque::with_capacity(usize::from(n));
         for _ in 0..n {
@@ -376,6 +548,8 @@ fn decode_snapshot(bytes: &[u8]) -> Option<HashMap<i64, ProducerStateEntry>> {
                 producer_epoch,
                 batches,
                 last_timestamp,
+                coordinator_epoch,
+                current_txn_first_offset,
             },
         );
     }

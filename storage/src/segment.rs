@@ -14,6 +14,7 @@ use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD, RecordBatch};
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::records;
+use crate::txn::{AbortedTxn, TXN_INDEX_FILE_SUFFIX, TransactionIndex};
 
 /// Suffix of the record data file.
 pub const LOG_FILE_SUFFIX: &str = ".log";
@@ -132,6 +133,8 @@ pub struct LogSegment {
     /// Bytes cut off by a recovery that `open` had to run (a trusted segment whose files
     /// turned out inconsistent); the log drops the segments after one that lost data.
     truncated_on_open: u64,
+    /// The aborted transactions whose markers are in this segment (`.txnindex`).
+    txn_index: TransactionIndex,
     #[cfg(test)]
     pub(crate) write_fault: WriteFault,
 }
@@ -179,6 +182,11 @@ impl LogSegment {
             offset_of_max_timestamp_so_far: base_offset,
             rolling_based_timestamp: now_ms,
             truncated_on_open: 0,
+            txn_index: TransactionIndex::create(file_path(
+                dir,
+                base_offset,
+                TXN_INDEX_FILE_SUFFIX,
+            ))?,
             #[cfg(test)]
             write_fault: WriteFault::default(),
         })
@@ -216,6 +224,7 @@ impl LogSegment {
             offset_of_max_timestamp_so_far: base_offset,
             rolling_based_timestamp: now_ms,
             truncated_on_open: 0,
+            txn_index: TransactionIndex::open(file_path(dir, base_offset, TXN_INDEX_FILE_SUFFIX))?,
             #[cfg(test)]
             write_fault: WriteFault::default(),
         };
@@ -324,6 +333,10 @@ impl LogSegment {
             self.log.set_len(valid_size)?;
             self.size = valid_size;
         }
+        let next_offset = rebuilt
+            .last()
+            .map_or(self.base_offset, |(_, h)| h.next_offset());
+        self.txn_index.truncate_to(next_offset)?;
         for (position, header) in rebuilt {
             self.index_batch(position as u32, &header);
         }
@@ -817,10 +830,21 @@ impl LogSegment {
         self.log.sync_data()?;
         self.offset_index.flush()?;
         self.time_index.flush()?;
+        self.txn_index.flush()?;
         Ok(())
     }
 
-    /// Renames all three files by appending `suffix` (`.deleted`, `.cleaned`, `.swap`).
+    /// The aborted transactions whose markers are in this segment.
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Records an aborted transaction whose marker was appended to this segment.
+    pub fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), LogError> {
+        self.txn_index.append(txn)
+    }
+
+    /// Renames all its files by appending `suffix` (`.deleted`, `.cleaned`, `.swap`).
     pub fn add_suffix(&mut self, suffix: &str) -> Result<(), LogError> {
         let log_path = with_suffix(&self.log_path, suffix);
         std::fs::rename(&self.log_path, &log_path)?;
@@ -829,15 +853,19 @@ impl LogSegment {
         self.offset_index.rename_to(&index_path)?;
         let time_index_path = with_suffix(self.time_index.path(), suffix);
         self.time_index.rename_to(&time_index_path)?;
+        let txn_index_path = with_suffix(self.txn_index.path(), suffix);
+        self.txn_index.rename_to(txn_index_path)?;
         Ok(())
     }
 
-    /// The paths of the segment's three files.
-    pub fn paths(&self) -> [PathBuf; 3] {
+    /// The paths of the segment's files (the transaction index's whether or not it
+    /// exists).
+    pub fn paths(&self) -> [PathBuf; 4] {
         [
             self.log_path.clone(),
             self.offset_index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ]
     }
 

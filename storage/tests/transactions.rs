@@ -1,0 +1,323 @@
+//! Transactions in the log: open transactions hold the last stable offset back, markers
+//! end them, aborted ones are indexed in `.txnindex` (Kafka's format) and survive restarts,
+//! crashes, truncation, replication to a follower and compaction.
+
+mod common;
+
+use std::path::Path;
+
+use common::{BatchSpec, encode_batch, encode_keyed};
+use strata_storage::{
+    AbortedTxn, CleanupPolicy, ControlType, EndTxnMarker, Log, LogConfig, LogError, RecordBatch,
+};
+
+fn txn_batch(pid: i64, epoch: i16, seq: i32, count: usize) -> bytes::Bytes {
+    encode_batch(&BatchSpec {
+        count,
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        transactional: true,
+        ..BatchSpec::default()
+    })
+}
+
+fn plain_batch(count: usize) -> bytes::Bytes {
+    encode_batch(&BatchSpec {
+        count,
+        ..BatchSpec::default()
+    })
+}
+
+fn marker(pid: i64, epoch: i16, control: ControlType) -> EndTxnMarker {
+    EndTxnMarker {
+        producer_id: pid,
+        producer_epoch: epoch,
+        coordinator_epoch: 0,
+        control,
+    }
+}
+
+fn open(path: &Path, clean: bool, config: LogConfig) -> Log {
+    Log::open(path.to_path_buf(), config, clean, 0, 0, 0).unwrap()
+}
+
+fn commit_all(log: &mut Log) {
+    let leo = log.log_end_offset();
+    log.maybe_increment_high_watermark(leo);
+}
+
+#[test]
+fn an_open_transaction_holds_the_last_stable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
+    log.append_as_leader(&plain_batch(2), 0, 0).unwrap(); // 0..=1
+    log.append_as_leader(&txn_batch(7, 0, 0, 3), 0, 0).unwrap(); // 2..=4
+    log.append_as_leader(&plain_batch(1), 0, 0).unwrap(); // 5
+    commit_all(&mut log);
+    assert_eq!(log.high_watermark(), 6);
+    assert_eq!(log.last_stable_offset(), 2);
+    assert_eq!(
+        log.producer_state()
+            .ongoing_transactions()
+            .collect::<Vec<_>>(),
+        [(7, 2)]
+    );
+
+    let info = log
+        .append_marker_as_leader(&marker(7, 0, ControlType::Commit), 0, 10)
+        .unwrap();
+    assert_eq!((info.first_offset, info.last_offset), (6, 6));
+    // The marker is not replicated yet: the transaction is not stable.
+    assert_eq!(log.last_stable_offset(), 2);
+    commit_all(&mut log);
+    assert_eq!(log.last_stable_offset(), 7);
+    assert!(log.collect_aborted_txns(0, 7).is_empty());
+
+    let read = log.read(6, 1 << 20, true, 7).unwrap();
+    let batch = RecordBatch::parse(&read.records).unwrap();
+    batch.validate().unwrap();
+    assert_eq!(
+        EndTxnMarker::from_batch(&batch),
+        Some(marker(7, 0, ControlType::Commit))
+    );
+}
+
+#[test]
+fn aborted_transactions_are_indexed_and_collected_for_a_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = open(&path, true, LogConfig::default());
+    log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap(); // 0..=1 pid 1
+    log.append_as_leader(&txn_batch(2, 0, 0, 2), 0, 0).unwrap(); // 2..=3 pid 2
+    log.append_marker_as_leader(&marker(1, 0, ControlType::Abort), 0, 0)
+        .unwrap(); // 4
+    log.append_as_leader(&plain_batch(1), 0, 0).unwrap(); // 5
+    log.append_marker_as_leader(&marker(2, 0, ControlType::Abort), 0, 0)
+        .unwrap(); // 6
+    commit_all(&mut log);
+    assert_eq!(log.last_stable_offset(), 7);
+    let first = AbortedTxn {
+        producer_id: 1,
+        first_offset: 0,
+        last_offset: 4,
+        // pid 2's transaction was still open when pid 1's marker was written.
+        last_stable_offset: 2,
+    };
+    let second = AbortedTxn {
+        producer_id: 2,
+        first_offset: 2,
+        last_offset: 6,
+        last_stable_offset: 7,
+    };
+    assert_eq!(log.collect_aborted_txns(0, 7), [first, second]);
+    assert_eq!(log.collect_aborted_txns(5, 7), [second]);
+    assert_eq!(log.collect_aborted_txns(0, 1), [first]);
+    assert!(log.collect_aborted_txns(7, 7).is_empty());
+
+    // Kafka's file format: 34-byte entries.
+    let index = std::fs::read(path.join("00000000000000000000.txnindex")).unwrap();
+    assert_eq!(index.len(), 68);
+    assert_eq!(&index[0..2], &[0, 0]);
+    assert_eq!(&index[2..10], &1i64.to_be_bytes());
+    assert_eq!(&index[18..26], &4i64.to_be_bytes());
+    assert_eq!(&index[26..34], &2i64.to_be_bytes());
+
+    log.close().unwrap();
+    let log = open(&path, true, LogConfig::default());
+    assert_eq!(log.collect_aborted_txns(0, 7), [first, second]);
+}
+
+#[test]
+fn writes_against_the_transaction_state_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
+    log.append_as_leader(&txn_batch(3, 1, 0, 1), 0, 0).unwrap();
+    // A non-transactional write of a producer whose transaction is open.
+    let plain = encode_batch(&BatchSpec {
+        producer_id: 3,
+        producer_epoch: 1,
+        base_sequence: 1,
+        ..BatchSpec::default()
+    });
+    assert!(matches!(
+        log.append_as_leader(&plain, 0, 0),
+        Err(LogError::InvalidTxnState(_))
+    ));
+    // A marker of an older epoch is fenced.
+    assert!(matches!(
+        log.append_marker_as_leader(&marker(3, 0, ControlType::Commit), 0, 0),
+        Err(LogError::InvalidProducerEpoch { .. })
+    ));
+    // A marker from an older coordinator is fenced once a newer one wrote.
+    let mut newer = marker(3, 1, ControlType::Abort);
+    newer.coordinator_epoch = 5;
+    log.append_marker_as_leader(&newer, 0, 0).unwrap();
+    let mut older = marker(3, 1, ControlType::Abort);
+    older.coordinator_epoch = 4;
+    assert!(matches!(
+        log.append_marker_as_leader(&older, 0, 0),
+        Err(LogError::TransactionCoordinatorFenced { .. })
+    ));
+    // The next transaction of the producer continues its sequence.
+    log.append_as_leader(&txn_batch(3, 1, 1, 1), 0, 0).unwrap();
+    assert_eq!(log.producer_state().ongoing_transactions().count(), 1);
+}
+
+#[test]
+fn open_transactions_survive_a_clean_restart_and_a_crash() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t-0");
+        let config = LogConfig {
+            segment_bytes: 400,
+            ..LogConfig::default()
+        };
+        let mut log = open(&path, true, config.clone());
+        log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap();
+        for _ in 0..6 {
+            log.append_as_leader(&plain_batch(2), 0, 0).unwrap();
+        }
+        log.append_as_leader(&txn_batch(2, 0, 0, 1), 0, 0).unwrap();
+        log.append_marker_as_leader(&marker(2, 0, ControlType::Abort), 0, 0)
+            .unwrap();
+        let leo = log.log_end_offset();
+        assert!(
+            log.number_of_segments() > 1,
+            "the transactions span segments"
+        );
+        if clean {
+            log.close().unwrap();
+        } else {
+            drop(log); // no close: the snapshot at the end is missing
+        }
+        let mut log = open(&path, clean, config);
+        assert_eq!(log.log_end_offset(), leo);
+        assert_eq!(
+            log.producer_state()
+                .ongoing_transactions()
+                .collect::<Vec<_>>(),
+            [(1, 0)],
+            "clean={clean}"
+        );
+        log.update_high_watermark(leo);
+        assert_eq!(log.last_stable_offset(), 0);
+        assert_eq!(log.collect_aborted_txns(0, leo).len(), 1);
+        log.append_marker_as_leader(&marker(1, 0, ControlType::Commit), 0, 0)
+            .unwrap();
+        commit_all(&mut log);
+        assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    }
+}
+
+#[test]
+fn truncation_reopens_a_transaction_whose_marker_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
+    log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap(); // 0..=1
+    log.append_marker_as_leader(&marker(1, 0, ControlType::Abort), 0, 0)
+        .unwrap(); // 2
+    assert_eq!(log.collect_aborted_txns(0, 3).len(), 1);
+    log.truncate_to(2).unwrap();
+    assert!(log.collect_aborted_txns(0, 3).is_empty());
+    assert_eq!(
+        log.producer_state()
+            .ongoing_transactions()
+            .collect::<Vec<_>>(),
+        [(1, 0)]
+    );
+}
+
+#[test]
+fn a_follower_learns_transactions_from_the_leaders_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = open(&dir.path().join("leader"), true, LogConfig::default());
+    let mut follower = open(&dir.path().join("follower"), true, LogConfig::default());
+    leader
+        .append_as_leader(&txn_batch(9, 2, 0, 3), 4, 0)
+        .unwrap();
+    leader
+        .append_marker_as_leader(&marker(9, 2, ControlType::Abort), 4, 0)
+        .unwrap();
+    leader
+        .append_as_leader(&txn_batch(9, 2, 3, 1), 4, 0)
+        .unwrap();
+    let fetched = leader.read(0, 1 << 20, true, i64::MAX).unwrap();
+    follower.append_as_follower(&fetched.records, 0).unwrap();
+    assert_eq!(
+        follower.collect_aborted_txns(0, 10),
+        leader.collect_aborted_txns(0, 10)
+    );
+    assert_eq!(follower.collect_aborted_txns(0, 10).len(), 1);
+    assert_eq!(
+        follower
+            .producer_state()
+            .ongoing_transactions()
+            .collect::<Vec<_>>(),
+        [(9, 4)]
+    );
+}
+
+#[test]
+fn compaction_drops_aborted_records_and_keeps_markers_and_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c-0");
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_bytes: 300,
+        min_cleanable_dirty_ratio: 0.0,
+        ..LogConfig::default()
+    };
+    let mut log = open(&path, true, config.clone());
+    let keyed = |pid: i64, seq: i32, transactional: bool, key: &str, value: &str| {
+        encode_keyed(
+            &BatchSpec {
+                producer_id: pid,
+                producer_epoch: if pid >= 0 { 0 } else { -1 },
+                base_sequence: if pid >= 0 { seq } else { -1 },
+                transactional,
+                ..BatchSpec::default()
+            },
+            &[(Some(key), Some(value), 1_000)],
+        )
+    };
+    log.append_as_leader(&keyed(-1, 0, false, "k", "committed"), 0, 0)
+        .unwrap(); // 0
+    log.append_as_leader(&keyed(5, 0, true, "k", "aborted"), 0, 0)
+        .unwrap(); // 1
+    log.append_marker_as_leader(&marker(5, 0, ControlType::Abort), 0, 0)
+        .unwrap(); // 2
+    log.append_as_leader(&keyed(6, 0, true, "j", "open"), 0, 0)
+        .unwrap(); // 3: stays open
+    for i in 0..8 {
+        log.append_as_leader(&keyed(-1, 0, false, &format!("x{i}"), "v"), 0, 0)
+            .unwrap();
+    }
+    commit_all(&mut log);
+    assert_eq!(log.last_stable_offset(), 3);
+    log.clean(10_000, true).unwrap();
+
+    let read = log.read(0, 1 << 20, true, 3).unwrap();
+    let mut values = Vec::new();
+    let mut markers = 0;
+    for batch in strata_storage::batch::batches(&read.records) {
+        let batch = batch.unwrap();
+        if batch.is_control() {
+            markers += 1;
+            continue;
+        }
+        let mut buf = bytes::Bytes::copy_from_slice(batch.as_bytes());
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
+        for record in set.records {
+            values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(values, ["committed"], "the aborted write shadows nothing");
+    assert_eq!(markers, 1);
+    assert_eq!(log.collect_aborted_txns(0, 3).len(), 1);
+    // Nothing at or after the open transaction was touched.
+    assert_eq!(log.last_stable_offset(), 3);
+    log.close().unwrap();
+    let log = open(&path, true, config);
+    assert_eq!(log.collect_aborted_txns(0, 3).len(), 1);
+}
