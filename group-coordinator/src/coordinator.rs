@@ -3,12 +3,14 @@
 //!
 //! The API handlers live in submodules by Kafka API: `membership` (JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup), `offsets` (OffsetCommit, OffsetFetch,
-//! OffsetDelete, retention) and `admin` (FindCoordinator, DescribeGroups, ListGroups,
+//! OffsetDelete, retention), `txn_offsets` (TxnOffsetCommit and the end of
+//! transactions) and `admin` (FindCoordinator, DescribeGroups, ListGroups,
 //! DeleteGroups).
 
 mod admin;
 mod membership;
 mod offsets;
+mod txn_offsets;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -17,13 +19,16 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     DeleteGroupsResponse, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
     JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse, TxnOffsetCommitResponse,
 };
 
 use crate::config::GroupCoordinatorConfig;
-use crate::group::{ClassicGroup, GroupState, Member, NEW_MEMBER_JOIN_TIMEOUT_MS};
+use crate::group::{
+    ClassicGroup, CommittedOffset, GroupState, Member, NEW_MEMBER_JOIN_TIMEOUT_MS,
+    PendingTxnOffset, TxnRecord,
+};
 use crate::offsets_topic::{
-    self, OffsetAndMetadata, OffsetsTopicKey, OffsetsTopicRecord, RecordError,
+    self, LoadedRecord, OffsetAndMetadata, OffsetsTopicKey, OffsetsTopicRecord, RecordError,
 };
 
 /// A response to one of the group APIs, ready to be encoded at the request's version.
@@ -40,6 +45,7 @@ pub enum GroupResponse {
     ListGroups(ListGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 /// What the broker must do after a call into the coordinator, in list order.
@@ -52,6 +58,11 @@ pub enum GroupResponse {
 /// `on_append_completed`. Answers that follow an `Append` in the same list (DeleteGroups,
 /// OffsetDelete) do not depend on it, exactly as in Kafka, where losing such a tombstone
 /// is harmless: the group is removed again by expiry.
+///
+/// **Log order.** The appends to one partition must reach the log in the order they are
+/// output, and be reported in that order: the coordinator orders a transaction's offsets
+/// against plain commits of the same partition by the order of their successful appends
+/// (see [`GroupCoordinator::complete_transaction`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send `response` on the connection waiting under `request_id`.
@@ -61,11 +72,25 @@ pub enum Output {
     },
     /// Append `records` (in order, as one batch) to partition `partition` of
     /// `__consumer_offsets`, then call `on_append_completed(append_id, ..)`.
+    ///
+    /// `transactional` is `None` for the coordinator's own writes: an ordinary batch
+    /// without producer id (-1/-1). `Some` for the offsets of a TxnOffsetCommit: a
+    /// transactional batch of that producer id and epoch, part of the producer's ongoing
+    /// transaction (so the log's producer state, last stable offset and later COMMIT or
+    /// ABORT marker cover it).
     Append {
         append_id: u64,
         partition: i32,
         records: Vec<OffsetsTopicRecord>,
+        transactional: Option<ProducerIdAndEpoch>,
     },
+}
+
+/// The producer whose transaction a transactional append belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerIdAndEpoch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 /// Where the group coordinator for a key lives, for FindCoordinator.
@@ -98,6 +123,8 @@ pub struct GroupCoordinatorStats {
     pub offsets_expired_total: u64,
     /// Committed offsets currently held.
     pub committed_offsets: usize,
+    /// Transactional offsets waiting for their transaction's COMMIT or ABORT marker.
+    pub pending_transactional_offsets: usize,
 }
 
 /// How many rebalance durations [`GroupCoordinatorStats`] keeps.
@@ -124,6 +151,16 @@ enum PendingAppend {
     /// A static member rejoined a Stable group under a new member id (KIP-345); its
     /// JoinGroup is answered once the new id is stored.
     StaticMemberRejoin(StaticMemberRejoin),
+    /// Transactional offsets are written (and pending for their producer): answer.
+    TxnOffsetCommit {
+        group_id: String,
+        request_id: u64,
+        producer_id: i64,
+        /// The response, in request order, with the errors of partitions that were not
+        /// written; the written ones get the append's outcome.
+        response: TxnOffsetCommitResponse,
+        offsets: Vec<((String, i32), OffsetAndMetadata)>,
+    },
     /// Nobody waits (tombstones, the metadata of a group that became Empty).
     Unobserved,
 }
@@ -190,6 +227,10 @@ pub struct GroupCoordinator {
     recent_rebalance_durations_ms: VecDeque<i64>,
     offset_commits_total: u64,
     offsets_expired_total: u64,
+    /// Where the next successfully appended (or loaded) record sits in log order. One
+    /// counter for every partition: positions are only ever compared within a group, and
+    /// a group's records are written, reported and loaded in their log order.
+    next_record_position: u64,
 }
 
 impl GroupCoordinator {
@@ -211,6 +252,7 @@ impl GroupCoordinator {
             recent_rebalance_durations_ms: VecDeque::new(),
             offset_commits_total: 0,
             offsets_expired_total: 0,
+            next_record_position: 0,
         }
     }
 
@@ -237,32 +279,98 @@ impl GroupCoordinator {
     /// and those that are gone expire and trigger one. Groups with only offsets come
     /// back Empty.
     ///
+    /// Transactions are replayed as Kafka's `GroupMetadataManager.doLoadGroupsAndOffsets`
+    /// does: pass the partition's whole log up to its end, *including* records of open
+    /// transactions and control batches, as [`LoadedRecord`]s (plain
+    /// [`OffsetsTopicRecord`]s are taken as records of non-transactional batches). Offsets
+    /// of a transactional batch stay pending for its producer until the producer's
+    /// marker: COMMIT makes them committed unless a plain commit of the same partition
+    /// comes later in the log, ABORT drops them; a transaction still open at the end of
+    /// the log stays pending, to be completed by
+    /// [`GroupCoordinator::complete_transaction`]. An offset tombstone also drops the
+    /// partition's pending transactional offsets (the tombstone of a deletion).
+    ///
     /// Loading a partition that is already loaded replaces its groups; call
     /// [`GroupCoordinator::unload_partition`] first to answer their parked requests.
-    pub fn load_partition(
+    pub fn load_partition<R: Into<LoadedRecord>>(
         &mut self,
         partition: i32,
-        records: impl IntoIterator<Item = OffsetsTopicRecord>,
+        records: impl IntoIterator<Item = R>,
         now_ms: i64,
     ) -> Result<(), RecordError> {
-        let mut offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetAndMetadata>> =
-            BTreeMap::new();
+        type GroupOffsets = BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>;
+        let mut offsets: GroupOffsets = BTreeMap::new();
+        // Open transactions: producer id -> group -> partition -> offset.
+        let mut pending: BTreeMap<i64, GroupOffsets> = BTreeMap::new();
         let mut metadata: BTreeMap<String, offsets_topic::GroupMetadataValue> = BTreeMap::new();
         for record in records {
+            let position = self.next_position();
+            let (record, producer_id) = match record.into() {
+                LoadedRecord::Record {
+                    record,
+                    transactional_producer_id,
+                } => (record, transactional_producer_id),
+                LoadedRecord::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    let Some(completed) = pending.remove(&producer_id) else {
+                        continue;
+                    };
+                    if commit {
+                        for (group, group_pending) in completed {
+                            let group_offsets = offsets.entry(group).or_default();
+                            for (key, offset) in group_pending {
+                                commit_if_newer(group_offsets, key, offset);
+                            }
+                        }
+                    }
+                    continue;
+                }
+            };
             match offsets_topic::decode_key(&record.key)? {
                 OffsetsTopicKey::OffsetCommit {
                     group,
                     topic,
                     partition,
                 } => {
-                    let group_offsets = offsets.entry(group).or_default();
-                    match record.value {
-                        Some(value) => {
-                            let offset = offsets_topic::decode_offset_commit_value(&value)?;
-                            group_offsets.insert((topic, partition), offset);
+                    let key = (topic, partition);
+                    let value = record
+                        .value
+                        .map(|v| offsets_topic::decode_offset_commit_value(&v))
+                        .transpose()?;
+                    match (producer_id, value) {
+                        (None, Some(offset)) => {
+                            offsets
+                                .entry(group)
+                                .or_default()
+                                .insert(key, CommittedOffset { offset, position });
                         }
-                        None => {
-                            group_offsets.remove(&(topic, partition));
+                        (None, None) => {
+                            if let Some(group_offsets) = offsets.get_mut(&group) {
+                                group_offsets.remove(&key);
+                            }
+                            for producer in pending.values_mut() {
+                                if let Some(group_pending) = producer.get_mut(&group) {
+                                    group_pending.remove(&key);
+                                }
+                            }
+                        }
+                        (Some(producer_id), Some(offset)) => {
+                            pending
+                                .entry(producer_id)
+                                .or_default()
+                                .entry(group)
+                                .or_default()
+                                .insert(key, CommittedOffset { offset, position });
+                        }
+                        (Some(producer_id), None) => {
+                            if let Some(group_pending) = pending
+                                .get_mut(&producer_id)
+                                .and_then(|p| p.get_mut(&group))
+                            {
+                                group_pending.remove(&key);
+                            }
                         }
                     }
                 }
@@ -280,11 +388,36 @@ impl GroupCoordinator {
             }
         }
 
+        // Open transactions per group.
+        let mut pending_by_group: BTreeMap<String, BTreeMap<i64, _>> = BTreeMap::new();
+        for (producer_id, groups) in pending {
+            for (group, group_pending) in groups {
+                if group_pending.is_empty() {
+                    continue;
+                }
+                let group_pending: BTreeMap<(String, i32), PendingTxnOffset> = group_pending
+                    .into_iter()
+                    .map(|(key, c)| {
+                        let pending = PendingTxnOffset {
+                            offset: c.offset,
+                            record: TxnRecord::Appended(c.position),
+                        };
+                        (key, pending)
+                    })
+                    .collect();
+                pending_by_group
+                    .entry(group)
+                    .or_default()
+                    .insert(producer_id, group_pending);
+            }
+        }
+
         let group_ids: BTreeSet<String> = offsets
             .iter()
             .filter(|(_, o)| !o.is_empty())
             .map(|(g, _)| g.clone())
             .chain(metadata.keys().cloned())
+            .chain(pending_by_group.keys().cloned())
             .collect();
         let num_partitions = self.config.offsets_topic_num_partitions;
         self.groups
@@ -292,6 +425,7 @@ impl GroupCoordinator {
         for group_id in group_ids {
             let mut group = ClassicGroup::new(group_id.clone(), now_ms);
             group.offsets = offsets.remove(&group_id).unwrap_or_default();
+            group.pending_txn_offsets = pending_by_group.remove(&group_id).unwrap_or_default();
             if let Some(value) = metadata.remove(&group_id) {
                 group.protocol_type = Some(value.protocol_type).filter(|t| !t.is_empty());
                 group.generation_id = value.generation;
@@ -394,8 +528,25 @@ impl GroupCoordinator {
                 request_id,
                 response,
                 offsets,
-            } => self
-                .complete_offset_commit(&group_id, request_id, response, offsets, error, &mut out),
+            } => self.complete_offset_commit(
+                append_id, &group_id, request_id, response, offsets, error, &mut out,
+            ),
+            PendingAppend::TxnOffsetCommit {
+                group_id,
+                request_id,
+                producer_id,
+                response,
+                offsets,
+            } => self.complete_txn_offset_commit(
+                append_id,
+                &group_id,
+                request_id,
+                producer_id,
+                response,
+                offsets,
+                error,
+                &mut out,
+            ),
             PendingAppend::GroupAssignment {
                 group_id,
                 generation_id,
@@ -426,10 +577,16 @@ impl GroupCoordinator {
             GroupState::ALL.iter().map(|s| (*s, 0)).collect();
         let mut members_by_group = BTreeMap::new();
         let mut committed_offsets = 0;
+        let mut pending_transactional_offsets = 0;
         for group in self.groups.values() {
             *groups_by_state.entry(group.state).or_default() += 1;
             members_by_group.insert(group.group_id.clone(), group.members.len());
             committed_offsets += group.offsets.len();
+            pending_transactional_offsets += group
+                .pending_txn_offsets
+                .values()
+                .map(BTreeMap::len)
+                .sum::<usize>();
         }
         GroupCoordinatorStats {
             groups_by_state,
@@ -445,18 +602,19 @@ impl GroupCoordinator {
             offset_commits_total: self.offset_commits_total,
             offsets_expired_total: self.offsets_expired_total,
             committed_offsets,
+            pending_transactional_offsets,
         }
     }
 
     /// The committed offsets of a group as `(topic, partition, offset)`, for lag metrics
-    /// and the consumer-groups tooling.
+    /// and the consumer-groups tooling. Offsets of open transactions are not included.
     pub fn committed_offsets(&self, group_id: &str) -> Vec<(String, i32, i64)> {
         self.groups
             .get(group_id)
             .map(|g| {
                 g.offsets
                     .iter()
-                    .map(|((topic, partition), o)| (topic.clone(), *partition, o.offset))
+                    .map(|((topic, partition), o)| (topic.clone(), *partition, o.offset.offset))
                     .collect()
             })
             .unwrap_or_default()
@@ -481,6 +639,13 @@ impl GroupCoordinator {
             return Some(ResponseError::NotCoordinator);
         }
         None
+    }
+
+    /// The log position of a record that was just appended (or loaded).
+    fn next_position(&mut self) -> u64 {
+        let position = self.next_record_position;
+        self.next_record_position += 1;
+        position
     }
 
     fn next_append(&mut self, pending: PendingAppend) -> u64 {
@@ -511,6 +676,7 @@ impl GroupCoordinator {
                 key: offsets_topic::group_metadata_key(group_id),
                 value: Some(value),
             }],
+            transactional: None,
         });
     }
 
@@ -542,6 +708,24 @@ impl GroupCoordinator {
         let prefix = group_instance_id.unwrap_or(client_id);
         format!("{prefix}-{}", self.member_ids.uuid())
     }
+}
+
+/// Kafka's rule for a committed transaction's offset (`completePendingTxnOffsetCommit`):
+/// it replaces the committed offset only if that one was written earlier in the log, so a
+/// plain commit appended after the transactional one wins. True if it was applied.
+fn commit_if_newer(
+    offsets: &mut BTreeMap<(String, i32), CommittedOffset>,
+    key: (String, i32),
+    offset: CommittedOffset,
+) -> bool {
+    if offsets
+        .get(&key)
+        .is_some_and(|current| current.position > offset.position)
+    {
+        return false;
+    }
+    offsets.insert(key, offset);
+    true
 }
 
 /// Schedules the member's next session deadline (Kafka's

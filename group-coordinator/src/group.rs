@@ -152,6 +152,32 @@ pub(crate) struct InitialDelay {
     pub remaining_ms: i64,
 }
 
+/// A committed offset and where its record sits in `__consumer_offsets` (Kafka's
+/// `CommitRecordMetadataAndOffset`): when a transaction commits, its offset only replaces
+/// a committed one written earlier in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedOffset {
+    pub offset: OffsetAndMetadata,
+    /// The record's place in log order (see `GroupCoordinator::next_record_position`).
+    pub position: u64,
+}
+
+/// A transactional offset waiting for its transaction to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingTxnOffset {
+    pub offset: OffsetAndMetadata,
+    pub record: TxnRecord,
+}
+
+/// Whether a transactional offset's record is in the log yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxnRecord {
+    /// The append with this id is in flight.
+    InFlight(u64),
+    /// Written, at this place in log order.
+    Appended(u64),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct ClassicGroup {
     pub group_id: String,
@@ -176,9 +202,14 @@ pub(crate) struct ClassicGroup {
     /// Topics the consumers of this generation subscribe to; `None` when unknown (not a
     /// consumer group, or metadata that does not parse).
     pub subscribed_topics: Option<BTreeSet<String>>,
-    pub offsets: BTreeMap<(String, i32), OffsetAndMetadata>,
-    /// Commits written to the log but not yet acknowledged; retention leaves them alone.
-    pub pending_offset_commits: BTreeMap<(String, i32), u32>,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Commits written to the log but not yet acknowledged, by the ids of their appends;
+    /// retention leaves them alone. A deletion of the partition cancels them: they are
+    /// not applied when their append completes.
+    pub pending_offset_commits: BTreeMap<(String, i32), BTreeSet<u64>>,
+    /// Transactional offsets (TxnOffsetCommit) per producer id, waiting for the
+    /// producer's COMMIT or ABORT marker (Kafka's `pendingTransactionalOffsetCommits`).
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), PendingTxnOffset>>,
     /// When the current rebalance began, for the rebalance duration metric.
     pub rebalance_started_ms: Option<i64>,
 }
@@ -202,12 +233,66 @@ impl ClassicGroup {
             subscribed_topics: None,
             offsets: BTreeMap::new(),
             pending_offset_commits: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             rebalance_started_ms: None,
         }
     }
 
     pub fn is(&self, state: GroupState) -> bool {
         self.state == state
+    }
+
+    /// Kafka's `hasOffsets`: committed offsets, commits in flight or open transactional
+    /// offsets. An Empty group without any is removed.
+    pub fn has_offsets(&self) -> bool {
+        !self.offsets.is_empty()
+            || !self.pending_offset_commits.is_empty()
+            || !self.pending_txn_offsets.is_empty()
+    }
+
+    /// Whether an open transaction holds an offset for the partition.
+    pub fn has_pending_txn_offset(&self, key: &(String, i32)) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|offsets| offsets.contains_key(key))
+    }
+
+    /// Kafka's `hasPendingOffsetCommitsForTopicPartition`: a commit in flight or an open
+    /// transactional offset makes the partition's committed offset unstable.
+    pub fn has_pending_offset_commit(&self, key: &(String, i32)) -> bool {
+        self.pending_offset_commits.contains_key(key) || self.has_pending_txn_offset(key)
+    }
+
+    /// Forgets the partitions' offsets, committed and pending (Kafka's `removeOffsets`):
+    /// commits in flight for them are not applied when their append completes. Returns
+    /// the partitions that had any of those (and so need a tombstone).
+    pub fn remove_offsets(&mut self, keys: &[(String, i32)]) -> Vec<(String, i32)> {
+        let mut removed = Vec::new();
+        for key in keys {
+            let mut had = self.pending_offset_commits.remove(key).is_some();
+            had |= self.offsets.remove(key).is_some();
+            for offsets in self.pending_txn_offsets.values_mut() {
+                had |= offsets.remove(key).is_some();
+            }
+            if had {
+                removed.push(key.clone());
+            }
+        }
+        self.pending_txn_offsets
+            .retain(|_, offsets| !offsets.is_empty());
+        removed
+    }
+
+    /// Every partition with a committed offset, a commit in flight or a transactional
+    /// offset.
+    pub fn all_offset_keys(&self) -> Vec<(String, i32)> {
+        let keys: BTreeSet<&(String, i32)> = self
+            .offsets
+            .keys()
+            .chain(self.pending_offset_commits.keys())
+            .chain(self.pending_txn_offsets.values().flat_map(|o| o.keys()))
+            .collect();
+        keys.into_iter().cloned().collect()
     }
 
     pub fn transition_to(&mut self, state: GroupState, now_ms: i64) {

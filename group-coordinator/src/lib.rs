@@ -2,8 +2,8 @@
 //! `__consumer_offsets` record formats.
 //!
 //! The broker decodes JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete and
-//! FindCoordinator requests and hands them to [`GroupCoordinator`] together with the
+//! TxnOffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups, OffsetDelete
+//! and FindCoordinator requests and hands them to [`GroupCoordinator`] together with the
 //! current time. The coordinator answers with [`Output`]s: responses (some of them much
 //! later — a JoinGroup is answered when the rebalance's join phase ends) and records to
 //! append to `__consumer_offsets`. It owns no clock, socket or thread, and its only
@@ -74,12 +74,52 @@
 //! assignments handed out, only after their records are appended (see [`Output`]).
 //! [`GroupCoordinator::load_partition`] rebuilds the groups at start-up.
 //!
+//! # Transactional offsets
+//!
+//! A transactional producer that consumes and produces exactly once (Kafka Streams,
+//! `sendOffsetsToTransaction`) commits the consumer's offsets *inside* its transaction
+//! with TxnOffsetCommit (KIP-98; KIP-447 adds the consumer's generation, member id and
+//! group instance id from v3, checked like OffsetCommit's). The offsets must count if and
+//! only if the transaction commits:
+//!
+//! - [`GroupCoordinator::handle_txn_offset_commit`] appends them to the group's
+//!   `__consumer_offsets` partition as a **transactional batch** of the producer's id and
+//!   epoch ([`Output::Append`] with `transactional` set) and answers once written. They
+//!   are then **pending** for `(group, producer id)`: OffsetFetch does not return them.
+//!   A group that does not exist is created Empty.
+//! - When the transaction coordinator writes the producer's COMMIT or ABORT marker to
+//!   that partition, the broker calls [`GroupCoordinator::complete_transaction`]. On
+//!   COMMIT every group of the partition with offsets pending for the producer makes
+//!   them its committed offsets — unless a plain OffsetCommit of the same partition was
+//!   appended *after* the transactional record, which then stays (Kafka keeps the latest
+//!   record of the log; here each successful append, and each loaded record, takes the
+//!   next value of a coordinator-wide counter, which orders a group's records as their
+//!   log offsets do). On ABORT they are dropped.
+//! - OffsetFetch v7+ with `require_stable` (KIP-447, sent by `read_committed`
+//!   consumers) answers UNSTABLE_OFFSET_COMMIT, a retriable error, for a partition with a
+//!   pending transactional offset (or a commit still being written) instead of an offset
+//!   that is about to change; per partition, and from v8 per group and partition.
+//!   Without `require_stable` the last committed offset is returned.
+//! - Loading replays the log's transactions ([`LoadedRecord`]): transactional offset
+//!   records stay pending until their producer's marker; a transaction still open at the
+//!   end of the log stays pending after the load.
+//! - An Empty group with pending transactional offsets is not removed by offset
+//!   retention, and a committed offset whose partition has one does not expire.
+//!   DeleteGroups and OffsetDelete drop pending offsets of the partitions they delete
+//!   and tombstone them, so a COMMIT marker written later cannot bring them back, live
+//!   or after a reload.
+//!
+//! Producer ids, epochs and fencing belong to the log and the transaction coordinator:
+//! the append of a transactional batch fails with the log's error (for instance
+//! INVALID_PRODUCER_EPOCH), which is answered as is.
+//!
 //! # Driving it from the broker
 //!
 //! 1. At start-up (or when becoming leader of a `__consumer_offsets` partition), read the
-//!    partition's records in offset order and call
-//!    [`GroupCoordinator::load_partition`]; a partition with no data is loaded with no
-//!    records. Until then its groups get NOT_COORDINATOR and FindCoordinator answers
+//!    partition's records in offset order, up to the log end and including open
+//!    transactions' records and control batches, and call
+//!    [`GroupCoordinator::load_partition`] with [`LoadedRecord`]s; a partition with no
+//!    data is loaded with no records. Until then its groups get NOT_COORDINATOR and FindCoordinator answers
 //!    COORDINATOR_NOT_AVAILABLE. `__consumer_offsets` itself is an ordinary compacted
 //!    topic with `offsets.topic.num.partitions` partitions.
 //! 2. Hand each decoded request to its handler with the request's API version, a
@@ -94,6 +134,7 @@
 //!    | LeaveGroup | 13 | 0–5 | [`GroupCoordinator::handle_leave_group`] |
 //!    | SyncGroup | 14 | 0–5 | [`GroupCoordinator::handle_sync_group`] |
 //!    | OffsetCommit | 8 | 2–9 | [`GroupCoordinator::handle_offset_commit`] |
+//!    | TxnOffsetCommit | 28 | 0–5 | [`GroupCoordinator::handle_txn_offset_commit`] |
 //!    | OffsetFetch | 9 | 1–9 | [`GroupCoordinator::handle_offset_fetch`] |
 //!    | DescribeGroups | 15 | 0–6 | [`GroupCoordinator::handle_describe_groups`] |
 //!    | ListGroups | 16 | 0–5 | [`GroupCoordinator::handle_list_groups`] |
@@ -105,11 +146,16 @@
 //!    (UNKNOWN_TOPIC_OR_PARTITION), are the broker's business before the call.
 //!    `client_host` is shown by DescribeGroups as Kafka shows it (`/127.0.0.1`).
 //! 3. Perform outputs in order: send each `Respond` on its connection (drop it if the
-//!    connection is gone) and append each `Append` to `__consumer_offsets`, then report
-//!    it with [`GroupCoordinator::on_append_completed`] and perform what that returns.
-//! 4. Call [`GroupCoordinator::tick`] every few hundred milliseconds and perform its
+//!    connection is gone) and append each `Append` to `__consumer_offsets` (as a
+//!    transactional batch of the given producer when `transactional` is set), then
+//!    report it with [`GroupCoordinator::on_append_completed`] and perform what that
+//!    returns. Appends to one partition must be written and reported in output order.
+//! 4. When a COMMIT or ABORT marker of a producer is durable in a `__consumer_offsets`
+//!    partition this broker leads (WriteTxnMarkers), call
+//!    [`GroupCoordinator::complete_transaction`].
+//! 5. Call [`GroupCoordinator::tick`] every few hundred milliseconds and perform its
 //!    outputs: sessions, rebalance timeouts and offset retention run from there.
-//! 5. Export [`GroupCoordinator::stats`] as metrics; consumer lag is a log end offset
+//! 6. Export [`GroupCoordinator::stats`] as metrics; consumer lag is a log end offset
 //!    minus [`GroupCoordinator::committed_offsets`].
 
 mod config;
@@ -120,10 +166,10 @@ pub mod offsets_topic;
 pub use config::GroupCoordinatorConfig;
 pub use coordinator::{
     CoordinatorNode, GroupCoordinator, GroupCoordinatorStats, GroupResponse, Output,
-    RECENT_REBALANCES,
+    ProducerIdAndEpoch, RECENT_REBALANCES,
 };
 pub use group::{CONSUMER_PROTOCOL_TYPE, GroupState};
-pub use offsets_topic::{OffsetAndMetadata, OffsetsTopicRecord, RecordError};
+pub use offsets_topic::{LoadedRecord, OffsetAndMetadata, OffsetsTopicRecord, RecordError};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,10 @@
 //! fields), or v1 when the commit carried an explicit retention time, because only v1
 //! has `expireTimestamp`; and `GroupMetadataValue` v3. Every version Kafka ever wrote
 //! (0–4 of both) is read.
+//!
+//! TxnOffsetCommit writes the same `OffsetCommitKey`/`OffsetCommitValue` records, in
+//! transactional batches of the producer; they count once the producer's COMMIT marker
+//! follows ([`LoadedRecord`] is what a load reads back).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -52,6 +56,61 @@ pub enum RecordError {
 pub struct OffsetsTopicRecord {
     pub key: Bytes,
     pub value: Option<Bytes>,
+}
+
+/// One entry of `__consumer_offsets` as read back by
+/// [`GroupCoordinator::load_partition`](crate::GroupCoordinator::load_partition): a record
+/// together with what its batch says about transactions, or a transaction marker.
+///
+/// Transactional offset commits (TxnOffsetCommit) are written in transactional batches of
+/// the producer; they only count once that producer's COMMIT marker follows in the
+/// partition, and are dropped at its ABORT marker. A loader that only has plain records
+/// (no transactions ever written) can pass [`OffsetsTopicRecord`]s, which convert into
+/// [`LoadedRecord::Record`] of a non-transactional batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadedRecord {
+    /// A key/value record (or tombstone) of a data batch.
+    Record {
+        record: OffsetsTopicRecord,
+        /// The batch's producer id when the batch is transactional; `None` for an ordinary
+        /// (possibly idempotent) batch.
+        transactional_producer_id: Option<i64>,
+    },
+    /// The control record of a control batch: the end of `producer_id`'s transaction in
+    /// this partition, committed (`commit`) or aborted.
+    Marker { producer_id: i64, commit: bool },
+}
+
+impl LoadedRecord {
+    /// A record of an ordinary (non-transactional) batch.
+    pub fn record(record: OffsetsTopicRecord) -> Self {
+        LoadedRecord::Record {
+            record,
+            transactional_producer_id: None,
+        }
+    }
+
+    /// A record of a transactional batch of `producer_id`.
+    pub fn transactional(record: OffsetsTopicRecord, producer_id: i64) -> Self {
+        LoadedRecord::Record {
+            record,
+            transactional_producer_id: Some(producer_id),
+        }
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id`.
+    pub fn marker(producer_id: i64, commit: bool) -> Self {
+        LoadedRecord::Marker {
+            producer_id,
+            commit,
+        }
+    }
+}
+
+impl From<OffsetsTopicRecord> for LoadedRecord {
+    fn from(record: OffsetsTopicRecord) -> Self {
+        LoadedRecord::record(record)
+    }
 }
 
 /// A committed offset as kept in memory and in `OffsetCommitValue`.

@@ -38,18 +38,41 @@ impl GroupCoordinator {
         version: i16,
         node_for: impl Fn(i32) -> Option<CoordinatorNode>,
     ) -> FindCoordinatorResponse {
-        let lookup = |key: &str| -> Result<CoordinatorNode, (ResponseError, &'static str)> {
-            if request.key_type != GROUP_KEY_TYPE {
-                return Err((
+        if request.key_type != GROUP_KEY_TYPE {
+            return answer_find_coordinator(&request, version, |_| {
+                Err((
                     ResponseError::InvalidRequest,
                     "only group coordinators are served",
-                ));
-            }
-            node_for(self.partition_for(key)).ok_or((
+                ))
+            });
+        }
+        self.answer_find_coordinator(request, version, |key| node_for(self.partition_for(key)))
+    }
+
+    /// FindCoordinator's answer at `version` (one key before v4, a batch from v4) for keys
+    /// another coordinator owns — the broker answers transactional ids with it — with
+    /// `node_for` naming each key's coordinator (COORDINATOR_NOT_AVAILABLE when `None`).
+    pub fn answer_find_coordinator(
+        &self,
+        request: FindCoordinatorRequest,
+        version: i16,
+        node_for: impl Fn(&str) -> Option<CoordinatorNode>,
+    ) -> FindCoordinatorResponse {
+        answer_find_coordinator(&request, version, |key| {
+            node_for(key).ok_or((
                 ResponseError::CoordinatorNotAvailable,
                 "the coordinator is not available",
             ))
-        };
+        })
+    }
+}
+
+fn answer_find_coordinator(
+    request: &FindCoordinatorRequest,
+    version: i16,
+    lookup: impl Fn(&str) -> Result<CoordinatorNode, (ResponseError, &'static str)>,
+) -> FindCoordinatorResponse {
+    {
         let mut response = FindCoordinatorResponse::default();
         if version < 4 {
             match lookup(request.key.as_str()) {
@@ -91,7 +114,9 @@ impl GroupCoordinator {
             .collect();
         response
     }
+}
 
+impl GroupCoordinator {
     /// DescribeGroups. Members' metadata and assignments are shown only for a Stable
     /// group, whose protocol is settled. Unknown groups are reported Dead (from v6 with
     /// GROUP_ID_NOT_FOUND, KIP-1043).
@@ -198,7 +223,10 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups: only Empty groups can be deleted; their offsets and metadata are
-    /// tombstoned. The answer does not wait for the tombstones (see [`Output`]).
+    /// tombstoned. Offsets of open transactions are dropped and tombstoned too, as in
+    /// Kafka: a group being deleted loses them, and the transaction's COMMIT marker later
+    /// finds nothing to commit. The answer does not wait for the tombstones (see
+    /// [`Output`]).
     #[must_use = "the broker must perform every output"]
     pub fn handle_delete_groups(
         &mut self,
@@ -216,9 +244,13 @@ impl GroupCoordinator {
                 match self.groups.get_mut(name).map(|g| g.state) {
                     None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
                     Some(GroupState::Empty) => {
+                        // Committed offsets, commits in flight and open transactions'
+                        // offsets all go (Kafka's `removeAllOffsets`; tombstoning the
+                        // transactional ones too, as Kafka's newer coordinator does, keeps
+                        // a later COMMIT marker from bringing them back on a reload).
                         let group = self.groups.get_mut(name).expect("group exists");
-                        let removed: Vec<(String, i32)> =
-                            std::mem::take(&mut group.offsets).into_keys().collect();
+                        let keys = group.all_offset_keys();
+                        let removed = group.remove_offsets(&keys);
                         self.cleanup_group_metadata(name, removed, now_ms, &mut out);
                         None
                     }

@@ -1,6 +1,8 @@
 //! OffsetCommit, OffsetFetch, OffsetDelete and offset retention
 //! (`offsets.retention.minutes`), with Kafka's rules for who may commit.
 
+use std::collections::BTreeSet;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -22,7 +24,7 @@ use super::{
     GroupCoordinator, GroupResponse, Output, PendingAppend, schedule_session_expiry,
     store_offsets_error,
 };
-use crate::group::{CONSUMER_PROTOCOL_TYPE, ClassicGroup, GroupState};
+use crate::group::{CONSUMER_PROTOCOL_TYPE, ClassicGroup, CommittedOffset, GroupState};
 use crate::offsets_topic::{self, OffsetAndMetadata, OffsetsTopicRecord};
 
 /// OffsetCommit v2–v4 carried `retention_time_ms`; -1 means "use the broker default".
@@ -34,8 +36,12 @@ const INVALID_OFFSET: i64 = -1;
 /// The offsets requested from one group: `None` means all of them.
 type RequestedPartitions = Option<Vec<(String, Vec<i32>)>>;
 
-/// Offsets per topic, `None` where nothing is committed.
-type TopicOffsets = Vec<(String, Vec<(i32, Option<OffsetAndMetadata>)>)>;
+/// One fetched partition: its committed offset (`None` where nothing is committed), or a
+/// partition error (UNSTABLE_OFFSET_COMMIT).
+type FetchedPartition = Result<Option<OffsetAndMetadata>, ResponseError>;
+
+/// Offsets per topic.
+type TopicOffsets = Vec<(String, Vec<(i32, FetchedPartition)>)>;
 
 /// The answer for one group: a group-level error, or offsets per topic.
 struct FetchedOffsets {
@@ -143,8 +149,13 @@ impl GroupCoordinator {
             return out;
         }
 
+        let append_id = self.next_append_id;
         for (key, _) in &offsets {
-            *group.pending_offset_commits.entry(key.clone()).or_default() += 1;
+            group
+                .pending_offset_commits
+                .entry(key.clone())
+                .or_default()
+                .insert(append_id);
         }
         let records = offsets
             .iter()
@@ -154,23 +165,29 @@ impl GroupCoordinator {
             })
             .collect();
         let partition = self.partition_for(&group_id);
-        let append_id = self.next_append(PendingAppend::OffsetCommit {
+        let id = self.next_append(PendingAppend::OffsetCommit {
             group_id,
             request_id,
             response,
             offsets,
         });
+        debug_assert_eq!(id, append_id);
         out.push(Output::Append {
             append_id,
             partition,
             records,
+            transactional: None,
         });
         out
     }
 
     /// The offsets of a commit are durable (or failed to be): apply and acknowledge.
+    /// Partitions whose offsets were deleted while the append was in flight are not
+    /// applied (Kafka's `onOffsetCommitAppend` only applies staged commits).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn complete_offset_commit(
         &mut self,
+        append_id: u64,
         group_id: &str,
         request_id: u64,
         mut response: OffsetCommitResponse,
@@ -178,37 +195,45 @@ impl GroupCoordinator {
         error: Option<ResponseError>,
         out: &mut Vec<Output>,
     ) {
+        let position = error.is_none().then(|| self.next_position());
         if let Some(group) = self.groups.get_mut(group_id) {
+            let live = !group.is(GroupState::Dead);
+            if live && position.is_some() {
+                self.offset_commits_total += offsets.len() as u64;
+            }
+            let mut staged = BTreeSet::new();
             for (key, _) in &offsets {
-                if let Some(count) = group.pending_offset_commits.get_mut(key) {
-                    *count -= 1;
-                    if *count == 0 {
-                        group.pending_offset_commits.remove(key);
-                    }
+                let Some(append_ids) = group.pending_offset_commits.get_mut(key) else {
+                    continue;
+                };
+                if append_ids.remove(&append_id) {
+                    staged.insert(key.clone());
+                }
+                if append_ids.is_empty() {
+                    group.pending_offset_commits.remove(key);
+                }
+            }
+            if let (true, Some(position)) = (live, position) {
+                // In request order: a partition named twice keeps its last offset, as
+                // the log does.
+                for (key, offset) in offsets.iter().filter(|(key, _)| staged.contains(key)) {
+                    let committed = CommittedOffset {
+                        offset: offset.clone(),
+                        position,
+                    };
+                    group.offsets.insert(key.clone(), committed);
                 }
             }
         }
-        match error {
-            None => {
-                if let Some(group) = self
-                    .groups
-                    .get_mut(group_id)
-                    .filter(|g| !g.is(GroupState::Dead))
-                {
-                    self.offset_commits_total += offsets.len() as u64;
-                    group.offsets.extend(offsets);
-                }
-            }
-            Some(error) => {
-                let code = store_offsets_error(error).code();
-                for topic in &mut response.topics {
-                    for partition in &mut topic.partitions {
-                        let written = offsets.iter().any(|((t, p), _)| {
-                            t == topic.name.as_str() && *p == partition.partition_index
-                        });
-                        if written {
-                            partition.error_code = code;
-                        }
+        if let Some(error) = error {
+            let code = store_offsets_error(error).code();
+            for topic in &mut response.topics {
+                for partition in &mut topic.partitions {
+                    let written = offsets.iter().any(|((t, p), _)| {
+                        t == topic.name.as_str() && *p == partition.partition_index
+                    });
+                    if written {
+                        partition.error_code = code;
                     }
                 }
             }
@@ -221,6 +246,12 @@ impl GroupCoordinator {
 
     /// OffsetFetch (all versions: one group before v8, several from v8). Partitions
     /// without a committed offset come back as offset -1 with no error, as in Kafka.
+    ///
+    /// With `require_stable` (v7+, KIP-447; set by consumers reading `read_committed`), a
+    /// partition whose offset is about to change — an open transaction holds an offset
+    /// for it, or a commit of it is being written — answers UNSTABLE_OFFSET_COMMIT
+    /// (retriable) instead of its committed offset. Without it the last committed offset
+    /// is returned.
     pub fn handle_offset_fetch(
         &self,
         request: OffsetFetchRequest,
@@ -238,7 +269,8 @@ impl GroupCoordinator {
                             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                             .collect()
                     });
-                    let fetched = self.fetch_offsets(g.group_id.as_str(), requested);
+                    let fetched =
+                        self.fetch_offsets(g.group_id.as_str(), requested, request.require_stable);
                     let mut group = OffsetFetchResponseGroup::default();
                     group.group_id = g.group_id.clone();
                     group.error_code = fetched.error.map_or(0, |e| e.code());
@@ -253,7 +285,7 @@ impl GroupCoordinator {
                                 .map(|(index, offset)| {
                                     let mut p = OffsetFetchResponsePartitions::default();
                                     p.partition_index = index;
-                                    fill_partition(offset, |o, e, m| {
+                                    p.error_code = fill_partition(offset, |o, e, m| {
                                         p.committed_offset = o;
                                         p.committed_leader_epoch = e;
                                         p.metadata = Some(StrBytes::from_string(m));
@@ -276,14 +308,16 @@ impl GroupCoordinator {
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                 .collect()
         });
-        let fetched = self.fetch_offsets(request.group_id.as_str(), requested.clone());
+        let require_stable = version >= 7 && request.require_stable;
+        let fetched =
+            self.fetch_offsets(request.group_id.as_str(), requested.clone(), require_stable);
         let error_code = fetched.error.map_or(0, |e| e.code());
         // With a group-level error the partitions are the requested ones, each carrying
         // the error (the only place v1 can put it).
         let topics = match (fetched.error, requested) {
             (Some(_), Some(requested)) => requested
                 .into_iter()
-                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, None)).collect()))
+                .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, Ok(None))).collect()))
                 .collect(),
             (Some(_), None) => Vec::new(),
             (None, _) => fetched.topics,
@@ -298,12 +332,12 @@ impl GroupCoordinator {
                     .map(|(index, offset)| {
                         let mut p = OffsetFetchResponsePartition::default();
                         p.partition_index = index;
-                        fill_partition(offset, |o, e, m| {
+                        p.error_code = fill_partition(offset, |o, e, m| {
                             p.committed_offset = o;
                             p.committed_leader_epoch = e;
                             p.metadata = Some(StrBytes::from_string(m));
                         });
-                        if version < 2 {
+                        if version < 2 && error_code != 0 {
                             p.error_code = error_code;
                         }
                         p
@@ -318,7 +352,13 @@ impl GroupCoordinator {
         response
     }
 
-    fn fetch_offsets(&self, group_id: &str, requested: RequestedPartitions) -> FetchedOffsets {
+    /// Kafka's `getOffsets`.
+    fn fetch_offsets(
+        &self,
+        group_id: &str,
+        requested: RequestedPartitions,
+        require_stable: bool,
+    ) -> FetchedOffsets {
         if let Some(error) = self.validate_group_status(group_id, false) {
             return FetchedOffsets {
                 error: Some(error),
@@ -329,29 +369,36 @@ impl GroupCoordinator {
             .groups
             .get(group_id)
             .filter(|g| !g.is(GroupState::Dead));
+        let fetch = |key: &(String, i32)| -> FetchedPartition {
+            let Some(group) = group else {
+                return Ok(None);
+            };
+            if require_stable && group.has_pending_offset_commit(key) {
+                return Err(ResponseError::UnstableOffsetCommit);
+            }
+            Ok(group.offsets.get(key).map(|c| c.offset.clone()))
+        };
         let topics = match requested {
             Some(requested) => requested
                 .into_iter()
                 .map(|(topic, partitions)| {
                     let offsets = partitions
                         .into_iter()
-                        .map(|p| {
-                            let offset =
-                                group.and_then(|g| g.offsets.get(&(topic.clone(), p)).cloned());
-                            (p, offset)
-                        })
+                        .map(|p| (p, fetch(&(topic.clone(), p))))
                         .collect();
                     (topic, offsets)
                 })
                 .collect(),
             None => {
+                // Every partition with a committed offset (as Kafka, not those that only
+                // have an offset in an open transaction).
                 let mut topics: TopicOffsets = Vec::new();
-                for ((topic, partition), offset) in group.iter().flat_map(|g| g.offsets.iter()) {
+                for key in group.iter().flat_map(|g| g.offsets.keys()) {
+                    let (topic, partition) = key;
+                    let entry = (*partition, fetch(key));
                     match topics.last_mut() {
-                        Some((last, partitions)) if last == topic => {
-                            partitions.push((*partition, Some(offset.clone())))
-                        }
-                        _ => topics.push((topic.clone(), vec![(*partition, Some(offset.clone()))])),
+                        Some((last, partitions)) if last == topic => partitions.push(entry),
+                        _ => topics.push((topic.clone(), vec![entry])),
                     }
                 }
                 topics
@@ -435,11 +482,10 @@ impl GroupCoordinator {
             })
             .collect();
         if !eligible.is_empty() {
+            // Committed offsets, commits in flight and open transactions' offsets of the
+            // partitions go (Kafka's `removeOffsets`).
             let group = self.groups.get_mut(&group_id).expect("group exists");
-            let removed: Vec<(String, i32)> = eligible
-                .into_iter()
-                .filter(|key| group.offsets.remove(key).is_some())
-                .collect();
+            let removed = group.remove_offsets(&eligible);
             self.cleanup_group_metadata(&group_id, removed, now_ms, &mut out);
         }
         out.push(Output::Respond {
@@ -450,7 +496,8 @@ impl GroupCoordinator {
     }
 
     /// Writes tombstones for removed offsets and, when an Empty group is left without
-    /// offsets, forgets the group (Dead) and tombstones its metadata
+    /// offsets (committed, in flight or in an open transaction: Kafka's `hasOffsets`),
+    /// forgets the group (Dead) and tombstones its metadata
     /// (`GroupMetadataManager.cleanupGroupMetadata`).
     pub(super) fn cleanup_group_metadata(
         &mut self,
@@ -469,7 +516,7 @@ impl GroupCoordinator {
                 value: None,
             })
             .collect();
-        if group.is(GroupState::Empty) && group.offsets.is_empty() {
+        if group.is(GroupState::Empty) && !group.has_offsets() {
             group.transition_to(GroupState::Dead, now_ms);
             // A group that only ever stored offsets (generation 0) never wrote metadata.
             if group.generation_id > 0 {
@@ -490,6 +537,7 @@ impl GroupCoordinator {
             append_id,
             partition,
             records,
+            transactional: None,
         });
     }
 
@@ -574,11 +622,21 @@ fn commit_response(
 }
 
 /// Fills a fetched partition: the committed offset, or Kafka's "none" (-1, no epoch,
-/// empty metadata).
-fn fill_partition(offset: Option<OffsetAndMetadata>, mut set: impl FnMut(i64, i32, String)) {
+/// empty metadata), also given with a partition error. Returns the partition's error code.
+fn fill_partition(offset: FetchedPartition, mut set: impl FnMut(i64, i32, String)) -> i16 {
     match offset {
-        Some(o) => set(o.offset, o.leader_epoch, o.metadata),
-        None => set(INVALID_OFFSET, -1, String::new()),
+        Ok(Some(o)) => {
+            set(o.offset, o.leader_epoch, o.metadata);
+            0
+        }
+        Ok(None) => {
+            set(INVALID_OFFSET, -1, String::new());
+            0
+        }
+        Err(error) => {
+            set(INVALID_OFFSET, -1, String::new());
+            error.code()
+        }
     }
 }
 
@@ -589,7 +647,8 @@ fn fill_partition(offset: Option<OffsetAndMetadata>, mut set: impl FnMut(i64, i3
 ///   `retention` after their commit;
 /// - a group used only for offset storage: `retention` after the commit;
 /// - offsets committed with an explicit retention time expire at that time instead;
-/// - offsets with a commit in flight never expire.
+/// - offsets with a commit in flight, or with an offset in an open transaction (as
+///   Kafka's newer coordinator), never expire.
 fn expired_offsets(group: &ClassicGroup, now_ms: i64, retention_ms: i64) -> Vec<(String, i32)> {
     let (use_state_timestamp, keep_topics) = match group.protocol_type.as_deref() {
         Some(_) if group.is(GroupState::Empty) => (true, None),
@@ -606,7 +665,8 @@ fn expired_offsets(group: &ClassicGroup, now_ms: i64, retention_ms: i64) -> Vec<
         .offsets
         .iter()
         .filter(|((topic, _), _)| keep_topics.is_none_or(|keep| !keep.contains(topic)))
-        .filter(|(key, _)| !group.pending_offset_commits.contains_key(*key))
+        .filter(|(key, _)| !group.has_pending_offset_commit(key))
+        .map(|(key, committed)| (key, &committed.offset))
         .filter(|(_, offset)| match offset.expire_timestamp_ms {
             Some(expire_timestamp_ms) => now_ms >= expire_timestamp_ms,
             None => {

@@ -24,7 +24,7 @@ fn encodes<M: Encodable + std::fmt::Debug>(message: &M, version: i16) {
     }
 }
 
-fn encodes_response(response: &GroupResponse, version: i16) {
+pub(super) fn encodes_response(response: &GroupResponse, version: i16) {
     match response {
         GroupResponse::FindCoordinator(r) => encodes(r, version),
         GroupResponse::JoinGroup(r) => encodes(r, version),
@@ -37,6 +37,7 @@ fn encodes_response(response: &GroupResponse, version: i16) {
         GroupResponse::ListGroups(r) => encodes(r, version),
         GroupResponse::DeleteGroups(r) => encodes(r, version),
         GroupResponse::OffsetDelete(r) => encodes(r, version),
+        GroupResponse::TxnOffsetCommit(r) => encodes(r, version),
     }
 }
 

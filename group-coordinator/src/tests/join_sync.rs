@@ -110,6 +110,7 @@ fn a_single_member_joins_syncs_and_becomes_stable() {
         append_id,
         partition,
         records,
+        transactional: None,
     } = &outputs[0]
     else {
         panic!("expected an append, got {outputs:?}");
@@ -553,7 +554,9 @@ fn groups_of_partitions_not_loaded_here_get_not_coordinator() {
     );
     let group = "g";
     let loaded = offsets_topic::partition_for(group, 2);
-    coordinator.load_partition(1 - loaded, [], 0).unwrap();
+    coordinator
+        .load_partition(1 - loaded, NO_RECORDS, 0)
+        .unwrap();
     let mut request = JoinGroupRequest::default();
     request.group_id = GroupId(s(group));
     request.session_timeout_ms = SESSION_TIMEOUT_MS;

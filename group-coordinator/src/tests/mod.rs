@@ -7,6 +7,7 @@ mod join_sync;
 mod offsets;
 mod simulation;
 mod static_membership;
+mod txn_offsets;
 
 use std::collections::BTreeMap;
 
@@ -27,7 +28,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use crate::{GroupCoordinator, GroupCoordinatorConfig, GroupResponse, OffsetsTopicRecord, Output};
+use crate::{
+    GroupCoordinator, GroupCoordinatorConfig, GroupResponse, LoadedRecord, OffsetsTopicRecord,
+    Output,
+};
+
+/// An empty `__consumer_offsets` partition.
+const NO_RECORDS: [LoadedRecord; 0] = [];
 
 /// Newest versions the coordinator is exercised with unless a test says otherwise.
 const JOIN_VERSION: i16 = 9;
@@ -65,6 +72,9 @@ struct Harness {
     next_request_id: u64,
     /// Records appended per partition of `__consumer_offsets`, in order.
     log: BTreeMap<i32, Vec<OffsetsTopicRecord>>,
+    /// The same with what their batches say about transactions, and the transaction
+    /// markers written (`write_marker`): what a reload reads back.
+    full_log: BTreeMap<i32, Vec<LoadedRecord>>,
     /// When set, appends fail with this error.
     fail_appends: Option<ResponseError>,
     /// Responses received, by request id.
@@ -83,13 +93,16 @@ impl Harness {
         let partitions = config.offsets_topic_num_partitions;
         let mut coordinator = GroupCoordinator::new(config, 42);
         for partition in 0..partitions {
-            coordinator.load_partition(partition, [], 0).unwrap();
+            coordinator
+                .load_partition(partition, NO_RECORDS, 0)
+                .unwrap();
         }
         Harness {
             coordinator,
             now_ms: 0,
             next_request_id: 1,
             log: BTreeMap::new(),
+            full_log: BTreeMap::new(),
             fail_appends: None,
             responses: BTreeMap::new(),
         }
@@ -117,8 +130,14 @@ impl Harness {
                     append_id,
                     partition,
                     records,
+                    transactional,
                 } => {
                     if self.fail_appends.is_none() {
+                        let full = self.full_log.entry(partition).or_default();
+                        full.extend(records.iter().cloned().map(|r| match transactional {
+                            Some(producer) => LoadedRecord::transactional(r, producer.producer_id),
+                            None => LoadedRecord::record(r),
+                        }));
                         self.log.entry(partition).or_default().extend(records);
                     }
                     let more = self.coordinator.on_append_completed(

@@ -40,6 +40,7 @@ fn a_commit_is_acknowledged_only_after_its_records_are_written() {
                 append_id,
                 partition,
                 records,
+                transactional: None,
             },
         ] => {
             assert_eq!(*partition, offsets_topic::partition_for("g", 50));
@@ -494,7 +495,7 @@ fn reloading_a_partition_replaces_its_groups() {
     assert_eq!(h.fetch("g", "t", 0).0, 1);
     // Loaded from an empty log, the group is gone rather than left over.
     h.coordinator
-        .load_partition(partition, [], h.now_ms)
+        .load_partition(partition, NO_RECORDS, h.now_ms)
         .unwrap();
     assert_eq!(h.coordinator.group_state("g"), None);
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::{GroupState, offsets_topic};
 
 /// Forms a Stable group of static members; returns member ids in join order.
-fn stable_static_group(
+pub(super) fn stable_static_group(
     h: &mut Harness,
     group: &str,
     instances: &[&str],
