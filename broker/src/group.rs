@@ -21,18 +21,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use strata_group_coordinator::{
-    GroupCoordinator, GroupCoordinatorConfig, GroupResponse, OffsetsTopicRecord, Output,
+    GroupCoordinator, GroupCoordinatorConfig, GroupResponse, LoadedRecord, OffsetsTopicRecord,
+    Output, ProducerIdAndEpoch,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::replica::partition::PartitionError;
+use crate::internal_log::{self, LogEntry};
 use crate::replica::{LeadershipChanges, Partition};
 use crate::{Broker, now_ms};
 
@@ -43,6 +40,7 @@ struct AppendJob {
     append_id: u64,
     partition: i32,
     records: Vec<OffsetsTopicRecord>,
+    transactional: Option<ProducerIdAndEpoch>,
 }
 
 pub struct GroupManager {
@@ -125,11 +123,13 @@ impl GroupManager {
                     append_id,
                     partition,
                     records,
+                    transactional,
                 } => {
                     let _ = self.appends.send(AppendJob {
                         append_id,
                         partition,
                         records,
+                        transactional,
                     });
                 }
             }
@@ -161,7 +161,15 @@ impl GroupManager {
                 },
                 _ = shutdown.changed() => return,
             };
-            match append_offsets_records(&broker, job.partition, &job.records) {
+            let records = job.records.into_iter().map(|r| (r.key, r.value));
+            let transactional = job.transactional.map(|p| (p.producer_id, p.producer_epoch));
+            match internal_log::append(
+                &broker,
+                OFFSETS_TOPIC,
+                job.partition,
+                records,
+                transactional,
+            ) {
                 Err(error) => self.complete_append(job.append_id, Some(error)),
                 Ok((partition, required_offset)) => {
                     let manager = self.clone();
@@ -225,8 +233,8 @@ impl GroupManager {
     /// Reads a partition this broker leads and loads its groups, unless leadership moved
     /// on meanwhile.
     fn load_partition(&self, p: &Partition, partition: i32, epoch: i32) {
-        let records = match read_all_records(p) {
-            Ok(r) => r,
+        let records: Vec<LoadedRecord> = match internal_log::read_all(p) {
+            Ok(entries) => entries.into_iter().map(loaded_record).collect(),
             Err(e) => {
                 warn!(partition, error = %e, "cannot read __consumer_offsets partition; its groups are unavailable");
                 return;
@@ -252,6 +260,22 @@ impl GroupManager {
         }
     }
 
+    /// A COMMIT or ABORT marker of `producer_id` is durable in `__consumer_offsets`
+    /// partition `partition`: its transactional offset commits there become committed or
+    /// vanish.
+    pub fn complete_transaction(&self, partition: i32, producer_id: i64, commit: bool) {
+        let groups =
+            self.lock()
+                .coordinator
+                .complete_transaction(partition, producer_id, commit, now_ms());
+        if groups > 0 {
+            debug!(
+                partition,
+                producer_id, commit, groups, "completed transactional offset commits"
+            );
+        }
+    }
+
     pub fn stats(&self) -> strata_group_coordinator::GroupCoordinatorStats {
         self.lock().coordinator.stats()
     }
@@ -271,94 +295,23 @@ impl GroupManager {
     }
 }
 
-/// Writes coordinator records as one batch to a partition of the offsets topic as its
-/// leader; returns the partition and the offset that must be committed.
-fn append_offsets_records(
-    broker: &Broker,
-    partition: i32,
-    records: &[OffsetsTopicRecord],
-) -> Result<(Arc<Partition>, i64), ResponseError> {
-    let Some(p) = broker
-        .replica_manager
-        .get_partition(OFFSETS_TOPIC, partition)
-    else {
-        return Err(ResponseError::NotLeaderOrFollower);
-    };
-    let now = now_ms();
-    let (_, leader_epoch) = p.leader_and_epoch();
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: leader_epoch,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now,
-            key: Some(r.key.clone()),
-            value: r.value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|_| ResponseError::UnknownServerError)?;
-    // offsets.commit.required.acks: -1, as Kafka.
-    match broker.replica_manager.append_to_leader(&p, &buf, -1) {
-        Ok((info, _)) => Ok((p, info.last_offset + 1)),
-        Err(PartitionError::Kafka(e, _)) => Err(e),
-        Err(PartitionError::Log(e)) => {
-            warn!(partition, error = %e, "appending to __consumer_offsets failed");
-            Err(ResponseError::KafkaStorageError)
-        }
-    }
-}
-
-/// Reads a whole partition as (key, value) records, in offset order, up to its log end.
-fn read_all_records(
-    partition: &Partition,
-) -> Result<Vec<OffsetsTopicRecord>, strata_storage::LogError> {
-    let mut out = Vec::new();
-    let mut position = partition.offsets().log_start_offset;
-    loop {
-        let (data, offsets) = partition.read_committed(position, 1024 * 1024, i64::MAX)?;
-        if data.is_empty() || position >= offsets.log_end_offset {
-            return Ok(out);
-        }
-        let mut bytes: Bytes = data;
-        let before = position;
-        while bytes.len() >= 61 {
-            // Advance past the whole batch even when compaction left its tail empty.
-            let base_offset = i64::from_be_bytes(bytes[0..8].try_into().expect("8 bytes"));
-            let last_offset_delta = i32::from_be_bytes(bytes[23..27].try_into().expect("4 bytes"));
-            let set = RecordBatchDecoder::decode(&mut bytes)
-                .map_err(|e| strata_storage::LogError::CorruptRecord(e.to_string()))?;
-            for r in set.records {
-                if r.offset >= position
-                    && let Some(key) = r.key
-                {
-                    out.push(OffsetsTopicRecord {
-                        key,
-                        value: r.value,
-                    });
-                }
+/// A `__consumer_offsets` entry as the group coordinator loads it.
+fn loaded_record(entry: LogEntry) -> LoadedRecord {
+    match entry {
+        LogEntry::Record {
+            key,
+            value,
+            transactional_producer,
+        } => {
+            let record = OffsetsTopicRecord { key, value };
+            match transactional_producer {
+                Some(producer_id) => LoadedRecord::transactional(record, producer_id),
+                None => LoadedRecord::record(record),
             }
-            position = position.max(base_offset + i64::from(last_offset_delta) + 1);
         }
-        if position == before {
-            return Ok(out);
-        }
+        LogEntry::Marker {
+            producer_id,
+            commit,
+        } => LoadedRecord::marker(producer_id, commit),
     }
 }

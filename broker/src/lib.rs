@@ -22,6 +22,7 @@ pub mod config;
 pub mod controller;
 pub mod fetch_session;
 pub mod group;
+pub mod internal_log;
 pub mod metadata;
 pub mod metrics;
 pub mod network;
@@ -30,6 +31,7 @@ pub mod protocol;
 pub mod replica;
 pub mod security;
 pub mod server;
+pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -63,6 +65,7 @@ use crate::replica::alter_partition::AlterPartitionManager;
 use crate::replica::fetcher::{FetcherConfig, ReplicaFetcherManager};
 use crate::replica::quota::ReplicationQuotas;
 use crate::replica::{ReplicaConfig, ReplicaManager};
+use crate::txn::TransactionManager;
 
 /// Milliseconds since the Unix epoch, the clock Kafka timestamps use.
 pub fn now_ms() -> i64 {
@@ -106,6 +109,13 @@ pub struct Broker {
     pub cache_updates: watch::Sender<u64>,
     pub replica_manager: ReplicaManager,
     pub groups: Arc<GroupManager>,
+    /// The transaction coordinator.
+    pub txns: Arc<TransactionManager>,
+    /// How this broker reaches the others (the inter-broker listener's name and
+    /// security), for requests outside replication and the controller's: transaction
+    /// markers.
+    pub inter_broker_listener: String,
+    pub inter_broker_connector: Connector,
     pub metrics: Arc<Metrics>,
     pub controller: Arc<Controller>,
     pub controller_client: Arc<ControllerClient>,
@@ -492,6 +502,22 @@ fn group_coordinator_config(
     }
 }
 
+/// The transaction coordinator's settings, from the broker keys of the same names.
+fn transaction_coordinator_config(
+    config: &KafkaConfig,
+) -> strata_transaction_coordinator::TransactionCoordinatorConfig {
+    strata_transaction_coordinator::TransactionCoordinatorConfig {
+        transaction_max_timeout_ms: config.transaction_max_timeout_ms,
+        transactional_id_expiration_ms: config.transactional_id_expiration_ms,
+        transaction_state_log_num_partitions: config.transaction_state_log_num_partitions,
+        transaction_abort_timed_out_transaction_cleanup_interval_ms: config
+            .transaction_abort_timed_out_transaction_cleanup_interval_ms
+            as i64,
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        ..Default::default()
+    }
+}
+
 /// Broker defaults overlaid with a topic's overrides. Overrides were validated when set;
 /// one that does not apply (written by another tool) is logged and ignored.
 pub fn topic_log_config(
@@ -717,9 +743,12 @@ pub async fn run(
         config.broker_id,
         controller.clone(),
         cache.clone(),
-        listener,
-        controller_connector,
+        listener.clone(),
+        controller_connector.clone(),
     ));
+    let txns = Arc::new(TransactionManager::new(transaction_coordinator_config(
+        &config,
+    )));
     let groups = Arc::new(GroupManager::new(
         group_coordinator_config(&config),
         rand::random(),
@@ -732,6 +761,9 @@ pub async fn run(
         cache_updates: watch::channel(0).0,
         replica_manager,
         groups,
+        txns,
+        inter_broker_listener: listener,
+        inter_broker_connector: controller_connector,
         metrics: Arc::new(Metrics::default()),
         controller: controller.clone(),
         controller_client: controller_client.clone(),
@@ -802,6 +834,19 @@ pub async fn run(
                 .clone()
                 .run_appender(broker.clone(), shutdown.clone()),
         ),
+        tokio::spawn(
+            broker
+                .txns
+                .clone()
+                .run_appender(broker.clone(), shutdown.clone()),
+        ),
+        tokio::spawn(
+            broker
+                .txns
+                .clone()
+                .run_marker_writer(broker.clone(), shutdown.clone()),
+        ),
+        tokio::spawn(broker.txns.clone().run_ticks(shutdown.clone())),
         tokio::spawn(alter_partition.run(controller_client, cache, shutdown.clone())),
     ];
 
@@ -858,6 +903,41 @@ pub fn offsets_topic_replication_factor(broker: &Broker) -> i16 {
     } else {
         1
     }
+}
+
+/// `__transaction_state`'s replication factor: `transaction.state.log.replication.factor`,
+/// except that a cluster of one uses 1.
+pub fn transaction_state_replication_factor(broker: &Broker) -> i16 {
+    if broker.store.is_shared() {
+        broker.config.transaction_state_log_replication_factor
+    } else {
+        1
+    }
+}
+
+/// `__transaction_state` as Kafka creates it: compacted, without unclean elections, with
+/// `transaction.state.log.min.isr` and `transaction.state.log.segment.bytes` (the minimum
+/// ISR capped by the replication factor, so a smaller cluster can still write).
+pub fn transaction_state_configs(broker: &Broker) -> BTreeMap<String, String> {
+    let min_isr = broker
+        .config
+        .transaction_state_log_min_isr
+        .min(i32::from(transaction_state_replication_factor(broker)));
+    [
+        ("cleanup.policy", "compact".to_string()),
+        ("unclean.leader.election.enable", "false".to_string()),
+        ("min.insync.replicas", min_isr.to_string()),
+        (
+            "segment.bytes",
+            broker
+                .config
+                .transaction_state_log_segment_bytes
+                .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// `__consumer_offsets` is compacted, with Kafka's segment size for it.

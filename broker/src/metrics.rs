@@ -287,7 +287,17 @@ pub fn write_gauge_family(
     help: &str,
     samples: impl Iterator<Item = (String, i64)>,
 ) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    write_family(out, name, "gauge", help, samples);
+}
+
+fn write_family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl Iterator<Item = (String, i64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{{{labels}}} {value}");
     }
@@ -523,6 +533,70 @@ pub fn render_broker(broker: &crate::Broker, out: &mut String) {
         i64::from(broker.is_ready()),
     );
     render_groups(broker, out);
+    render_transactions(broker, out);
+}
+
+/// Transaction coordinator metrics (transactional ids by state, ends by cause) and, per
+/// partition led here whose last stable offset trails the high watermark, by how much:
+/// what `read_committed` consumers cannot read yet.
+fn render_transactions(broker: &crate::Broker, out: &mut String) {
+    let stats = broker.txns.stats();
+    write_gauge_family(
+        out,
+        "strata_broker_transactions",
+        "Transactional ids this broker coordinates, by state.",
+        stats
+            .transactions_by_state
+            .iter()
+            .map(|(state, n)| (format!("state=\"{}\"", state.name()), *n as i64)),
+    );
+    write_counter(
+        out,
+        "strata_broker_transaction_commits_total",
+        "Transactions committed.",
+        stats.commits_total,
+    );
+    write_family(
+        out,
+        "strata_broker_transaction_aborts_total",
+        "counter",
+        "Transactions aborted, by cause: the producer, its timeout, or a new producer with the same transactional id.",
+        [
+            (
+                "cause=\"producer\"".to_string(),
+                stats
+                    .aborts_total
+                    .saturating_sub(stats.timed_out_aborts_total + stats.producer_fences_total)
+                    as i64,
+            ),
+            (
+                "cause=\"timeout\"".to_string(),
+                stats.timed_out_aborts_total as i64,
+            ),
+            (
+                "cause=\"fenced\"".to_string(),
+                stats.producer_fences_total as i64,
+            ),
+        ]
+        .into_iter(),
+    );
+    let mut lags = Vec::new();
+    for p in broker.replica_manager.leader_partitions() {
+        let offsets = p.offsets();
+        let lag = offsets.high_watermark - offsets.last_stable_offset;
+        if lag > 0 {
+            lags.push((
+                format!("topic=\"{}\",partition=\"{}\"", p.topic, p.partition),
+                lag,
+            ));
+        }
+    }
+    write_gauge_family(
+        out,
+        "strata_broker_last_stable_offset_lag",
+        "Records between the last stable offset and the high watermark, where there are any.",
+        lags.into_iter(),
+    );
 }
 
 /// Consumer-group metrics: groups by state, members, rebalances, and lag per committed

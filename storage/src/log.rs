@@ -13,7 +13,8 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
-    CompletedTxn, ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX, SequenceCheck,
+    AppendOrigin, CompletedTxn, ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX,
+    SequenceCheck,
 };
 use crate::records;
 use crate::segment::{
@@ -494,6 +495,29 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
+        self.append_as_leader_from(records, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`Self::append_as_leader`] for batches a coordinator of this broker wrote (Kafka's
+    /// `AppendOrigin.COORDINATOR`): a transactional offset commit carries the producer's
+    /// id and epoch but no sequence of the producer's own, so sequences are not checked;
+    /// epochs are, and the batch takes part in the producer's transaction.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, LogError> {
+        self.append_as_leader_from(records, leader_epoch, now_ms, AppendOrigin::Coordinator)
+    }
+
+    fn append_as_leader_from(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<LogAppendInfo, LogError> {
         if records.is_empty() {
             return Err(LogError::InvalidRecord(
                 "produce request has no record batches".into(),
@@ -516,7 +540,7 @@ impl Log {
             batch::set_partition_leader_epoch(&mut buf[position..], leader_epoch);
             let batch = RecordBatch::parse(&buf[position..])?;
             if let SequenceCheck::Duplicate(original) =
-                producer_info.validate(&self.producer_state, batch.header())?
+                producer_info.validate(&self.producer_state, batch.header(), origin)?
             {
                 return Ok(LogAppendInfo {
                     first_offset: original.first_offset,

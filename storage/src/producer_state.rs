@@ -133,6 +133,16 @@ pub enum SequenceCheck {
     Duplicate(BatchMetadata),
 }
 
+/// Who wrote a batch appended as leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: sequences are checked.
+    Client,
+    /// A coordinator of this broker (transactional offset commits): no sequences of the
+    /// producer's own, so none are checked.
+    Coordinator,
+}
+
 /// The producer state changes of one append, validated but not yet applied. The Log
 /// validates every batch of a request into one of these, writes the batches, and only
 /// then commits it, so a failed write leaves the producer state untouched.
@@ -155,6 +165,7 @@ impl ProducerAppendInfo {
         &mut self,
         manager: &ProducerStateManager,
         header: &BatchHeader,
+        origin: AppendOrigin,
     ) -> Result<SequenceCheck, LogError> {
         let producer_id = header.producer_id;
         if producer_id < 0 {
@@ -178,7 +189,9 @@ impl ProducerAppendInfo {
                 current_epoch: entry.producer_epoch,
             });
         }
-        if epoch > entry.producer_epoch {
+        if origin == AppendOrigin::Coordinator {
+            entry.set_epoch(epoch);
+        } else if epoch > entry.producer_epoch {
             if first_seq != 0 && !entry.batches.is_empty() {
                 return Err(LogError::OutOfOrderSequence {
                     producer_id,
@@ -630,7 +643,7 @@ mod tests {
         h: &BatchHeader,
     ) -> Result<SequenceCheck, LogError> {
         let mut info = ProducerAppendInfo::default();
-        let check = info.validate(manager, h)?;
+        let check = info.validate(manager, h, AppendOrigin::Client)?;
         manager.commit(info);
         Ok(check)
     }

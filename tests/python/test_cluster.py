@@ -590,3 +590,122 @@ def java_hash(s):
     for c in s:
         h = (31 * h + ord(c)) & 0xFFFFFFFF
     return h - (1 << 32) if h >= 1 << 31 else h
+
+
+class TransactionalCopier:
+    """Kafka's own `TransactionalMessageCopier` — the tool of Kafka's transactions system
+    test — copying one input partition to the output topic in transactions of
+    `transaction_size` records, committing its consumer offsets in each, aborting some at
+    random. Killed and started again, it resumes from its group's committed offsets."""
+
+    def __init__(self, tmp_path, bootstrap, input_topic, partition, output_topic, transaction_size=100):
+        self.partition = partition
+        self.args = [
+            "--broker-list", bootstrap, "--input-topic", input_topic,
+            "--input-partition", str(partition), "--output-topic", output_topic,
+            "--transactional-id", f"{input_topic}-copier-{partition}",
+            "--consumer-group", f"{input_topic}-copier-{partition}",
+            "--transaction-size", str(transaction_size), "--transaction-timeout", "20000",
+            "--max-messages", "-1", "--enable-random-aborts", "--use-group-metadata",
+        ]
+        self.log_path = tmp_path / f"copier-{partition}.log"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            ["bash", str(KAFKA_CLASS), "org.apache.kafka.tools.TransactionalMessageCopier", *self.args],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    def processed(self):
+        """Records this run of the copier has committed so far (from its status lines)."""
+        total = 0
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"totalProcessed"' in line:
+                try:
+                    total = json.loads(line)["totalProcessed"]
+                except ValueError:
+                    pass
+        return total
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+
+def read_to_end(bootstrap, topic, partitions, isolation, timeout=120):
+    """Every value of `topic` a consumer with `isolation` reads from the beginning until
+    each partition reports its end."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time_ns()}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "isolation.level": isolation})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    values, at_end = [], set()
+    deadline = time.time() + timeout
+    try:
+        while len(at_end) < partitions:
+            assert time.time() < deadline, f"reading {topic}: only partitions {sorted(at_end)} reached their end"
+            for m in consumer.consume(num_messages=1000, timeout=0.5):
+                if m.error() is None:
+                    values.append(m.value().decode())
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+        return values
+    finally:
+        consumer.close()
+
+
+def test_kafkas_transactional_copier_copies_exactly_once_through_kills(cluster, tmp_path):
+    """Kafka's transactions system test in small: two copiers (one per input partition)
+    copy in transactions, some aborted at random; one copier is killed and restarted, and
+    a broker is killed and restarted, while they run. A read_committed reader then finds
+    every input record exactly once in the output."""
+    source, sink = unique("txn-in"), unique("txn-out")
+    for topic in (source, sink):
+        cluster.create_topic(topic, partitions=2, rf=3, config={"min.insync.replicas": "2"})
+    per_partition = 3000
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for p in range(2):
+        for i in range(per_partition):
+            producer.produce(source, value=f"{p}-{i}", partition=p)
+    assert producer.flush(60) == 0
+
+    copiers = [TransactionalCopier(tmp_path, cluster.bootstrap, source, p, sink) for p in range(2)]
+    try:
+        wait_for(lambda: copiers[0].processed() >= 500, timeout=120,
+                 what=lambda: f"the first copier to commit 500 records:\n{copiers[0].log()[-3000:]}")
+        copiers[0].kill()
+        copiers[0].start()
+        victim = next(b for b in cluster.ids if b != cluster.controller())
+        wait_for(lambda: copiers[1].processed() >= 1000, timeout=120,
+                 what=lambda: f"the second copier to commit 1000 records:\n{copiers[1].log()[-3000:]}")
+        cluster.kill(victim)
+        time.sleep(3)
+        cluster.start(victim)
+        for copier in copiers:
+            try:
+                code = copier.proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"copier {copier.partition} did not finish:\n{copier.log()[-4000:]}")
+            assert code == 0, f"copier {copier.partition} failed:\n{copier.log()[-4000:]}"
+    finally:
+        for copier in copiers:
+            copier.kill()
+
+    committed = read_to_end(cluster.bootstrap, sink, 2, "read_committed")
+    expected = [f"{p}-{i}" for p in range(2) for i in range(per_partition)]
+    duplicates = [v for v, n in collections.Counter(committed).items() if n > 1]
+    assert not duplicates, f"{len(duplicates)} records copied more than once, e.g. {duplicates[:5]}"
+    assert sorted(committed) == sorted(expected), (
+        f"{len(committed)} records committed, {len(set(expected) - set(committed))} missing")
+    # Aborted copies are in the log, and only read_committed readers skip them.
+    everything = read_to_end(cluster.bootstrap, sink, 2, "read_uncommitted")
+    assert len(everything) >= len(committed)

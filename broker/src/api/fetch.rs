@@ -6,7 +6,9 @@
 //! leader's endpoint (KIP-951). A Kafka 3.9 follower sends v17.
 //!
 //! - **Consumers** (replica id -1) read committed records, below the high watermark, from
-//!   the partition's leader. A partition led elsewhere is NOT_LEADER_OR_FOLLOWER with the
+//!   the partition's leader; `read_committed` consumers (isolation level 1) read below the
+//!   last stable offset and are told the aborted transactions among what they get, whose
+//!   records they drop. A partition led elsewhere is NOT_LEADER_OR_FOLLOWER with the
 //!   current leader as a hint (KIP-951).
 //! - **Followers** (replica id = their broker id) read up to the log end offset; the read
 //!   records their progress (fetch offset = their log end offset), which may expand the
@@ -39,9 +41,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use strata_frames::RecordsRef;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -100,7 +103,15 @@ pub async fn handle(
                 rx.borrow_and_update();
             }
         }
-        let pass = read_once(broker, ctx, &topics, request.max_bytes, replica_id, &denied);
+        let pass = read_once(
+            broker,
+            ctx,
+            &topics,
+            request.max_bytes,
+            replica_id,
+            request.isolation_level == READ_COMMITTED,
+            &denied,
+        );
         let now = Instant::now();
         if pass.bytes >= min_bytes || pass.has_error || now >= deadline {
             broker
@@ -217,6 +228,9 @@ fn partition_error(partition: i32, error: ResponseError) -> PartitionData {
     data
 }
 
+/// `isolation_level` of a `read_committed` consumer.
+const READ_COMMITTED: i8 = 1;
+
 /// One pass over the partitions to fetch.
 fn read_once(
     broker: &Broker,
@@ -224,6 +238,7 @@ fn read_once(
     fetch_topics: &[FetchTopic],
     max_bytes: i32,
     replica_id: i32,
+    read_committed: bool,
     denied: &BTreeSet<String>,
 ) -> Pass {
     let version = ctx.version;
@@ -269,6 +284,8 @@ fn read_once(
                 min_one_message: total == 0,
                 isolation: if replica_id >= 0 {
                     FetchIsolation::LogEnd
+                } else if read_committed {
+                    FetchIsolation::TxnCommitted
                 } else {
                     FetchIsolation::HighWatermark
                 },
@@ -309,7 +326,16 @@ fn read_once(
             match outcome {
                 Ok((partition, result)) => {
                     data.high_watermark = result.high_watermark;
-                    data.last_stable_offset = result.high_watermark;
+                    data.last_stable_offset = result.last_stable_offset;
+                    data.aborted_transactions = result.aborted_transactions.map(|txns| {
+                        txns.iter()
+                            .map(|t| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(t.producer_id))
+                                    .with_first_offset(t.first_offset)
+                            })
+                            .collect()
+                    });
                     if with_log_start {
                         data.log_start_offset = result.log_start_offset;
                     }
@@ -368,7 +394,7 @@ fn read_once(
                         // OFFSET_OUT_OF_RANGE and friends: report the offsets we have.
                         let offsets = partition.offsets();
                         data.high_watermark = offsets.high_watermark;
-                        data.last_stable_offset = offsets.high_watermark;
+                        data.last_stable_offset = offsets.last_stable_offset;
                         if with_log_start {
                             data.log_start_offset = offsets.log_start_offset;
                         }

@@ -1,14 +1,18 @@
-//! InitProducerId (v0–v5) for idempotent producers.
+//! InitProducerId (v0–v5).
 //!
-//! A new producer gets a never-reused producer id with epoch 0 (from blocks the
-//! controller reserves cluster-wide). A producer that passes
-//! its current id and epoch (KIP-360, v3+) gets the epoch bumped, which resets its
-//! sequence numbers; when the epoch would overflow it gets a fresh id instead.
-//! Transactional ids are refused: transactions are not supported yet.
+//! An idempotent producer gets a never-reused producer id with epoch 0 (from blocks the
+//! controller reserves cluster-wide). One that passes its current id and epoch (KIP-360,
+//! v3+) gets the epoch bumped, which resets its sequence numbers; when the epoch would
+//! overflow it gets a fresh id instead.
+//!
+//! A transactional producer asks the coordinator of its transactional id (WRITE on it
+//! needed), which keeps one producer id per transactional id and bumps its epoch on every
+//! InitProducerId — fencing the previous instance and aborting a transaction it left open
+//! (see [`crate::txn`]).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use tracing::warn;
+use strata_transaction_coordinator::TxnResponse;
 
 use super::RequestContext;
 use crate::Broker;
@@ -20,15 +24,37 @@ pub async fn handle(
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
-    if request.transactional_id.is_some() {
-        warn!(
-            client = ctx.client_id(),
-            "refusing a transactional producer: transactions are not supported"
-        );
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+    if let Some(transactional_id) = &request.transactional_id {
         response.producer_id = ProducerId(-1);
         response.producer_epoch = -1;
-        return response;
+        if !ctx.authorized(
+            broker,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            transactional_id.0.as_str(),
+        ) {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return response;
+        }
+        // Used only if the coordinator needs a new id; -1 makes it answer
+        // COORDINATOR_LOAD_IN_PROGRESS if it does and none could be had.
+        let fresh = broker
+            .producer_ids
+            .next_producer_id(broker)
+            .await
+            .unwrap_or(-1);
+        let version = ctx.version;
+        return match broker
+            .txns
+            .call(|c, id, now| c.handle_init_producer_id(request, version, id, fresh, now))
+            .await
+        {
+            Some(TxnResponse::InitProducerId(answer)) => answer,
+            _ => {
+                response.error_code = ResponseError::NotCoordinator.code();
+                response
+            }
+        };
     }
     // IdempotentWrite on the cluster, or Write on some topic (Kafka 3's rule, KIP-679).
     if !ctx.authorized_on_any(broker, Operation::Write, ResourceType::Topic)

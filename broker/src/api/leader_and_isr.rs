@@ -51,5 +51,6 @@ pub async fn apply(broker: &Broker, request: LeaderAndIsrRequest) -> LeaderAndIs
         .replica_manager
         .become_leader_or_follower(&request, &|topic| broker.log_config_for_topic(topic));
     broker.groups.on_leadership_changes(broker, &changes);
+    broker.txns.on_leadership_changes(broker, &changes);
     response
 }

@@ -2,7 +2,8 @@
 //! (-4, the log start: nothing is tiered), latest tiered (-5, none: offset -1), or by
 //! timestamp.
 //! Answered by the leader. For a consumer "latest" is the high watermark (read
-//! uncommitted sees no further); a follower asking (replica id ≥ 0) gets the log end
+//! uncommitted sees no further), or the last stable offset for a `read_committed` one; a
+//! follower asking (replica id ≥ 0) gets the log end
 //! offset, which it needs to truncate after an unclean election.
 
 use kafka_protocol::ResponseError;
@@ -20,6 +21,8 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
+/// `isolation_level` of a `read_committed` consumer (v2+).
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
@@ -64,6 +67,9 @@ pub async fn handle(
                     match p.timestamp {
                         LATEST_TIMESTAMP if request.replica_id.0 >= 0 => {
                             response.offset = offsets.log_end_offset
+                        }
+                        LATEST_TIMESTAMP if request.isolation_level == READ_COMMITTED => {
+                            response.offset = offsets.last_stable_offset
                         }
                         LATEST_TIMESTAMP => response.offset = offsets.high_watermark,
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {

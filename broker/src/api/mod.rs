@@ -11,6 +11,8 @@
 //!   connection for every other API, as Kafka does.
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod allocate_producer_ids;
 mod alter_configs;
 mod alter_partition;
@@ -26,7 +28,10 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -39,6 +44,7 @@ mod legacy_produce;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -48,8 +54,10 @@ mod produce;
 mod sasl;
 pub(crate) mod stop_replica;
 mod sync_group;
+mod txn_offset_commit;
 pub(crate) mod update_metadata;
 mod user_scram_credentials;
+pub(crate) mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -110,6 +118,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    // Transactions as Kafka 3.9 serves them (transaction version 1: no KIP-890 part 2
+    // epoch bump on EndTxn, no server-side verification of produce requests).
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 /// The controller-to-broker APIs of ZooKeeper mode, which `kafka-protocol` no longer
@@ -442,6 +460,18 @@ pub async fn handle_request(
         ApiKey::AllocateProducerIds => {
             dispatch!(allocate_producer_ids, m::AllocateProducerIdsRequest)
         }
+        ApiKey::AddPartitionsToTxn => {
+            dispatch!(add_partitions_to_txn, m::AddPartitionsToTxnRequest)
+        }
+        ApiKey::AddOffsetsToTxn => dispatch!(add_offsets_to_txn, m::AddOffsetsToTxnRequest),
+        ApiKey::EndTxn => dispatch!(end_txn, m::EndTxnRequest),
+        ApiKey::WriteTxnMarkers => dispatch!(write_txn_markers, m::WriteTxnMarkersRequest),
+        ApiKey::TxnOffsetCommit => dispatch!(txn_offset_commit, m::TxnOffsetCommitRequest),
+        ApiKey::DescribeProducers => dispatch!(describe_producers, m::DescribeProducersRequest),
+        ApiKey::DescribeTransactions => {
+            dispatch!(describe_transactions, m::DescribeTransactionsRequest)
+        }
+        ApiKey::ListTransactions => dispatch!(list_transactions, m::ListTransactionsRequest),
         ApiKey::DescribeAcls => dispatch!(acls::describe, m::DescribeAclsRequest),
         ApiKey::CreateAcls => dispatch!(acls::create, m::CreateAclsRequest),
         ApiKey::DeleteAcls => dispatch!(acls::delete, m::DeleteAclsRequest),
@@ -596,6 +626,10 @@ pub fn log_error_code(error: &LogError) -> ResponseError {
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+        LogError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         #[allow(unreachable_patterns)]
         _ => ResponseError::UnknownServerError,
     }

@@ -42,6 +42,15 @@ pub async fn handle(
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     let snapshot = broker.cache.snapshot();
     let mut hints = LeaderHints::default();
+    // A transactional producer needs Write on its transactional id (Kafka's rule).
+    let transactional_id_authorized = request.transactional_id.as_ref().is_none_or(|id| {
+        ctx.authorized(
+            broker,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id.0.as_str(),
+        )
+    });
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let authorized = ctx.authorized(broker, Operation::Write, ResourceType::Topic, &name);
@@ -59,11 +68,8 @@ pub async fn handle(
                     ResponseError::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
                 ))
-            } else if request.transactional_id.is_some() {
-                Err((
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported by this broker".to_string()),
-                ))
+            } else if !transactional_id_authorized {
+                Err((ResponseError::TransactionalIdAuthorizationFailed, None))
             } else {
                 match broker
                     .replica_manager
@@ -187,7 +193,7 @@ const ADMIN_CLIENT_ID: &str = "__admin_client";
 
 /// Kafka's internal topics (`Topic.isInternal`): only the broker writes them.
 fn is_internal(topic: &str) -> bool {
-    topic == crate::group::OFFSETS_TOPIC || topic == "__transaction_state"
+    topic == crate::group::OFFSETS_TOPIC || topic == crate::txn::TRANSACTION_STATE_TOPIC
 }
 
 fn set_error(

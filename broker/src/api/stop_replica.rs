@@ -27,5 +27,6 @@ pub fn apply(broker: &Broker, request: &StopReplicaRequest) -> StopReplicaRespon
             .collect(),
     };
     broker.groups.on_leadership_changes(broker, &gone);
+    broker.txns.on_leadership_changes(broker, &gone);
     response
 }

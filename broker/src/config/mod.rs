@@ -215,12 +215,35 @@ pub struct KafkaConfig {
     pub offsets_topic_replication_factor: i16,
     /// `offsets.commit.timeout.ms`.
     pub offsets_commit_timeout_ms: u64,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`.
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`.
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub transaction_state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms`.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `request.timeout.ms`: how long a WriteTxnMarkers waits for its markers to be
+    /// replicated.
+    pub request_timeout_ms: u64,
     /// Kafka keys given that Strata does not use, reported once at start-up.
     pub unused: Vec<String>,
     /// Topic-level defaults (`log.segment.bytes`, `log.retention.ms`, ...).
     pub log: LogConfig,
     /// Keys given explicitly, kept for DescribeConfigs on the broker resource.
     pub explicit: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 impl Default for KafkaConfig {
@@ -285,6 +308,14 @@ impl Default for KafkaConfig {
             controlled_shutdown_retry_backoff_ms: 5_000,
             offsets_topic_replication_factor: 3,
             offsets_commit_timeout_ms: 5_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_state_log_segment_bytes: 104_857_600,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            request_timeout_ms: 30_000,
             unused: Vec::new(),
             log: LogConfig::default(),
             explicit: BTreeMap::new(),
@@ -764,6 +795,29 @@ impl KafkaConfig {
             "offsets.commit.timeout.ms" => {
                 self.offsets_commit_timeout_ms = parse_at_least(key, value, 1)?
             }
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_log_num_partitions = parse_at_least(key, value, 1)?
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_log_replication_factor = parse_at_least(key, value, 1)?
+            }
+            "transaction.state.log.min.isr" => {
+                self.transaction_state_log_min_isr = parse_at_least(key, value, 1)?
+            }
+            "transaction.state.log.segment.bytes" => {
+                self.transaction_state_log_segment_bytes = parse_at_least(key, value, 1)?
+            }
+            "transaction.max.timeout.ms" => {
+                self.transaction_max_timeout_ms = parse_at_least(key, value, 1)?
+            }
+            "transactional.id.expiration.ms" => {
+                self.transactional_id_expiration_ms = parse_at_least(key, value, 1)?
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms =
+                    parse_at_least(key, value, 1)?
+            }
+            "request.timeout.ms" => self.request_timeout_ms = parse_at_least(key, value, 1)?,
             // Broker-level defaults of topic configs given in other units.
             "log.roll.hours" => {
                 self.log.segment_ms = parse_at_least::<i64>(key, value, 1)? * 3_600_000
@@ -1023,6 +1077,14 @@ impl KafkaConfig {
             (
                 "offsets.topic.num.partitions".to_string(),
                 self.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions".to_string(),
+                self.transaction_state_log_num_partitions.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms".to_string(),
+                self.transaction_max_timeout_ms.to_string(),
             ),
         ];
         for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {

@@ -442,7 +442,29 @@ impl ReplicaManager {
         required_acks: i16,
     ) -> Result<(strata_storage::LogAppendInfo, i64), partition::PartitionError> {
         let is_alive = self.is_alive_fn();
-        partition.append_records_to_leader(records, required_acks, now_ms(), &is_alive)
+        partition.append_records_to_leader(records, required_acks, false, now_ms(), &is_alive)
+    }
+
+    /// Appends records a coordinator of this broker wrote (to `__consumer_offsets` or
+    /// `__transaction_state`), with acks=all.
+    pub fn append_coordinator_records(
+        &self,
+        partition: &Arc<Partition>,
+        records: &[u8],
+    ) -> Result<(strata_storage::LogAppendInfo, i64), partition::PartitionError> {
+        let is_alive = self.is_alive_fn();
+        partition.append_records_to_leader(records, -1, true, now_ms(), &is_alive)
+    }
+
+    /// Appends an end-transaction marker on a partition led here; see
+    /// [`Partition::append_marker_to_leader`].
+    pub fn append_marker(
+        &self,
+        partition: &Arc<Partition>,
+        marker: &strata_storage::EndTxnMarker,
+    ) -> Result<i64, partition::PartitionError> {
+        let is_alive = self.is_alive_fn();
+        partition.append_marker_to_leader(marker, now_ms(), &is_alive)
     }
 
     /// A follower fetched: record it, and submit an ISR expansion if it qualifies.

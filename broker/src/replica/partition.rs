@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use strata_storage::{CleanStats, FileRegion, Log, LogAppendInfo, LogConfig, LogError};
+use strata_storage::{
+    AbortedTxn, CleanStats, EndTxnMarker, FileRegion, Log, LogAppendInfo, LogConfig, LogError,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -47,6 +49,9 @@ impl From<ResponseError> for PartitionError {
 pub enum FetchIsolation {
     /// Consumers: committed records only (below the high watermark).
     HighWatermark,
+    /// `read_committed` consumers: below the last stable offset, with the aborted
+    /// transactions in the range.
+    TxnCommitted,
     /// Followers: everything the leader has.
     LogEnd,
 }
@@ -70,9 +75,12 @@ pub struct ReadResult {
     /// The records, left in their segment file (`None`: nothing to return).
     pub records: Option<FileRegion>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     /// The leader's log end offset when the read happened.
     pub log_end_offset: i64,
+    /// `read_committed` reads: the aborted transactions among the records returned.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
     /// Set instead of records when the fetcher's log diverged: `(epoch, end offset)`.
     pub diverging_epoch: Option<(i32, i64)>,
 }
@@ -98,6 +106,7 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
 }
 
 impl PartitionOffsets {
@@ -106,6 +115,7 @@ impl PartitionOffsets {
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             high_watermark: log.high_watermark(),
+            last_stable_offset: log.last_stable_offset(),
         }
     }
 }
@@ -354,10 +364,13 @@ impl Partition {
     /// Appends a producer's records (Kafka's `appendRecordsToLeader`). With acks=all the
     /// ISR must hold `min.insync.replicas` replicas before anything is written. Returns
     /// the append and the log start offset.
+    /// `from_coordinator`: written by a coordinator of this broker, not by a producer (see
+    /// `Log::append_as_coordinator`).
     pub fn append_records_to_leader(
         &self,
         records: &[u8],
         required_acks: i16,
+        from_coordinator: bool,
         now_ms: i64,
         is_alive: &dyn Fn(i32) -> bool,
     ) -> Result<(LogAppendInfo, i64), PartitionError> {
@@ -378,7 +391,12 @@ impl Partition {
                 ));
             }
             let mut log = self.log();
-            let info = log.append_as_leader(records, state.replica.leader_epoch, now_ms)?;
+            let epoch = state.replica.leader_epoch;
+            let info = if from_coordinator {
+                log.append_as_coordinator(records, epoch, now_ms)?
+            } else {
+                log.append_as_leader(records, epoch, now_ms)?
+            };
             let hw_moved =
                 !info.duplicate && self.maybe_increment_hw(&state, &mut log, now_ms, is_alive);
             (info, log.log_start_offset(), hw_moved)
@@ -390,6 +408,54 @@ impl Partition {
             bump(&self.hw_changed);
         }
         Ok((info, log_start))
+    }
+
+    /// Appends an end-transaction marker as the leader (what WriteTxnMarkers asks for,
+    /// always with acks=all). Returns the marker's offset.
+    pub fn append_marker_to_leader(
+        &self,
+        marker: &EndTxnMarker,
+        now_ms: i64,
+        is_alive: &dyn Fn(i32) -> bool,
+    ) -> Result<i64, PartitionError> {
+        let (offset, hw_moved) = {
+            let state = self.read_state();
+            if !state.replica.is_leader() {
+                return Err(ResponseError::NotLeaderOrFollower.into());
+            }
+            let mut log = self.log();
+            let info = log.append_marker_as_leader(marker, state.replica.leader_epoch, now_ms)?;
+            let hw_moved = self.maybe_increment_hw(&state, &mut log, now_ms, is_alive);
+            (info.last_offset, hw_moved)
+        };
+        bump(&self.leo_changed);
+        if hw_moved {
+            bump(&self.hw_changed);
+        }
+        Ok(offset)
+    }
+
+    /// The producers this replica has state for (DescribeProducers): id, epoch, last
+    /// sequence, last timestamp, coordinator epoch and the first offset of an open
+    /// transaction (-1 when none).
+    pub fn active_producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        let log = self.log();
+        let mut producers: Vec<_> = log
+            .producer_state()
+            .active_producers()
+            .map(|e| {
+                (
+                    e.producer_id,
+                    e.producer_epoch,
+                    e.last_seq(),
+                    e.last_timestamp,
+                    e.coordinator_epoch,
+                    e.current_txn_first_offset.unwrap_or(-1),
+                )
+            })
+            .collect();
+        producers.sort_unstable();
+        producers
     }
 
     /// Reads records for a consumer or a follower (Kafka's `fetchRecords` minus the
@@ -412,14 +478,17 @@ impl Partition {
                 return Ok(ReadResult {
                     records: None,
                     high_watermark: offsets.high_watermark,
+                    last_stable_offset: offsets.last_stable_offset,
                     log_start_offset: offsets.log_start_offset,
                     log_end_offset: offsets.log_end_offset,
                     diverging_epoch: Some(diverging),
+                    aborted_transactions: None,
                 });
             }
         }
         let max_offset = match params.isolation {
             FetchIsolation::HighWatermark => offsets.high_watermark,
+            FetchIsolation::TxnCommitted => offsets.last_stable_offset,
             FetchIsolation::LogEnd => offsets.log_end_offset,
         };
         let records = log.read_region(
@@ -428,12 +497,19 @@ impl Partition {
             params.min_one_message,
             max_offset,
         )?;
+        let aborted_transactions =
+            (params.isolation == FetchIsolation::TxnCommitted).then(|| match &records {
+                Some(_) => log.collect_aborted_txns(params.fetch_offset, max_offset),
+                None => Vec::new(),
+            });
         Ok(ReadResult {
             records,
             high_watermark: offsets.high_watermark,
+            last_stable_offset: offsets.last_stable_offset,
             log_start_offset: offsets.log_start_offset,
             log_end_offset: offsets.log_end_offset,
             diverging_epoch: None,
+            aborted_transactions,
         })
     }
 
