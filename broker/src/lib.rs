@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod coordinator_runtime;
 pub mod fetch_session;
 pub mod group;
 pub mod internal_log;
@@ -746,10 +747,11 @@ pub async fn run(
         listener.clone(),
         controller_connector.clone(),
     ));
-    let txns = Arc::new(TransactionManager::new(transaction_coordinator_config(
-        &config,
-    )));
-    let groups = Arc::new(GroupManager::new(
+    let txns = Arc::new(TransactionManager::new(
+        transaction_coordinator_config(&config),
+        config.request_timeout(),
+    ));
+    let groups = Arc::new(GroupManager::for_groups(
         group_coordinator_config(&config),
         rand::random(),
         Duration::from_millis(config.offsets_commit_timeout_ms),
@@ -834,19 +836,7 @@ pub async fn run(
                 .clone()
                 .run_appender(broker.clone(), shutdown.clone()),
         ),
-        tokio::spawn(
-            broker
-                .txns
-                .clone()
-                .run_appender(broker.clone(), shutdown.clone()),
-        ),
-        tokio::spawn(
-            broker
-                .txns
-                .clone()
-                .run_marker_writer(broker.clone(), shutdown.clone()),
-        ),
-        tokio::spawn(broker.txns.clone().run_ticks(shutdown.clone())),
+        tokio::spawn(broker.txns.clone().run(broker.clone(), shutdown.clone())),
         tokio::spawn(alter_partition.run(controller_client, cache, shutdown.clone())),
     ];
 

@@ -1,19 +1,16 @@
-//! The broker side of transactions: runs the pure `TransactionCoordinator` state machine,
-//! persists what it asks for in `__transaction_state`, writes transaction markers to the
-//! partition leaders, and follows the leadership of the transaction log's partitions.
+//! The broker side of transactions: the pure `TransactionCoordinator` state machine run
+//! by the [`CoordinatorRuntime`] over `__transaction_state`, and the writing of its
+//! transaction markers.
 //!
-//! - **Leadership.** A transactional id's coordinator is the leader of its
-//!   `__transaction_state` partition; the partition's leader epoch is the coordinator
-//!   epoch stamped on every marker, so a deposed coordinator's markers are fenced. When
-//!   LeaderAndIsr makes this broker a partition's leader, the partition is read back and
-//!   its transactions loaded (those caught half-way through a commit or abort get their
-//!   markers written again); when it becomes a follower, they are unloaded and waiting
-//!   requests answered NOT_COORDINATOR.
-//! - **Appends off the lock.** As for groups: calls into the coordinator run under one
-//!   mutex never held across IO, and an `Output::Append` goes to an appender task that
-//!   writes the records as leader with acks=all and reports the outcome.
-//! - **Markers.** An `Output::WriteMarkers` becomes a task that sends WriteTxnMarkers to
-//!   the current leader of every partition of the transaction — appended directly for
+//! - **Coordinators.** A transactional id's coordinator is the leader of its
+//!   `__transaction_state` partition (created on the first FindCoordinator for a
+//!   transactional id); the partition's leader epoch is the coordinator epoch stamped on
+//!   every marker, so a deposed coordinator's markers are fenced. Loading a partition
+//!   resumes the markers of transactions caught half-way through a commit or abort.
+//!   Appends wait for replication up to `request.timeout.ms`; a 1 s tick drives
+//!   transaction timeouts and transactional id expiry (each at its configured interval).
+//! - **Markers.** A `WriteMarkers` output becomes a task that sends WriteTxnMarkers to
+//!   the current leader of every partition of the transaction — appended in-process for
 //!   partitions led here — and retries the partitions that fail (no leader, leadership
 //!   moving, replication timing out) every `MARKER_RETRY_BACKOFF` until all are written,
 //!   then reports it with `on_markers_written`. Partitions of deleted topics are skipped.
@@ -21,8 +18,7 @@
 //!   `__transaction_state` partition moved): the next coordinator writes the markers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -35,23 +31,92 @@ use strata_transaction_coordinator::{
     Output, TransactionCoordinator, TransactionCoordinatorConfig, TransactionLogRecord,
     TransactionResult, TxnResponse,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::internal_log::{self, LogEntry};
+use crate::Broker;
+use crate::coordinator_runtime::{AppendJob, CoordinatorRuntime, StateMachine, Step};
+use crate::internal_log::LogEntry;
 use crate::network::{BrokerConnection, host_port};
-use crate::replica::{LeadershipChanges, Partition};
-use crate::{Broker, now_ms};
+use crate::replica::LeadershipChanges;
 
 /// Kafka's name for the internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// How long a failed marker write waits before it is tried again.
 const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-struct AppendJob {
-    append_id: u64,
-    partition: i32,
-    records: Vec<TransactionLogRecord>,
+impl StateMachine for TransactionCoordinator {
+    type Output = Output;
+    type Response = TxnResponse;
+    const TOPIC: &'static str = TRANSACTION_STATE_TOPIC;
+
+    fn route(output: Output) -> Step<TxnResponse, Output> {
+        match output {
+            Output::Respond {
+                request_id,
+                response,
+            } => Step::Respond {
+                request_id,
+                response,
+            },
+            Output::Append {
+                append_id,
+                partition,
+                records,
+            } => Step::Append(AppendJob {
+                append_id,
+                partition,
+                records: records.into_iter().map(|r| (r.key, r.value)).collect(),
+                transactional: None,
+            }),
+            markers @ Output::WriteMarkers { .. } => Step::Other(markers),
+        }
+    }
+
+    fn on_append_completed(
+        &mut self,
+        append_id: u64,
+        error: Option<ResponseError>,
+        now_ms: i64,
+    ) -> Vec<Output> {
+        TransactionCoordinator::on_append_completed(
+            self,
+            append_id,
+            error.map_or(Ok(()), Err),
+            now_ms,
+        )
+    }
+
+    fn tick(&mut self, now_ms: i64) -> Vec<Output> {
+        TransactionCoordinator::tick(self, now_ms)
+    }
+
+    fn is_partition_loaded(&self, partition: i32) -> bool {
+        TransactionCoordinator::is_partition_loaded(self, partition)
+    }
+
+    fn begin_loading(&mut self, partition: i32) -> Vec<Output> {
+        TransactionCoordinator::begin_loading(self, partition)
+    }
+
+    fn load_partition(
+        &mut self,
+        partition: i32,
+        leader_epoch: i32,
+        entries: Vec<LogEntry>,
+        now_ms: i64,
+    ) -> Result<Vec<Output>, String> {
+        let records = entries.into_iter().filter_map(|e| match e {
+            LogEntry::Record { key, value, .. } => Some(TransactionLogRecord { key, value }),
+            LogEntry::Marker { .. } => None,
+        });
+        TransactionCoordinator::load_partition(self, partition, leader_epoch, records, now_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    fn unload_partition(&mut self, partition: i32) -> Vec<Output> {
+        TransactionCoordinator::unload_partition(self, partition)
+    }
 }
 
 /// One transaction's markers to write.
@@ -65,44 +130,27 @@ struct MarkerJob {
 }
 
 pub struct TransactionManager {
-    inner: Mutex<Inner>,
-    next_request_id: AtomicU64,
-    appends: mpsc::UnboundedSender<AppendJob>,
-    appends_rx: Mutex<Option<mpsc::UnboundedReceiver<AppendJob>>>,
-    markers: mpsc::UnboundedSender<MarkerJob>,
-    markers_rx: Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
+    runtime: Arc<CoordinatorRuntime<TransactionCoordinator>>,
     /// Connections to the other brokers for WriteTxnMarkers, by broker id.
     connections: tokio::sync::Mutex<HashMap<i32, BrokerConnection>>,
     num_partitions: i32,
 }
 
-struct Inner {
-    coordinator: TransactionCoordinator,
-    waiting: HashMap<u64, oneshot::Sender<TxnResponse>>,
-}
-
 impl TransactionManager {
-    pub fn new(config: TransactionCoordinatorConfig) -> TransactionManager {
-        let (appends, appends_rx) = mpsc::unbounded_channel();
-        let (markers, markers_rx) = mpsc::unbounded_channel();
+    pub fn new(
+        config: TransactionCoordinatorConfig,
+        append_timeout: Duration,
+    ) -> TransactionManager {
         let num_partitions = config.transaction_state_log_num_partitions;
         TransactionManager {
-            inner: Mutex::new(Inner {
-                coordinator: TransactionCoordinator::new(config),
-                waiting: HashMap::new(),
-            }),
-            next_request_id: AtomicU64::new(1),
-            appends,
-            appends_rx: Mutex::new(Some(appends_rx)),
-            markers,
-            markers_rx: Mutex::new(Some(markers_rx)),
+            runtime: Arc::new(CoordinatorRuntime::new(
+                TransactionCoordinator::new(config),
+                append_timeout,
+                Duration::from_secs(1),
+            )),
             connections: tokio::sync::Mutex::new(HashMap::new()),
             num_partitions,
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The `__transaction_state` partition of a transactional id.
@@ -115,155 +163,70 @@ impl TransactionManager {
 
     /// Runs `f` against the coordinator, for calls that answer at once.
     pub fn query<T>(&self, f: impl FnOnce(&TransactionCoordinator) -> T) -> T {
-        f(&self.lock().coordinator)
+        self.runtime.query(f)
     }
 
-    /// Runs a call whose answer comes as an `Output::Respond` for a fresh request id —
-    /// maybe now, maybe after an append — and waits for it.
+    /// Runs a call whose answer comes later (see [`CoordinatorRuntime::call`]).
     pub async fn call(
         &self,
         f: impl FnOnce(&mut TransactionCoordinator, u64, i64) -> Vec<Output>,
     ) -> Option<TxnResponse> {
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut inner = self.lock();
-            inner.waiting.insert(request_id, tx);
-            let outputs = f(&mut inner.coordinator, request_id, now_ms());
-            self.execute(&mut inner, outputs);
-        }
-        rx.await.ok()
+        self.runtime.call(f).await
     }
 
-    /// Carries out outputs in order: answers now, appends and markers queued.
-    fn execute(&self, inner: &mut Inner, outputs: Vec<Output>) {
-        for output in outputs {
-            match output {
-                Output::Respond {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(tx) = inner.waiting.remove(&request_id) {
-                        let _ = tx.send(response);
-                    }
-                }
-                Output::Append {
-                    append_id,
-                    partition,
-                    records,
-                } => {
-                    let _ = self.appends.send(AppendJob {
-                        append_id,
-                        partition,
-                        records,
-                    });
-                }
-                Output::WriteMarkers {
-                    transactional_id,
-                    producer_id,
-                    producer_epoch,
-                    coordinator_epoch,
-                    result,
-                    partitions,
-                } => {
-                    let _ = self.markers.send(MarkerJob {
-                        transactional_id,
-                        producer_id,
-                        producer_epoch,
-                        coordinator_epoch,
-                        commit: result == TransactionResult::Commit,
-                        partitions,
-                    });
-                }
-            }
-        }
+    pub fn on_leadership_changes(&self, broker: &Broker, changes: &LeadershipChanges) {
+        self.runtime.on_leadership_changes(broker, changes);
     }
 
-    fn complete_append(&self, append_id: u64, error: Option<ResponseError>) {
-        let mut inner = self.lock();
-        let result = match error {
-            None => Ok(()),
-            Some(e) => Err(e),
-        };
-        let outputs = inner
-            .coordinator
-            .on_append_completed(append_id, result, now_ms());
-        self.execute(&mut inner, outputs);
+    pub fn stats(&self) -> strata_transaction_coordinator::TransactionCoordinatorStats {
+        self.query(|c| c.stats())
     }
 
     /// Whether this broker still coordinates `__transaction_state` partition
     /// `partition` at `coordinator_epoch`.
-    fn coordinates(&self, partition: i32, coordinator_epoch: i32) -> bool {
-        Self::coordinates_locked(&self.lock(), partition, coordinator_epoch)
-    }
-
-    fn coordinates_locked(inner: &Inner, partition: i32, coordinator_epoch: i32) -> bool {
-        inner
-            .coordinator
-            .loaded_partitions()
+    fn coordinates(c: &TransactionCoordinator, partition: i32, coordinator_epoch: i32) -> bool {
+        c.loaded_partitions()
             .contains(&(partition, coordinator_epoch))
     }
 
-    /// Writes queued appends in order and completes each once it is replicated.
-    pub async fn run_appender(
-        self: Arc<Self>,
-        broker: Arc<Broker>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let Some(mut rx) = self.appends_rx.lock().expect("appender").take() else {
+    /// Runs the coordinator: its appender, its clock, and a marker-writing task for every
+    /// transaction that ends.
+    pub async fn run(self: Arc<Self>, broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+        tokio::spawn(
+            self.runtime
+                .clone()
+                .run_appender(broker.clone(), shutdown.clone()),
+        );
+        tokio::spawn(self.runtime.clone().run_ticks(shutdown.clone()));
+        let Some(mut rx) = self.runtime.take_other_outputs() else {
             return;
         };
         loop {
-            let job = tokio::select! {
-                job = rx.recv() => match job {
-                    Some(job) => job,
+            let output = tokio::select! {
+                output = rx.recv() => match output {
+                    Some(output) => output,
                     None => return,
                 },
                 _ = shutdown.changed() => return,
             };
-            let records = job.records.into_iter().map(|r| (r.key, r.value));
-            match internal_log::append(
-                &broker,
-                TRANSACTION_STATE_TOPIC,
-                job.partition,
-                records,
-                None,
-            ) {
-                Err(error) => self.complete_append(job.append_id, Some(error)),
-                Ok((partition, required_offset)) => {
-                    let manager = self.clone();
-                    let broker = broker.clone();
-                    let timeout = broker.config.request_timeout();
-                    tokio::spawn(async move {
-                        let error = broker
-                            .replica_manager
-                            .wait_for_replication(vec![(partition, required_offset)], timeout)
-                            .await
-                            .pop()
-                            .flatten();
-                        manager.complete_append(job.append_id, error);
-                    });
-                }
-            }
-        }
-    }
-
-    /// Starts a marker-writing task for every transaction that ends.
-    pub async fn run_marker_writer(
-        self: Arc<Self>,
-        broker: Arc<Broker>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let Some(mut rx) = self.markers_rx.lock().expect("markers").take() else {
-            return;
-        };
-        loop {
-            let job = tokio::select! {
-                job = rx.recv() => match job {
-                    Some(job) => job,
-                    None => return,
-                },
-                _ = shutdown.changed() => return,
+            let Output::WriteMarkers {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                result,
+                partitions,
+            } = output
+            else {
+                continue;
+            };
+            let job = MarkerJob {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit: result == TransactionResult::Commit,
+                partitions,
             };
             let manager = self.clone();
             let broker = broker.clone();
@@ -284,7 +247,10 @@ impl TransactionManager {
         let mut pending = job.partitions.clone();
         let mut attempts = 0u32;
         loop {
-            if *shutdown.borrow() || !self.coordinates(log_partition, job.coordinator_epoch) {
+            let coordinating = self
+                .runtime
+                .query(|c| Self::coordinates(c, log_partition, job.coordinator_epoch));
+            if *shutdown.borrow() || !coordinating {
                 debug!(transactional_id = %job.transactional_id, "no longer the coordinator: markers left to the next one");
                 return;
             }
@@ -358,16 +324,18 @@ impl TransactionManager {
                 }
             }
             if pending.is_empty() {
-                let mut inner = self.lock();
-                if Self::coordinates_locked(&inner, log_partition, job.coordinator_epoch) {
-                    let outputs = inner.coordinator.on_markers_written(
-                        &job.transactional_id,
-                        job.producer_id,
-                        job.producer_epoch,
-                        now_ms(),
-                    );
-                    self.execute(&mut inner, outputs);
-                }
+                self.runtime.update(|c, now| {
+                    if Self::coordinates(c, log_partition, job.coordinator_epoch) {
+                        c.on_markers_written(
+                            &job.transactional_id,
+                            job.producer_id,
+                            job.producer_epoch,
+                            now,
+                        )
+                    } else {
+                        Vec::new()
+                    }
+                });
                 return;
             }
             attempts += 1;
@@ -404,99 +372,6 @@ impl TransactionManager {
                 Err(e.to_string())
             }
         }
-    }
-
-    /// Drives time: transaction timeouts and transactional id expiry (each checked at its
-    /// own configured interval by the coordinator).
-    pub async fn run_ticks(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    let mut inner = self.lock();
-                    let outputs = inner.coordinator.tick(now_ms());
-                    self.execute(&mut inner, outputs);
-                }
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-
-    /// Follows LeaderAndIsr for `__transaction_state`: loads the transactions of
-    /// partitions this broker now leads, unloads those it no longer does.
-    pub fn on_leadership_changes(self: &Arc<Self>, broker: &Broker, changes: &LeadershipChanges) {
-        for ((topic, partition), _) in &changes.became_follower {
-            if topic == TRANSACTION_STATE_TOPIC {
-                let mut inner = self.lock();
-                let loaded = inner.coordinator.is_partition_loaded(*partition);
-                // Also ends a load in progress.
-                let outputs = inner.coordinator.unload_partition(*partition);
-                self.execute(&mut inner, outputs);
-                if loaded {
-                    info!(partition, "unloaded transactions: no longer the leader");
-                }
-            }
-        }
-        for ((topic, partition), epoch) in &changes.became_leader {
-            if topic != TRANSACTION_STATE_TOPIC {
-                continue;
-            }
-            let Some(p) = broker.replica_manager.get_partition(topic, *partition) else {
-                continue;
-            };
-            let (partition, epoch) = (*partition, *epoch);
-            {
-                // Until it is read, its transactional ids are told to retry
-                // (COORDINATOR_LOAD_IN_PROGRESS).
-                let mut inner = self.lock();
-                let outputs = inner.coordinator.begin_loading(partition);
-                self.execute(&mut inner, outputs);
-            }
-            let manager = self.clone();
-            tokio::task::spawn_blocking(move || manager.load_partition(&p, partition, epoch));
-        }
-    }
-
-    /// Reads a partition this broker leads and loads its transactions, unless leadership
-    /// moved on meanwhile.
-    fn load_partition(&self, p: &Partition, partition: i32, epoch: i32) {
-        let records: Vec<TransactionLogRecord> = match internal_log::read_all(p) {
-            Ok(entries) => entries
-                .into_iter()
-                .filter_map(|e| match e {
-                    LogEntry::Record { key, value, .. } => {
-                        Some(TransactionLogRecord { key, value })
-                    }
-                    LogEntry::Marker { .. } => None,
-                })
-                .collect(),
-            Err(e) => {
-                warn!(partition, error = %e, "cannot read __transaction_state partition; its transactions are unavailable");
-                return;
-            }
-        };
-        let count = records.len();
-        let mut inner = self.lock();
-        let (leader, current_epoch) = p.leader_and_epoch();
-        if !p.is_leader() || current_epoch != epoch || leader.is_none() {
-            return;
-        }
-        match inner
-            .coordinator
-            .load_partition(partition, epoch, records, now_ms())
-        {
-            Ok(outputs) => {
-                self.execute(&mut inner, outputs);
-                if count > 0 {
-                    info!(partition, records = count, "loaded transactions");
-                }
-            }
-            Err(e) => warn!(partition, error = %e, "bad record in __transaction_state"),
-        }
-    }
-
-    pub fn stats(&self) -> strata_transaction_coordinator::TransactionCoordinatorStats {
-        self.lock().coordinator.stats()
     }
 }
 
