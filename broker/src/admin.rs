@@ -23,7 +23,9 @@ pub const MAX_PARTITIONS_PER_BATCH: i64 = 10_000;
 
 /// Kafka's message for a request over [`MAX_PARTITIONS_PER_BATCH`].
 pub const EXCESSIVE_PARTITIONS: &str = "Excessively large number of partitions per request.";
-use crate::config::{apply_topic_config, validate_replication_topic_config};
+use crate::config::{
+    apply_topic_config, validate_replication_topic_config, validate_unapplied_topic_config,
+};
 use crate::controller::assignment::{AssignmentError, Candidate, assign_replicas};
 use crate::metadata::{MetadataError, config_type, validate_topic_name};
 
@@ -78,6 +80,7 @@ impl Broker {
         let mut scratch = self.config.log.clone();
         for (key, value) in configs {
             validate_replication_topic_config(key, value)
+                .or_else(|| validate_unapplied_topic_config(key, value))
                 .unwrap_or_else(|| apply_topic_config(&mut scratch, key, value))
                 .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         }

@@ -535,6 +535,41 @@ pub fn validate_replication_topic_config(
     })
 }
 
+/// Checks a value of a Kafka topic key Strata stores but does not apply (`None` for the
+/// keys it applies, and for keys Kafka does not know). The value must be one Kafka would
+/// take, and where Strata's behaviour is fixed, the one that asks for it: producers'
+/// timestamps are kept (`message.timestamp.type=CreateTime`, which Kafka Streams sets on
+/// its internal topics) and batches are stored as produced (`compression.type=producer`);
+/// the other choices are refused rather than silently not honoured.
+pub fn validate_unapplied_topic_config(key: &str, value: &str) -> Option<Result<(), ConfigError>> {
+    if topic_config_value(&LogConfig::default(), key).is_some()
+        || !kafka_keys::TOPIC_KEYS.contains(&key)
+    {
+        return None;
+    }
+    let refuse = |reason: &str| {
+        Err(ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    Some(match (key, value) {
+        ("message.timestamp.type", "CreateTime") | ("compression.type", "producer") => Ok(()),
+        ("message.timestamp.type", "LogAppendTime") => {
+            refuse("not supported: Strata keeps the producers' timestamps (CreateTime)")
+        }
+        ("message.timestamp.type", _) => refuse("must be CreateTime or LogAppendTime"),
+        ("compression.type", "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd") => {
+            refuse("not supported: Strata stores batches as produced (producer)")
+        }
+        ("compression.type", _) => {
+            refuse("must be one of uncompressed, zstd, lz4, snappy, gzip, producer")
+        }
+        _ => Ok(()),
+    })
+}
+
 /// Renders one topic-level config value from a `LogConfig`, as DescribeConfigs shows it.
 pub fn topic_config_value(config: &LogConfig, key: &str) -> Option<String> {
     Some(match key {
@@ -1121,6 +1156,40 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
         file
+    }
+
+    #[test]
+    fn kafka_topic_keys_strata_does_not_apply_are_taken_only_with_its_behaviour() {
+        let check = |k: &str, v: &str| validate_unapplied_topic_config(k, v);
+        // What Kafka Streams sets on its internal topics.
+        assert!(matches!(
+            check("message.timestamp.type", "CreateTime"),
+            Some(Ok(()))
+        ));
+        assert!(matches!(
+            check("compression.type", "producer"),
+            Some(Ok(()))
+        ));
+        assert!(matches!(
+            check("message.downconversion.enable", "true"),
+            Some(Ok(()))
+        ));
+        assert!(matches!(check("preallocate", "false"), Some(Ok(()))));
+        // Behaviours Strata does not have are refused, not silently ignored.
+        for (k, v) in [
+            ("message.timestamp.type", "LogAppendTime"),
+            ("message.timestamp.type", "Sometime"),
+            ("compression.type", "zstd"),
+            ("compression.type", "brotli"),
+        ] {
+            assert!(
+                matches!(check(k, v), Some(Err(ConfigError::InvalidValue { .. }))),
+                "{k}={v}"
+            );
+        }
+        // Keys Strata applies, and keys Kafka does not know, are not this check's.
+        assert!(check("retention.ms", "1000").is_none());
+        assert!(check("retention.millis", "1000").is_none());
     }
 
     #[test]
