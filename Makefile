@@ -47,6 +47,7 @@ setup:
 	bash tools/setup-python.sh
 	bash tools/setup-kafka.sh
 	bash tools/setup-kafka.sh 3.9.1
+	bash tools/setup-kafka-streams.sh
 	bash tools/setup-zookeeper.sh >/dev/null
 	bash tools/setup-zookeeper.sh curator >/dev/null
 	bash tools/setup-kcat.sh

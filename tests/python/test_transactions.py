@@ -1,6 +1,8 @@
-"""Transactions with confluent-kafka (librdkafka): what a transactional producer and
-read_committed / read_uncommitted consumers observe on one strata-broker."""
+"""Transactions with confluent-kafka (librdkafka) and Kafka's kafka-transactions tool:
+what a transactional producer, read_committed / read_uncommitted consumers and an operator
+observe on one strata-broker."""
 
+import subprocess
 import time
 
 import pytest
@@ -14,6 +16,9 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from waiting import wait_for
+from zk_support import REPO
+
+KAFKA_CLASS = REPO / "tools" / "kafka-class.sh"
 
 
 def create_topic(bootstrap, name, partitions):
@@ -205,3 +210,52 @@ def test_a_transaction_left_open_by_a_crash_is_aborted_after_its_timeout(broker)
              timeout=90, what=lambda: f"the abandoned transaction to be aborted "
                                       f"(stable end {stable_end(broker.bootstrap, 'tx-crash', 0)})")
     assert read(broker.bootstrap, "tx-crash", 1, "read_committed", 1) == ["after"]
+
+
+def transactions_tool(bootstrap, *args):
+    out = subprocess.run(
+        ["bash", str(KAFKA_CLASS), "org.apache.kafka.tools.TransactionsCommand",
+         "--bootstrap-server", bootstrap, *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, f"kafka-transactions {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
+    return [line.split() for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_kafkas_transactions_tool_lists_describes_and_aborts(broker):
+    """kafka-transactions (Kafka's TransactionsCommand) on an open transaction: list,
+    describe, describe-producers and find-hanging see it as the coordinator and the
+    partition leader hold it; `abort` ends it on the partition (WriteTxnMarkers from an
+    admin client), which frees read_committed consumers."""
+    create_topic(broker.bootstrap, "tx-tools", 1)
+    producer = transactional_producer(broker.bootstrap, "tools-writer")
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce("tx-tools", value=f"open-{i}")
+    producer.flush(30)
+
+    listed = transactions_tool(broker.bootstrap, "list")
+    assert listed[0][:4] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"], listed
+    row = next(r for r in listed[1:] if r[0] == "tools-writer")
+    assert row[1] == "0" and row[3] == "Ongoing", row
+    producer_id = row[2]
+
+    described = transactions_tool(broker.bootstrap, "describe", "--transactional-id", "tools-writer")
+    header, values = described[0], described[1]
+    fields = dict(zip(header, values))
+    assert fields["ProducerId"] == producer_id and fields["TransactionState"] == "Ongoing", fields
+    assert values[-1] == "tx-tools-0", values
+
+    producers = transactions_tool(broker.bootstrap, "describe-producers", "--topic", "tx-tools", "--partition", "0")
+    fields = dict(zip(producers[0], next(r for r in producers[1:] if r[0] == producer_id)))
+    assert fields["CurrentTransactionStartOffset"] == "0", fields
+
+    hanging = transactions_tool(broker.bootstrap, "find-hanging", "--broker-id", "0")
+    assert not any(r and r[0] == "tx-tools" for r in hanging[1:]), hanging
+
+    # The operator's way out of a transaction that would otherwise hold consumers back.
+    assert high_watermark(broker.bootstrap, "tx-tools", 0, "read_committed") == 0
+    transactions_tool(broker.bootstrap, "abort", "--topic", "tx-tools", "--partition", "0", "--start-offset", "0")
+    wait_for(lambda: high_watermark(broker.bootstrap, "tx-tools", 0, "read_committed") == 6,
+             what="the last stable offset to pass the abort marker")
+    assert read(broker.bootstrap, "tx-tools", 1, "read_committed", 0) == []
