@@ -16,7 +16,9 @@
 #
 # Load generators: Kafka's own ProducerPerformance / ConsumerPerformance for produce and
 # consume; broker/examples/group_bench.rs (librdkafka, three members in one group) for the
-# group cell and the rebalance after a member leaves.
+# group cell and the rebalance after a member leaves; broker/examples/txn_bench.rs
+# (librdkafka) for transactional produce, committing every 100 and every 1,000 records,
+# with the end-to-end latency of a read_committed reader.
 #
 # BASELINE_BROKER=path/to/strata-broker adds a third system, "Strata (baseline)", run the
 # same way in every round: an older build, for a before/after comparison of a change.
@@ -26,6 +28,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 source "$here/bench/lib.sh"
 broker_bin="$bin/strata-broker"
 group_bin="$bin/examples/group_bench"
+txn_bin="$bin/examples/txn_bench"
 out="${1:-}"
 work="$(mktemp -d /tmp/strata-bench.XXXXXX)"
 
@@ -40,13 +43,15 @@ ROUNDS="${ROUNDS:-3}"
 RECORDS_1K="${RECORDS_1K:-300000}"
 RECORDS_100="${RECORDS_100:-2000000}"
 GROUP_RECORDS="${GROUP_RECORDS:-5000000}"
+TXN_RECORDS="${TXN_RECORDS:-30000}"
 # Extra consumer properties for the group members, e.g. fetch.queue.backoff.ms=0.
 GROUP_PROPS="${GROUP_PROPS:-}"
 PRODUCER_PROPS="${PRODUCER_PROPS:-acks=1 linger.ms=5 batch.size=131072 compression.type=none}"
 
 bash "$here/tools/setup-kafka.sh" >/dev/null
 # A no-op when both are up to date.
-(cd "$here" && cargo build -q --release -p strata-broker --bin strata-broker --example group_bench)
+(cd "$here" && cargo build -q --release -p strata-broker --bin strata-broker --example group_bench \
+    --example txn_bench)
 
 # One certificate for both brokers' SSL listeners (EC P-256, 127.0.0.1), and the client
 # side of it: Kafka's tools trust the CA through a PEM trust store.
@@ -164,6 +169,18 @@ group() {
         "$(awk -v n="$GROUP_RECORDS" -v r="$rps" 'BEGIN { printf "%.3f", n / r }')" "$bcpu" "$ccpu"
 }
 
+# txn NAME PID BOOTSTRAP ROUND: transactional produce of 100 B records, committing every
+# 100 and every 1,000; the latency columns are a read_committed reader's end to end.
+txn() {
+    local name="$1" pid="$2" bootstrap="$3" round="$4" per line rps mbs p50 p99 bcpu ccpu
+    for per in 100 1000; do
+        line=$("$txn_bin" "$bootstrap" "$TXN_RECORDS" "$per" "$pid" | tail -1)
+        read -r rps mbs p50 p99 bcpu ccpu <<<"$line"
+        row "$name" "$round" "txn produce 100 B, $per/txn" "$TXN_RECORDS" "$rps" "$mbs" "$p50" "$p99" "" \
+            "$(awk -v n="$TXN_RECORDS" -v r="$rps" 'BEGIN { printf "%.3f", n / r }')" "$bcpu" "$ccpu"
+    done
+}
+
 run_kafka() {
     local round="$1" dir="$work/kafka-$1"
     echo "== round $round: Apache Kafka" >&2
@@ -175,12 +192,13 @@ run_kafka() {
     wait_port 127.0.0.1 "$KAFKA_PORT"
     perf "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round" "127.0.0.1:$KAFKA_TLS_PORT"
     group "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
+    txn "Apache Kafka" "$pid" "127.0.0.1:$KAFKA_PORT" "$round"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
 }
 
 # run_strata ROUND [BINARY NAME]: the Strata cells, by default with this tree's build (a
-# baseline build runs without the TLS cells: older builds have no SSL listener).
+# baseline build runs without the TLS and transaction cells).
 run_strata() {
     local round="$1" bin="${2:-$broker_bin}" name="${3:-Strata}" dir="$work/strata-$1"
     local tls=() tls_bootstrap=""
@@ -199,6 +217,8 @@ run_strata() {
     wait_port 127.0.0.1 "$STRATA_PORT"
     perf "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round" "$tls_bootstrap"
     group "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"
+    # Older builds have no transactions.
+    if [ -z "${2:-}" ]; then txn "$name" "$pid" "127.0.0.1:$STRATA_PORT" "$round"; fi
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
 }
@@ -232,5 +252,8 @@ kafka_version=$(sed -n 's/^KAFKA_VERSION="${KAFKA_VERSION:-\(.*\)}"$/\1/p' "$her
     echo "instead of sendfile."
     echo "Group: broker/examples/group_bench (librdkafka), 3 members, 6 partitions, $GROUP_RECORDS records"
     echo "of 100 B consumed by the steady group${GROUP_PROPS:+ (member properties: $GROUP_PROPS)}; rebalance = a member leaves until the other two own"
-    echo "all partitions again. $ROUNDS rounds, order alternating; $(nproc) cores."
+    echo "all partitions again."
+    echo "Transactions: broker/examples/txn_bench (librdkafka), $TXN_RECORDS records of 100 B to 3 partitions,"
+    echo "a commit every 100 / 1,000 records; p50/p99 = creation to receipt by a read_committed reader."
+    echo "$ROUNDS rounds, order alternating; $(nproc) cores."
 } | tee "${out:-/dev/null}"

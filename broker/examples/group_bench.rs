@@ -18,16 +18,19 @@
 //! the CPU figures being the seconds the broker (`/proc/BROKER_PID/stat`, 0 without a pid)
 //! and this process spent during step 3.
 
+#[path = "bench_support/mod.rs"]
+mod bench_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use bench_support::{create_topic, process_cpu_seconds};
 
 const PARTITIONS: usize = 6;
 const MEMBERS: usize = 3;
@@ -72,7 +75,7 @@ fn main() {
         .as_nanos();
     let topic = format!("bench-groups-{nonce:x}");
     let group = format!("bench-group-{nonce:x}");
-    create_topic(&bootstrap, &topic);
+    create_topic(&bootstrap, &topic, PARTITIONS as i32);
 
     let shared = Arc::new(Shared::default());
     let members: Vec<_> = (0..MEMBERS)
@@ -217,22 +220,6 @@ fn stable_for(shared: &Shared, quiet: Duration) -> bool {
     true
 }
 
-fn create_topic(bootstrap: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("admin client");
-    let new = NewTopic::new(topic, PARTITIONS as i32, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results =
-        futures::executor::block_on(admin.create_topics([&new], &options)).expect("CreateTopics");
-    for r in results {
-        if let Err((name, code)) = r {
-            panic!("creating {name}: {code}");
-        }
-    }
-}
-
 fn produce(bootstrap: &str, topic: &str, records: u64) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -256,22 +243,6 @@ fn produce(bootstrap: &str, topic: &str, records: u64) {
         }
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
-}
-
-/// User + system CPU seconds of a process so far (`/proc/PID/stat` fields 14 and 15).
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name (field 2) may hold spaces; the fields after it start after ')'.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|t| t.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    // USER_HZ is 100 on every Linux this runs on.
-    ticks / 100.0
 }
 
 fn wait_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
