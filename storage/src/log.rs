@@ -320,11 +320,11 @@ impl Log {
     /// follower takes the leader's, which may be ahead of its own log). Returns the value
     /// set.
     pub fn update_high_watermark(&mut self, high_watermark: i64) -> i64 {
-        self.high_watermark = high_watermark
-            .min(self.log_end_offset())
-            .max(self.log_start_offset);
-        self.producer_state
-            .on_high_watermark_updated(self.high_watermark);
+        self.set_high_watermark(
+            high_watermark
+                .min(self.log_end_offset())
+                .max(self.log_start_offset),
+        );
         self.high_watermark
     }
 
@@ -334,12 +334,19 @@ impl Log {
         let new = high_watermark.min(self.log_end_offset());
         if new > self.high_watermark {
             let old = self.high_watermark;
-            self.high_watermark = new;
-            self.producer_state.on_high_watermark_updated(new);
+            self.set_high_watermark(new);
             Some(old)
         } else {
             None
         }
+    }
+
+    /// Every change of the high watermark goes through here: ended transactions whose
+    /// marker it passes stop holding the last stable offset back.
+    fn set_high_watermark(&mut self, high_watermark: i64) {
+        self.high_watermark = high_watermark;
+        self.producer_state
+            .on_high_watermark_updated(high_watermark);
     }
 
     /// The last stable offset: what `read_committed` consumers may read up to — the
@@ -390,21 +397,11 @@ impl Log {
         let mut buf = marker.to_batch(leader_epoch, now_ms);
         let offset = self.log_end_offset();
         batch::set_base_offset(&mut buf, offset);
-        if self.active_segment().should_roll(
-            buf.len() as u64,
-            offset,
-            self.config.segment_bytes,
-            self.config.segment_ms,
-            now_ms,
-        ) {
-            self.roll(now_ms)?;
-        }
-        self.active_segment_mut().append(&buf)?;
-        self.leader_epoch_cache.assign(leader_epoch, offset)?;
+        self.write_as_leader(&buf, offset, offset, leader_epoch, now_ms)?;
         if let Some(txn) = self.producer_state.apply_marker(marker, offset, now_ms) {
             self.index_completed_txn(&txn)?;
         }
-        self.unflushed_messages += 1;
+        self.count_unflushed(1, now_ms)?;
         Ok(LogAppendInfo {
             first_offset: offset,
             last_offset: offset,
@@ -414,6 +411,41 @@ impl Log {
             valid_bytes: buf.len(),
             duplicate: false,
         })
+    }
+
+    /// Writes batches given offsets `first_offset..=last_offset` at the log end, as the
+    /// leader of `leader_epoch`: rolls first if they do not fit the active segment, then
+    /// one write, and the epoch's start offset.
+    fn write_as_leader(
+        &mut self,
+        buf: &[u8],
+        first_offset: i64,
+        last_offset: i64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        if self.active_segment().should_roll(
+            buf.len() as u64,
+            last_offset,
+            self.config.segment_bytes,
+            self.config.segment_ms,
+            now_ms,
+        ) {
+            self.roll(now_ms)?;
+        }
+        self.active_segment_mut().append(buf)?;
+        self.leader_epoch_cache.assign(leader_epoch, first_offset)?;
+        Ok(())
+    }
+
+    /// Counts appended records towards `flush.messages`, flushing when it is reached.
+    fn count_unflushed(&mut self, records: u64, now_ms: i64) -> Result<(), LogError> {
+        self.unflushed_messages += records;
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
     }
 
     /// Puts an aborted transaction into the active segment's index.
@@ -561,23 +593,9 @@ impl Log {
             position += size;
         }
         let last_offset = next_offset - 1;
-        if self.active_segment().should_roll(
-            buf.len() as u64,
-            last_offset,
-            self.config.segment_bytes,
-            self.config.segment_ms,
-            now_ms,
-        ) {
-            self.roll(now_ms)?;
-        }
-        self.active_segment_mut().append(&buf)?;
-        self.leader_epoch_cache.assign(leader_epoch, first_offset)?;
+        self.write_as_leader(&buf, first_offset, last_offset, leader_epoch, now_ms)?;
         self.producer_state.commit(producer_info);
-        self.unflushed_messages += u64::from(records_count);
-        if self.unflushed_messages >= self.config.flush_interval_messages {
-            self.flush()?;
-            self.last_flush_ms = now_ms;
-        }
+        self.count_unflushed(u64::from(records_count), now_ms)?;
         Ok(LogAppendInfo {
             first_offset,
             last_offset,
@@ -609,7 +627,6 @@ impl Log {
         let mut max_timestamp = -1;
         let mut offset_of_max_timestamp = -1;
         let mut records_count: u32 = 0;
-        let mut headers = Vec::new();
         for batch in batch::batches(records) {
             let batch = batch?;
             batch.validate()?;
@@ -634,7 +651,6 @@ impl Log {
             }
             records_count += batch.records_count().max(0) as u32;
             expected = batch.next_offset();
-            headers.push(*batch.header());
         }
         let first_offset = first_offset.expect("at least one batch");
         let last_offset = expected - 1;
@@ -653,20 +669,16 @@ impl Log {
             self.roll_at(first_offset, now_ms)?;
         }
         self.active_segment_mut().append(records)?;
-        for header in &headers {
-            self.leader_epoch_cache
-                .assign(header.partition_leader_epoch, header.base_offset)?;
-        }
+        // The batches were validated above: the leader's epochs and producer state.
         for batch in batch::batches(records) {
-            if let Some(txn) = self.producer_state.replay(&batch?) {
+            let batch = batch?;
+            self.leader_epoch_cache
+                .assign(batch.partition_leader_epoch(), batch.base_offset())?;
+            if let Some(txn) = self.producer_state.replay(&batch) {
                 self.index_completed_txn(&txn)?;
             }
         }
-        self.unflushed_messages += u64::from(records_count);
-        if self.unflushed_messages >= self.config.flush_interval_messages {
-            self.flush()?;
-            self.last_flush_ms = now_ms;
-        }
+        self.count_unflushed(u64::from(records_count), now_ms)?;
         Ok(LogAppendInfo {
             first_offset,
             last_offset,
@@ -889,9 +901,7 @@ impl Log {
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
-            self.high_watermark = self.high_watermark.max(offset);
-            self.producer_state
-                .on_high_watermark_updated(self.high_watermark);
+            self.set_high_watermark(self.high_watermark.max(offset));
             self.leader_epoch_cache.truncate_from_start(offset)?;
             self.delete_segments_below_log_start(i64::MAX)?;
         }
@@ -981,7 +991,7 @@ impl Log {
             let first_base = *self.segments.keys().next().expect("log has a segment");
             self.log_start_offset = self.log_start_offset.max(first_base);
             self.recovery_point = self.recovery_point.max(first_base);
-            self.high_watermark = self.high_watermark.max(self.log_start_offset);
+            self.set_high_watermark(self.high_watermark.max(self.log_start_offset));
             self.leader_epoch_cache
                 .truncate_from_start(self.log_start_offset)?;
             self.delete_expired_files(now_ms)?;

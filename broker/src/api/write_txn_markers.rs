@@ -40,25 +40,41 @@ pub async fn handle(
 
 /// Every partition of the request answered with `error`.
 fn answer_all(request: &WriteTxnMarkersRequest, error: ResponseError) -> WriteTxnMarkersResponse {
+    answer(request, |_, _, _| Some(error))
+}
+
+/// The response to `request`, each partition with `error_of(marker, topic, partition)`
+/// (indexes into the request).
+fn answer(
+    request: &WriteTxnMarkersRequest,
+    error_of: impl Fn(usize, usize, usize) -> Option<ResponseError>,
+) -> WriteTxnMarkersResponse {
     let markers = request
         .markers
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(m, marker)| {
             WritableTxnMarkerResult::default()
-                .with_producer_id(m.producer_id)
+                .with_producer_id(marker.producer_id)
                 .with_topics(
-                    m.topics
+                    marker
+                        .topics
                         .iter()
-                        .map(|t| {
+                        .enumerate()
+                        .map(|(t, topic)| {
                             WritableTxnMarkerTopicResult::default()
-                                .with_name(t.name.clone())
+                                .with_name(topic.name.clone())
                                 .with_partitions(
-                                    t.partition_indexes
+                                    topic
+                                        .partition_indexes
                                         .iter()
-                                        .map(|p| {
+                                        .enumerate()
+                                        .map(|(i, index)| {
                                             WritableTxnMarkerPartitionResult::default()
-                                                .with_partition_index(*p)
-                                                .with_error_code(error.code())
+                                                .with_partition_index(*index)
+                                                .with_error_code(
+                                                    error_of(m, t, i).map_or(0, |e| e.code()),
+                                                )
                                         })
                                         .collect(),
                                 )
@@ -142,37 +158,5 @@ pub async fn write_markers(
             }
         }
     }
-    let markers = request
-        .markers
-        .iter()
-        .zip(results)
-        .map(|(marker, topics)| {
-            WritableTxnMarkerResult::default()
-                .with_producer_id(marker.producer_id)
-                .with_topics(
-                    marker
-                        .topics
-                        .iter()
-                        .zip(topics)
-                        .map(|(topic, partitions)| {
-                            WritableTxnMarkerTopicResult::default()
-                                .with_name(topic.name.clone())
-                                .with_partitions(
-                                    topic
-                                        .partition_indexes
-                                        .iter()
-                                        .zip(partitions)
-                                        .map(|(index, error)| {
-                                            WritableTxnMarkerPartitionResult::default()
-                                                .with_partition_index(*index)
-                                                .with_error_code(error.map_or(0, |e| e.code()))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
-    WriteTxnMarkersResponse::default().with_markers(markers)
+    answer(request, |m, t, i| results[m][t][i])
 }

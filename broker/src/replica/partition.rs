@@ -374,6 +374,39 @@ impl Partition {
         now_ms: i64,
         is_alive: &dyn Fn(i32) -> bool,
     ) -> Result<(LogAppendInfo, i64), PartitionError> {
+        self.append_as_leader(required_acks, now_ms, is_alive, |log, epoch| {
+            if from_coordinator {
+                log.append_as_coordinator(records, epoch, now_ms)
+            } else {
+                log.append_as_leader(records, epoch, now_ms)
+            }
+        })
+    }
+
+    /// Appends an end-transaction marker as the leader (what WriteTxnMarkers asks for;
+    /// its handler waits for the ISR). Returns the marker's offset.
+    pub fn append_marker_to_leader(
+        &self,
+        marker: &EndTxnMarker,
+        now_ms: i64,
+        is_alive: &dyn Fn(i32) -> bool,
+    ) -> Result<i64, PartitionError> {
+        let (info, _) = self.append_as_leader(1, now_ms, is_alive, |log, epoch| {
+            log.append_marker_as_leader(marker, epoch, now_ms)
+        })?;
+        Ok(info.last_offset)
+    }
+
+    /// An append as the leader: refused unless leading (and, for acks=all, unless the ISR
+    /// holds `min.insync.replicas`); then the high watermark moves if it can and waiting
+    /// fetches are woken. Returns the append and the log start offset.
+    fn append_as_leader(
+        &self,
+        required_acks: i16,
+        now_ms: i64,
+        is_alive: &dyn Fn(i32) -> bool,
+        append: impl FnOnce(&mut Log, i32) -> Result<LogAppendInfo, LogError>,
+    ) -> Result<(LogAppendInfo, i64), PartitionError> {
         let (info, log_start, hw_moved) = {
             let state = self.read_state();
             if !state.replica.is_leader() {
@@ -391,12 +424,7 @@ impl Partition {
                 ));
             }
             let mut log = self.log();
-            let epoch = state.replica.leader_epoch;
-            let info = if from_coordinator {
-                log.append_as_coordinator(records, epoch, now_ms)?
-            } else {
-                log.append_as_leader(records, epoch, now_ms)?
-            };
+            let info = append(&mut log, state.replica.leader_epoch)?;
             let hw_moved =
                 !info.duplicate && self.maybe_increment_hw(&state, &mut log, now_ms, is_alive);
             (info, log.log_start_offset(), hw_moved)
@@ -408,31 +436,6 @@ impl Partition {
             bump(&self.hw_changed);
         }
         Ok((info, log_start))
-    }
-
-    /// Appends an end-transaction marker as the leader (what WriteTxnMarkers asks for,
-    /// always with acks=all). Returns the marker's offset.
-    pub fn append_marker_to_leader(
-        &self,
-        marker: &EndTxnMarker,
-        now_ms: i64,
-        is_alive: &dyn Fn(i32) -> bool,
-    ) -> Result<i64, PartitionError> {
-        let (offset, hw_moved) = {
-            let state = self.read_state();
-            if !state.replica.is_leader() {
-                return Err(ResponseError::NotLeaderOrFollower.into());
-            }
-            let mut log = self.log();
-            let info = log.append_marker_as_leader(marker, state.replica.leader_epoch, now_ms)?;
-            let hw_moved = self.maybe_increment_hw(&state, &mut log, now_ms, is_alive);
-            (info.last_offset, hw_moved)
-        };
-        bump(&self.leo_changed);
-        if hw_moved {
-            bump(&self.hw_changed);
-        }
-        Ok(offset)
     }
 
     /// The producers this replica has state for (DescribeProducers): id, epoch, last
