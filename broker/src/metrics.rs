@@ -558,6 +558,26 @@ fn render_transactions(broker: &crate::Broker, out: &mut String) {
     );
     write_family(
         out,
+        "strata_broker_transaction_verifications_total",
+        "counter",
+        "Partitions of producers' first transactional writes checked with the transaction coordinator (KIP-890), by result.",
+        [
+            (
+                "result=\"verified\"".to_string(),
+                broker.txns.verified_total.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "result=\"failed\"".to_string(),
+                broker
+                    .txns
+                    .verification_failures_total
+                    .load(Ordering::Relaxed) as i64,
+            ),
+        ]
+        .into_iter(),
+    );
+    write_family(
+        out,
         "strata_broker_transaction_aborts_total",
         "counter",
         "Transactions aborted, by cause: the producer, its timeout, or a new producer with the same transactional id.",

@@ -16,17 +16,33 @@
 //!   then reports it with `on_markers_written`. Partitions of deleted topics are skipped.
 //!   The task gives up when this broker stops coordinating the transaction (its
 //!   `__transaction_state` partition moved): the next coordinator writes the markers.
+//! - **Verification** (KIP-890 part 1, Kafka's `AddPartitionsToTxnManager`). A partition
+//!   leader about to append a producer's first write of a transaction asks the
+//!   transactional id's coordinator — in-process, or with AddPartitionsToTxn v4
+//!   `verify_only` over the inter-broker listener — whether the partition is in the open
+//!   transaction, and answers the producer as Kafka's leader does when it is not.
+//!
+//! Other brokers are reached over one kept connection per broker and purpose (markers,
+//! verification), so a verification never queues behind a marker write that waits for
+//! its replicas.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
-use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ProducerId, TopicName, TransactionalId,
+    WriteTxnMarkersRequest,
+};
+use kafka_protocol::protocol::{Request, StrBytes};
 use strata_transaction_coordinator::{
     Output, TransactionCoordinator, TransactionCoordinatorConfig, TransactionLogRecord,
     TransactionResult, TxnResponse,
@@ -129,11 +145,35 @@ struct MarkerJob {
     partitions: Vec<(String, i32)>,
 }
 
+/// What a connection to another broker is kept for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Channel {
+    Markers,
+    Verification,
+}
+
+impl Channel {
+    fn client_id(self, broker_id: i32) -> String {
+        match self {
+            Channel::Markers => format!("broker-{broker_id}-txn-marker-sender"),
+            Channel::Verification => format!("broker-{broker_id}-add-partitions-to-txn-sender"),
+        }
+    }
+}
+
+type ConnectionSlot = Arc<tokio::sync::Mutex<Option<BrokerConnection>>>;
+
+/// The version of AddPartitionsToTxn that batches transactions and can verify.
+const ADD_PARTITIONS_TO_TXN_VERIFY_VERSION: i16 = 4;
+
 pub struct TransactionManager {
     runtime: Arc<CoordinatorRuntime<TransactionCoordinator>>,
-    /// Connections to the other brokers for WriteTxnMarkers, by broker id.
-    connections: tokio::sync::Mutex<HashMap<i32, BrokerConnection>>,
+    /// Connections to the other brokers, by broker id and purpose.
+    connections: std::sync::Mutex<HashMap<(i32, Channel), ConnectionSlot>>,
     num_partitions: i32,
+    /// Partitions verified with their coordinator, and those that were not.
+    pub verified_total: AtomicU64,
+    pub verification_failures_total: AtomicU64,
 }
 
 impl TransactionManager {
@@ -148,8 +188,10 @@ impl TransactionManager {
                 append_timeout,
                 Duration::from_secs(1),
             )),
-            connections: tokio::sync::Mutex::new(HashMap::new()),
+            connections: std::sync::Mutex::new(HashMap::new()),
             num_partitions,
+            verified_total: AtomicU64::new(0),
+            verification_failures_total: AtomicU64::new(0),
         }
     }
 
@@ -296,7 +338,10 @@ impl TransactionManager {
                         .and_then(|b| b.endpoint(listener))
                         .map(|(host, port)| host_port(host, port));
                     match addr {
-                        Some(addr) => self.send(broker, leader, &addr, &request).await,
+                        Some(addr) => {
+                            self.send(broker, leader, Channel::Markers, &addr, &request, 1)
+                                .await
+                        }
                         None => Err(format!("broker {leader} has no {listener} endpoint")),
                     }
                 };
@@ -346,29 +391,168 @@ impl TransactionManager {
         }
     }
 
-    /// Sends WriteTxnMarkers to broker `id`, over a kept connection.
-    async fn send(
+    /// Asks the coordinator of `transactional_id` whether `partitions` are in the
+    /// producer's open transaction (KIP-890 part 1). Returns the partitions that are not
+    /// verified, with the error the coordinator gave — translated as Kafka's
+    /// `AddPartitionsToTxnManager` does: PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, and
+    /// TRANSACTION_ABORTABLE INVALID_TXN_STATE for producers older than Produce v11.
+    /// A coordinator that cannot be reached fails them all (NETWORK_EXCEPTION,
+    /// COORDINATOR_NOT_AVAILABLE).
+    pub async fn verify(
+        &self,
+        broker: &Broker,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        produce_version: i16,
+    ) -> HashMap<(String, i32), ResponseError> {
+        let all = |error: ResponseError| -> HashMap<(String, i32), ResponseError> {
+            partitions.iter().map(|p| (p.clone(), error)).collect()
+        };
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in partitions {
+            topics.entry(topic).or_default().push(*partition);
+        }
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(
+                    transactional_id.to_string(),
+                )))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch)
+                .with_verify_only(true)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, partitions)| {
+                            AddPartitionsToTxnTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                                .with_partitions(partitions)
+                        })
+                        .collect(),
+                ),
+        ]);
+        let snapshot = broker.cache.snapshot();
+        let coordinator = snapshot
+            .topics
+            .get(TRANSACTION_STATE_TOPIC)
+            .and_then(|t| t.partitions.get(&self.partition_for(transactional_id)))
+            .map(|p| p.leader)
+            .filter(|leader| *leader >= 0);
+        let response: Result<AddPartitionsToTxnResponse, ResponseError> = match coordinator {
+            None => Err(ResponseError::CoordinatorNotAvailable),
+            Some(leader) if leader == broker.config.broker_id => {
+                let version = ADD_PARTITIONS_TO_TXN_VERIFY_VERSION;
+                match self
+                    .call(|c, id, now| c.handle_add_partitions_to_txn(request, version, id, now))
+                    .await
+                {
+                    Some(TxnResponse::AddPartitionsToTxn(response)) => Ok(response),
+                    _ => Err(ResponseError::NotCoordinator),
+                }
+            }
+            Some(leader) => {
+                let listener = &broker.inter_broker_listener;
+                match snapshot
+                    .brokers
+                    .get(&leader)
+                    .and_then(|b| b.endpoint(listener))
+                    .map(|(host, port)| host_port(host, port))
+                {
+                    None => Err(ResponseError::CoordinatorNotAvailable),
+                    Some(addr) => self
+                        .send(
+                            broker,
+                            leader,
+                            Channel::Verification,
+                            &addr,
+                            &request,
+                            ADD_PARTITIONS_TO_TXN_VERIFY_VERSION,
+                        )
+                        .await
+                        .map_err(|reason| {
+                            debug!(transactional_id, leader, %reason, "transaction verification failed to reach the coordinator");
+                            ResponseError::NetworkException
+                        }),
+                }
+            }
+        };
+        let failed = match response {
+            Err(error) => all(error),
+            Ok(response) if response.error_code != 0 => {
+                // A producer is never told about the brokers' own authorization.
+                match ResponseError::try_from_code(response.error_code) {
+                    Some(ResponseError::ClusterAuthorizationFailed) | None => {
+                        all(ResponseError::InvalidTxnState)
+                    }
+                    Some(error) => all(error),
+                }
+            }
+            Ok(response) => {
+                let mut failed = HashMap::new();
+                for result in response.results_by_transaction {
+                    for topic in result.topic_results {
+                        for p in topic.results_by_partition {
+                            let error = match ResponseError::try_from_code(p.partition_error_code) {
+                                None => continue,
+                                Some(ResponseError::ProducerFenced) => {
+                                    ResponseError::InvalidProducerEpoch
+                                }
+                                Some(ResponseError::TransactionAbortable)
+                                    if produce_version <= 10 =>
+                                {
+                                    ResponseError::InvalidTxnState
+                                }
+                                Some(error) => error,
+                            };
+                            failed.insert((topic.name.0.to_string(), p.partition_index), error);
+                        }
+                    }
+                }
+                failed
+            }
+        };
+        self.verified_total
+            .fetch_add((partitions.len() - failed.len()) as u64, Ordering::Relaxed);
+        self.verification_failures_total
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
+        failed
+    }
+
+    /// Sends a request to broker `id` over the connection kept for `channel`, opening it
+    /// (again) when there is none or the broker moved.
+    async fn send<R: Request>(
         &self,
         broker: &Broker,
         id: i32,
+        channel: Channel,
         addr: &str,
-        request: &WriteTxnMarkersRequest,
-    ) -> Result<kafka_protocol::messages::WriteTxnMarkersResponse, String> {
-        let mut connections = self.connections.lock().await;
-        if connections.get(&id).is_none_or(|c| c.addr() != addr) {
-            let client_id = format!("broker-{}-txn-marker-sender", broker.config.broker_id);
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, String> {
+        let slot = self
+            .connections
+            .lock()
+            .expect("connections lock")
+            .entry((id, channel))
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().await;
+        if slot.as_ref().is_none_or(|c| c.addr() != addr) {
+            let client_id = channel.client_id(broker.config.broker_id);
             let connection = broker
                 .inter_broker_connector
                 .connect(addr, &client_id)
                 .await
                 .map_err(|e| e.to_string())?;
-            connections.insert(id, connection);
+            *slot = Some(connection);
         }
-        let connection = connections.get_mut(&id).expect("connected");
-        match connection.send(request, 1).await {
+        let connection = slot.as_mut().expect("connected");
+        match connection.send(request, version).await {
             Ok(response) => Ok(response),
             Err(e) => {
-                connections.remove(&id);
+                *slot = None;
                 Err(e.to_string())
             }
         }

@@ -89,6 +89,11 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker setting in Kafka): idempotent producer state
     /// is forgotten once the producer's last batch is this old, which bounds its memory.
     pub producer_id_expiration_ms: i64,
+    /// `transaction.partition.verification.enable` (a broker setting in Kafka): a
+    /// producer's write that would open a transaction on the partition is appended only
+    /// once the transaction coordinator confirmed the partition is in the transaction
+    /// (KIP-890 part 1; see [`crate::producer_state`]).
+    pub transaction_partition_verification_enable: bool,
 }
 
 impl Default for LogConfig {
@@ -110,6 +115,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            transaction_partition_verification_enable: true,
         }
     }
 }

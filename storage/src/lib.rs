@@ -100,7 +100,7 @@ pub use index::{OffsetIndex, TimeIndex};
 pub use leader_epoch::{LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use log::{FetchDataInfo, Log, LogAppendInfo};
 pub use manager::LogManager;
-pub use producer_state::ProducerStateManager;
+pub use producer_state::{ProducerStateManager, Verification, VerificationGuard};
 pub use segment::{FileRegion, LogSegment};
 pub use txn::{AbortedTxn, ControlType, EndTxnMarker};
 

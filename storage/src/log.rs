@@ -14,7 +14,7 @@ use crate::error::LogError;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
     AppendOrigin, CompletedTxn, ProducerAppendInfo, ProducerStateManager, SNAPSHOT_FILE_SUFFIX,
-    SequenceCheck,
+    SequenceCheck, Verification, VerificationGuard,
 };
 use crate::records;
 use crate::segment::{
@@ -521,13 +521,58 @@ impl Log {
     /// checks idempotent producer sequences, assigns offsets (rewriting `baseOffset` to
     /// the log end offset and `partitionLeaderEpoch` to `leader_epoch`, both outside the
     /// CRC), rolls if needed and appends with one write. All or nothing.
+    ///
+    /// A transactional batch that would open a transaction needs a verification guard
+    /// (see [`Log::append_as_leader_verified`]) unless verification is disabled.
     pub fn append_as_leader(
         &mut self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
-        self.append_as_leader_from(records, leader_epoch, now_ms, AppendOrigin::Client)
+        self.append_as_leader_verified(records, leader_epoch, now_ms, None)
+    }
+
+    /// [`Self::append_as_leader`] carrying the guard of the transaction verification the
+    /// request obtained (KIP-890 part 1): a batch that opens its producer's transaction is
+    /// appended only if the guard is still the producer's current one.
+    pub fn append_as_leader_verified(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: Option<VerificationGuard>,
+    ) -> Result<LogAppendInfo, LogError> {
+        let verification = if self.config.transaction_partition_verification_enable {
+            Verification::Required(guard)
+        } else {
+            Verification::Off
+        };
+        self.append_as_leader_from(
+            records,
+            leader_epoch,
+            now_ms,
+            AppendOrigin::Client,
+            verification,
+        )
+    }
+
+    /// Starts the verification of a producer's transactional write (KIP-890 part 1):
+    /// `None` when none is needed — verification disabled, or the producer's transaction
+    /// already open here — else the guard to append with once the coordinator confirmed
+    /// the partition is in the transaction.
+    pub fn maybe_start_transaction_verification(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> Option<VerificationGuard> {
+        if !self.config.transaction_partition_verification_enable {
+            return None;
+        }
+        self.producer_state
+            .maybe_start_verification(producer_id, sequence, producer_epoch, now_ms)
     }
 
     /// [`Self::append_as_leader`] for batches a coordinator of this broker wrote (Kafka's
@@ -540,7 +585,13 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, LogError> {
-        self.append_as_leader_from(records, leader_epoch, now_ms, AppendOrigin::Coordinator)
+        self.append_as_leader_from(
+            records,
+            leader_epoch,
+            now_ms,
+            AppendOrigin::Coordinator,
+            Verification::Off,
+        )
     }
 
     fn append_as_leader_from(
@@ -549,6 +600,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
         origin: AppendOrigin,
+        verification: Verification,
     ) -> Result<LogAppendInfo, LogError> {
         if records.is_empty() {
             return Err(LogError::InvalidRecord(
@@ -571,9 +623,12 @@ impl Log {
             batch::set_base_offset(&mut buf[position..], next_offset);
             batch::set_partition_leader_epoch(&mut buf[position..], leader_epoch);
             let batch = RecordBatch::parse(&buf[position..])?;
-            if let SequenceCheck::Duplicate(original) =
-                producer_info.validate(&self.producer_state, batch.header(), origin)?
-            {
+            if let SequenceCheck::Duplicate(original) = producer_info.validate(
+                &self.producer_state,
+                batch.header(),
+                origin,
+                verification,
+            )? {
                 return Ok(LogAppendInfo {
                     first_offset: original.first_offset,
                     last_offset: original.last_offset,

@@ -26,11 +26,24 @@
 //! ended ones until the high watermark passes their marker: the smallest of those first
 //! offsets is the *first unstable offset*, and the last stable offset is that or the high
 //! watermark, whichever is lower (Kafka's `ProducerStateManager`).
+//!
+//! # Verification of a transaction's first write (KIP-890 part 1)
+//!
+//! A transactional batch of a producer with no open transaction here would open one the
+//! transaction coordinator may know nothing about — a produce request delayed past the
+//! abort of its transaction, say — and hold the last stable offset back for ever (a
+//! *hanging transaction*). So, with `transaction.partition.verification.enable`, such a
+//! batch is appended only with the [`VerificationGuard`] this manager handed out before
+//! the leader asked the coordinator whether the partition is in the transaction. Any
+//! transactional batch or marker of the producer retires the guard, so a confirmation
+//! that arrives after the transaction ended can no longer be used (Kafka's
+//! `VerificationStateEntry`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::batch::{BatchHeader, NO_SEQUENCE, RecordBatch};
 use crate::error::LogError;
@@ -45,6 +58,25 @@ pub const SNAPSHOT_FILE_SUFFIX: &str = ".snapshot";
 const SNAPSHOT_VERSION: i16 = 2;
 /// Snapshots kept after a new one is written; older ones only speed up nothing.
 const SNAPSHOTS_TO_RETAIN: usize = 2;
+
+/// Proof, handed to a leader append, that the transaction coordinator was asked whether
+/// this partition is in the producer's transaction (see the module documentation). Each
+/// guard is unique: one retired and replaced never matches again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationGuard(u64);
+
+static NEXT_VERIFICATION_GUARD: AtomicU64 = AtomicU64::new(1);
+
+/// A producer's verification in progress on this partition.
+#[derive(Debug)]
+struct VerificationStateEntry {
+    guard: VerificationGuard,
+    created_ms: i64,
+    /// The lowest sequence seen while verifying: a later batch with a higher sequence
+    /// must not overtake it (Kafka's out-of-order-sequence loop protection).
+    lowest_sequence: i32,
+    epoch: i16,
+}
 
 /// What is remembered of one appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,12 +192,17 @@ impl ProducerAppendInfo {
     ///   anything else must continue the sequence (`OutOfOrderSequence`);
     /// - an unknown producer is accepted at any sequence. Kafka does the same since 2.5:
     ///   its state may have been removed by retention, DeleteRecords or producer expiry,
-    ///   and rejecting would wedge the producer with no way forward.
+    ///   and rejecting would wedge the producer with no way forward;
+    /// - with `verification` (the broker verifies transactions), a producer's client
+    ///   batch that would open a transaction needs the guard of a verification still
+    ///   current (`InvalidTxnState` otherwise), and while one is in progress no batch may
+    ///   carry a higher sequence than the lowest one it saw.
     pub fn validate(
         &mut self,
         manager: &ProducerStateManager,
         header: &BatchHeader,
         origin: AppendOrigin,
+        verification: Verification,
     ) -> Result<SequenceCheck, LogError> {
         let producer_id = header.producer_id;
         if producer_id < 0 {
@@ -214,6 +251,30 @@ impl ProducerAppendInfo {
                 });
             }
         }
+        let checks_verification =
+            origin == AppendOrigin::Client && matches!(verification, Verification::Required(_));
+        if checks_verification
+            && let Some(pending) = manager.verification_states.get(&producer_id)
+            && epoch == pending.epoch
+            && first_seq > pending.lowest_sequence
+        {
+            return Err(LogError::OutOfOrderSequence {
+                producer_id,
+                producer_epoch: epoch,
+                first_sequence: first_seq,
+                expected_sequence: pending.lowest_sequence,
+            });
+        }
+        if let Verification::Required(guard) = verification
+            && checks_verification
+            && header.is_transactional()
+            && entry.current_txn_first_offset.is_none()
+            && (guard.is_none() || manager.verification_guard(producer_id) != guard)
+        {
+            return Err(LogError::InvalidTxnState(format!(
+                "record of producer {producer_id} was not part of an ongoing transaction"
+            )));
+        }
         if !header.is_transactional() && entry.current_txn_first_offset.is_some() {
             return Err(LogError::InvalidTxnState(format!(
                 "expected a transactional write from producer {producer_id}: its transaction \
@@ -237,6 +298,16 @@ impl ProducerAppendInfo {
     }
 }
 
+/// Whether a leader append checks that a transaction's first write was verified with its
+/// coordinator (`transaction.partition.verification.enable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Not checked (disabled, or an append that is not a producer's).
+    Off,
+    /// Checked; the guard the request's verification obtained, if it needed one.
+    Required(Option<VerificationGuard>),
+}
+
 /// A transaction that an end marker closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletedTxn {
@@ -257,6 +328,8 @@ pub struct ProducerStateManager {
     /// Ended transactions whose marker the high watermark has not passed yet: first
     /// offset → marker offset.
     unreplicated_txns: BTreeMap<i64, i64>,
+    /// Verifications of a transaction's first write in progress, by producer id.
+    verification_states: HashMap<i64, VerificationStateEntry>,
 }
 
 impl ProducerStateManager {
@@ -266,7 +339,49 @@ impl ProducerStateManager {
             producers: HashMap::new(),
             ongoing_txns: BTreeMap::new(),
             unreplicated_txns: BTreeMap::new(),
+            verification_states: HashMap::new(),
         }
+    }
+
+    /// Starts (or joins) the verification of a producer's transactional write: `None` when
+    /// its transaction is already open here (nothing to verify), else the guard the append
+    /// must carry once the coordinator confirmed the partition. A newer epoch restarts the
+    /// lowest sequence; a lower sequence of the same epoch lowers it.
+    pub fn maybe_start_verification(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<VerificationGuard> {
+        if self
+            .producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+        {
+            return None;
+        }
+        let entry = self
+            .verification_states
+            .entry(producer_id)
+            .or_insert_with(|| VerificationStateEntry {
+                guard: VerificationGuard(NEXT_VERIFICATION_GUARD.fetch_add(1, Ordering::Relaxed)),
+                created_ms: now_ms,
+                lowest_sequence: sequence,
+                epoch,
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.lowest_sequence = sequence;
+        } else if epoch == entry.epoch && sequence < entry.lowest_sequence {
+            entry.lowest_sequence = sequence;
+        }
+        Some(entry.guard)
+    }
+
+    /// The guard of a producer's verification in progress.
+    pub fn verification_guard(&self, producer_id: i64) -> Option<VerificationGuard> {
+        self.verification_states.get(&producer_id).map(|e| e.guard)
     }
 
     /// The first offset of the oldest transaction that is open, or ended with a marker
@@ -333,6 +448,8 @@ impl ProducerStateManager {
         offset: i64,
         timestamp: i64,
     ) -> Option<CompletedTxn> {
+        // The transaction ended: a verification of it can no longer be used.
+        self.verification_states.remove(&marker.producer_id);
         let entry = self
             .producers
             .entry(marker.producer_id)
@@ -365,7 +482,9 @@ impl ProducerStateManager {
     pub fn commit(&mut self, info: ProducerAppendInfo) {
         for entry in info.updates.values() {
             if let Some(first) = entry.current_txn_first_offset {
+                // Open now: later writes need no verification, and this one is spent.
                 self.ongoing_txns.insert(first, entry.producer_id);
+                self.verification_states.remove(&entry.producer_id);
             }
         }
         self.producers.extend(info.updates);
@@ -395,6 +514,7 @@ impl ProducerStateManager {
         entry.track_transaction(header);
         if let Some(first) = entry.current_txn_first_offset {
             self.ongoing_txns.insert(first, header.producer_id);
+            self.verification_states.remove(&header.producer_id);
         }
         entry.push(BatchMetadata {
             first_seq: header.base_sequence,
@@ -411,6 +531,9 @@ impl ProducerStateManager {
     /// producer. A producer with an open transaction is kept. Returns how many were
     /// removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        // Verifications never followed by a write are dropped after as long.
+        self.verification_states
+            .retain(|_, v| now_ms.saturating_sub(v.created_ms) < expiration_ms);
         let before = self.producers.len();
         self.producers.retain(|_, entry| {
             entry.current_txn_first_offset.is_some()
@@ -424,6 +547,7 @@ impl ProducerStateManager {
         self.producers.clear();
         self.ongoing_txns.clear();
         self.unreplicated_txns.clear();
+        self.verification_states.clear();
     }
 
     /// Offsets of the snapshot files present, ascending.
@@ -643,7 +767,7 @@ mod tests {
         h: &BatchHeader,
     ) -> Result<SequenceCheck, LogError> {
         let mut info = ProducerAppendInfo::default();
-        let check = info.validate(manager, h, AppendOrigin::Client)?;
+        let check = info.validate(manager, h, AppendOrigin::Client, Verification::Off)?;
         manager.commit(info);
         Ok(check)
     }

@@ -38,6 +38,23 @@ fn marker(pid: i64, epoch: i16, control: ControlType) -> EndTxnMarker {
     }
 }
 
+/// Appends a producer's batches as the leader the way the broker does when the transaction
+/// coordinator confirms the partition: verification first, then the append with its guard.
+fn append_verified(
+    log: &mut Log,
+    records: &[u8],
+    leader_epoch: i32,
+) -> Result<strata_storage::LogAppendInfo, LogError> {
+    let header = *RecordBatch::parse(records).unwrap().header();
+    let guard = log.maybe_start_transaction_verification(
+        header.producer_id,
+        header.base_sequence,
+        header.producer_epoch,
+        0,
+    );
+    log.append_as_leader_verified(records, leader_epoch, 0, guard)
+}
+
 fn open(path: &Path, clean: bool, config: LogConfig) -> Log {
     Log::open(path.to_path_buf(), config, clean, 0, 0, 0).unwrap()
 }
@@ -52,7 +69,7 @@ fn an_open_transaction_holds_the_last_stable_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
     log.append_as_leader(&plain_batch(2), 0, 0).unwrap(); // 0..=1
-    log.append_as_leader(&txn_batch(7, 0, 0, 3), 0, 0).unwrap(); // 2..=4
+    append_verified(&mut log, &txn_batch(7, 0, 0, 3), 0).unwrap(); // 2..=4
     log.append_as_leader(&plain_batch(1), 0, 0).unwrap(); // 5
     commit_all(&mut log);
     assert_eq!(log.high_watermark(), 6);
@@ -88,8 +105,8 @@ fn aborted_transactions_are_indexed_and_collected_for_a_fetch() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t-0");
     let mut log = open(&path, true, LogConfig::default());
-    log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap(); // 0..=1 pid 1
-    log.append_as_leader(&txn_batch(2, 0, 0, 2), 0, 0).unwrap(); // 2..=3 pid 2
+    append_verified(&mut log, &txn_batch(1, 0, 0, 2), 0).unwrap(); // 0..=1 pid 1
+    append_verified(&mut log, &txn_batch(2, 0, 0, 2), 0).unwrap(); // 2..=3 pid 2
     log.append_marker_as_leader(&marker(1, 0, ControlType::Abort), 0, 0)
         .unwrap(); // 4
     log.append_as_leader(&plain_batch(1), 0, 0).unwrap(); // 5
@@ -132,7 +149,7 @@ fn aborted_transactions_are_indexed_and_collected_for_a_fetch() {
 fn writes_against_the_transaction_state_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
-    log.append_as_leader(&txn_batch(3, 1, 0, 1), 0, 0).unwrap();
+    append_verified(&mut log, &txn_batch(3, 1, 0, 1), 0).unwrap();
     // A non-transactional write of a producer whose transaction is open.
     let plain = encode_batch(&BatchSpec {
         producer_id: 3,
@@ -160,7 +177,7 @@ fn writes_against_the_transaction_state_are_refused() {
         Err(LogError::TransactionCoordinatorFenced { .. })
     ));
     // The next transaction of the producer continues its sequence.
-    log.append_as_leader(&txn_batch(3, 1, 1, 1), 0, 0).unwrap();
+    append_verified(&mut log, &txn_batch(3, 1, 1, 1), 0).unwrap();
     assert_eq!(log.producer_state().ongoing_transactions().count(), 1);
 }
 
@@ -174,11 +191,11 @@ fn open_transactions_survive_a_clean_restart_and_a_crash() {
             ..LogConfig::default()
         };
         let mut log = open(&path, true, config.clone());
-        log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap();
+        append_verified(&mut log, &txn_batch(1, 0, 0, 2), 0).unwrap();
         for _ in 0..6 {
             log.append_as_leader(&plain_batch(2), 0, 0).unwrap();
         }
-        log.append_as_leader(&txn_batch(2, 0, 0, 1), 0, 0).unwrap();
+        append_verified(&mut log, &txn_batch(2, 0, 0, 1), 0).unwrap();
         log.append_marker_as_leader(&marker(2, 0, ControlType::Abort), 0, 0)
             .unwrap();
         let leo = log.log_end_offset();
@@ -214,7 +231,7 @@ fn open_transactions_survive_a_clean_restart_and_a_crash() {
 fn truncation_reopens_a_transaction_whose_marker_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
-    log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0).unwrap(); // 0..=1
+    append_verified(&mut log, &txn_batch(1, 0, 0, 2), 0).unwrap(); // 0..=1
     log.append_marker_as_leader(&marker(1, 0, ControlType::Abort), 0, 0)
         .unwrap(); // 2
     assert_eq!(log.collect_aborted_txns(0, 3).len(), 1);
@@ -233,15 +250,11 @@ fn a_follower_learns_transactions_from_the_leaders_batches() {
     let dir = tempfile::tempdir().unwrap();
     let mut leader = open(&dir.path().join("leader"), true, LogConfig::default());
     let mut follower = open(&dir.path().join("follower"), true, LogConfig::default());
-    leader
-        .append_as_leader(&txn_batch(9, 2, 0, 3), 4, 0)
-        .unwrap();
+    append_verified(&mut leader, &txn_batch(9, 2, 0, 3), 4).unwrap();
     leader
         .append_marker_as_leader(&marker(9, 2, ControlType::Abort), 4, 0)
         .unwrap();
-    leader
-        .append_as_leader(&txn_batch(9, 2, 3, 1), 4, 0)
-        .unwrap();
+    append_verified(&mut leader, &txn_batch(9, 2, 3, 1), 4).unwrap();
     let fetched = leader.read(0, 1 << 20, true, i64::MAX).unwrap();
     follower.append_as_follower(&fetched.records, 0).unwrap();
     assert_eq!(
@@ -283,12 +296,10 @@ fn compaction_drops_aborted_records_and_keeps_markers_and_the_index() {
     };
     log.append_as_leader(&keyed(-1, 0, false, "k", "committed"), 0, 0)
         .unwrap(); // 0
-    log.append_as_leader(&keyed(5, 0, true, "k", "aborted"), 0, 0)
-        .unwrap(); // 1
+    append_verified(&mut log, &keyed(5, 0, true, "k", "aborted"), 0).unwrap(); // 1
     log.append_marker_as_leader(&marker(5, 0, ControlType::Abort), 0, 0)
         .unwrap(); // 2
-    log.append_as_leader(&keyed(6, 0, true, "j", "open"), 0, 0)
-        .unwrap(); // 3: stays open
+    append_verified(&mut log, &keyed(6, 0, true, "j", "open"), 0).unwrap(); // 3: stays open
     for i in 0..8 {
         log.append_as_leader(&keyed(-1, 0, false, &format!("x{i}"), "v"), 0, 0)
             .unwrap();
@@ -320,4 +331,87 @@ fn compaction_drops_aborted_records_and_keeps_markers_and_the_index() {
     log.close().unwrap();
     let log = open(&path, true, config);
     assert_eq!(log.collect_aborted_txns(0, 3).len(), 1);
+}
+
+#[test]
+fn a_transactions_first_write_needs_a_current_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
+    // Unverified: refused, nothing written, no transaction opened.
+    not_in_txn(log.append_as_leader(&txn_batch(1, 0, 0, 2), 0, 0));
+    assert_eq!(log.log_end_offset(), 0);
+
+    // Verified: appended; later writes of the open transaction need no guard.
+    let guard = log.maybe_start_transaction_verification(1, 0, 0, 0);
+    assert!(guard.is_some());
+    log.append_as_leader_verified(&txn_batch(1, 0, 0, 2), 0, 0, guard)
+        .unwrap();
+    assert_eq!(log.maybe_start_transaction_verification(1, 2, 0, 0), None);
+    log.append_as_leader(&txn_batch(1, 0, 2, 1), 0, 0).unwrap();
+    // The guard was spent by the first write.
+    log.append_marker_as_leader(&marker(1, 0, ControlType::Commit), 0, 0)
+        .unwrap();
+    not_in_txn(log.append_as_leader_verified(&txn_batch(1, 0, 3, 1), 0, 0, guard));
+
+    // A confirmation that arrives after the transaction ended is stale: the marker
+    // retired the guard (the hanging-transaction case KIP-890 closes).
+    let stale = log.maybe_start_transaction_verification(1, 3, 0, 0);
+    log.append_marker_as_leader(&marker(1, 0, ControlType::Abort), 0, 0)
+        .unwrap();
+    let leo = log.log_end_offset();
+    not_in_txn(log.append_as_leader_verified(&txn_batch(1, 0, 3, 1), 0, 0, stale));
+    assert_eq!(log.log_end_offset(), leo);
+    // A new verification of the same producer hands out a different guard.
+    let fresh = log.maybe_start_transaction_verification(1, 3, 0, 0);
+    assert_ne!(fresh, stale);
+    log.append_as_leader_verified(&txn_batch(1, 0, 3, 1), 0, 0, fresh)
+        .unwrap();
+
+    // While a verification is in progress, a higher sequence may not overtake the lowest
+    // one it saw (the lower batch would fail out of order for ever).
+    let g2 = log.maybe_start_transaction_verification(2, 5, 0, 0);
+    assert!(matches!(
+        log.append_as_leader_verified(&txn_batch(2, 0, 6, 1), 0, 0, g2),
+        Err(LogError::OutOfOrderSequence { .. })
+    ));
+    log.append_as_leader_verified(&txn_batch(2, 0, 5, 1), 0, 0, g2)
+        .unwrap();
+
+    // Plain and idempotent writes are never checked; with verification disabled neither
+    // are transactional ones.
+    log.append_as_leader(&plain_batch(1), 0, 0).unwrap();
+    let mut unverified = open(
+        &dir.path().join("t-1"),
+        true,
+        LogConfig {
+            transaction_partition_verification_enable: false,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(
+        unverified.maybe_start_transaction_verification(3, 0, 0, 0),
+        None
+    );
+    unverified
+        .append_as_leader(&txn_batch(3, 0, 0, 1), 0, 0)
+        .unwrap();
+    commit_all(&mut unverified);
+    assert_eq!(unverified.last_stable_offset(), 0);
+}
+
+#[test]
+fn an_unused_verification_expires_with_the_producer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(&dir.path().join("t-0"), true, LogConfig::default());
+    let guard = log.maybe_start_transaction_verification(1, 0, 0, 0);
+    let expiration = LogConfig::default().producer_id_expiration_ms;
+    log.enforce_retention(expiration).unwrap();
+    not_in_txn(log.append_as_leader_verified(&txn_batch(1, 0, 0, 1), 0, 0, guard));
+}
+
+fn not_in_txn(r: Result<strata_storage::LogAppendInfo, LogError>) {
+    assert!(
+        matches!(r, Err(LogError::InvalidTxnState(_))),
+        "expected INVALID_TXN_STATE, got {r:?}"
+    );
 }

@@ -18,6 +18,12 @@ idempotent acks=all producer runs the whole time, through:
 - a topic created and deleted through the Strata controller;
 - the Strata controller SIGKILLed.
 
+Before the faults, transactions cross the two kinds: transactional producers whose
+coordinators are the Kafka broker and each Strata broker write to partitions led by both
+(leaders verifying each first write with the other kind's coordinator, KIP-890, and
+coordinators writing markers to the other kind's leaders), committing and aborting; a
+read_committed consumer sees exactly the committed records.
+
 Afterwards every acknowledged record is in the log exactly once at its offset, and every
 replica of every partition — Kafka's and Strata's — holds the same bytes.
 """
@@ -41,6 +47,10 @@ from zk_support import REPO, Ensemble, free_port
 
 CHROOT = "/mixed"
 TOPIC = "mixed"
+TXN_TOPIC = "mixed-tx"
+# Fewer than the default 50 __transaction_state partitions: the same on both kinds (the
+# partition of a transactional id depends on it), and less to create on two cores.
+TXN_LOG_PARTITIONS = 6
 ALL = [1, 2, 3]
 # Kafka's own waits (JVM start, session timeouts) on a loaded two-core machine.
 WAIT = 120
@@ -90,7 +100,8 @@ class Mixed:
         self.root = root
         self.ensemble = ensemble
         self.port = free_port()
-        self.kafka = kafka39.Broker(root, 1, self.port, ensemble.hosts() + CHROOT)
+        self.kafka = kafka39.Broker(root, 1, self.port, ensemble.hosts() + CHROOT,
+                                    extra=f"transaction.state.log.num.partitions={TXN_LOG_PARTITIONS}\n")
         self.strata = None
         self.zk = KazooClient(hosts=ensemble.hosts(), timeout=10)
         self.zk.start(timeout=30)
@@ -109,7 +120,8 @@ class Mixed:
             wait=False,
             # As the Kafka broker is configured (kafka39.Broker): a Metadata request for
             # the topic before it is created must not create it.
-            extra={"num.partitions": "3", "auto.create.topics.enable": "false"},
+            extra={"num.partitions": "3", "auto.create.topics.enable": "false",
+                   "transaction.state.log.num.partitions": str(TXN_LOG_PARTITIONS)},
         )
 
     def running(self):
@@ -176,6 +188,86 @@ class Mixed:
         self.kafka.kill()
 
 
+def java_string_hash(s):
+    h = 0
+    for c in s.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(c)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def transaction_log_partition(transactional_id):
+    """Kafka's `partitionFor`: Utils.abs(hashCode) modulo the partition count."""
+    h = java_string_hash(transactional_id)
+    return (0 if h == -(1 << 31) else abs(h)) % TXN_LOG_PARTITIONS
+
+
+def transactions_across_both_kinds(mixed):
+    """Transactional producers coordinated by each broker write to partitions led by
+    every broker; returns the coordinators used."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+    admin = AdminClient({"bootstrap.servers": mixed.bootstrap})
+    admin.create_topics([NewTopic(TXN_TOPIC, 3, 3, config={"min.insync.replicas": "2"})])[TXN_TOPIC].result(60)
+    wait_for(lambda: all(p.leader in ALL for p in
+                         admin.list_topics(TXN_TOPIC, timeout=10).topics[TXN_TOPIC].partitions.values()),
+             timeout=WAIT, what="the transactional topic led")
+    # The first producer's FindCoordinator creates __transaction_state.
+    first = Producer({"bootstrap.servers": mixed.bootstrap, "transactional.id": "mixed-tx-first"})
+    first.init_transactions(WAIT)
+
+    def txn_log_leaders():
+        md = admin.list_topics("__transaction_state", timeout=10).topics.get("__transaction_state")
+        if md is None or md.error or len(md.partitions) != TXN_LOG_PARTITIONS:
+            return None
+        leaders = {p: pm.leader for p, pm in md.partitions.items()}
+        return leaders if all(l in ALL for l in leaders.values()) else None
+
+    wait_for(txn_log_leaders, timeout=WAIT, what="__transaction_state led")
+    leaders = txn_log_leaders()
+    # One transactional id per coordinator, for each coordinator there is.
+    by_coordinator = {}
+    for i in range(1000):
+        tid = f"mixed-tx-{i}"
+        by_coordinator.setdefault(leaders[transaction_log_partition(tid)], tid)
+    assert set(by_coordinator) == set(leaders.values()), (leaders, by_coordinator)
+    expected = []
+    for coordinator, tid in sorted(by_coordinator.items()):
+        producer = Producer({"bootstrap.servers": mixed.bootstrap, "transactional.id": tid, "linger.ms": 5})
+        producer.init_transactions(WAIT)
+        for n, outcome in enumerate(["commit", "abort", "commit"]):
+            producer.begin_transaction()
+            for i in range(30):
+                value = f"{tid}-{n}-{outcome}-{i}"
+                producer.produce(TXN_TOPIC, value=value, partition=i % 3)
+                if outcome == "commit":
+                    expected.append(value)
+            producer.flush(WAIT)
+            if outcome == "commit":
+                producer.commit_transaction(WAIT)
+            else:
+                producer.abort_transaction(WAIT)
+        producer.flush(WAIT)
+    first.flush(WAIT)
+
+    consumer = Consumer({"bootstrap.servers": mixed.bootstrap, "group.id": "mixed-tx-reader",
+                         "isolation.level": "read_committed", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(TXN_TOPIC, p, OFFSET_BEGINNING) for p in range(3)])
+    seen = []
+    deadline = time.time() + WAIT
+    while time.time() < deadline and len(seen) < len(expected):
+        seen += [m.value().decode() for m in consumer.consume(500, timeout=0.5) if m.error() is None]
+    # A moment more: anything aborted or duplicated would arrive now.
+    seen += [m.value().decode() for m in consumer.consume(500, timeout=2) if m.error() is None]
+    consumer.close()
+    assert sorted(seen) == sorted(expected), (len(seen), len(expected))
+    # The Strata leaders verified first writes with their coordinators (KIP-890).
+    verified = sum(metric(mixed.strata.metrics_port,
+                          'strata_broker_transaction_verifications_total{result="verified"}',
+                          host=f"127.0.0.{b}") or 0 for b in (2, 3))
+    assert verified > 0
+    return sorted(by_coordinator)
+
+
 def segment_digest(partition_dir):
     """The bytes of a replica: its segments' contents in offset order."""
     digest = hashlib.sha256()
@@ -232,6 +324,9 @@ def test_kafka39_and_strata_brokers_in_one_cluster(tmp_path):
                      what=lambda b=b, led=led, sessions_on=sessions_on:
                      f"the Kafka follower's fetch session on broker {b} ({led} partitions); "
                      f"(sessions, partitions cached) there: {sessions_on()}")
+
+        coordinators = transactions_across_both_kinds(mixed)
+        print(f"mixed cluster: transactions coordinated by brokers {coordinators}")
 
         producer = BackgroundProducer(mixed.bootstrap, TOPIC, prefix="m", rate=200)
         producer.wait_acked(300)

@@ -595,6 +595,46 @@ def test_acls_from_kafka_acls_decide_what_clients_may_do(acl_broker, certs, tmp_
         KafkaError.TOPIC_AUTHORIZATION_FAILED]
 
 
+def test_transactional_ids_need_their_acls(acl_broker, tmp_path):
+    """Transactions over a SASL listener with Kafka's authorizer: WRITE on the topic is not
+    enough, the transactional id needs its own ACL (kafka-acls --transactional-id)."""
+    b = acl_broker
+    admin = AdminClient(plain(b, "admin"))
+    admin.create_topics([NewTopic("ledger", 2, 1)])["ledger"].result()
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:bob", "--producer", "--topic", "ledger")
+
+    def init(transactional_id):
+        producer = Producer(plain(b, "bob", **{"transactional.id": transactional_id}))
+        try:
+            producer.init_transactions(30)
+            return producer, None
+        except KafkaException as e:
+            return None, e.args[0].code()
+
+    assert init("ledger-writer") == (None, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:bob", "--producer", "--topic", "ledger",
+               "--transactional-id", "ledger-writer")
+    producer, error = init("ledger-writer")
+    assert error is None, error
+    for outcome in ("commit", "abort"):
+        producer.begin_transaction()
+        for i in range(10):
+            producer.produce("ledger", f"{outcome}-{i}".encode(), partition=i % 2)
+        if outcome == "commit":
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    # Another transactional id of the same user is still refused.
+    assert init("someone-else") == (None, KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+
+    kafka_acls(b, tmp_path, "--add", "--allow-principal", "User:alice", "--consumer",
+               "--topic", "ledger", "--group", "auditors")
+    values, error = consume(plain(b, "alice", **{"isolation.level": "read_committed"}),
+                            "ledger", "auditors", 10)
+    assert error is None, error
+    assert sorted(values) == sorted(f"commit-{i}" for i in range(10)), values
+
+
 def test_clients_are_told_what_they_may_do(acl_broker, tmp_path):
     """KIP-430: librdkafka's describe calls with include_authorized_operations get the
     operations the ACLs allow this principal, per topic, group and the cluster."""

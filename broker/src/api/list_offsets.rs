@@ -4,7 +4,10 @@
 //! Answered by the leader. For a consumer "latest" is the high watermark (read
 //! uncommitted sees no further), or the last stable offset for a `read_committed` one; a
 //! follower asking (replica id ≥ 0) gets the log end
-//! offset, which it needs to truncate after an unclean election.
+//! offset, which it needs to truncate after an unclean election. A record found by
+//! timestamp (or the max-timestamp one) at or past that same bound is not reported —
+//! offset and timestamp -1 — as Kafka's `ReplicaManager` does: a consumer is never sent
+//! to an offset it may not read yet.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -64,6 +67,14 @@ pub async fn handle(
                     if ctx.version >= 4 {
                         response.leader_epoch = partition.leader_and_epoch().1;
                     }
+                    let last_fetchable = if request.replica_id.0 >= 0 {
+                        offsets.log_end_offset
+                    } else if request.isolation_level == READ_COMMITTED {
+                        offsets.last_stable_offset
+                    } else {
+                        offsets.high_watermark
+                    };
+                    let fetchable = |offset: i64| offset < last_fetchable;
                     match p.timestamp {
                         LATEST_TIMESTAMP if request.replica_id.0 >= 0 => {
                             response.offset = offsets.log_end_offset
@@ -76,7 +87,9 @@ pub async fn handle(
                             response.offset = offsets.log_start_offset
                         }
                         MAX_TIMESTAMP => {
-                            if let Some((timestamp, offset)) = partition.max_timestamp_and_offset()
+                            if let Some((timestamp, offset)) = partition
+                                .max_timestamp_and_offset()
+                                .filter(|(_, offset)| fetchable(*offset))
                             {
                                 response.timestamp = timestamp;
                                 response.offset = offset;
@@ -85,12 +98,13 @@ pub async fn handle(
                         LATEST_TIERED_TIMESTAMP => response.leader_epoch = -1,
                         ts if ts < 0 => response.error_code = ResponseError::InvalidRequest.code(),
                         ts => match partition.fetch_offset_by_timestamp(ts) {
-                            Ok(Some((offset, timestamp))) => {
+                            Ok(Some((offset, timestamp))) if fetchable(offset) => {
                                 response.offset = offset;
                                 response.timestamp = timestamp;
                             }
-                            // No record at or after the timestamp: offset and timestamp -1.
-                            Ok(None) => {}
+                            // No record at or after the timestamp that may be read:
+                            // offset and timestamp -1.
+                            Ok(_) => {}
                             Err(e) => response.error_code = log_error_code(&e).code(),
                         },
                     }

@@ -853,6 +853,12 @@ impl KafkaConfig {
                     parse_at_least(key, value, 1)?
             }
             "request.timeout.ms" => self.request_timeout_ms = parse_at_least(key, value, 1)?,
+            "transaction.partition.verification.enable" => {
+                self.log.transaction_partition_verification_enable = parse_bool(key, value)?
+            }
+            "producer.id.expiration.ms" => {
+                self.log.producer_id_expiration_ms = parse_at_least(key, value, 1)?
+            }
             // Broker-level defaults of topic configs given in other units.
             "log.roll.hours" => {
                 self.log.segment_ms = parse_at_least::<i64>(key, value, 1)? * 3_600_000
@@ -1120,6 +1126,16 @@ impl KafkaConfig {
             (
                 "transaction.max.timeout.ms".to_string(),
                 self.transaction_max_timeout_ms.to_string(),
+            ),
+            (
+                "transaction.partition.verification.enable".to_string(),
+                self.log
+                    .transaction_partition_verification_enable
+                    .to_string(),
+            ),
+            (
+                "producer.id.expiration.ms".to_string(),
+                self.log.producer_id_expiration_ms.to_string(),
             ),
         ];
         for (topic_key, broker_key) in TOPIC_CONFIG_KEYS {

@@ -440,9 +440,17 @@ impl ReplicaManager {
         partition: &Arc<Partition>,
         records: &[u8],
         required_acks: i16,
+        guard: Option<strata_storage::VerificationGuard>,
     ) -> Result<(strata_storage::LogAppendInfo, i64), partition::PartitionError> {
         let is_alive = self.is_alive_fn();
-        partition.append_records_to_leader(records, required_acks, false, now_ms(), &is_alive)
+        partition.append_records_to_leader(
+            records,
+            required_acks,
+            false,
+            guard,
+            now_ms(),
+            &is_alive,
+        )
     }
 
     /// Appends records a coordinator of this broker wrote (to `__consumer_offsets` or
@@ -453,7 +461,7 @@ impl ReplicaManager {
         records: &[u8],
     ) -> Result<(strata_storage::LogAppendInfo, i64), partition::PartitionError> {
         let is_alive = self.is_alive_fn();
-        partition.append_records_to_leader(records, -1, true, now_ms(), &is_alive)
+        partition.append_records_to_leader(records, -1, true, None, now_ms(), &is_alive)
     }
 
     /// Appends an end-transaction marker on a partition led here; see

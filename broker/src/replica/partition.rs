@@ -14,6 +14,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use strata_storage::{
     AbortedTxn, CleanStats, EndTxnMarker, FileRegion, Log, LogAppendInfo, LogConfig, LogError,
+    VerificationGuard,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -366,11 +367,14 @@ impl Partition {
     /// the append and the log start offset.
     /// `from_coordinator`: written by a coordinator of this broker, not by a producer (see
     /// `Log::append_as_coordinator`).
+    /// `guard`: the transaction verification the producer's request obtained, if any
+    /// (see [`Partition::maybe_start_transaction_verification`]).
     pub fn append_records_to_leader(
         &self,
         records: &[u8],
         required_acks: i16,
         from_coordinator: bool,
+        guard: Option<VerificationGuard>,
         now_ms: i64,
         is_alive: &dyn Fn(i32) -> bool,
     ) -> Result<(LogAppendInfo, i64), PartitionError> {
@@ -378,9 +382,31 @@ impl Partition {
             if from_coordinator {
                 log.append_as_coordinator(records, epoch, now_ms)
             } else {
-                log.append_as_leader(records, epoch, now_ms)
+                log.append_as_leader_verified(records, epoch, now_ms, guard)
             }
         })
+    }
+
+    /// Starts the verification of a producer's transactional write on this leader
+    /// (KIP-890 part 1): `None` when none is needed, else the guard to append with once
+    /// the transaction coordinator confirmed the partition is in the transaction.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> Result<Option<VerificationGuard>, PartitionError> {
+        let state = self.read_state();
+        if !state.replica.is_leader() {
+            return Err(ResponseError::NotLeaderOrFollower.into());
+        }
+        Ok(self.log().maybe_start_transaction_verification(
+            producer_id,
+            sequence,
+            producer_epoch,
+            now_ms,
+        ))
     }
 
     /// Appends an end-transaction marker as the leader (what WriteTxnMarkers asks for;

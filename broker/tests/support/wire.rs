@@ -78,6 +78,23 @@ pub fn batch(records: usize, value_len: usize) -> BytesMut {
 }
 
 pub fn batch_of(records: Vec<(String, Vec<u8>)>) -> BytesMut {
+    let records = records
+        .into_iter()
+        .map(|(k, v)| (Some(Bytes::from(k)), Bytes::from(v)))
+        .collect();
+    // Base sequence -1 marks a batch that is not idempotent.
+    producer_batch(records, -1, -1, -1, false)
+}
+
+/// One uncompressed v2 batch of `records` (key, value) written by producer `producer_id`
+/// at `producer_epoch` from sequence `base_sequence` (-1 for none), transactional or not.
+pub fn producer_batch(
+    records: Vec<(Option<Bytes>, Bytes)>,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+) -> BytesMut {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -85,21 +102,21 @@ pub fn batch_of(records: Vec<(String, Vec<u8>)>) -> BytesMut {
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
+        .map(|(i, (key, value))| Record {
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // kafka-protocol's encoder keeps records in one batch only while
-            // offset - sequence is constant; base sequence -1 marks a non-idempotent batch.
-            sequence: i as i32 - 1,
+            // offset - sequence is constant.
+            sequence: base_sequence + i as i32,
             timestamp: now_ms,
-            key: Some(Bytes::from(k)),
-            value: Some(Bytes::from(v)),
+            key,
+            value: Some(value),
             headers: Default::default(),
         })
         .collect();
