@@ -323,3 +323,169 @@ class BackgroundProducer:
         remaining = self._producer.flush(timeout)
         assert remaining == 0, f"{remaining} records never acknowledged; errors {self.errors[-5:]}"
         return self.acked
+
+
+class BackgroundTransactions:
+    """A transactional librdkafka producer writing transactions of `size` numbered records
+    across the partitions of `topic` from a thread until stopped, committing most and
+    aborting some (seeded). Records each transaction's outcome as the client saw it:
+    committed, aborted, or unknown (the producer failed fatally mid-way and was replaced;
+    its successor's init fences it and ends the transaction either way)."""
+
+    def __init__(self, bootstrap, topic, partitions, seed, prefix="t", size=20,
+                 transaction_timeout_ms=10000):
+        import random
+        import threading
+
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.prefix = prefix
+        self.size = size
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.rng = random.Random(seed)
+        self.outcomes = {}
+        self.errors = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _producer(self):
+        from confluent_kafka import KafkaException, Producer
+
+        while not self._stop.is_set():
+            producer = Producer({
+                "bootstrap.servers": self.bootstrap,
+                "transactional.id": f"{self.topic}-writer",
+                "transaction.timeout.ms": self.transaction_timeout_ms,
+                "linger.ms": 5,
+            })
+            try:
+                producer.init_transactions(30)
+                return producer
+            except KafkaException as e:
+                self.errors.append(f"init: {e.args[0]}")
+                time.sleep(0.5)
+        return None
+
+    def _retrying(self, call):
+        """Runs a commit or abort, again while the client says the error is retriable."""
+        from confluent_kafka import KafkaException
+
+        while True:
+            try:
+                return call(60)
+            except KafkaException as e:
+                if not e.args[0].retriable():
+                    raise
+                self.errors.append(f"retried: {e.args[0]}")
+
+    def _run(self):
+        from confluent_kafka import KafkaException
+
+        producer = self._producer()
+        n = 0
+        while producer is not None and not self._stop.is_set():
+            txn, n = n, n + 1
+            outcome = "unknown"
+            try:
+                producer.begin_transaction()
+                for i in range(self.size):
+                    producer.produce(self.topic, value=f"{self.prefix}-{txn}-{i}".encode(),
+                                     partition=i % self.partitions)
+                if self.rng.random() < 0.25:
+                    self._retrying(producer.abort_transaction)
+                    outcome = "aborted"
+                else:
+                    self._retrying(producer.commit_transaction)
+                    outcome = "committed"
+            except KafkaException as e:
+                error = e.args[0]
+                self.errors.append(str(error))
+                if error.txn_requires_abort():
+                    try:
+                        self._retrying(producer.abort_transaction)
+                        outcome = "aborted"
+                    except KafkaException as e2:
+                        self.errors.append(f"abort: {e2.args[0]}")
+                        producer = None
+                else:
+                    producer = None
+                if producer is None:
+                    producer = self._producer()
+            self.outcomes[txn] = outcome
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.outcomes
+
+    def count(self, outcome):
+        return sum(1 for o in self.outcomes.values() if o == outcome)
+
+
+def end_offsets(bootstrap, topic, partitions, isolation):
+    """The end offsets a consumer with `isolation` is told, per partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "end-offsets",
+                         "isolation.level": isolation})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def read_committed(bootstrap, topic, partitions, timeout=60):
+    """Every record a read_committed consumer gets from the start of `topic` up to the
+    last stable offsets seen now, as {(partition, offset): value}."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    ends = end_offsets(bootstrap, topic, partitions, "read_committed")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "read-committed",
+                         "isolation.level": "read_committed", "enable.partition.eof": True,
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    records, done = {}, set()
+    deadline = time.time() + timeout
+    try:
+        while len(done) < partitions:
+            assert time.time() < deadline, f"reading {topic}: only partitions {done} read to {ends}"
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF and msg.offset() >= ends[msg.partition()]:
+                    done.add(msg.partition())
+                continue
+            records[(msg.partition(), msg.offset())] = msg.value().decode()
+        return records
+    finally:
+        consumer.close()
+
+
+def check_transactions(outcomes, records, prefix, size):
+    """The transactions checker: in what a read_committed consumer reads, a committed
+    transaction's records are all there exactly once, an aborted one's never, and one of
+    unknown outcome is all there or not at all; nothing else is there."""
+    from collections import Counter, defaultdict
+
+    counts = Counter(records.values())
+    duplicated = [v for v, c in counts.items() if c > 1]
+    assert not duplicated, f"records read twice: {duplicated[:5]}"
+    seen = defaultdict(set)
+    for value in counts:
+        p, txn, i = value.rsplit("-", 2)
+        assert p == prefix, value
+        seen[int(txn)].add(int(i))
+    everything = set(range(size))
+    for txn, outcome in outcomes.items():
+        got = seen.pop(txn, set())
+        if outcome == "committed":
+            assert got == everything, f"committed transaction {txn}: read {sorted(got)}"
+        elif outcome == "aborted":
+            assert not got, f"aborted transaction {txn}: read {sorted(got)}"
+        else:
+            assert got in (set(), everything), f"transaction {txn} of unknown outcome read in part: {sorted(got)}"
+    assert not seen, f"records of transactions never run: {sorted(seen)[:5]}"

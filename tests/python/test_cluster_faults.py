@@ -15,6 +15,12 @@ faults one after another, healing each before the next:
 Afterwards every acknowledged record must be in the log at the offset it was
 acknowledged at, exactly once, and every partition must be fully replicated again.
 
+Alongside, a transactional producer commits and aborts transactions of 20 records across
+another topic's partitions (its coordinator moving with the faults): a read_committed
+consumer must read every committed transaction whole and exactly once, no aborted one,
+and each of unknown outcome (a producer replaced after a fatal error) whole or not at
+all; and once it stops, no transaction may hold the last stable offset back.
+
 The seed is printed; `STRATA_FAULT_SEED=<seed>` replays a run, `STRATA_FAULTS=<n>` sets
 the number of faults (20 by default).
 """
@@ -27,7 +33,16 @@ from collections import Counter
 
 import pytest
 
-from strata_cluster import BackgroundProducer, StrataCluster, check_acknowledged, consume_all
+from strata_cluster import (
+    BackgroundProducer,
+    BackgroundTransactions,
+    StrataCluster,
+    check_acknowledged,
+    check_transactions,
+    consume_all,
+    end_offsets,
+    read_committed,
+)
 from waiting import wait_for
 from zk_support import Ensemble
 
@@ -78,11 +93,17 @@ def test_random_faults_lose_no_acknowledged_record(tmp_path, network):
     )
     injected = Counter()
     producer = None
+    transactions = None
     try:
         topic = "jepsen"
+        txn_topic = "jepsen-tx"
         cluster.create_topic(topic, partitions=3, rf=3, config={"min.insync.replicas": "2"})
+        cluster.create_topic(txn_topic, partitions=3, rf=3, config={"min.insync.replicas": "2"})
         producer = BackgroundProducer(cluster.bootstrap, topic, prefix="j", rate=300)
         producer.wait_acked(300)
+        transactions = BackgroundTransactions(cluster.bootstrap, txn_topic, 3, seed, prefix="t")
+        wait_for(lambda: transactions.count("committed") >= 3, timeout=120,
+                 what=lambda: f"the first transactions committed; errors {transactions.errors[-3:]}")
 
         def leader_of_some_partition():
             _, _, partitions = cluster.metadata(topic)
@@ -131,7 +152,8 @@ def test_random_faults_lose_no_acknowledged_record(tmp_path, network):
                 time.sleep(rng.uniform(0.5, 2))
                 cluster.start(victim)
             injected[kind] += 1
-            print(f"fault {n + 1}/{faults}: {kind} on {victim}; acknowledged {acked_before} → {len(producer.acked)}")
+            print(f"fault {n + 1}/{faults}: {kind} on {victim}; acknowledged {acked_before} → {len(producer.acked)}; "
+                  f"transactions {len(transactions.outcomes)}")
             # Heal before the next fault: every broker registered and in every ISR.
             cluster.wait_ready(list(cluster.ids), timeout=120)
             cluster.wait_partition(
@@ -140,18 +162,38 @@ def test_random_faults_lose_no_acknowledged_record(tmp_path, network):
                 timeout=120,
                 what="every replica back in sync",
             )
-        # The producer keeps acknowledging after the last fault.
+        # The producers keep going after the last fault.
         producer.wait_acked(len(producer.acked) + 300)
+        committed_before = transactions.count("committed")
+        wait_for(lambda: transactions.count("committed") >= committed_before + 3, timeout=120,
+                 what=lambda: f"transactions committed after the faults; errors {transactions.errors[-3:]}")
         acked = producer.stop()
         records = consume_all(cluster.bootstrap, topic)
         check_acknowledged(acked, records)
+        outcomes = transactions.stop()
+        # No transaction left hanging: the last stable offsets reach the high watermarks
+        # (a transaction of a replaced producer within its 10 s timeout).
+        ends = {}
+
+        def stable():
+            ends["committed"] = end_offsets(cluster.bootstrap, txn_topic, 3, "read_committed")
+            ends["uncommitted"] = end_offsets(cluster.bootstrap, txn_topic, 3, "read_uncommitted")
+            return ends["committed"] == ends["uncommitted"]
+
+        wait_for(stable, timeout=60, what=lambda: f"last stable offsets at the high watermarks: {ends}")
+        txn_records = read_committed(cluster.bootstrap, txn_topic, 3)
+        check_transactions(outcomes, txn_records, "t", transactions.size)
+        tally = Counter(outcomes.values())
         print(f"faults injected: {dict(injected)}; records acknowledged: {len(acked)}; "
-              f"records stored: {len(records)}; lost: 0")
+              f"records stored: {len(records)}; lost: 0; transactions {dict(tally)}, "
+              f"{len(txn_records)} records read committed, none partial or twice")
         assert sum(injected.values()) == faults
     finally:
         heal_network()
         if producer is not None and not producer._stop.is_set():
             producer._stop.set()
+        if transactions is not None:
+            transactions._stop.set()
         for i in cluster.ids:
             if i in cluster.procs:
                 cluster.resume(i)
