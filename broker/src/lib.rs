@@ -407,6 +407,7 @@ impl Broker {
                     partition = partition.partition,
                     records_removed = stats.records_removed,
                     tombstones_removed = stats.tombstones_removed,
+                    markers_removed = stats.markers_removed,
                     "compacted log"
                 ),
                 Ok(_) => {}

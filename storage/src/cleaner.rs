@@ -33,10 +33,14 @@
 //! all of it in memory.
 //!
 //! Transactions: nothing at or after the first unstable offset (an open transaction, or
-//! one whose marker is not yet replicated) is cleaned, records of aborted transactions
-//! neither enter the offset map nor survive a cleaning, and control batches are kept, so
-//! an aborted write never shadows a committed one. A rewritten segment keeps its aborted
-//! transaction index.
+//! one whose marker is not yet replicated) is cleaned, and records of aborted
+//! transactions neither enter the offset map nor survive a cleaning, so an aborted write
+//! never shadows a committed one. A marker stays while any record of its transaction
+//! does; once none is left after a cleaning, the marker is rewritten with a *delete
+//! horizon* (`delete.retention.ms` from then, in Kafka's batch format, KIP-534) and a
+//! cleaning after the horizon removes it, with its aborted transaction index entry — so a
+//! consumer that read the transaction's records still sees how it ended. A rewritten
+//! segment keeps the rest of its aborted transaction index.
 //!
 //! Segments that end up empty are deleted (except the first, which anchors the log start
 //! offset); reads skip the gap. Reads copy their bytes out under the partition's lock, so
@@ -44,13 +48,12 @@
 //!
 //! Not done (differences from Kafka): small segments are not merged into one; the offset
 //! map is an ordinary `HashMap` with no memory bound (`log.cleaner.dedupe.buffer.size`);
-//! cleaning runs under the partition lock instead of on a separate thread; transaction
-//! markers are kept for ever (Kafka drops a marker once its transaction's records are gone
-//! and `delete.retention.ms` has passed); a crash between a swap and the rewrite of the
-//! new segment's `.txnindex` loses those index entries; re-encoded idempotent batches start at their first surviving record, so their sequence
+//! cleaning runs under the partition lock instead of on a separate thread; a crash
+//! between a swap and the rewrite of the new segment's `.txnindex` loses those index
+//! entries; re-encoded idempotent batches start at their first surviving record, so their sequence
 //! range is narrower than the original batch's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 
@@ -64,7 +67,7 @@ use crate::error::LogError;
 use crate::log::{CLEANED_FILE_SUFFIX, DELETED_FILE_SUFFIX, Log, SWAP_FILE_SUFFIX};
 use crate::records;
 use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path};
-use crate::txn::AbortedTxn;
+use crate::txn::{AbortedTxn, DELETE_HORIZON_FLAG, EndTxnMarker};
 
 /// What one call to [`Log::clean`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +84,16 @@ pub struct CleanStats {
     pub records_removed: u64,
     /// Tombstones dropped after `delete.retention.ms`.
     pub tombstones_removed: u64,
+    /// Transaction markers removed (their transaction's records gone, horizon passed).
+    pub markers_removed: u64,
+}
+
+/// What a cleaning learns of transactions while it walks the log in offset order.
+#[derive(Default)]
+struct TransactionsSeen {
+    /// Producers with a record of their current transaction kept since their last marker:
+    /// that marker must stay.
+    with_records: HashSet<i64>,
 }
 
 /// Points in a segment swap; tests stop a cleaning there to simulate a crash.
@@ -173,6 +186,7 @@ impl Log {
         let mut tombstones_kept = false;
 
         let aborted = AbortedRanges::of(self);
+        let mut transactions = TransactionsSeen::default();
         // 1. The offset map over the dirty section.
         let mut offset_map: HashMap<Bytes, i64> = HashMap::new();
         for base in &cleanable {
@@ -213,6 +227,7 @@ impl Log {
                 base,
                 &offset_map,
                 &aborted,
+                &mut transactions,
                 drop_tombstones,
                 now_ms,
                 &mut stats,
@@ -238,25 +253,63 @@ impl Log {
     }
 
     /// Filters one segment; returns whether it was replaced and whether it still holds
-    /// tombstones.
+    /// tombstones (or markers waiting for their delete horizon).
+    #[allow(clippy::too_many_arguments)]
     fn clean_segment(
         &mut self,
         base: i64,
         offset_map: &HashMap<Bytes, i64>,
         aborted: &AbortedRanges,
+        transactions: &mut TransactionsSeen,
         drop_tombstones: bool,
         now_ms: i64,
         stats: &mut CleanStats,
     ) -> Result<(bool, bool), LogError> {
+        let delete_retention_ms = self.config.delete_retention_ms;
         let segment = &self.segments[&base];
         let mut output = BytesMut::new();
         let mut changed = false;
         let mut removed = 0u64;
         let mut tombstones = 0u64;
         let mut tombstones_kept = false;
+        // Offsets of the ABORT markers removed: their index entries go with them.
+        let mut removed_aborts: HashSet<i64> = HashSet::new();
         segment.scan_from(0, false, |_, batch| {
             if batch.is_control() {
-                output.extend_from_slice(batch.as_bytes());
+                let Some(marker) = EndTxnMarker::from_batch(batch) else {
+                    output.extend_from_slice(batch.as_bytes());
+                    return Ok(Scan::Continue);
+                };
+                if transactions.with_records.remove(&marker.producer_id) {
+                    // Records of its transaction remain.
+                    output.extend_from_slice(batch.as_bytes());
+                    return Ok(Scan::Continue);
+                }
+                let horizon =
+                    (batch.attributes() & DELETE_HORIZON_FLAG != 0).then(|| batch.base_timestamp());
+                match horizon {
+                    Some(horizon) if now_ms >= horizon => {
+                        stats.markers_removed += 1;
+                        if marker.control == crate::txn::ControlType::Abort {
+                            removed_aborts.insert(batch.base_offset());
+                        }
+                        changed = true;
+                    }
+                    Some(_) => {
+                        tombstones_kept = true;
+                        output.extend_from_slice(batch.as_bytes());
+                    }
+                    None => {
+                        tombstones_kept = true;
+                        changed = true;
+                        output.extend_from_slice(&marker.to_batch_with_delete_horizon(
+                            batch.base_offset(),
+                            batch.partition_leader_epoch(),
+                            batch.max_timestamp(),
+                            now_ms.saturating_add(delete_retention_ms),
+                        ));
+                    }
+                }
                 return Ok(Scan::Continue);
             }
             if aborted.contains(batch) {
@@ -265,6 +318,9 @@ impl Log {
                 return Ok(Scan::Continue);
             }
             let Some(set) = decode_bounded(batch)? else {
+                if batch.is_transactional() {
+                    transactions.with_records.insert(batch.producer_id());
+                }
                 output.extend_from_slice(batch.as_bytes());
                 return Ok(Scan::Continue);
             };
@@ -285,6 +341,9 @@ impl Log {
                     tombstones_kept |= record.value.is_none() && record.key.is_some();
                     kept.push(record);
                 }
+            }
+            if batch.is_transactional() && !kept.is_empty() {
+                transactions.with_records.insert(batch.producer_id());
             }
             if kept.len() == total {
                 output.extend_from_slice(batch.as_bytes());
@@ -323,12 +382,19 @@ impl Log {
             return Ok((true, false));
         }
         stats.bytes_written += output.len() as u64;
-        self.swap_in(base, &output, now_ms)?;
+        self.swap_in(base, &output, &removed_aborts, now_ms)?;
         Ok((true, tombstones_kept))
     }
 
-    /// Replaces segment `base` with `data` through `.cleaned` → `.swap` → `.log`.
-    fn swap_in(&mut self, base: i64, data: &[u8], now_ms: i64) -> Result<(), LogError> {
+    /// Replaces segment `base` with `data` through `.cleaned` → `.swap` → `.log`; its
+    /// aborted transaction index stays, but for the markers at `removed_aborts`.
+    fn swap_in(
+        &mut self,
+        base: i64,
+        data: &[u8],
+        removed_aborts: &HashSet<i64>,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let log_path = file_path(&self.dir, base, LOG_FILE_SUFFIX);
         let mut cleaned = log_path.as_os_str().to_owned();
         cleaned.push(CLEANED_FILE_SUFFIX);
@@ -363,7 +429,9 @@ impl Log {
             now_ms,
         )?;
         for txn in aborted_txns {
-            segment.append_aborted_txn(txn)?;
+            if !removed_aborts.contains(&txn.last_offset) {
+                segment.append_aborted_txn(txn)?;
+            }
         }
         segment.on_become_inactive()?;
         self.segments.insert(base, segment);

@@ -32,6 +32,9 @@ pub const TXN_INDEX_FILE_SUFFIX: &str = ".txnindex";
 const ENTRY_SIZE: usize = 34;
 const ENTRY_VERSION: i16 = 0;
 const CONTROL_ATTRIBUTES: i16 = 0x10 | 0x20;
+/// The batch attribute saying its base timestamp is a *delete horizon* (KIP-534): when
+/// the cleaner may remove the batch.
+pub const DELETE_HORIZON_FLAG: i16 = 0x40;
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +64,30 @@ pub struct EndTxnMarker {
 impl EndTxnMarker {
     /// The control batch carrying this marker, at offset 0 (the log assigns the real one).
     pub fn to_batch(&self, leader_epoch: i32, timestamp: i64) -> Vec<u8> {
+        self.encode(leader_epoch, timestamp, None)
+    }
+
+    /// The control batch of this marker as the cleaner rewrites it once the marker may be
+    /// removed (its transaction's records are gone): the same, at `base_offset`, with its
+    /// delete horizon — Kafka's format, the horizon in the base timestamp and the
+    /// record's timestamp relative to it.
+    pub fn to_batch_with_delete_horizon(
+        &self,
+        base_offset: i64,
+        leader_epoch: i32,
+        timestamp: i64,
+        delete_horizon_ms: i64,
+    ) -> Vec<u8> {
+        let mut buf = self.encode(leader_epoch, timestamp, Some(delete_horizon_ms));
+        batch::set_base_offset(&mut buf, base_offset);
+        buf
+    }
+
+    fn encode(&self, leader_epoch: i32, timestamp: i64, delete_horizon_ms: Option<i64>) -> Vec<u8> {
+        let base_timestamp = delete_horizon_ms.unwrap_or(timestamp);
         let mut record = Vec::with_capacity(20);
         record.push(0); // attributes
-        write_varint(&mut record, 0); // timestamp delta
+        write_varint(&mut record, timestamp - base_timestamp); // timestamp delta
         write_varint(&mut record, 0); // offset delta
         write_varint(&mut record, 4);
         record.extend_from_slice(&0i16.to_be_bytes());
@@ -76,6 +100,11 @@ impl EndTxnMarker {
         write_varint(&mut records, record.len() as i64);
         records.extend_from_slice(&record);
 
+        let attributes = if delete_horizon_ms.is_some() {
+            CONTROL_ATTRIBUTES | DELETE_HORIZON_FLAG
+        } else {
+            CONTROL_ATTRIBUTES
+        };
         let mut buf = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
         buf.extend_from_slice(&0i64.to_be_bytes());
         let length = (RECORD_BATCH_OVERHEAD - batch::LOG_OVERHEAD + records.len()) as i32;
@@ -83,9 +112,9 @@ impl EndTxnMarker {
         buf.extend_from_slice(&leader_epoch.to_be_bytes());
         buf.push(MAGIC_V2 as u8);
         buf.extend_from_slice(&0u32.to_be_bytes()); // crc, below
-        buf.extend_from_slice(&CONTROL_ATTRIBUTES.to_be_bytes());
+        buf.extend_from_slice(&attributes.to_be_bytes());
         buf.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
-        buf.extend_from_slice(&timestamp.to_be_bytes());
+        buf.extend_from_slice(&base_timestamp.to_be_bytes());
         buf.extend_from_slice(&timestamp.to_be_bytes());
         buf.extend_from_slice(&self.producer_id.to_be_bytes());
         buf.extend_from_slice(&self.producer_epoch.to_be_bytes());

@@ -415,3 +415,102 @@ fn not_in_txn(r: Result<strata_storage::LogAppendInfo, LogError>) {
         "expected INVALID_TXN_STATE, got {r:?}"
     );
 }
+
+#[test]
+fn compaction_removes_a_marker_once_its_records_are_gone_and_its_horizon_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c-0");
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_bytes: 300,
+        min_cleanable_dirty_ratio: 0.0,
+        delete_retention_ms: 100,
+        ..LogConfig::default()
+    };
+    let mut log = open(&path, true, config.clone());
+    let keyed = |pid: i64, seq: i32, key: &str, value: &str| {
+        encode_keyed(
+            &BatchSpec {
+                producer_id: pid,
+                producer_epoch: 0,
+                base_sequence: seq,
+                transactional: pid >= 0,
+                ..BatchSpec::default()
+            },
+            &[(Some(key), Some(value), 1_000)],
+        )
+    };
+    append_verified(&mut log, &keyed(7, 0, "k", "first"), 0).unwrap(); // 0
+    log.append_marker_as_leader(&marker(7, 0, ControlType::Commit), 0, 0)
+        .unwrap(); // 1: its only record is superseded below
+    append_verified(&mut log, &keyed(7, 1, "k", "second"), 0).unwrap(); // 2
+    log.append_marker_as_leader(&marker(7, 0, ControlType::Commit), 0, 0)
+        .unwrap(); // 3: its record stays
+    append_verified(&mut log, &keyed(8, 0, "j", "aborted"), 0).unwrap(); // 4
+    log.append_marker_as_leader(&marker(8, 0, ControlType::Abort), 0, 0)
+        .unwrap(); // 5
+    for i in 0..8 {
+        log.append_as_leader(
+            &encode_keyed(
+                &BatchSpec::default(),
+                &[(Some(&format!("x{i}")), Some("v"), 1_000)],
+            ),
+            0,
+            0,
+        )
+        .unwrap();
+    }
+    commit_all(&mut log);
+    let end = log.log_end_offset();
+    // Every batch of the log, read segment by segment.
+    let everything = |log: &Log| -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        while from < end {
+            let read = log.read(from, 1 << 20, true, end).unwrap();
+            let Some(last) = strata_storage::batch::batches(&read.records)
+                .map(|b| b.unwrap().last_offset())
+                .last()
+            else {
+                break;
+            };
+            out.extend_from_slice(&read.records);
+            from = last + 1;
+        }
+        out
+    };
+    let markers = |log: &Log| -> Vec<(i64, bool)> {
+        strata_storage::batch::batches(&everything(log))
+            .map(|b| b.unwrap())
+            .filter(|b| b.is_control())
+            .map(|b| (b.base_offset(), b.attributes() & 0x40 != 0))
+            .collect()
+    };
+
+    // First cleaning: "first" and the aborted record go; the markers left without records
+    // get their delete horizon, the one whose record stays does not.
+    let stats = log.clean(1_000, true).unwrap();
+    assert_eq!(stats.markers_removed, 0);
+    assert_eq!(markers(&log), [(1, true), (3, false), (5, true)]);
+    assert_eq!(log.collect_aborted_txns(0, end).len(), 1);
+    // Before the horizon nothing more goes.
+    assert_eq!(log.clean(1_099, true).unwrap().markers_removed, 0);
+    assert_eq!(markers(&log).len(), 3);
+
+    // After it, those two markers and the aborted transaction's index entry go.
+    let stats = log.clean(1_100, true).unwrap();
+    assert_eq!(stats.markers_removed, 2);
+    assert_eq!(markers(&log), [(3, false)]);
+    assert!(log.collect_aborted_txns(0, end).is_empty());
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+
+    // The rewritten log replicates and reopens as it is.
+    let mut follower = open(&dir.path().join("f-0"), true, LogConfig::default());
+    follower.append_as_follower(&everything(&log), 0).unwrap();
+    commit_all(&mut follower);
+    assert_eq!(follower.last_stable_offset(), follower.high_watermark());
+    log.close().unwrap();
+    let log = open(&path, false, config);
+    assert_eq!(markers(&log), [(3, false)]);
+    assert!(log.collect_aborted_txns(0, end).is_empty());
+}
