@@ -21,11 +21,15 @@
 //!    least that long ago is dropped. The cleaning time is the segment file's modification
 //!    time, which the cleaner sets.
 //! 4. Each rewritten segment is swapped in crash-safely, as Kafka does: written to
-//!    `<base>.log.cleaned` and fsynced, renamed to `<base>.log.swap`, the original's three
-//!    files renamed `.deleted`, the swap renamed to `<base>.log`, then the `.deleted` files
-//!    removed. Opening a log finishes or undoes whatever a crash interrupted: `.cleaned`
-//!    files are deleted (the originals are intact), a `.swap` replaces its original, and
-//!    `.deleted` files are removed. Indexes of a swapped-in segment are rebuilt from it.
+//!    `<base>.log.cleaned` (and its aborted transaction index to `<base>.txnindex.cleaned`)
+//!    and fsynced, the index renamed to `.txnindex.swap` and then the log to
+//!    `<base>.log.swap` — the point from which the swap is completed, not undone — the
+//!    original's files renamed `.deleted`, the swaps renamed into place (index first),
+//!    then the `.deleted` files removed. Opening a log finishes or undoes whatever a crash
+//!    interrupted: `.cleaned` files are deleted (the originals are intact), a `.log.swap`
+//!    replaces its original together with its `.txnindex.swap` if that is still there,
+//!    a `.txnindex.swap` without one is deleted, and `.deleted` files are removed. The
+//!    offset and time indexes of a swapped-in segment are rebuilt from it.
 //!
 //! A batch whose records inflate beyond 64 MiB (`records::MAX_DECOMPRESSED_BATCH_BYTES`;
 //! a producer's is refused, but a topic may hold one from before it was compacted, or
@@ -48,9 +52,7 @@
 //!
 //! Not done (differences from Kafka): small segments are not merged into one; the offset
 //! map is an ordinary `HashMap` with no memory bound (`log.cleaner.dedupe.buffer.size`);
-//! cleaning runs under the partition lock instead of on a separate thread; a crash
-//! between a swap and the rewrite of the new segment's `.txnindex` loses those index
-//! entries; re-encoded idempotent batches start at their first surviving record, so their sequence
+//! cleaning runs under the partition lock instead of on a separate thread; re-encoded idempotent batches start at their first surviving record, so their sequence
 //! range is narrower than the original batch's.
 
 use std::collections::{HashMap, HashSet};
@@ -66,8 +68,8 @@ use crate::batch::RecordBatch;
 use crate::error::LogError;
 use crate::log::{CLEANED_FILE_SUFFIX, DELETED_FILE_SUFFIX, Log, SWAP_FILE_SUFFIX};
 use crate::records;
-use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path};
-use crate::txn::{AbortedTxn, DELETE_HORIZON_FLAG, EndTxnMarker};
+use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path, remove_if_exists};
+use crate::txn::{AbortedTxn, DELETE_HORIZON_FLAG, EndTxnMarker, TXN_INDEX_FILE_SUFFIX};
 
 /// What one call to [`Log::clean`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,6 +107,8 @@ pub(crate) enum CleanStep {
     Swap,
     /// Originals renamed `.deleted`, swap not yet renamed.
     OriginalsDeleted,
+    /// The new transaction index in place, the new log not yet.
+    TxnIndexSwapped,
 }
 
 fn decode(batch: &[u8]) -> Result<kafka_protocol::records::RecordSet, LogError> {
@@ -396,10 +400,29 @@ impl Log {
         now_ms: i64,
     ) -> Result<(), LogError> {
         let log_path = file_path(&self.dir, base, LOG_FILE_SUFFIX);
-        let mut cleaned = log_path.as_os_str().to_owned();
-        cleaned.push(CLEANED_FILE_SUFFIX);
-        let mut swap = log_path.as_os_str().to_owned();
-        swap.push(SWAP_FILE_SUFFIX);
+        let txn_path = file_path(&self.dir, base, TXN_INDEX_FILE_SUFFIX);
+        let with = |path: &std::path::Path, suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        let (cleaned, swap) = (
+            with(&log_path, CLEANED_FILE_SUFFIX),
+            with(&log_path, SWAP_FILE_SUFFIX),
+        );
+        let (txn_cleaned, txn_swap) = (
+            with(&txn_path, CLEANED_FILE_SUFFIX),
+            with(&txn_path, SWAP_FILE_SUFFIX),
+        );
+        // The new segment keeps the original's aborted transactions, but for the
+        // markers this cleaning removed.
+        let aborted_txns: Vec<AbortedTxn> = self.segments[&base]
+            .aborted_txns()
+            .iter()
+            .filter(|t| !removed_aborts.contains(&t.last_offset))
+            .copied()
+            .collect();
+        crate::txn::write_index_file(&txn_cleaned, &aborted_txns)?;
         {
             let mut file = fs::File::create(&cleaned)?;
             file.write_all(data)?;
@@ -409,18 +432,22 @@ impl Log {
             )?;
         }
         self.simulate_crash_at(CleanStep::Cleaned)?;
+        fs::rename(&txn_cleaned, &txn_swap)?;
         fs::rename(&cleaned, &swap)?;
         sync_dir(&self.dir)?;
         self.simulate_crash_at(CleanStep::Swap)?;
         let mut original = self.segments.remove(&base).expect("segment being cleaned");
         original.add_suffix(DELETED_FILE_SUFFIX)?;
         self.simulate_crash_at(CleanStep::OriginalsDeleted)?;
+        fs::rename(&txn_swap, &txn_path)?;
+        self.simulate_crash_at(CleanStep::TxnIndexSwapped)?;
         fs::rename(&swap, &log_path)?;
         sync_dir(&self.dir)?;
-        let aborted_txns = original.aborted_txns().to_vec();
         original.delete_files()?;
-        // The new segment's indexes are built from its data; its markers are the
-        // original's, and so are its aborted transactions.
+        if aborted_txns.is_empty() {
+            remove_if_exists(&txn_path)?;
+        }
+        // The new segment's offset and time indexes are built from its data.
         let mut segment = LogSegment::open(
             &self.dir,
             base,
@@ -428,11 +455,6 @@ impl Log {
             self.config.segment_index_bytes,
             now_ms,
         )?;
-        for txn in aborted_txns {
-            if !removed_aborts.contains(&txn.last_offset) {
-                segment.append_aborted_txn(txn)?;
-            }
-        }
         segment.on_become_inactive()?;
         self.segments.insert(base, segment);
         Ok(())
@@ -561,6 +583,7 @@ mod tests {
             CleanStep::Cleaned,
             CleanStep::Swap,
             CleanStep::OriginalsDeleted,
+            CleanStep::TxnIndexSwapped,
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("c-0");
@@ -592,6 +615,66 @@ mod tests {
             assert!(stats.records_removed > 0 || step == CleanStep::OriginalsDeleted);
             let cleaned = records(&log);
             assert_eq!(latest(&cleaned), latest(&before), "{step:?}");
+            assert!(leftovers(&path).is_empty());
+        }
+    }
+
+    /// An aborted transaction's index entry survives a crash at any step of the swap of
+    /// its segment: read_committed consumers must go on dropping its records.
+    #[test]
+    fn a_crash_at_any_step_of_a_swap_keeps_the_aborted_transaction_index() {
+        use crate::txn::{ControlType, EndTxnMarker};
+        for step in [
+            CleanStep::Cleaned,
+            CleanStep::Swap,
+            CleanStep::OriginalsDeleted,
+            CleanStep::TxnIndexSwapped,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c-0");
+            let mut log = Log::open(path.clone(), config(), true, 0, 0, 0).unwrap();
+            // Two aborted transactions of producer 9 in the first segment: the cleaning
+            // drops their records and keeps their markers (until a delete horizon a day
+            // away) with their index entries; keys it compacts around them.
+            for seq in [0, 1] {
+                let spec = BatchSpec {
+                    producer_id: 9,
+                    producer_epoch: 0,
+                    base_sequence: seq,
+                    transactional: true,
+                    ..BatchSpec::default()
+                };
+                let batch = encode_keyed(&spec, &[(Some("t"), Some("aborted"), 1_000)]);
+                let header = *RecordBatch::parse(&batch).unwrap().header();
+                let guard = log.maybe_start_transaction_verification(9, header.base_sequence, 0, 0);
+                log.append_as_leader_verified(&batch, 0, 0, guard).unwrap();
+                let marker = EndTxnMarker {
+                    producer_id: 9,
+                    producer_epoch: 0,
+                    coordinator_epoch: 0,
+                    control: ControlType::Abort,
+                };
+                log.append_marker_as_leader(&marker, 0, 0).unwrap();
+            }
+            fill(&mut log, 60);
+            let end = log.log_end_offset();
+            log.update_high_watermark(end);
+            let aborted = log.collect_aborted_txns(0, end);
+            assert_eq!(aborted.len(), 2);
+            log.clean_crash_point = Some(step);
+            assert!(log.clean(5_000, true).is_err(), "{step:?}");
+            drop(log); // the process dies here
+
+            let mut log = Log::open(path.clone(), config(), false, 0, 0, 0).unwrap();
+            assert!(
+                leftovers(&path).is_empty(),
+                "{step:?}: {:?}",
+                leftovers(&path)
+            );
+            assert_eq!(log.collect_aborted_txns(0, end), aborted, "{step:?}");
+            log.update_high_watermark(log.log_end_offset());
+            log.clean(6_000, true).unwrap();
+            assert_eq!(log.collect_aborted_txns(0, end), aborted, "{step:?}");
             assert!(leftovers(&path).is_empty());
         }
     }

@@ -1225,22 +1225,39 @@ impl Log {
 
 /// A `<base>.log.swap` is a fully written, fsynced cleaned segment whose swap-in was cut
 /// short: it replaces the original `<base>.log` (whose indexes are stale and are dropped
-/// to be rebuilt).
+/// to be rebuilt), with its `<base>.txnindex.swap` if that was not renamed yet. A
+/// `.txnindex.swap` without its log swap belongs to a swap that never reached that point
+/// and is deleted.
 fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
+    let swap_suffix = |suffix: &str| format!("{suffix}{SWAP_FILE_SUFFIX}");
+    let mut log_swaps = Vec::new();
+    let mut txn_swaps = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        let Some(stem) = name
-            .strip_suffix(SWAP_FILE_SUFFIX)
-            .and_then(|n| n.strip_suffix(LOG_FILE_SUFFIX))
-        else {
-            continue;
+        let base = |suffix: &str| {
+            name.strip_suffix(&swap_suffix(suffix))
+                .and_then(|stem| stem.parse::<i64>().ok())
         };
-        let Ok(base) = stem.parse::<i64>() else {
-            continue;
-        };
+        if let Some(base) = base(LOG_FILE_SUFFIX) {
+            log_swaps.push((base, path));
+        } else if let Some(base) = base(TXN_INDEX_FILE_SUFFIX) {
+            txn_swaps.push((base, path));
+        }
+    }
+    for (base, path) in &txn_swaps {
+        if log_swaps.iter().any(|(b, _)| b == base) {
+            fs::rename(
+                path,
+                crate::segment::file_path(dir, *base, TXN_INDEX_FILE_SUFFIX),
+            )?;
+        } else {
+            remove_if_exists(path)?;
+        }
+    }
+    for (base, path) in log_swaps {
         tracing::info!(dir = %dir.display(), base, "completing interrupted segment swap");
         for suffix in [INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX] {
             remove_if_exists(&crate::segment::file_path(dir, base, suffix))?;

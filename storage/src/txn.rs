@@ -340,6 +340,16 @@ impl TransactionIndex {
     }
 }
 
+/// Writes `entries` as a whole index file at `path` (empty when there are none) and
+/// fsyncs it: the cleaner's new index, swapped in with its segment.
+pub fn write_index_file(path: &Path, entries: &[AbortedTxn]) -> Result<(), LogError> {
+    let bytes: Vec<u8> = entries.iter().flat_map(encode).collect();
+    let mut file = fs::File::create(path)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
 fn encode(txn: &AbortedTxn) -> [u8; ENTRY_SIZE] {
     let mut buf = [0u8; ENTRY_SIZE];
     buf[0..2].copy_from_slice(&ENTRY_VERSION.to_be_bytes());
