@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use strata_storage::VerificationGuard;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -83,6 +84,9 @@ pub struct AppendJob {
     pub partition: i32,
     pub records: Vec<(Bytes, Option<Bytes>)>,
     pub transactional: Option<(i64, i16)>,
+    /// The verification of a transactional append that opens the producer's
+    /// transaction on the partition (set by [`CoordinatorRuntime::call_verified`]).
+    pub guard: Option<VerificationGuard>,
 }
 
 pub struct CoordinatorRuntime<S: StateMachine> {
@@ -149,13 +153,23 @@ impl<S: StateMachine> CoordinatorRuntime<S> {
         &self,
         f: impl FnOnce(&mut S, u64, i64) -> Vec<S::Output>,
     ) -> Option<S::Response> {
+        self.call_verified(None, f).await
+    }
+
+    /// [`Self::call`] for a request whose transactional appends carry `guard`, the
+    /// verification of the producer's transaction on the partition (KIP-890).
+    pub async fn call_verified(
+        &self,
+        guard: Option<VerificationGuard>,
+        f: impl FnOnce(&mut S, u64, i64) -> Vec<S::Output>,
+    ) -> Option<S::Response> {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.lock();
             inner.waiting.insert(request_id, tx);
             let outputs = f(&mut inner.state, request_id, now_ms());
-            self.execute(&mut inner, outputs);
+            self.execute_verified(&mut inner, outputs, guard);
         }
         rx.await.ok()
     }
@@ -163,6 +177,15 @@ impl<S: StateMachine> CoordinatorRuntime<S> {
     /// Carries out outputs in order: answers now, appends queued for the appender,
     /// others for the owner.
     fn execute(&self, inner: &mut Inner<S>, outputs: Vec<S::Output>) {
+        self.execute_verified(inner, outputs, None);
+    }
+
+    fn execute_verified(
+        &self,
+        inner: &mut Inner<S>,
+        outputs: Vec<S::Output>,
+        guard: Option<VerificationGuard>,
+    ) {
         for output in outputs {
             match S::route(output) {
                 Step::Respond {
@@ -173,7 +196,10 @@ impl<S: StateMachine> CoordinatorRuntime<S> {
                         let _ = tx.send(response);
                     }
                 }
-                Step::Append(job) => {
+                Step::Append(mut job) => {
+                    if job.transactional.is_some() {
+                        job.guard = guard;
+                    }
                     let _ = self.appends.send(job);
                 }
                 Step::Other(output) => {
@@ -215,6 +241,7 @@ impl<S: StateMachine> CoordinatorRuntime<S> {
                 job.partition,
                 job.records.into_iter(),
                 job.transactional,
+                job.guard,
             ) {
                 Err(error) => self.complete_append(job.append_id, Some(error)),
                 Ok((partition, required_offset)) => {

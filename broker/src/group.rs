@@ -48,6 +48,7 @@ impl StateMachine for GroupCoordinator {
                 partition,
                 records: records.into_iter().map(|r| (r.key, r.value)).collect(),
                 transactional: transactional.map(|p| (p.producer_id, p.producer_epoch)),
+                guard: None,
             }),
         }
     }

@@ -12,7 +12,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use strata_storage::batch::{BatchHeader, RECORD_BATCH_OVERHEAD};
-use strata_storage::{ControlType, EndTxnMarker, LogError};
+use strata_storage::{ControlType, EndTxnMarker, LogError, VerificationGuard};
 use tracing::warn;
 
 use crate::replica::Partition;
@@ -41,6 +41,7 @@ pub fn append(
     partition: i32,
     records: impl Iterator<Item = (Bytes, Option<Bytes>)>,
     transactional: Option<(i64, i16)>,
+    guard: Option<VerificationGuard>,
 ) -> Result<(Arc<Partition>, i64), ResponseError> {
     let Some(p) = broker.replica_manager.get_partition(topic, partition) else {
         return Err(ResponseError::NotLeaderOrFollower);
@@ -81,7 +82,10 @@ pub fn append(
         },
     )
     .map_err(|_| ResponseError::UnknownServerError)?;
-    match broker.replica_manager.append_coordinator_records(&p, &buf) {
+    match broker
+        .replica_manager
+        .append_coordinator_records(&p, &buf, guard)
+    {
         Ok((info, _)) => Ok((p, info.last_offset + 1)),
         Err(PartitionError::Kafka(e, _)) => Err(e),
         Err(PartitionError::Log(e)) => {

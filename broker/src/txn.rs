@@ -84,6 +84,7 @@ impl StateMachine for TransactionCoordinator {
                 partition,
                 records: records.into_iter().map(|r| (r.key, r.value)).collect(),
                 transactional: None,
+                guard: None,
             }),
             markers @ Output::WriteMarkers { .. } => Step::Other(markers),
         }
@@ -395,7 +396,8 @@ impl TransactionManager {
     /// producer's open transaction (KIP-890 part 1). Returns the partitions that are not
     /// verified, with the error the coordinator gave — translated as Kafka's
     /// `AddPartitionsToTxnManager` does: PRODUCER_FENCED is INVALID_PRODUCER_EPOCH, and
-    /// TRANSACTION_ABORTABLE INVALID_TXN_STATE for producers older than Produce v11.
+    /// TRANSACTION_ABORTABLE INVALID_TXN_STATE for a request version that predates it
+    /// (`abortable_known` false: Produce before v11, TxnOffsetCommit before v5).
     /// A coordinator that cannot be reached fails them all (NETWORK_EXCEPTION,
     /// COORDINATOR_NOT_AVAILABLE).
     pub async fn verify(
@@ -405,7 +407,7 @@ impl TransactionManager {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-        produce_version: i16,
+        abortable_known: bool,
     ) -> HashMap<(String, i32), ResponseError> {
         let all = |error: ResponseError| -> HashMap<(String, i32), ResponseError> {
             partitions.iter().map(|p| (p.clone(), error)).collect()
@@ -499,9 +501,7 @@ impl TransactionManager {
                                 Some(ResponseError::ProducerFenced) => {
                                     ResponseError::InvalidProducerEpoch
                                 }
-                                Some(ResponseError::TransactionAbortable)
-                                    if produce_version <= 10 =>
-                                {
+                                Some(ResponseError::TransactionAbortable) if !abortable_known => {
                                     ResponseError::InvalidTxnState
                                 }
                                 Some(error) => error,

@@ -12,6 +12,13 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, GroupId, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+};
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, BrokerId, EndTxnRequest,
     EndTxnResponse, FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest,
@@ -224,6 +231,71 @@ fn a_write_outside_the_open_transaction_is_refused_and_never_hangs_the_partition
         }
     });
     assert_eq!(failed, 3);
+}
+
+/// TxnOffsetCommit for `group`; returns the partition's error.
+fn txn_offset_commit(
+    stream: &mut TcpStream,
+    pid: i64,
+    epoch: i16,
+    group: &str,
+) -> Option<ResponseError> {
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(name(TXN_ID)))
+        .with_group_id(GroupId(name(group)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![
+            TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(name(TOPIC)))
+                .with_partitions(vec![
+                    TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1),
+                ]),
+        ]);
+    let response: TxnOffsetCommitResponse =
+        wire::call(stream, ApiKey::TxnOffsetCommit, 3, &request);
+    ResponseError::try_from_code(response.topics[0].partitions[0].error_code)
+}
+
+#[test]
+fn an_offset_commit_outside_the_open_transaction_is_refused() {
+    let (_broker, _, mut stream) = start(true);
+    let (pid, epoch) = init_producer(&mut stream);
+    eventually("the group coordinator", || {
+        let request = FindCoordinatorRequest::default().with_key(name("copiers"));
+        let response: FindCoordinatorResponse =
+            wire::call(&mut stream, ApiKey::FindCoordinator, 3, &request);
+        match response.error_code {
+            0 => Ok(()),
+            code => Err(format!("FindCoordinator error {code}")),
+        }
+    });
+    add_partition(&mut stream, pid, epoch);
+    // The group's offsets partition was never added with AddOffsetsToTxn: refused, so
+    // no transaction is opened on __consumer_offsets behind the coordinator's back.
+    let refused = eventually("TxnOffsetCommit answered", || {
+        match txn_offset_commit(&mut stream, pid, epoch, "copiers") {
+            Some(ResponseError::CoordinatorLoadInProgress | ResponseError::NotCoordinator) => {
+                Err("the group coordinator is loading".to_string())
+            }
+            other => Ok(other),
+        }
+    });
+    assert_eq!(refused, Some(ResponseError::InvalidTxnState));
+    // Added: the commit goes into the transaction.
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(name(TXN_ID)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(name("copiers")));
+    let response: AddOffsetsToTxnResponse =
+        wire::call(&mut stream, ApiKey::AddOffsetsToTxn, 3, &request);
+    assert_eq!(response.error_code, 0);
+    assert_eq!(txn_offset_commit(&mut stream, pid, epoch, "copiers"), None);
+    end_txn(&mut stream, pid, epoch, true);
 }
 
 /// The contrast that shows what the check is for: with verification disabled (Kafka's

@@ -543,11 +543,7 @@ impl Log {
         now_ms: i64,
         guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, LogError> {
-        let verification = if self.config.transaction_partition_verification_enable {
-            Verification::Required(guard)
-        } else {
-            Verification::Off
-        };
+        let verification = self.verification(guard);
         self.append_as_leader_from(
             records,
             leader_epoch,
@@ -579,19 +575,32 @@ impl Log {
     /// `AppendOrigin.COORDINATOR`): a transactional offset commit carries the producer's
     /// id and epoch but no sequence of the producer's own, so sequences are not checked;
     /// epochs are, and the batch takes part in the producer's transaction.
+    ///
+    /// A transactional offset commit that opens the producer's transaction here needs
+    /// the guard of its verification, as a producer's write does.
     pub fn append_as_coordinator(
         &mut self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
+        guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, LogError> {
+        let verification = self.verification(guard);
         self.append_as_leader_from(
             records,
             leader_epoch,
             now_ms,
             AppendOrigin::Coordinator,
-            Verification::Off,
+            verification,
         )
+    }
+
+    fn verification(&self, guard: Option<VerificationGuard>) -> Verification {
+        if self.config.transaction_partition_verification_enable {
+            Verification::Required(guard)
+        } else {
+            Verification::Off
+        }
     }
 
     fn append_as_leader_from(

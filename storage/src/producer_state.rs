@@ -193,10 +193,11 @@ impl ProducerAppendInfo {
     /// - an unknown producer is accepted at any sequence. Kafka does the same since 2.5:
     ///   its state may have been removed by retention, DeleteRecords or producer expiry,
     ///   and rejecting would wedge the producer with no way forward;
-    /// - with `verification` (the broker verifies transactions), a producer's client
-    ///   batch that would open a transaction needs the guard of a verification still
-    ///   current (`InvalidTxnState` otherwise), and while one is in progress no batch may
-    ///   carry a higher sequence than the lowest one it saw.
+    /// - with `verification` (the broker verifies transactions), a batch that would open
+    ///   its producer's transaction — a producer's, or a coordinator's transactional
+    ///   offset commit — needs the guard of a verification still current
+    ///   (`InvalidTxnState` otherwise), and while one is in progress no producer batch
+    ///   may carry a higher sequence than the lowest one it saw.
     pub fn validate(
         &mut self,
         manager: &ProducerStateManager,
@@ -251,9 +252,9 @@ impl ProducerAppendInfo {
                 });
             }
         }
-        let checks_verification =
+        let checks_sequences =
             origin == AppendOrigin::Client && matches!(verification, Verification::Required(_));
-        if checks_verification
+        if checks_sequences
             && let Some(pending) = manager.verification_states.get(&producer_id)
             && epoch == pending.epoch
             && first_seq > pending.lowest_sequence
@@ -266,7 +267,6 @@ impl ProducerAppendInfo {
             });
         }
         if let Verification::Required(guard) = verification
-            && checks_verification
             && header.is_transactional()
             && entry.current_txn_first_offset.is_none()
             && (guard.is_none() || manager.verification_guard(producer_id) != guard)

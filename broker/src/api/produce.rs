@@ -297,7 +297,8 @@ async fn verify_transaction(
                 producer_id,
                 producer_epoch,
                 &partitions,
-                ctx.version,
+                // TRANSACTION_ABORTABLE arrived in Produce v11.
+                ctx.version >= 11,
             )
             .await;
         for (i, key) in indexes.into_iter().zip(partitions) {

@@ -3,6 +3,13 @@
 //! to `__consumer_offsets` as part of the producer's transaction; they become the group's
 //! committed offsets when the COMMIT marker reaches that partition and vanish on ABORT.
 //! Needs WRITE on the transactional id, READ on the group and on each topic.
+//!
+//! Like a producer's first write to a partition (KIP-890 part 1), the first offset
+//! commit of a transaction is verified with the transaction coordinator — the group's
+//! `__consumer_offsets` partition must be in the transaction (AddOffsetsToTxn put it
+//! there) — and appended with the verification's guard, so a commit delayed past the
+//! end of its transaction cannot leave one open there for ever. Errors are translated as
+//! Kafka's group coordinator does.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic;
@@ -11,10 +18,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use strata_group_coordinator::GroupResponse;
+use strata_storage::VerificationGuard;
 
 use super::RequestContext;
-use crate::Broker;
+use crate::group::OFFSETS_TOPIC;
 use crate::security::acl::{Operation, ResourceType};
+use crate::{Broker, now_ms};
 
 pub async fn handle(
     broker: &Broker,
@@ -72,9 +81,20 @@ pub async fn handle(
         &request.topics,
         ResponseError::CoordinatorNotAvailable,
     ));
+    let guard = match verify(broker, &request).await {
+        Ok(guard) => guard,
+        Err(error) => {
+            let mut response =
+                TxnOffsetCommitResponse::default().with_topics(everything(&request.topics, error));
+            response.topics.extend(refused);
+            return response;
+        }
+    };
     let mut response = match broker
         .groups
-        .call(|c, id, now| c.handle_txn_offset_commit(request, version, id, now))
+        .call_verified(guard, |c, id, now| {
+            c.handle_txn_offset_commit(request, version, id, now)
+        })
         .await
     {
         Some(GroupResponse::TxnOffsetCommit(response)) => response,
@@ -82,6 +102,56 @@ pub async fn handle(
     };
     response.topics.extend(refused);
     response
+}
+
+/// Starts and completes the verification of the commit's transaction on the group's
+/// `__consumer_offsets` partition: the guard to append with (`None` when the transaction
+/// is open there already, or verification is off), or the error to answer with.
+async fn verify(
+    broker: &Broker,
+    request: &TxnOffsetCommitRequest,
+) -> Result<Option<VerificationGuard>, ResponseError> {
+    let partition_index = broker
+        .groups
+        .query(|c| c.partition_for(&request.group_id.0));
+    let partition = broker
+        .replica_manager
+        .leader_partition(OFFSETS_TOPIC, partition_index, -1)
+        .map_err(|_| ResponseError::NotCoordinator)?;
+    let (producer_id, producer_epoch) = (request.producer_id.0, request.producer_epoch);
+    let guard = partition
+        .maybe_start_transaction_verification(producer_id, -1, producer_epoch, now_ms())
+        .map_err(|_| ResponseError::NotCoordinator)?;
+    let Some(guard) = guard else {
+        return Ok(None);
+    };
+    let key = (OFFSETS_TOPIC.to_string(), partition_index);
+    let failed = broker
+        .txns
+        .verify(
+            broker,
+            &request.transactional_id.0,
+            producer_id,
+            producer_epoch,
+            std::slice::from_ref(&key),
+            // TRANSACTION_ABORTABLE arrived in TxnOffsetCommit v5 (not served).
+            false,
+        )
+        .await;
+    match failed.get(&key) {
+        None => Ok(Some(guard)),
+        // Kafka's `maybeConvertOffsetCommitError`: errors every client retries.
+        Some(ResponseError::NetworkException) => Err(ResponseError::CoordinatorLoadInProgress),
+        Some(
+            ResponseError::UnknownTopicOrPartition
+            | ResponseError::NotEnoughReplicas
+            | ResponseError::NotEnoughReplicasAfterAppend,
+        ) => Err(ResponseError::CoordinatorNotAvailable),
+        Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+            Err(ResponseError::NotCoordinator)
+        }
+        Some(error) => Err(*error),
+    }
 }
 
 fn answer<'a>(

@@ -454,14 +454,16 @@ impl ReplicaManager {
     }
 
     /// Appends records a coordinator of this broker wrote (to `__consumer_offsets` or
-    /// `__transaction_state`), with acks=all.
+    /// `__transaction_state`), with acks=all; `guard`: the verification of a
+    /// transactional offset commit.
     pub fn append_coordinator_records(
         &self,
         partition: &Arc<Partition>,
         records: &[u8],
+        guard: Option<strata_storage::VerificationGuard>,
     ) -> Result<(strata_storage::LogAppendInfo, i64), partition::PartitionError> {
         let is_alive = self.is_alive_fn();
-        partition.append_records_to_leader(records, -1, true, None, now_ms(), &is_alive)
+        partition.append_records_to_leader(records, -1, true, guard, now_ms(), &is_alive)
     }
 
     /// Appends an end-transaction marker on a partition led here; see

@@ -380,7 +380,7 @@ impl Partition {
     ) -> Result<(LogAppendInfo, i64), PartitionError> {
         self.append_as_leader(required_acks, now_ms, is_alive, |log, epoch| {
             if from_coordinator {
-                log.append_as_coordinator(records, epoch, now_ms)
+                log.append_as_coordinator(records, epoch, now_ms, guard)
             } else {
                 log.append_as_leader_verified(records, epoch, now_ms, guard)
             }
