@@ -280,7 +280,6 @@ async fn verify_transaction(
             )),
         }
     }
-    let mut failed_appends: Vec<(usize, ResponseError)> = Vec::new();
     for ((producer_id, producer_epoch), indexes) in to_verify {
         let partitions: Vec<(String, i32)> = indexes
             .iter()
@@ -303,15 +302,10 @@ async fn verify_transaction(
             .await;
         for (i, key) in indexes.into_iter().zip(partitions) {
             if let Some(error) = failed.get(&key) {
-                failed_appends.push((i, *error));
+                let (code, message) = verification_error(*error);
+                refused.push((appends[i].topic, appends[i].index, code, message));
             }
         }
-    }
-    failed_appends.sort_unstable_by_key(|(i, _)| std::cmp::Reverse(*i));
-    for (i, error) in failed_appends {
-        let append = appends.remove(i);
-        let (code, message) = verification_error(error);
-        refused.push((append.topic, append.index, code, message));
     }
     let refused_keys: HashSet<(usize, usize)> =
         refused.iter().map(|(t, p, _, _)| (*t, *p)).collect();
