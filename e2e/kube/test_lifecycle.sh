@@ -168,6 +168,76 @@ check "(the ISR watch answered during the roll, 3+ times)" bash -c "(( \$(wc -l 
 eventually "the RF=3 topic is fully in sync after the roll" in_sync events 3 3
 mark "rolling restart of 3 brokers" "$ROLL_STARTED"
 
+section "TLS listener: a Secret's certificate served, then renewed by a roll"
+# A test CA and certificates for every broker pod and the bootstrap Service (Kafka's
+# clients check the name), as cert-manager or a user would put them in a Secret.
+TLS="$WORK/tls"
+mkdir -p "$TLS"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=demo test CA" \
+  -keyout "$TLS/ca.key" -out "$TLS/ca.crt" 2>/dev/null
+# tls_cert NAME: $TLS/NAME.key and NAME.crt, signed by the test CA.
+tls_cert() {
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=demo-broker" -keyout "$TLS/$1.key" -out "$TLS/$1.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:*.demo-broker.%s.svc,DNS:demo-bootstrap.%s.svc\n' "$NS" "$NS" >"$TLS/$1.ext"
+  openssl x509 -req -in "$TLS/$1.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 30 \
+    -extfile "$TLS/$1.ext" -out "$TLS/$1.crt" 2>/dev/null
+}
+# serials_served: the serial of the certificate each broker pod serves on 9093.
+serials_served() {
+  local i ip
+  for i in 0 1 2; do
+    ip="$(kubectl -n "$NS" get pod "demo-broker-$i" -o jsonpath='{.status.podIP}')"
+    openssl s_client -connect "$ip:9093" -servername "demo-broker-$i.demo-broker.$NS.svc" </dev/null 2>/dev/null |
+      openssl x509 -noout -serial 2>/dev/null
+  done | sort | uniq -c | awk '{print $1, $2}'
+}
+# tls_round_trip: a record produced and read back over SSL, the server checked against
+# the test CA by Kafka's console clients.
+tls_round_trip() {
+  local value="over-tls-$RANDOM$RANDOM"
+  printf 'security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location=%s\n' "$TLS/ca.crt" >"$TLS/client.properties"
+  echo "$value" | kafka_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "demo-bootstrap.$NS.svc:9093" \
+    --topic tls-check --producer.config "$TLS/client.properties" --producer-property acks=all >/dev/null 2>&1 || return 1
+  kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "demo-bootstrap.$NS.svc:9093" \
+    --topic tls-check --consumer.config "$TLS/client.properties" --from-beginning --timeout-ms 20000 2>/dev/null |
+    grep -qx "$value"
+}
+# new_broker_revision REV: the broker StatefulSet's update revision differs from REV.
+new_broker_revision() { [[ "$(kubectl -n "$NS" get sts demo-broker -o jsonpath='{.status.updateRevision}')" != "$1" ]]; }
+export -f tls_cert serials_served tls_round_trip new_broker_revision
+TLS_STARTED=$SECONDS
+tls_cert first
+check "topic 'tls-check'" kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
+  --create --topic tls-check --partitions 1 --replication-factor 3
+check "a listener naming a Secret that does not exist yet" \
+  kc patch kc demo --type=merge -p '{"spec":{"listeners":{"tls":{"port":9093,"secretName":"demo-tls"}}}}'
+eventually "Degraded=True naming the missing Secret" contains "True InvalidSpec spec.listeners.tls.secretName: Secret demo-tls does not exist" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.conditions[?(@.type=="Degraded")].reason} {.status.conditions[?(@.type=="Degraded")].message}'
+REV_BEFORE="$(jsonpath sts demo-broker "$NS" '{.status.updateRevision}')"
+check "no broker restarted for it" equals 3 on_revision
+check "the Secret created (kubectl create secret tls)" \
+  kubectl -n "$NS" create secret tls demo-tls --cert="$TLS/first.crt" --key="$TLS/first.key"
+eventually "the Secret's watch brings a new broker revision" new_broker_revision "$REV_BEFORE"
+WAIT_SECONDS=420 eventually "the roll puts every broker on it" equals 3 on_revision
+eventually "the roll completes; Degraded=False" equals "False " \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Degraded")].status} {.status.operation}'
+FIRST_SERIAL="$(openssl x509 -noout -serial -in "$TLS/first.crt")"
+eventually "every broker serves the certificate on 9093" equals "3 $FIRST_SERIAL" serials_served
+eventually "Kafka's console clients produce and consume over SSL, checking the CA and the names" tls_round_trip
+# Renewal: a new certificate in the same Secret rolls the brokers onto it, one at a time,
+# while the acks=all producer of this section keeps going (checked below).
+tls_cert second
+REV_BEFORE="$(jsonpath sts demo-broker "$NS" '{.status.updateRevision}')"
+check "the Secret renewed in place" bash -c \
+  "kubectl -n $NS create secret tls demo-tls --cert=$TLS/second.crt --key=$TLS/second.key --dry-run=client -o yaml | kubectl apply -f - >/dev/null"
+eventually "the renewal brings a new broker revision" new_broker_revision "$REV_BEFORE"
+WAIT_SECONDS=420 eventually "the roll puts every broker on the renewed certificate" equals 3 on_revision
+SECOND_SERIAL="$(openssl x509 -noout -serial -in "$TLS/second.crt")"
+eventually "every broker serves the renewed certificate" equals "3 $SECOND_SERIAL" serials_served
+eventually "status.operation cleared after the renewal roll" equals "" jsonpath kc demo "$NS" '{.status.operation}'
+eventually "SSL clients go on with the renewed certificate" tls_round_trip
+mark "TLS listener enabled and its certificate renewed (2 rolls)" "$TLS_STARTED"
+
 section "coordinator roll"
 # coordinator_restarts: the operator's RestartingCoordinator events, oldest first.
 coordinator_restarts() {
@@ -223,7 +293,7 @@ eventually "the producer goes on after the roll" bash -c "(( \$(acked) > $ACKED_
 kill -TERM "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null || true
 touch "$WORK/stop-producer"; wait "$HOSTS_REFRESH" 2>/dev/null || true
 jq -r 'select(.name == "producer_send_success") | .value' "$WORK/producer.jsonl" | sort -u >"$WORK/acked"
-echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scale-up, drain and roll)"
+echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scale-up, drain, rolls and a certificate renewal)"
 kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic durable \
   --from-beginning --timeout-ms 30000 2>/dev/null | sort -u >"$WORK/consumed"
 check "every acknowledged record is consumed back: none lost" equals "" comm -23 "$WORK/acked" "$WORK/consumed"

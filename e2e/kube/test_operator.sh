@@ -65,8 +65,10 @@ check "chart created the metrics Service" kubectl -n "$OPERATOR_NS" get service 
 # helm created them; what is refused stays refused meanwhile.
 eventually "the ServiceAccount may patch StatefulSets" equals yes \
   can_i patch statefulsets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
-check "the ServiceAccount may not read Secrets (least privilege)" equals no \
+check "the ServiceAccount may read Secrets (a TLS listener's certificate)" equals yes \
   can_i get secrets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
+check "the ServiceAccount may not change Secrets (least privilege)" equals no \
+  can_i patch secrets --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
 check "the ServiceAccount may not list Services" equals no \
   can_i list services --as "system:serviceaccount:$OPERATOR_NS:strata" -n "$NS"
 check "the ServiceAccount may bind the brokers' ClusterRole" equals yes \

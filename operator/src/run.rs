@@ -6,7 +6,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Client, Resource};
 
@@ -100,16 +102,43 @@ pub async fn run<K: KafkaConnector>(
     });
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     let statefulsets = scope.apis::<StatefulSet>(&client);
-    for (clusters, statefulsets) in scope
+    let namespaces: Vec<Option<String>> = match &scope {
+        Scope::Cluster => vec![None],
+        Scope::Namespaces(list) => list.iter().cloned().map(Some).collect(),
+    };
+    for ((clusters, statefulsets), secrets_scope) in scope
         .apis::<KafkaCluster>(&client)
         .into_iter()
         .zip(statefulsets)
+        .zip(namespaces)
     {
         let managed =
             watcher::Config::default().labels("app.kubernetes.io/managed-by=strata-operator");
+        let controller =
+            Controller::new(clusters, watcher::Config::default()).owns(statefulsets, managed);
+        // A TLS listener's Secret, created late or renewed, brings a pass of every cluster
+        // in its namespace that names it (which then rolls the brokers onto it).
+        let store = controller.store();
+        let secrets: Api<Secret> = match &secrets_scope {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let controller =
+            controller.watches(secrets, watcher::Config::default(), move |secret| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|kc| {
+                        kc.metadata.namespace == secret.metadata.namespace
+                            && kc.spec.listeners.tls.as_ref().is_some_and(|t| {
+                                Some(&t.secret_name) == secret.metadata.name.as_ref()
+                            })
+                    })
+                    .map(|kc| ObjectRef::from_obj(&*kc))
+                    .collect::<Vec<_>>()
+            });
         controllers.push(Box::pin(
-            Controller::new(clusters, watcher::Config::default())
-                .owns(statefulsets, managed)
+            controller
                 .shutdown_on_signal()
                 .run(cluster::reconcile, cluster::error_policy, ctx.clone())
                 .for_each(|res| log_result("kafkacluster", res)),

@@ -61,11 +61,6 @@ pub fn validate_cluster(spec: &KafkaClusterSpec) -> Vec<String> {
         }
     }
     let plain = spec.listeners.plain.port;
-    if spec.listeners.tls.is_some() {
-        problems.push(
-            "spec.listeners.tls: strata-broker does not serve TLS yet, so brokers given a TLS listener would not start; remove spec.listeners.tls".to_string(),
-        );
-    }
     if let Some(tls) = &spec.listeners.tls
         && tls.port == plain
     {
@@ -184,16 +179,18 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_listener_is_refused_until_brokers_serve_tls() {
+    fn a_tls_listener_is_accepted_on_its_own_port() {
         let mut spec = sample_spec();
         spec.listeners.tls = Some(crate::crd::TlsListener {
             port: 9093,
             secret_name: "events-tls".into(),
         });
+        assert_eq!(validate_cluster(&spec), Vec::<String>::new());
+        spec.listeners.tls.as_mut().unwrap().port = spec.listeners.plain.port;
         let problems = validate_cluster(&spec);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].starts_with("spec.listeners.tls:"),
+            problems[0].starts_with("spec.listeners.tls.port"),
             "{problems:?}"
         );
     }

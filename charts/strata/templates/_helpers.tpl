@@ -50,6 +50,10 @@ ServiceAccounts: the brokers' own, for the rack lookup of clusters with spec.bro
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["create", "patch", "delete"]
+# A TLS listener's Secret: its certificate's digest rolls the brokers when it is renewed.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
 # Claims: a drained broker's is deleted with spec.brokers.storage.deleteClaim; all of a
 # StatefulSet's grow with its storage size (which StorageClasses allow expansion is read).
 - apiGroups: [""]

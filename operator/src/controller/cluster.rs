@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
@@ -46,7 +48,8 @@ use crate::crd::{
 };
 use crate::kafka::KafkaConnector;
 use crate::resources::{
-    ClusterNames, Component, Desired, FIELD_MANAGER, rack_cluster_role_binding,
+    ClusterNames, Component, Desired, FIELD_MANAGER, annotate_tls_digest, config_hash,
+    rack_cluster_role_binding,
 };
 use crate::validate::validate_cluster;
 
@@ -114,27 +117,25 @@ async fn apply<K: KafkaConnector>(
     // Validate.
     let problems = validate_cluster(&kc.spec);
     if !problems.is_empty() {
-        let message = problems.join("; ");
-        let status = invalid_status(previous.clone(), &message, generation, &now);
-        let already_reported = previous
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Degraded" && c.message == message);
-        if !already_reported {
-            publish(
-                ctx,
-                kc,
-                EventType::Warning,
-                "InvalidSpec",
-                "Validate",
-                &message,
-            )
-            .await;
-        }
-        patch_status(kc, client, &status).await?;
+        report_invalid(ctx, kc, &previous, &problems.join("; "), &now).await?;
         // Nothing to retry until someone edits the spec.
         return Ok(Action::await_change());
     }
+    // The TLS listener's certificate: its digest goes into the broker pod template, so a
+    // renewed certificate restarts the brokers onto it through the ISR-safe roll.
+    let tls_digest = match &kc.spec.listeners.tls {
+        None => None,
+        Some(tls) => match tls_secret_digest(client, &namespace, &tls.secret_name).await? {
+            Ok(digest) => Some(digest),
+            Err(problem) => {
+                let message = format!("spec.listeners.tls.secretName: {problem}");
+                report_invalid(ctx, kc, &previous, &message, &now).await?;
+                // The Secret may appear at any time: its watch brings the next pass,
+                // this retry is the safety net.
+                return Ok(Action::requeue(Duration::from_secs(30)));
+            }
+        },
+    };
 
     // Build, then apply in the documented order.
     let desired = Desired::build(kc)?;
@@ -171,6 +172,9 @@ async fn apply<K: KafkaConnector>(
     let mut coordinator_set = desired.coordinator.clone();
     let mut broker_set = desired.brokers.clone();
     set_replicas(&mut broker_set, begun.statefulset_replicas);
+    if let Some(digest) = &tls_digest {
+        annotate_tls_digest(&mut broker_set, digest);
+    }
 
     // Volumes that grew: claims first, then the StatefulSet is re-created (storage.rs).
     let mut storage_problem = None;
@@ -534,6 +538,67 @@ fn operation_reason(op: &ClusterOperation) -> &'static str {
 
 /// Status for a spec that failed validation: `Degraded` says what is wrong, nothing was
 /// applied, and the last observed replica counts stay as they were.
+/// Marks the cluster Degraded (and not Ready) for `message`, with a Warning Event the
+/// first time.
+async fn report_invalid<K: KafkaConnector>(
+    ctx: &Context<K>,
+    kc: &KafkaCluster,
+    previous: &KafkaClusterStatus,
+    message: &str,
+    now: &str,
+) -> Result<(), Error> {
+    let generation = kc.metadata.generation;
+    let status = invalid_status(previous.clone(), message, generation, now);
+    let already_reported = previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Degraded" && c.message == message);
+    if !already_reported {
+        publish(
+            ctx,
+            kc,
+            EventType::Warning,
+            "InvalidSpec",
+            "Validate",
+            message,
+        )
+        .await;
+    }
+    patch_status(kc, &ctx.client, &status).await?;
+    Ok(())
+}
+
+/// The digest of a `kubernetes.io/tls` Secret's certificate (and CA, if it has one), or
+/// why the Secret cannot serve a TLS listener. The private key is not hashed: a new key
+/// comes with a new certificate.
+async fn tls_secret_digest(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Result<String, String>, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(Err(format!("Secret {name} does not exist")));
+    };
+    let data = secret.data.unwrap_or_default();
+    let missing: Vec<&str> = ["tls.crt", "tls.key"]
+        .into_iter()
+        .filter(|key| data.get(*key).is_none_or(|v| v.0.is_empty()))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Err(format!(
+            "Secret {name} has no {} (a kubernetes.io/tls Secret has both)",
+            missing.join(" and ")
+        )));
+    }
+    let text = |key: &str| {
+        data.get(key)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Ok(config_hash(&[&text("tls.crt"), &text("ca.crt")])))
+}
+
 pub fn invalid_status(
     mut status: KafkaClusterStatus,
     message: &str,

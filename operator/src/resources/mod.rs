@@ -154,6 +154,14 @@ pub enum BuildError {
 /// A KafkaCluster annotation whose value is copied into both pod templates: changing it
 /// (e.g. to the current time) restarts every pod, brokers through the ISR-aware roll.
 pub const RESTART_ANNOTATION: &str = "strata.dev/restart";
+/// The broker pod template's digest of the TLS listener's certificate: a renewed
+/// certificate is a new revision, which the ISR-aware roll puts on every broker.
+pub const TLS_HASH_ANNOTATION: &str = "strata.dev/tls-hash";
+
+/// Puts the digest of the TLS listener's certificate on the broker pod template.
+pub fn annotate_tls_digest(brokers: &mut StatefulSet, digest: &str) {
+    statefulset::annotate_template(brokers, TLS_HASH_ANNOTATION, digest);
+}
 
 impl Desired {
     /// Builds the whole cluster. Call only with a spec that passed validation.
@@ -276,7 +284,7 @@ fn resource_requirements(resources: Option<&Resources>) -> Option<ResourceRequir
 
 /// FNV-1a over the rendered configuration. Stored as a pod-template annotation so that a
 /// config change rolls the pods; stable across Rust releases, unlike `DefaultHasher`.
-fn config_hash(parts: &[&str]) -> String {
+pub(crate) fn config_hash(parts: &[&str]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in part.bytes().chain(std::iter::once(0)) {
