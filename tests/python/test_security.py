@@ -170,6 +170,43 @@ def test_ssl_listener_serves_librdkafka_and_refuses_plaintext(secure, certs):
     round_trip(client_config(secure, "SSL", certs), topic, n=5)
 
 
+def test_transactions_over_ssl_and_sasl_ssl(secure, certs):
+    """A transactional producer commits and aborts over SSL and over SASL_SSL (SCRAM);
+    read_committed consumers on both listeners read only the committed records."""
+    add_scram_user(secure, "alice", "alice-secret")
+    scram = {"sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-secret"}
+    for listener, extra in (("SSL", {}), ("SASL_SSL", scram)):
+        topic = f"txn-{listener.lower()}-{uuid.uuid4().hex[:6]}"
+        config = client_config(secure, listener, certs, **extra)
+        producer = Producer(dict(config, **{"transactional.id": f"{topic}-writer"}))
+        producer.init_transactions(30)
+        for outcome in ("commit", "abort", "commit"):
+            producer.begin_transaction()
+            for i in range(10):
+                producer.produce(topic, f"{outcome}-{i}".encode())
+            if outcome == "commit":
+                producer.commit_transaction(30)
+            else:
+                producer.abort_transaction(30)
+        consumer = Consumer(dict(config, **{"group.id": f"g-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                                            "isolation.level": "read_committed"}))
+        consumer.subscribe([topic])
+        seen = []
+        deadline = time.time() + 60
+        try:
+            while len(seen) < 20 and time.time() < deadline:
+                m = consumer.poll(0.5)
+                if m is not None and not m.error():
+                    seen.append(m.value().decode())
+            # A moment more for anything aborted to show up.
+            m = consumer.poll(2)
+            if m is not None and not m.error():
+                seen.append(m.value().decode())
+        finally:
+            consumer.close()
+        assert sorted(seen) == sorted(f"commit-{i}" for i in range(10) for _ in range(2)), (listener, seen)
+
+
 def openssl_cipher(address, certs, *options):
     """The cipher suite `openssl s_client` negotiates with these options, or None when
     the handshake fails."""
