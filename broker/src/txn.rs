@@ -9,13 +9,17 @@
 //!   resumes the markers of transactions caught half-way through a commit or abort.
 //!   Appends wait for replication up to `request.timeout.ms`; a 1 s tick drives
 //!   transaction timeouts and transactional id expiry (each at its configured interval).
-//! - **Markers.** A `WriteMarkers` output becomes a task that sends WriteTxnMarkers to
-//!   the current leader of every partition of the transaction — appended in-process for
-//!   partitions led here — and retries the partitions that fail (no leader, leadership
-//!   moving, replication timing out) every `MARKER_RETRY_BACKOFF` until all are written,
-//!   then reports it with `on_markers_written`. Partitions of deleted topics are skipped.
-//!   The task gives up when this broker stops coordinating the transaction (its
-//!   `__transaction_state` partition moved): the next coordinator writes the markers.
+//! - **Markers.** A `WriteMarkers` output becomes a task that has the current leader of
+//!   every partition of the transaction write its marker — all leaders at once — and
+//!   retries the partitions that fail (no leader, leadership moving, replication timing
+//!   out) every `MARKER_RETRY_BACKOFF` until all are written, then reports it with
+//!   `on_markers_written`. Partitions of deleted topics are skipped. The task gives up
+//!   when this broker stops coordinating the transaction (its `__transaction_state`
+//!   partition moved): the next coordinator writes the markers.
+//!   Markers go through one queue per leader, as Kafka's `TransactionMarkerChannelManager`
+//!   sends them: one WriteTxnMarkers at a time per broker, carrying every marker queued
+//!   for it meanwhile, so many transactions ending together cost a few requests instead
+//!   of one each (appended in-process for partitions led here).
 //! - **Verification** (KIP-890 part 1, Kafka's `AddPartitionsToTxnManager`). A partition
 //!   leader about to append a producer's first write of a transaction asks the
 //!   transactional id's coordinator — in-process, or with AddPartitionsToTxn v4
@@ -38,6 +42,7 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
+use kafka_protocol::messages::write_txn_markers_response::WritableTxnMarkerResult;
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ProducerId, TopicName, TransactionalId,
     WriteTxnMarkersRequest,
@@ -47,7 +52,7 @@ use strata_transaction_coordinator::{
     Output, TransactionCoordinator, TransactionCoordinatorConfig, TransactionLogRecord,
     TransactionResult, TxnResponse,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use crate::Broker;
@@ -60,6 +65,14 @@ use crate::replica::LeadershipChanges;
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// How long a failed marker write waits before it is tried again.
 const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// The most markers one WriteTxnMarkers carries.
+const MAX_MARKERS_PER_REQUEST: usize = 1000;
+
+/// A marker queued for a leader, and where its outcome goes.
+type QueuedMarker = (
+    WritableTxnMarker,
+    oneshot::Sender<Result<WritableTxnMarkerResult, String>>,
+);
 
 impl StateMachine for TransactionCoordinator {
     type Output = Output;
@@ -171,6 +184,8 @@ pub struct TransactionManager {
     runtime: Arc<CoordinatorRuntime<TransactionCoordinator>>,
     /// Connections to the other brokers, by broker id and purpose.
     connections: std::sync::Mutex<HashMap<(i32, Channel), ConnectionSlot>>,
+    /// Markers waiting to be sent, one queue (and sending task) per leader.
+    marker_queues: std::sync::Mutex<HashMap<i32, mpsc::UnboundedSender<QueuedMarker>>>,
     num_partitions: i32,
     /// Partitions verified with their coordinator, and those that were not.
     pub verified_total: AtomicU64,
@@ -190,6 +205,7 @@ impl TransactionManager {
                 Duration::from_secs(1),
             )),
             connections: std::sync::Mutex::new(HashMap::new()),
+            marker_queues: std::sync::Mutex::new(HashMap::new()),
             num_partitions,
             verified_total: AtomicU64::new(0),
             verification_failures_total: AtomicU64::new(0),
@@ -281,8 +297,8 @@ impl TransactionManager {
     /// Writes one transaction's markers to every partition's leader until all are
     /// written, this broker stops coordinating the transaction, or it shuts down.
     async fn write_markers(
-        &self,
-        broker: &Broker,
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
         job: MarkerJob,
         shutdown: watch::Receiver<bool>,
     ) {
@@ -322,45 +338,24 @@ impl TransactionManager {
                     None => true,
                 }
             });
-            let listener = &broker.inter_broker_listener;
-            for (leader, partitions) in by_leader {
-                let request = marker_request(&job, &partitions);
-                let response = if leader == broker.config.broker_id {
-                    Ok(crate::api::write_txn_markers::write_markers(
-                        broker,
-                        &request,
-                        broker.config.request_timeout(),
-                    )
-                    .await)
-                } else {
-                    let addr = snapshot
-                        .brokers
-                        .get(&leader)
-                        .and_then(|b| b.endpoint(listener))
-                        .map(|(host, port)| host_port(host, port));
-                    match addr {
-                        Some(addr) => {
-                            self.send(broker, leader, Channel::Markers, &addr, &request, 1)
-                                .await
-                        }
-                        None => Err(format!("broker {leader} has no {listener} endpoint")),
-                    }
-                };
-                match response {
-                    Ok(response) => {
-                        for marker in response.markers {
-                            for topic in marker.topics {
-                                for p in topic.partitions {
-                                    let error = ResponseError::try_from_code(p.error_code);
-                                    if let Some(error) = error {
-                                        debug!(transactional_id = %job.transactional_id, topic = %topic.name.0, partition = p.partition_index, ?error, "transaction marker not written; retrying");
-                                        continue;
-                                    }
-                                    pending.retain(|(t, i)| {
-                                        !(t.as_str() == topic.name.0.as_str()
-                                            && *i == p.partition_index)
-                                    });
+            let writes = by_leader.into_iter().map(|(leader, partitions)| {
+                let marker = marker_for(&job, &partitions);
+                async move { (leader, self.write_marker(broker, leader, marker).await) }
+            });
+            for (leader, outcome) in futures::future::join_all(writes).await {
+                match outcome {
+                    Ok(result) => {
+                        for topic in result.topics {
+                            for p in topic.partitions {
+                                let error = ResponseError::try_from_code(p.error_code);
+                                if let Some(error) = error {
+                                    debug!(transactional_id = %job.transactional_id, topic = %topic.name.0, partition = p.partition_index, ?error, "transaction marker not written; retrying");
+                                    continue;
                                 }
+                                pending.retain(|(t, i)| {
+                                    !(t.as_str() == topic.name.0.as_str()
+                                        && *i == p.partition_index)
+                                });
                             }
                         }
                     }
@@ -389,6 +384,94 @@ impl TransactionManager {
                 warn!(transactional_id = %job.transactional_id, pending = ?pending, attempts, "transaction markers still not written");
             }
             tokio::time::sleep(MARKER_RETRY_BACKOFF).await;
+        }
+    }
+
+    /// Has `leader` write one transaction's marker, through its queue.
+    async fn write_marker(
+        self: &Arc<Self>,
+        broker: &Arc<Broker>,
+        leader: i32,
+        marker: WritableTxnMarker,
+    ) -> Result<WritableTxnMarkerResult, String> {
+        let queue = self
+            .marker_queues
+            .lock()
+            .expect("marker queues lock")
+            .entry(leader)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(self.clone().send_markers(broker.clone(), leader, rx));
+                tx
+            })
+            .clone();
+        let (tx, rx) = oneshot::channel();
+        queue
+            .send((marker, tx))
+            .map_err(|_| "the marker queue stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the marker queue stopped".to_string())?
+    }
+
+    /// The sending side of `leader`'s queue: one WriteTxnMarkers at a time, each with
+    /// every marker queued since the last one went out.
+    async fn send_markers(
+        self: Arc<Self>,
+        broker: Arc<Broker>,
+        leader: i32,
+        mut queue: mpsc::UnboundedReceiver<QueuedMarker>,
+    ) {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_MARKERS_PER_REQUEST {
+                match queue.try_recv() {
+                    Ok(queued) => batch.push(queued),
+                    Err(_) => break,
+                }
+            }
+            let (markers, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let request = WriteTxnMarkersRequest::default().with_markers(markers);
+            let response = if leader == broker.config.broker_id {
+                Ok(crate::api::write_txn_markers::write_markers(
+                    &broker,
+                    &request,
+                    broker.config.request_timeout(),
+                )
+                .await)
+            } else {
+                let listener = &broker.inter_broker_listener;
+                let addr = broker
+                    .cache
+                    .snapshot()
+                    .brokers
+                    .get(&leader)
+                    .and_then(|b| b.endpoint(listener))
+                    .map(|(host, port)| host_port(host, port));
+                match addr {
+                    Some(addr) => {
+                        self.send(&broker, leader, Channel::Markers, &addr, &request, 1)
+                            .await
+                    }
+                    None => Err(format!("broker {leader} has no {listener} endpoint")),
+                }
+            };
+            match response {
+                // Answered in the request's order, one result per marker.
+                Ok(response) => {
+                    let mut results = response.markers.into_iter();
+                    for reply in replies {
+                        let result = results
+                            .next()
+                            .ok_or_else(|| "WriteTxnMarkers answered fewer markers".to_string());
+                        let _ = reply.send(result);
+                    }
+                }
+                Err(reason) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(reason.clone()));
+                    }
+                }
+            }
         }
     }
 
@@ -559,26 +642,24 @@ impl TransactionManager {
     }
 }
 
-fn marker_request(job: &MarkerJob, partitions: &[(String, i32)]) -> WriteTxnMarkersRequest {
+fn marker_for(job: &MarkerJob, partitions: &[(String, i32)]) -> WritableTxnMarker {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         topics.entry(topic).or_default().push(*partition);
     }
-    WriteTxnMarkersRequest::default().with_markers(vec![
-        WritableTxnMarker::default()
-            .with_producer_id(ProducerId(job.producer_id))
-            .with_producer_epoch(job.producer_epoch)
-            .with_transaction_result(job.commit)
-            .with_coordinator_epoch(job.coordinator_epoch)
-            .with_topics(
-                topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        WritableTxnMarkerTopic::default()
-                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                            .with_partition_indexes(partitions)
-                    })
-                    .collect(),
-            ),
-    ])
+    WritableTxnMarker::default()
+        .with_producer_id(ProducerId(job.producer_id))
+        .with_producer_epoch(job.producer_epoch)
+        .with_transaction_result(job.commit)
+        .with_coordinator_epoch(job.coordinator_epoch)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partition_indexes(partitions)
+                })
+                .collect(),
+        )
 }
