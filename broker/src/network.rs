@@ -144,6 +144,32 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// A connection to another broker kept between exchanges: opened on first use and again
+/// when the broker's address changed, dropped after an exchange that failed.
+#[derive(Default)]
+pub struct KeptConnection(tokio::sync::Mutex<Option<BrokerConnection>>);
+
+impl KeptConnection {
+    /// Runs `f` on the connection to `addr`, connecting (as `client_id`) if needed.
+    pub async fn exchange<T>(
+        &self,
+        connector: &Connector,
+        addr: &str,
+        client_id: &str,
+        f: impl AsyncFnOnce(&mut BrokerConnection) -> Result<T, NetworkError>,
+    ) -> Result<T, NetworkError> {
+        let mut slot = self.0.lock().await;
+        if slot.as_ref().is_none_or(|c| c.addr() != addr) {
+            *slot = Some(connector.connect(addr, client_id).await?);
+        }
+        let result = f(slot.as_mut().expect("connected")).await;
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+}
+
 /// How this broker connects to the others: the deadlines and the inter-broker
 /// listener's security.
 #[derive(Debug, Clone)]

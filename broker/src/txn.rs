@@ -58,7 +58,7 @@ use tracing::{debug, info, warn};
 use crate::Broker;
 use crate::coordinator_runtime::{AppendJob, CoordinatorRuntime, StateMachine, Step};
 use crate::internal_log::LogEntry;
-use crate::network::{BrokerConnection, host_port};
+use crate::network::{KeptConnection, host_port};
 use crate::replica::LeadershipChanges;
 
 /// Kafka's name for the internal topic holding transaction state.
@@ -175,15 +175,13 @@ impl Channel {
     }
 }
 
-type ConnectionSlot = Arc<tokio::sync::Mutex<Option<BrokerConnection>>>;
-
 /// The version of AddPartitionsToTxn that batches transactions and can verify.
 const ADD_PARTITIONS_TO_TXN_VERIFY_VERSION: i16 = 4;
 
 pub struct TransactionManager {
     runtime: Arc<CoordinatorRuntime<TransactionCoordinator>>,
     /// Connections to the other brokers, by broker id and purpose.
-    connections: std::sync::Mutex<HashMap<(i32, Channel), ConnectionSlot>>,
+    connections: std::sync::Mutex<HashMap<(i32, Channel), Arc<KeptConnection>>>,
     /// Markers waiting to be sent, one queue (and sending task) per leader.
     marker_queues: std::sync::Mutex<HashMap<i32, mpsc::UnboundedSender<QueuedMarker>>>,
     num_partitions: i32,
@@ -439,21 +437,8 @@ impl TransactionManager {
                 )
                 .await)
             } else {
-                let listener = &broker.inter_broker_listener;
-                let addr = broker
-                    .cache
-                    .snapshot()
-                    .brokers
-                    .get(&leader)
-                    .and_then(|b| b.endpoint(listener))
-                    .map(|(host, port)| host_port(host, port));
-                match addr {
-                    Some(addr) => {
-                        self.send(&broker, leader, Channel::Markers, &addr, &request, 1)
-                            .await
-                    }
-                    None => Err(format!("broker {leader} has no {listener} endpoint")),
-                }
+                self.send(&broker, leader, Channel::Markers, &request, 1)
+                    .await
             };
             match response {
                 // Answered in the request's order, one result per marker.
@@ -495,10 +480,6 @@ impl TransactionManager {
         let all = |error: ResponseError| -> HashMap<(String, i32), ResponseError> {
             partitions.iter().map(|p| (p.clone(), error)).collect()
         };
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            topics.entry(topic).or_default().push(*partition);
-        }
         let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
             AddPartitionsToTxnTransaction::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(
@@ -508,7 +489,7 @@ impl TransactionManager {
                 .with_producer_epoch(producer_epoch)
                 .with_verify_only(true)
                 .with_topics(
-                    topics
+                    by_topic(partitions)
                         .into_iter()
                         .map(|(topic, partitions)| {
                             AddPartitionsToTxnTopic::default()
@@ -537,31 +518,19 @@ impl TransactionManager {
                     _ => Err(ResponseError::NotCoordinator),
                 }
             }
-            Some(leader) => {
-                let listener = &broker.inter_broker_listener;
-                match snapshot
-                    .brokers
-                    .get(&leader)
-                    .and_then(|b| b.endpoint(listener))
-                    .map(|(host, port)| host_port(host, port))
-                {
-                    None => Err(ResponseError::CoordinatorNotAvailable),
-                    Some(addr) => self
-                        .send(
-                            broker,
-                            leader,
-                            Channel::Verification,
-                            &addr,
-                            &request,
-                            ADD_PARTITIONS_TO_TXN_VERIFY_VERSION,
-                        )
-                        .await
-                        .map_err(|reason| {
-                            debug!(transactional_id, leader, %reason, "transaction verification failed to reach the coordinator");
-                            ResponseError::NetworkException
-                        }),
-                }
-            }
+            Some(leader) => self
+                .send(
+                    broker,
+                    leader,
+                    Channel::Verification,
+                    &request,
+                    ADD_PARTITIONS_TO_TXN_VERIFY_VERSION,
+                )
+                .await
+                .map_err(|reason| {
+                    debug!(transactional_id, leader, %reason, "transaction verification failed to reach the coordinator");
+                    ResponseError::NetworkException
+                }),
         };
         let failed = match response {
             Err(error) => all(error),
@@ -603,57 +572,62 @@ impl TransactionManager {
         failed
     }
 
-    /// Sends a request to broker `id` over the connection kept for `channel`, opening it
-    /// (again) when there is none or the broker moved.
+    /// Sends a request to broker `id` at its inter-broker endpoint, over the connection
+    /// kept for `channel`, opening it (again) when there is none or the broker moved.
     async fn send<R: Request>(
         &self,
         broker: &Broker,
         id: i32,
         channel: Channel,
-        addr: &str,
         request: &R,
         version: i16,
     ) -> Result<R::Response, String> {
-        let slot = self
+        let listener = &broker.inter_broker_listener;
+        let addr = broker
+            .cache
+            .snapshot()
+            .brokers
+            .get(&id)
+            .and_then(|b| b.endpoint(listener))
+            .map(|(host, port)| host_port(host, port))
+            .ok_or_else(|| format!("broker {id} has no {listener} endpoint"))?;
+        let connection = self
             .connections
             .lock()
             .expect("connections lock")
             .entry((id, channel))
             .or_default()
             .clone();
-        let mut slot = slot.lock().await;
-        if slot.as_ref().is_none_or(|c| c.addr() != addr) {
-            let client_id = channel.client_id(broker.config.broker_id);
-            let connection = broker
-                .inter_broker_connector
-                .connect(addr, &client_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            *slot = Some(connection);
-        }
-        let connection = slot.as_mut().expect("connected");
-        match connection.send(request, version).await {
-            Ok(response) => Ok(response),
-            Err(e) => {
-                *slot = None;
-                Err(e.to_string())
-            }
-        }
+        let client_id = channel.client_id(broker.config.broker_id);
+        connection
+            .exchange(
+                &broker.inter_broker_connector,
+                &addr,
+                &client_id,
+                async |c| c.send(request, version).await,
+            )
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
-fn marker_for(job: &MarkerJob, partitions: &[(String, i32)]) -> WritableTxnMarker {
+/// Partition indexes by topic, topics in name order.
+fn by_topic(partitions: &[(String, i32)]) -> BTreeMap<&str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         topics.entry(topic).or_default().push(*partition);
     }
+    topics
+}
+
+fn marker_for(job: &MarkerJob, partitions: &[(String, i32)]) -> WritableTxnMarker {
     WritableTxnMarker::default()
         .with_producer_id(ProducerId(job.producer_id))
         .with_producer_epoch(job.producer_epoch)
         .with_transaction_result(job.commit)
         .with_coordinator_epoch(job.coordinator_epoch)
         .with_topics(
-            topics
+            by_topic(partitions)
                 .into_iter()
                 .map(|(topic, partitions)| {
                     WritableTxnMarkerTopic::default()

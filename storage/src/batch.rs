@@ -42,6 +42,9 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_MASK: i16 = 0x08;
 const TRANSACTIONAL_MASK: i16 = 0x10;
 const CONTROL_MASK: i16 = 0x20;
+/// The attribute saying a batch's base timestamp is its *delete horizon* (KIP-534): when
+/// the cleaner may remove it.
+pub const DELETE_HORIZON_MASK: i16 = 0x40;
 
 fn i16_at(buf: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([buf[at], buf[at + 1]])
@@ -247,6 +250,11 @@ impl<'a> RecordBatch<'a> {
 
     pub fn base_timestamp(&self) -> i64 {
         self.header.base_timestamp
+    }
+
+    /// When the cleaner may remove this batch, if a cleaning set that (KIP-534).
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.header.attributes & DELETE_HORIZON_MASK != 0).then_some(self.header.base_timestamp)
     }
 
     pub fn max_timestamp(&self) -> i64 {

@@ -68,8 +68,8 @@ use crate::batch::RecordBatch;
 use crate::error::LogError;
 use crate::log::{CLEANED_FILE_SUFFIX, DELETED_FILE_SUFFIX, Log, SWAP_FILE_SUFFIX};
 use crate::records;
-use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path, remove_if_exists};
-use crate::txn::{AbortedTxn, DELETE_HORIZON_FLAG, EndTxnMarker, TXN_INDEX_FILE_SUFFIX};
+use crate::segment::{LOG_FILE_SUFFIX, LogSegment, Scan, file_path, remove_if_exists, with_suffix};
+use crate::txn::{AbortedTxn, EndTxnMarker, TXN_INDEX_FILE_SUFFIX};
 
 /// What one call to [`Log::clean`] did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,9 +289,7 @@ impl Log {
                     output.extend_from_slice(batch.as_bytes());
                     return Ok(Scan::Continue);
                 }
-                let horizon =
-                    (batch.attributes() & DELETE_HORIZON_FLAG != 0).then(|| batch.base_timestamp());
-                match horizon {
+                match batch.delete_horizon_ms() {
                     Some(horizon) if now_ms >= horizon => {
                         stats.markers_removed += 1;
                         if marker.control == crate::txn::ControlType::Abort {
@@ -401,18 +399,13 @@ impl Log {
     ) -> Result<(), LogError> {
         let log_path = file_path(&self.dir, base, LOG_FILE_SUFFIX);
         let txn_path = file_path(&self.dir, base, TXN_INDEX_FILE_SUFFIX);
-        let with = |path: &std::path::Path, suffix: &str| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            std::path::PathBuf::from(name)
-        };
         let (cleaned, swap) = (
-            with(&log_path, CLEANED_FILE_SUFFIX),
-            with(&log_path, SWAP_FILE_SUFFIX),
+            with_suffix(&log_path, CLEANED_FILE_SUFFIX),
+            with_suffix(&log_path, SWAP_FILE_SUFFIX),
         );
         let (txn_cleaned, txn_swap) = (
-            with(&txn_path, CLEANED_FILE_SUFFIX),
-            with(&txn_path, SWAP_FILE_SUFFIX),
+            with_suffix(&txn_path, CLEANED_FILE_SUFFIX),
+            with_suffix(&txn_path, SWAP_FILE_SUFFIX),
         );
         // The new segment keeps the original's aborted transactions, but for the
         // markers this cleaning removed.

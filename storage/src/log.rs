@@ -543,14 +543,7 @@ impl Log {
         now_ms: i64,
         guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, LogError> {
-        let verification = self.verification(guard);
-        self.append_as_leader_from(
-            records,
-            leader_epoch,
-            now_ms,
-            AppendOrigin::Client,
-            verification,
-        )
+        self.append_as_leader_from(records, leader_epoch, now_ms, AppendOrigin::Client, guard)
     }
 
     /// Starts the verification of a producer's transactional write (KIP-890 part 1):
@@ -585,22 +578,13 @@ impl Log {
         now_ms: i64,
         guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, LogError> {
-        let verification = self.verification(guard);
         self.append_as_leader_from(
             records,
             leader_epoch,
             now_ms,
             AppendOrigin::Coordinator,
-            verification,
+            guard,
         )
-    }
-
-    fn verification(&self, guard: Option<VerificationGuard>) -> Verification {
-        if self.config.transaction_partition_verification_enable {
-            Verification::Required(guard)
-        } else {
-            Verification::Off
-        }
     }
 
     fn append_as_leader_from(
@@ -609,8 +593,13 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
         origin: AppendOrigin,
-        verification: Verification,
+        guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, LogError> {
+        let verification = if self.config.transaction_partition_verification_enable {
+            Verification::Required(guard)
+        } else {
+            Verification::Off
+        };
         if records.is_empty() {
             return Err(LogError::InvalidRecord(
                 "produce request has no record batches".into(),

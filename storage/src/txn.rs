@@ -32,9 +32,6 @@ pub const TXN_INDEX_FILE_SUFFIX: &str = ".txnindex";
 const ENTRY_SIZE: usize = 34;
 const ENTRY_VERSION: i16 = 0;
 const CONTROL_ATTRIBUTES: i16 = 0x10 | 0x20;
-/// The batch attribute saying its base timestamp is a *delete horizon* (KIP-534): when
-/// the cleaner may remove the batch.
-pub const DELETE_HORIZON_FLAG: i16 = 0x40;
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +98,7 @@ impl EndTxnMarker {
         records.extend_from_slice(&record);
 
         let attributes = if delete_horizon_ms.is_some() {
-            CONTROL_ATTRIBUTES | DELETE_HORIZON_FLAG
+            CONTROL_ATTRIBUTES | batch::DELETE_HORIZON_MASK
         } else {
             CONTROL_ATTRIBUTES
         };

@@ -483,7 +483,7 @@ fn compaction_removes_a_marker_once_its_records_are_gone_and_its_horizon_passed(
         strata_storage::batch::batches(&everything(log))
             .map(|b| b.unwrap())
             .filter(|b| b.is_control())
-            .map(|b| (b.base_offset(), b.attributes() & 0x40 != 0))
+            .map(|b| (b.base_offset(), b.delete_horizon_ms().is_some()))
             .collect()
     };
 

@@ -67,6 +67,8 @@ pub async fn handle(
                     if ctx.version >= 4 {
                         response.leader_epoch = partition.leader_and_epoch().1;
                     }
+                    // What this asker may read up to: "latest", and the bound a record
+                    // found by timestamp must stay below.
                     let last_fetchable = if request.replica_id.0 >= 0 {
                         offsets.log_end_offset
                     } else if request.isolation_level == READ_COMMITTED {
@@ -76,13 +78,7 @@ pub async fn handle(
                     };
                     let fetchable = |offset: i64| offset < last_fetchable;
                     match p.timestamp {
-                        LATEST_TIMESTAMP if request.replica_id.0 >= 0 => {
-                            response.offset = offsets.log_end_offset
-                        }
-                        LATEST_TIMESTAMP if request.isolation_level == READ_COMMITTED => {
-                            response.offset = offsets.last_stable_offset
-                        }
-                        LATEST_TIMESTAMP => response.offset = offsets.high_watermark,
+                        LATEST_TIMESTAMP => response.offset = last_fetchable,
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                             response.offset = offsets.log_start_offset
                         }

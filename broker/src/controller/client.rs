@@ -15,11 +15,10 @@ use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterPartitionRequest,
     AlterPartitionResponse, BrokerId,
 };
-use tokio::sync::Mutex;
 
 use super::Controller;
 use crate::metadata::{MetadataCache, TopicPartition};
-use crate::network::{BrokerConnection, Connector, NetworkError, host_port};
+use crate::network::{BrokerConnection, Connector, KeptConnection, NetworkError, host_port};
 use crate::protocol::{
     CONTROLLED_SHUTDOWN_KEY, ControlledShutdownRequest, ControlledShutdownResponse,
 };
@@ -48,12 +47,12 @@ pub struct ControllerClient {
     cache: Arc<MetadataCache>,
     listener: String,
     connector: Connector,
-    connection: Mutex<Option<(i32, BrokerConnection)>>,
+    connection: KeptConnection,
 }
 
 enum Route {
     Local,
-    Remote(i32, String),
+    Remote(String),
 }
 
 impl ControllerClient {
@@ -70,7 +69,7 @@ impl ControllerClient {
             cache,
             listener,
             connector,
-            connection: Mutex::new(None),
+            connection: KeptConnection::default(),
         }
     }
 
@@ -95,33 +94,21 @@ impl ControllerClient {
         let (host, port) = broker
             .endpoint(&self.listener)
             .ok_or(ControllerClientError::NoEndpoint(id))?;
-        Ok(Route::Remote(id, host_port(host, port)))
+        Ok(Route::Remote(host_port(host, port)))
     }
 
     /// Runs `f` on a connection to controller `id` at `addr`, reconnecting as needed;
     /// a failed exchange drops the connection.
     async fn with_connection<T>(
         &self,
-        id: i32,
         addr: &str,
         f: impl AsyncFnOnce(&mut BrokerConnection) -> Result<T, NetworkError>,
     ) -> Result<T, ControllerClientError> {
-        let mut guard = self.connection.lock().await;
-        if guard
-            .as_ref()
-            .is_none_or(|(cid, c)| *cid != id || c.addr() != addr)
-        {
-            let client_id = format!("broker-{}-to-controller", self.broker_id);
-            *guard = Some((id, self.connector.connect(addr, &client_id).await?));
-        }
-        let (_, conn) = guard.as_mut().expect("connected");
-        match f(conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                *guard = None;
-                Err(e.into())
-            }
-        }
+        let client_id = format!("broker-{}-to-controller", self.broker_id);
+        Ok(self
+            .connection
+            .exchange(&self.connector, addr, &client_id, f)
+            .await?)
     }
 
     pub async fn alter_partition(
@@ -130,8 +117,8 @@ impl ControllerClient {
     ) -> Result<AlterPartitionResponse, ControllerClientError> {
         let response = match self.route()? {
             Route::Local => self.controller.alter_partition(request).await,
-            Route::Remote(id, addr) => {
-                self.with_connection(id, &addr, async |c| {
+            Route::Remote(addr) => {
+                self.with_connection(&addr, async |c| {
                     c.send(&request, ALTER_PARTITION_VERSION).await
                 })
                 .await?
@@ -153,12 +140,12 @@ impl ControllerClient {
                 .allocate_producer_ids(self.broker_id, broker_epoch)
                 .await
                 .map_err(ControllerClientError::Error),
-            Route::Remote(id, addr) => {
+            Route::Remote(addr) => {
                 let request = AllocateProducerIdsRequest::default()
                     .with_broker_id(BrokerId(self.broker_id))
                     .with_broker_epoch(broker_epoch);
                 let response: AllocateProducerIdsResponse = self
-                    .with_connection(id, &addr, async |c| {
+                    .with_connection(&addr, async |c| {
                         c.send(&request, ALLOCATE_PRODUCER_IDS_VERSION).await
                     })
                     .await?;
@@ -182,7 +169,7 @@ impl ControllerClient {
                 .controlled_shutdown(self.broker_id, broker_epoch)
                 .await
                 .map_err(ControllerClientError::Error),
-            Route::Remote(id, addr) => {
+            Route::Remote(addr) => {
                 let request = ControlledShutdownRequest {
                     broker_id: self.broker_id,
                     broker_epoch,
@@ -191,7 +178,7 @@ impl ControllerClient {
                     .encode(CONTROLLED_SHUTDOWN_VERSION)
                     .expect("ControlledShutdown v3 encodes");
                 let bytes = self
-                    .with_connection(id, &addr, async |c| {
+                    .with_connection(&addr, async |c| {
                         c.send_raw(
                             CONTROLLED_SHUTDOWN_KEY,
                             CONTROLLED_SHUTDOWN_VERSION,
