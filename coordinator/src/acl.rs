@@ -14,9 +14,10 @@ pub fn digest_id(user_password: &str) -> Option<String> {
 }
 
 /// Whether any ACL entry grants `perm` to one of `auth` (the session's ids; an `ip`
-/// id is always among them).
+/// id is always among them). The super user (a `super` id, given to a session that
+/// authenticated with the configured super digest) passes every check.
 pub fn check(acls: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
-    if acls.is_empty() {
+    if acls.is_empty() || auth.iter().any(|a| a.scheme == "super") {
         return Ok(());
     }
     for acl in acls {

@@ -55,6 +55,23 @@ pub struct PeerConfig {
     pub client: Option<ClientAddress>,
 }
 
+impl PeerConfig {
+    /// The line as written, without the resolved client address.
+    pub fn spec(&self) -> ServerSpec {
+        ServerSpec {
+            id: self.id,
+            host: self.host.clone(),
+            quorum_port: self.quorum_port,
+            election_port: self.election_port,
+            role: self.role,
+            client: self
+                .client
+                .as_ref()
+                .map(|c| (c.host.clone(), c.addr.port())),
+        }
+    }
+}
+
 /// The `;[clientHost:]clientPort` of a server line: the host as written (`0.0.0.0` for
 /// a bare port) and the address it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +128,17 @@ pub struct Config {
     pub servers: BTreeMap<u64, PeerConfig>,
     /// This server's id, from `dataDir/myid` (0 when standalone without one).
     pub my_id: u64,
+    /// `reconfigEnabled`: whether `reconfig` may change the membership (ZooKeeper's
+    /// default since 3.5.3: no).
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled` (default true): a reconfiguration must then leave at least
+    /// two voters.
+    pub standalone_enabled: bool,
+    /// `DigestAuthenticationProvider.superDigest` (ZooKeeper reads it as the system
+    /// property `zookeeper.DigestAuthenticationProvider.superDigest`, which an unknown
+    /// zoo.cfg key becomes): `user:base64(sha1(user:password))`. A session that
+    /// authenticates as it passes every ACL.
+    pub super_digest: Option<String>,
 }
 
 /// The metrics provider whose endpoint this server serves (ZooKeeper's Prometheus one).
@@ -141,24 +169,8 @@ impl Config {
         if self.is_standalone() {
             return None;
         }
-        let mut out = String::new();
-        for s in self.servers.values() {
-            let role = match s.role {
-                PeerRole::Participant => "participant",
-                PeerRole::Observer => "observer",
-            };
-            out.push_str(&format!(
-                "server.{}={}:{}:{}:{role}",
-                s.id, s.host, s.quorum_port, s.election_port
-            ));
-            // ZooKeeper prints the client address only when the line gave one.
-            if let Some(client) = &s.client {
-                out.push_str(&format!(";{client}"));
-            }
-            out.push('\n');
-        }
-        out.push_str("version=0");
-        Some(out)
+        let specs: Vec<ServerSpec> = self.servers.values().map(PeerConfig::spec).collect();
+        Some(config_text(&specs, 0))
     }
 
     /// Where plaintext clients connect, if anywhere.
@@ -268,12 +280,7 @@ impl Config {
             values.insert(key.to_string(), (line_no, value.to_string()));
         }
         let num = |key: &str, default: u64| -> Result<u64, ConfigError> {
-            match values.get(key) {
-                None => Ok(default),
-                Some((line, v)) => v
-                    .parse()
-                    .map_err(|_| err(*line, format!("{key}: expected a number, got {v:?}"))),
-            }
+            parse_value(&values, key, default, "a number", &err)
         };
         let tick_time_ms = num("tickTime", 2000)?;
         if tick_time_ms == 0 {
@@ -340,12 +347,10 @@ impl Config {
             }
         };
         let metrics_addr = metrics_addr(&values, &err)?;
-        let quorum_listen_on_all_ips = match values.get("quorumListenOnAllIPs") {
-            None => false,
-            Some((line, v)) => v
-                .parse()
-                .map_err(|_| err(*line, format!("quorumListenOnAllIPs: not a boolean: {v:?}")))?,
+        let boolean = |key: &str, default: bool| -> Result<bool, ConfigError> {
+            parse_value(&values, key, default, "a boolean", &err)
         };
+        let quorum_listen_on_all_ips = boolean("quorumListenOnAllIPs", false)?;
         let voters = servers
             .values()
             .filter(|p: &&PeerConfig| p.role == PeerRole::Participant)
@@ -378,7 +383,29 @@ impl Config {
             quorum_listen_on_all_ips,
             servers,
             my_id: 0,
+            reconfig_enabled: boolean("reconfigEnabled", false)?,
+            standalone_enabled: boolean("standaloneEnabled", true)?,
+            super_digest: values
+                .get("DigestAuthenticationProvider.superDigest")
+                .or_else(|| values.get("zookeeper.DigestAuthenticationProvider.superDigest"))
+                .map(|(_, v)| v.clone()),
         })
+    }
+}
+
+/// `key`'s value parsed, or `default` when the key is not set.
+fn parse_value<T: std::str::FromStr>(
+    values: &BTreeMap<String, (usize, String)>,
+    key: &str,
+    default: T,
+    what: &str,
+    err: &impl Fn(usize, String) -> ConfigError,
+) -> Result<T, ConfigError> {
+    match values.get(key) {
+        None => Ok(default),
+        Some((line, v)) => v
+            .parse()
+            .map_err(|_| err(*line, format!("{key}: expected {what}, got {v:?}"))),
     }
 }
 
@@ -509,42 +536,135 @@ fn metrics_addr(
     Ok(Some(SocketAddr::new(host, port)))
 }
 
+/// One `server.N` value as written, nothing resolved:
+/// `host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort]`.
+/// What a reconfiguration names and what `/zookeeper/config` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub role: PeerRole,
+    /// `[clientHost:]clientPort` as (host, port); the host is `0.0.0.0` for a bare port.
+    pub client: Option<(String, u16)>,
+}
+
+impl ServerSpec {
+    pub fn parse(id: u64, value: &str) -> Result<ServerSpec, String> {
+        let (spec, client) = match value.split_once(';') {
+            None => (value.trim(), None),
+            Some((spec, client)) => (spec.trim(), Some(split_client_address(id, client.trim())?)),
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        if parts.len() < 3 || parts.len() > 4 {
+            return Err(format!(
+                "server.{id}: expected host:quorumPort:electionPort[:participant|observer], got {value:?}"
+            ));
+        }
+        let port = |s: &str, what: &str| {
+            s.parse::<u16>()
+                .map_err(|_| format!("server.{id}: bad {what} {s:?}"))
+        };
+        let role = match parts.get(3) {
+            None | Some(&"participant") => PeerRole::Participant,
+            Some(&"observer") => PeerRole::Observer,
+            Some(other) => return Err(format!("server.{id}: unknown role {other:?}")),
+        };
+        if parts[0].is_empty() {
+            return Err(format!("server.{id}: empty host"));
+        }
+        Ok(ServerSpec {
+            id,
+            host: parts[0].to_string(),
+            quorum_port: port(parts[1], "quorum port")?,
+            election_port: port(parts[2], "election port")?,
+            role,
+            client,
+        })
+    }
+
+    /// The `server.N=...` line as ZooKeeper prints it (`QuorumServer.toString`): the
+    /// role always, the client address only when the line gave one, IPv6 hosts in
+    /// brackets.
+    pub fn line(&self) -> String {
+        let role = match self.role {
+            PeerRole::Participant => "participant",
+            PeerRole::Observer => "observer",
+        };
+        let mut out = format!(
+            "server.{}={}:{}:{}:{role}",
+            self.id, self.host, self.quorum_port, self.election_port
+        );
+        if let Some((host, port)) = &self.client {
+            if host.contains(':') {
+                out.push_str(&format!(";[{host}]:{port}"));
+            } else {
+                out.push_str(&format!(";{host}:{port}"));
+            }
+        }
+        out
+    }
+}
+
+/// A configuration text: a `server.N=...` line per member, then `version=<hex>` (the
+/// form of `/zookeeper/config` and of ZooKeeper's dynamic configuration files).
+pub fn config_text<'a>(members: impl IntoIterator<Item = &'a ServerSpec>, version: i64) -> String {
+    let mut out = String::new();
+    for m in members {
+        out.push_str(&m.line());
+        out.push('\n');
+    }
+    out.push_str(&format!("version={version:x}"));
+    out
+}
+
+/// The members and version of a configuration text; lines other than `server.N=` and
+/// `version=` are refused, as ZooKeeper's `parseDynamicConfig` refuses them.
+pub fn parse_config_text(text: &str) -> Result<(BTreeMap<u64, ServerSpec>, i64), String> {
+    let mut members = BTreeMap::new();
+    let mut version = 0;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("expected key=value, got {line:?}"));
+        };
+        let key = key.trim();
+        if key == "version" {
+            version = i64::from_str_radix(value.trim(), 16)
+                .map_err(|_| format!("bad version {value:?}"))?;
+        } else if let Some(id) = key.strip_prefix("server.") {
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("bad server id in {key:?}"))?;
+            if members.insert(id, ServerSpec::parse(id, value)?).is_some() {
+                return Err(format!("server.{id} given twice"));
+            }
+        } else {
+            return Err(format!("unexpected {key:?} in a dynamic configuration"));
+        }
+    }
+    Ok((members, version))
+}
+
 fn parse_server(id: u64, value: &str) -> Result<PeerConfig, String> {
-    let (spec, client) = match value.split_once(';') {
-        None => (value, None),
-        Some((spec, client)) => (spec, Some(parse_client_address(id, client.trim())?)),
+    let spec = ServerSpec::parse(id, value)?;
+    let client = match &spec.client {
+        None => None,
+        Some((host, port)) => Some(resolve_client_address(id, host, *port)?),
     };
-    let parts: Vec<&str> = spec.split(':').collect();
-    if parts.len() < 3 || parts.len() > 4 {
-        return Err(format!(
-            "server.{id}: expected host:quorumPort:electionPort[:participant|observer], got {value:?}"
-        ));
-    }
-    let port = |s: &str, what: &str| {
-        s.parse::<u16>()
-            .map_err(|_| format!("server.{id}: bad {what} {s:?}"))
-    };
-    let role = match parts.get(3) {
-        None | Some(&"participant") => PeerRole::Participant,
-        Some(&"observer") => PeerRole::Observer,
-        Some(other) => return Err(format!("server.{id}: unknown role {other:?}")),
-    };
-    if parts[0].is_empty() {
-        return Err(format!("server.{id}: empty host"));
-    }
     Ok(PeerConfig {
         id,
-        host: parts[0].to_string(),
-        quorum_port: port(parts[1], "quorum port")?,
-        election_port: port(parts[2], "election port")?,
-        role,
+        host: spec.host,
+        quorum_port: spec.quorum_port,
+        election_port: spec.election_port,
+        role: spec.role,
         client,
     })
 }
 
 /// `[clientHost:]clientPort` after a server spec; the host may be a name, an IPv4
-/// address or a bracketed IPv6 one.
-fn parse_client_address(id: u64, text: &str) -> Result<ClientAddress, String> {
+/// address or a bracketed IPv6 one, and is `0.0.0.0` when only a port is given.
+fn split_client_address(id: u64, text: &str) -> Result<(String, u16), String> {
     let bad = || format!("server.{id}: bad client address {text:?}, expected [host:]port");
     let (host, port) = match text.rsplit_once(':') {
         None => ("", text),
@@ -552,12 +672,16 @@ fn parse_client_address(id: u64, text: &str) -> Result<ClientAddress, String> {
     };
     let port: u16 = port.parse().map_err(|_| bad())?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port))
+}
+
+fn resolve_client_address(id: u64, host: &str, port: u16) -> Result<ClientAddress, String> {
     let addr = match host.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
             .map_err(|e| format!("server.{id}: client host {host:?}: {e}"))?
             .next()
-            .ok_or_else(bad)?,
+            .ok_or_else(|| format!("server.{id}: client host {host:?} has no address"))?,
     };
     Ok(ClientAddress {
         host: host.to_string(),

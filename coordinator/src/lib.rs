@@ -13,6 +13,7 @@ pub mod config;
 pub mod ensemble;
 pub mod jute;
 pub mod proto;
+pub mod reconfig;
 pub mod replication;
 pub mod server;
 pub mod storage;

@@ -90,6 +90,10 @@ pub enum ErrorCode {
     NoWatcher = -121,
     #[error("reconfig is disabled")]
     ReconfigDisabled = -123,
+    #[error("no quorum of the new config is connected and synced")]
+    NewConfigNoQuorum = -13,
+    #[error("another reconfiguration is in progress")]
+    ReconfigInProgress = -14,
 }
 
 impl ErrorCode {
@@ -119,6 +123,8 @@ impl ErrorCode {
             NotReadOnly,
             NoWatcher,
             ReconfigDisabled,
+            NewConfigNoQuorum,
+            ReconfigInProgress,
         ]
         .into_iter()
         .find(|c| c.code() == code)
@@ -371,6 +377,15 @@ pub enum Request {
     WhoAmI,
     Ping,
     Close,
+    /// `reconfig` (ZooKeeper 3.5+): incremental (`joining` server lines, `leaving` ids,
+    /// comma-separated) or the whole new membership (`new_members`); `cur_config_id` is
+    /// the version it applies to, -1 for any.
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        cur_config_id: i64,
+    },
 }
 
 impl Request {
@@ -386,6 +401,7 @@ impl Request {
                 | Request::Check { .. }
                 | Request::Multi(_)
                 | Request::Close
+                | Request::Reconfig { .. }
         )
     }
 
@@ -451,6 +467,18 @@ impl Request {
             op::SYNC => Request::Sync {
                 path: r.read_string()?,
             },
+            op::RECONFIG => {
+                let mut ustring = || -> Result<Option<String>, ErrorCode> {
+                    Ok(r.read_buffer()?
+                        .map(|b| String::from_utf8_lossy(&b).into_owned()))
+                };
+                Request::Reconfig {
+                    joining: ustring()?,
+                    leaving: ustring()?,
+                    new_members: ustring()?,
+                    cur_config_id: r.read_i64()?,
+                }
+            }
             op::CHECK => Request::Check {
                 path: r.read_string()?,
                 version: r.read_i32()?,

@@ -476,6 +476,26 @@ pub fn write_epochs(data_dir: &Path, accepted: i64, leader: u64, current: i64) -
     File::open(data_dir)?.sync_all()
 }
 
+/// The active configuration as this server last knew it (`dataDir/currentConfig`, the
+/// text `/zookeeper/config` holds), written when a reconfiguration commits or a leader
+/// tells a learner its configuration; read at start.
+pub fn read_config(data_dir: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(data_dir.join("currentConfig")) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn write_config(data_dir: &Path, text: &[u8]) -> io::Result<()> {
+    let tmp = data_dir.join("currentConfig.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(text)?;
+    f.sync_all()?;
+    fs::rename(&tmp, data_dir.join("currentConfig"))?;
+    File::open(data_dir)?.sync_all()
+}
+
 pub fn snapshot_count(snap_dir: &Path) -> io::Result<usize> {
     Ok(list(&version_dir(snap_dir), "snapshot.")?.len())
 }

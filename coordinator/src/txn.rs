@@ -36,11 +36,23 @@ pub enum TxnBody {
     DeleteIfEmpty {
         path: String,
     },
+    /// A reconfiguration as the leader decided it: the new `/zookeeper/config` text
+    /// (`server.N=...` lines and `version=<hex zxid>`).
+    Reconfig {
+        config: String,
+    },
+    /// A write the leader refused when it was proposed (ZooKeeper's `ErrorTxn`): it
+    /// changes nothing and answers its client with this error.
+    Error {
+        code: i32,
+    },
 }
 
 const BODY_CREATE_SESSION: i32 = -10;
 const BODY_CLOSE_SESSION: i32 = -11;
 const BODY_DELETE_IF_EMPTY: i32 = -20;
+const BODY_RECONFIG: i32 = -30;
+const BODY_ERROR: i32 = -31;
 
 impl Txn {
     pub fn encode(&self, w: &mut Writer) {
@@ -64,6 +76,12 @@ impl Txn {
             }
             TxnBody::DeleteIfEmpty { path } => {
                 w.i32(BODY_DELETE_IF_EMPTY).string(path);
+            }
+            TxnBody::Reconfig { config } => {
+                w.i32(BODY_RECONFIG).string(config);
+            }
+            TxnBody::Error { code } => {
+                w.i32(BODY_ERROR).i32(*code);
             }
             TxnBody::Write(req) => encode_write(w, req),
         }
@@ -99,6 +117,12 @@ impl Txn {
             BODY_DELETE_IF_EMPTY => TxnBody::DeleteIfEmpty {
                 path: r.read_string()?,
             },
+            BODY_RECONFIG => TxnBody::Reconfig {
+                config: r.read_string()?,
+            },
+            BODY_ERROR => TxnBody::Error {
+                code: r.read_i32()?,
+            },
             op => TxnBody::Write(
                 Request::decode(op, r).map_err(|_| JuteError::Truncated("transaction body"))?,
             ),
@@ -115,6 +139,29 @@ impl Txn {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Txn, JuteError> {
         Txn::decode(&mut Reader::new(bytes))
+    }
+
+    /// The kind of an encoded transaction (a request's op code, or a `BODY_*` tag),
+    /// read without decoding the body: replication asks it of every proposal.
+    pub fn kind_of(bytes: &[u8]) -> Option<i32> {
+        let mut r = Reader::new(bytes);
+        r.read_i64().ok()?;
+        r.read_i64().ok()?;
+        r.read_i64().ok()?;
+        r.read_i32().ok()?;
+        for _ in 0..r.read_len().ok()? {
+            r.read_string().ok()?;
+            r.read_string().ok()?;
+        }
+        r.read_i32().ok()
+    }
+
+    pub fn is_reconfig_request(bytes: &[u8]) -> bool {
+        Txn::kind_of(bytes) == Some(op::RECONFIG)
+    }
+
+    pub fn is_reconfig(bytes: &[u8]) -> bool {
+        Txn::kind_of(bytes) == Some(BODY_RECONFIG)
     }
 }
 
@@ -164,6 +211,18 @@ pub fn encode_write(w: &mut Writer, req: &Request) {
         }
         Request::Sync { path } => {
             w.i32(op::SYNC).string(path);
+        }
+        Request::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            cur_config_id,
+        } => {
+            w.i32(op::RECONFIG)
+                .nullable_buffer(joining.as_deref().map(str::as_bytes))
+                .nullable_buffer(leaving.as_deref().map(str::as_bytes))
+                .nullable_buffer(new_members.as_deref().map(str::as_bytes))
+                .i64(*cur_config_id);
         }
         Request::Multi(ops) => {
             w.i32(op::MULTI);

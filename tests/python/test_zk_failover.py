@@ -10,61 +10,9 @@ import threading
 import time
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError
-from kazoo.retry import KazooRetry
 
 from waiting import wait_for
-from zk_support import Ensemble
-
-
-def retrying_client(hosts, timeout=6):
-    retry = dict(max_tries=-1, delay=0.05, max_delay=0.5)
-    return KazooClient(
-        hosts=hosts,
-        timeout=timeout,
-        connection_retry=KazooRetry(**retry),
-        command_retry=KazooRetry(**retry),
-    )
-
-
-class Writer:
-    """Creates /load/k<n> in a loop; records every write the ensemble acknowledged."""
-
-    def __init__(self, client):
-        self.client = client
-        self.acked = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        n = 0
-        while not self.stop.is_set():
-            path = f"/load/k{n}"
-            try:
-                self.client.retry(self.client.create, path, b"x" * 64)
-                self.acked.append(path)
-            except NodeExistsError:
-                # A retry of a create that had in fact been applied.
-                self.acked.append(path)
-            n += 1
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-
-
-def children_on(ensemble, i):
-    c = KazooClient(hosts=ensemble.addr(i), timeout=6)
-    c.start(timeout=10)
-    c.sync("/load")
-    names = set("/load/" + n for n in c.get_children("/load"))
-    c.stop()
-    c.close()
-    return names
+from zk_support import Ensemble, Writer, children_on, retrying_client
 
 
 def test_sigkill_leader_under_write_load(tmp_path):

@@ -10,8 +10,13 @@ tools/setup-zookeeper.sh (Maven Central, cached).
 import os
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NodeExistsError
+from kazoo.retry import KazooRetry
 
 # Ports below Linux's ephemeral range, so no client's outgoing socket can hold one when
 # a server binds it (a port from bind(0) can).
@@ -90,26 +95,42 @@ class Ensemble:
         self.procs = {}
         # With client_in_server_lines each server learns where to serve clients from its
         # own `server.N=...;host:port` line (ZooKeeper 3.5+) instead of clientPort.
-        client = (lambda i: f";127.0.0.{i}:{self.client_port}") if client_in_server_lines else (lambda i: "")
-        servers = "".join(
-            f"server.{i}=127.0.0.{i}:{quorum}:{election}{client(i)}\n" for i in range(1, n + 1)
-        ) if n > 1 else ""
-        for i in range(1, n + 1):
-            data = self.root / f"s{i}"
-            data.mkdir(parents=True, exist_ok=True)
-            (data / "myid").write_text(f"{i}\n")
-            client_port = "" if client_in_server_lines else (
-                f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
-            )
-            (self.root / f"zoo{i}.cfg").write_text(
-                f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
-                f"{client_port}4lw.commands.whitelist=*\n{extra}\n{servers}"
-            )
+        self.client_in_server_lines = client_in_server_lines
         self.quorum_port, self.election_port = quorum, election
+        self.tick_ms, self.extra = tick_ms, extra
+        members = range(1, n + 1) if n > 1 else []
+        for i in range(1, n + 1):
+            self.write_config(i, members)
         for i in range(1, n + 1):
             self.start(i)
         for i in range(1, n + 1):
             self.wait_serving(i)
+
+    def server_line(self, i, role=None):
+        """`server.i=...` as zoo.cfg and `reconfig -add` write it."""
+        client = f";127.0.0.{i}:{self.client_port}" if self.client_in_server_lines else ""
+        role = f":{role}" if role else ""
+        return f"server.{i}=127.0.0.{i}:{self.quorum_port}:{self.election_port}{role}{client}"
+
+    def write_config(self, i, members):
+        data = self.root / f"s{i}"
+        data.mkdir(parents=True, exist_ok=True)
+        (data / "myid").write_text(f"{i}\n")
+        client_port = "" if self.client_in_server_lines else (
+            f"clientPort={self.client_port}\nclientPortAddress=127.0.0.{i}\n"
+        )
+        servers = "".join(self.server_line(m) + "\n" for m in members)
+        (self.root / f"zoo{i}.cfg").write_text(
+            f"tickTime={self.tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n"
+            f"{client_port}4lw.commands.whitelist=*\n{self.extra}\n{servers}"
+        )
+
+    def add_server(self, i, members):
+        """Start server `i` with a configuration naming `members` and itself, as a
+        server about to join by `reconfig` is started."""
+        self.write_config(i, sorted(set(members) | {i}))
+        self.n = max(self.n, i)
+        self.start(i)
 
     def host(self, i):
         return f"127.0.0.{i}"
@@ -170,3 +191,53 @@ class Ensemble:
     def close(self):
         for i in list(self.procs):
             self.kill(i)
+
+
+def retrying_client(hosts, timeout=6):
+    retry = dict(max_tries=-1, delay=0.05, max_delay=0.5)
+    return KazooClient(
+        hosts=hosts,
+        timeout=timeout,
+        connection_retry=KazooRetry(**retry),
+        command_retry=KazooRetry(**retry),
+    )
+
+
+class Writer:
+    """Creates /load/k<n> in a loop; records every write the ensemble acknowledged."""
+
+    def __init__(self, client):
+        self.client = client
+        self.acked = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        n = 0
+        while not self.stop.is_set():
+            path = f"/load/k{n}"
+            try:
+                self.client.retry(self.client.create, path, b"x" * 64)
+                self.acked.append(path)
+            except NodeExistsError:
+                # A retry of a create that had in fact been applied.
+                self.acked.append(path)
+            n += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
+def children_on(ensemble, i):
+    c = KazooClient(hosts=ensemble.addr(i), timeout=6)
+    c.start(timeout=10)
+    c.sync("/load")
+    names = set("/load/" + n for n in c.get_children("/load"))
+    c.stop()
+    c.close()
+    return names

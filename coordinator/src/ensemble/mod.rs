@@ -23,14 +23,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, PeerRole};
+use crate::config::{Config, PeerRole, parse_config_text};
 use crate::jute::Reader;
+use crate::reconfig::ZkReconfig;
 use crate::replication::{FromReplication, ProposalId, ReplicaStatus, Replication, ToReplication};
 use crate::storage::{self, Opened, TxnLog};
-use crate::tree::DataTree;
+use crate::tree::{CONFIG_NODE, DataTree};
 use crate::txn::Txn;
 use crate::zab::{
-    Action, Durable, Entry, Input, Message, Role, ServerId, Snapshot, SnapshotData, Zab, ZabConfig,
+    Action, Durable, Entry, Input, Membership, Message, Role, ServerId, Snapshot, SnapshotData,
+    Zab, ZabConfig,
 };
 use peer::Frame;
 
@@ -41,11 +43,14 @@ const TICKS_PER_TICK_TIME: u64 = 10;
 /// Queued proposals and commit batches between the processor and the driver.
 const QUEUE: usize = 16 * 1024;
 
-/// The voters and observers of `cfg`; a standalone configuration (no `server.N` lines)
-/// is an ensemble of one voter, itself.
-fn members(cfg: &Config) -> (BTreeSet<ServerId>, BTreeSet<ServerId>) {
+/// The membership of the configuration file; a standalone configuration (no
+/// `server.N` lines) is an ensemble of one voter, itself.
+fn static_membership(cfg: &Config) -> Membership {
     if cfg.is_standalone() {
-        return (BTreeSet::from([cfg.my_id]), BTreeSet::new());
+        return Membership {
+            voters: BTreeSet::from([cfg.my_id]),
+            ..Membership::default()
+        };
     }
     let of = |role: PeerRole| {
         cfg.servers
@@ -54,7 +59,31 @@ fn members(cfg: &Config) -> (BTreeSet<ServerId>, BTreeSet<ServerId>) {
             .map(|s| s.id)
             .collect()
     };
-    (of(PeerRole::Participant), of(PeerRole::Observer))
+    Membership {
+        version: 0,
+        voters: of(PeerRole::Participant),
+        observers: of(PeerRole::Observer),
+        text: Bytes::from(cfg.membership_text().unwrap_or_default()),
+    }
+}
+
+/// Where each server a configuration text names takes peer connections.
+fn quorum_addresses(text: &[u8]) -> Vec<(ServerId, (String, u16))> {
+    let Ok((members, _)) = std::str::from_utf8(text)
+        .map_err(|e| e.to_string())
+        .and_then(parse_config_text)
+    else {
+        return Vec::new();
+    };
+    members
+        .into_values()
+        .map(|m| (m.id, (m.host, m.quorum_port)))
+        .collect()
+}
+
+/// The version a configuration text carries (`version=<hex>`), if it parses.
+fn text_version(text: &str) -> Option<i64> {
+    parse_config_text(text).ok().map(|(_, v)| v)
 }
 
 /// Open the data directories, start replication, and hand back the processor's end of
@@ -96,12 +125,31 @@ pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> 
                 data: Bytes::from(raw),
             })
             .collect(),
+        // What this server last made of its membership; with the snapshot's and the
+        // log's, the core takes the latest.
+        config: storage::read_config(&cfg.data_dir)?
+            .and_then(|text| Some((text_version(&text)?, Bytes::from(text)))),
     };
-    let (voters, observers) = members(&cfg);
+    let rules = Arc::new(ZkReconfig {
+        enabled: cfg.reconfig_enabled,
+        standalone_enabled: cfg.standalone_enabled,
+        standalone: cfg.is_standalone(),
+    });
+    let mut membership = static_membership(&cfg);
+    if tree.has_dynamic_config()
+        && let Some(node) = tree.get(CONFIG_NODE)
+        && let Some(m) = Membership::from_text(
+            &*rules,
+            node.stat.mzxid,
+            node.data.clone().unwrap_or_default(),
+        )
+    {
+        membership = m;
+    }
     let zcfg = ZabConfig {
         id: cfg.my_id,
-        voters,
-        observers,
+        membership,
+        reconfig: rules,
         init_limit: cfg.init_limit * TICKS_PER_TICK_TIME,
         sync_limit: cfg.sync_limit * TICKS_PER_TICK_TIME,
         max_counter: u32::MAX as i64,
@@ -109,9 +157,9 @@ pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> 
     };
 
     let (inbox_tx, inbox_rx) = mpsc::channel(16 * 1024);
-    let mut peers: BTreeMap<ServerId, mpsc::Sender<Frame>> = BTreeMap::new();
-    if let Some(me) = cfg.servers.get(&cfg.my_id) {
-        let resolve = peer::system_resolver();
+    let resolve = peer::system_resolver();
+    let me = cfg.servers.get(&cfg.my_id);
+    if let Some(me) = me {
         let listen_on = peer::ListenOn {
             host: me.host.clone(),
             port: me.quorum_port,
@@ -126,19 +174,21 @@ pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> 
                 }
             }
         });
-        for s in cfg.servers.values().filter(|s| s.id != cfg.my_id) {
-            let link = peer::connect(
-                cfg.my_id,
-                s.id,
-                s.host.clone(),
-                s.quorum_port,
-                resolve.clone(),
-                inbox_tx.clone(),
-            );
-            peers.insert(s.id, link);
-        }
     }
-    drop(inbox_tx);
+    let mut links = Links {
+        my_id: cfg.my_id,
+        hello: me.map(|me| Frame::Hello {
+            host: me.host.clone(),
+            port: me.quorum_port,
+        }),
+        resolve,
+        inbox: inbox_tx,
+        peers: BTreeMap::new(),
+        seen: (-1, None),
+    };
+    for s in cfg.servers.values() {
+        links.connect(s.id, (s.host.clone(), s.quorum_port));
+    }
 
     let (events_tx, events_rx) = mpsc::channel(QUEUE);
     let (proposals_tx, proposals_rx) = mpsc::channel(QUEUE);
@@ -153,11 +203,12 @@ pub async fn start(cfg: Arc<Config>) -> anyhow::Result<(Replication, DataTree)> 
     std::thread::Builder::new()
         .name("txn-log".into())
         .spawn(move || writer.run(log_rx))?;
+    links.follow(&zab);
     let driver = Driver {
         zab,
         standalone: cfg.is_standalone(),
         log: log_tx,
-        peers,
+        links,
         events: events_tx,
         durable_sends: VecDeque::new(),
         barrier: 0,
@@ -194,6 +245,8 @@ enum LogOp {
     },
     Truncate(i64),
     Reset(Option<Snapshot>),
+    /// Keep the active configuration's text for a restart.
+    Config(Bytes),
     Roll,
     /// Answer with this number once everything before it is durable.
     Barrier(u64),
@@ -248,6 +301,7 @@ impl LogWriter {
                             .map(|(s, b)| (s.zxid, b));
                         self.log.reset_to_snapshot(&self.data_dir, snap)?;
                     }
+                    LogOp::Config(text) => storage::write_config(&self.data_dir, &text)?,
                     LogOp::Roll => self.log.roll(),
                 }
             }
@@ -273,12 +327,69 @@ impl LogWriter {
     }
 }
 
+/// The outgoing link to each peer: every server a configuration this server knows
+/// names, and every server that introduced itself (a joining server, before any
+/// configuration names it).
+struct Links {
+    my_id: ServerId,
+    /// Sent first on every stream: this server's own quorum address.
+    hello: Option<Frame>,
+    resolve: peer::Resolve,
+    inbox: mpsc::Sender<(ServerId, Frame)>,
+    peers: BTreeMap<ServerId, ((String, u16), mpsc::Sender<Frame>)>,
+    /// The (active, proposed) configuration versions the links were last made for.
+    seen: (i64, Option<i64>),
+}
+
+impl Links {
+    /// A link to `id` at `addr`, replacing one to another address (a reconfiguration
+    /// may move a server's quorum port).
+    fn connect(&mut self, id: ServerId, addr: (String, u16)) {
+        if id == self.my_id || self.peers.get(&id).is_some_and(|(a, _)| *a == addr) {
+            return;
+        }
+        tracing::info!(peer = id, "peer link to {}:{}", addr.0, addr.1);
+        let link = peer::connect(
+            self.my_id,
+            id,
+            addr.clone(),
+            self.hello.clone(),
+            self.resolve.clone(),
+            self.inbox.clone(),
+        );
+        self.peers.insert(id, (addr, link));
+    }
+
+    /// A server introduced itself: answer it where it says, unless a configuration
+    /// already says where.
+    fn introduced(&mut self, id: ServerId, addr: (String, u16)) {
+        if !self.peers.contains_key(&id) {
+            self.connect(id, addr);
+        }
+    }
+
+    /// Links for every member of the configurations the core knows, when they changed.
+    fn follow(&mut self, zab: &Zab) {
+        let (active, pending) = zab.membership();
+        let now = (active.version, pending.map(|p| p.version));
+        if now == self.seen {
+            return;
+        }
+        self.seen = now;
+        for text in std::iter::once(&active.text).chain(pending.map(|p| &p.text)) {
+            for (id, addr) in quorum_addresses(text) {
+                self.connect(id, addr);
+            }
+        }
+    }
+}
+
 struct Driver {
     zab: Zab,
     /// Report the leader of an ensemble of one as `standalone`, as ZooKeeper does.
     standalone: bool,
     log: std::sync::mpsc::Sender<LogOp>,
-    peers: BTreeMap<ServerId, mpsc::Sender<Frame>>,
+    links: Links,
     events: mpsc::Sender<FromReplication>,
     /// Messages waiting for a log barrier: they leave once it is durable.
     durable_sends: VecDeque<(u64, ServerId, Message)>,
@@ -348,6 +459,9 @@ impl Driver {
                     Ok((_, Frame::Touch(sessions))) => {
                         let _ = self.events.send(FromReplication::Touch(sessions)).await;
                     }
+                    Ok((from, Frame::Hello { host, port })) => {
+                        self.links.introduced(from, (host, port));
+                    }
                     Ok((from, Frame::Lost)) => {
                         tracing::info!(peer = from, "connection from peer lost");
                         let actions = self.zab.step(Input::PeerLost(from));
@@ -370,12 +484,13 @@ impl Driver {
                             }
                             _ => None,
                         };
-                        if let Some(l) = leader.and_then(|l| self.peers.get(&l)) {
-                            let _ = l.try_send(Frame::Touch(sessions));
+                        if let Some(l) = leader.and_then(|l| self.links.peers.get(&l)) {
+                            let _ = l.1.try_send(Frame::Touch(sessions));
                         }
                     }
                 }
             }
+            self.links.follow(&self.zab);
             self.end_batch().await?;
         }
     }
@@ -414,7 +529,7 @@ impl Driver {
     fn send(&mut self, to: ServerId, msg: Message) {
         if to == self.zab.id() {
             self.loopback.push_back(msg);
-        } else if let Some(p) = self.peers.get(&to) {
+        } else if let Some((_, p)) = self.links.peers.get(&to) {
             // A full queue means the peer is far behind or gone; ZAB copes with the loss.
             let _ = p.try_send(Frame::Zab(msg));
         }
@@ -470,6 +585,14 @@ impl Driver {
                     current: current_epoch,
                 })?,
                 Action::Truncate(zxid) => self.log_op(LogOp::Truncate(zxid))?,
+                Action::PersistConfig(version, text) => {
+                    tracing::info!(
+                        version = format!("{version:#x}"),
+                        "active configuration:\n{}",
+                        String::from_utf8_lossy(&text)
+                    );
+                    self.log_op(LogOp::Config(text))?
+                }
                 Action::InstallSnapshot(snapshot) => {
                     self.flush_commits(&mut committed).await;
                     let tree = match &snapshot {

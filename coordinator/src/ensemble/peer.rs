@@ -39,6 +39,12 @@ pub enum Frame {
     Zab(Message),
     /// A follower tells the leader which sessions are alive on it.
     Touch(Vec<i64>),
+    /// First on every stream: where the sender takes peer connections, so a server
+    /// that no configuration names yet (one about to join) can be answered.
+    Hello {
+        host: String,
+        port: u16,
+    },
     /// Not sent: the receiving side reports that a peer's stream ended.
     Lost,
 }
@@ -60,6 +66,10 @@ pub fn encode_frame(from: ServerId, frame: &Frame) -> Bytes {
         }
         Frame::Lost => {
             w.buf.put_u8(2);
+        }
+        Frame::Hello { host, port } => {
+            w.buf.put_u8(3);
+            w.string(host).i32(*port as i32);
         }
     }
     w.buf.freeze()
@@ -83,6 +93,12 @@ pub fn decode_frame(bytes: &[u8]) -> Option<(ServerId, Frame)> {
                 return None;
             }
             Frame::Touch((0..n).map(|_| rest.get_i64()).collect())
+        }
+        3 => {
+            let mut r = Reader::new(rest);
+            let host = r.read_string().ok()?;
+            let port = u16::try_from(r.read_i32().ok()?).ok()?;
+            Frame::Hello { host, port }
         }
         _ => return None,
     };
@@ -282,8 +298,8 @@ pub async fn listen(
 pub fn connect(
     my_id: ServerId,
     peer: ServerId,
-    host: String,
-    port: u16,
+    (host, port): (String, u16),
+    hello: Option<Frame>,
     resolve: Resolve,
     inbox: mpsc::Sender<(ServerId, Frame)>,
 ) -> mpsc::Sender<Frame> {
@@ -323,6 +339,9 @@ pub fn connect(
                 continue;
             };
             let (stream_tx, stream_rx) = mpsc::channel::<Bytes>(PEER_QUEUE);
+            if let Some(h) = &hello {
+                let _ = stream_tx.try_send(encode_frame(my_id, h));
+            }
             let mut grpc =
                 tonic::client::Grpc::new(channel).max_encoding_message_size(MAX_MESSAGE_BYTES);
             let call = tokio::spawn(async move {
@@ -365,6 +384,10 @@ mod tests {
                 last_zxid: 4,
             }),
             Frame::Touch(vec![1, -5, 1 << 60]),
+            Frame::Hello {
+                host: "zk-4.zk-peers".into(),
+                port: 2888,
+            },
         ] {
             assert_eq!(decode_frame(&encode_frame(7, &f)), Some((7, f)));
         }
@@ -408,20 +431,41 @@ mod tests {
         // The name first points where nothing listens (a pod's old address), then moves.
         let (resolve, calls) = changing_resolver(unused_port(), 3, live);
         let (lost, _lost) = mpsc::channel(64);
-        let link = connect(1, 2, "server-2.peers".into(), live.port(), resolve, lost);
-        let arrived = tokio::time::timeout(Duration::from_secs(20), async {
+        let hello = Frame::Hello {
+            host: "server-1.peers".into(),
+            port: 2888,
+        };
+        let link = connect(
+            1,
+            2,
+            ("server-2.peers".into(), live.port()),
+            Some(hello.clone()),
+            resolve,
+            lost,
+        );
+        let mut arrived = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let _ = link.try_send(Frame::Touch(vec![7]));
                 if let Ok(Some(got)) =
                     tokio::time::timeout(Duration::from_millis(100), received.recv()).await
                 {
-                    return got;
+                    let touch = got.1 == Frame::Touch(vec![7]);
+                    arrived.push(got);
+                    if touch {
+                        return;
+                    }
                 }
             }
         })
         .await
         .expect("frames reach the peer once its name resolves to where it listens");
-        assert_eq!(arrived, (1, Frame::Touch(vec![7])));
+        assert_eq!(
+            arrived[0],
+            (1, hello),
+            "a stream starts with where to answer"
+        );
+        assert_eq!(arrived.last(), Some(&(1, Frame::Touch(vec![7]))));
         assert!(calls.load(std::sync::atomic::Ordering::SeqCst) > 3);
         server.abort();
     }

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::jute::Reader;
-use crate::proto::{ErrorCode, Request, op};
+use crate::proto::{ErrorCode, Request};
 use crate::server::fourlw;
 use crate::server::processor::{ConnectRequest, Event, Refusal};
 use crate::server::reply::{self, Outgoing, ReplyReceiver};
@@ -289,14 +289,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 req,
                 _held: Some(held),
             },
-            Err(err) => {
-                let err = if code == op::RECONFIG {
-                    ErrorCode::ReconfigDisabled
-                } else {
-                    err
-                };
-                Event::BadRequest { conn, xid, err }
-            }
+            Err(err) => Event::BadRequest { conn, xid, err },
         };
         if events.send(ev).await.is_err() {
             break;
@@ -314,6 +307,7 @@ mod tests {
 
     use super::*;
     use crate::jute::Writer;
+    use crate::proto::op;
 
     fn set_data(xid: i32, size: usize) -> bytes::BytesMut {
         let mut w = Writer::new();

@@ -31,14 +31,14 @@ use tokio::time::Instant;
 
 use crate::acl;
 use crate::config::Config;
-use crate::proto::{ErrorCode, Id, Request};
+use crate::proto::{ErrorCode, Id, Request, perms};
 use crate::replication::{FromReplication, ProposalId, ReplicaStatus, ToReplication};
 use crate::server::fourlw;
 use crate::server::ops;
 use crate::server::reply::{Outgoing, ReplySender};
 use crate::server::response;
 use crate::storage;
-use crate::tree::DataTree;
+use crate::tree::{CONFIG_NODE, DataTree};
 use crate::txn::{Txn, TxnBody};
 use crate::watch::WatchManager;
 
@@ -190,7 +190,9 @@ impl Processor {
         mut tree: DataTree,
         replication: mpsc::Sender<ToReplication>,
     ) -> Processor {
-        tree.set_config(cfg.membership_text().as_deref());
+        if !tree.has_dynamic_config() {
+            tree.set_config(cfg.membership_text().as_deref());
+        }
         let now = Instant::now();
         let sessions = tree
             .sessions
@@ -400,7 +402,9 @@ impl Processor {
             }
             FromReplication::Reset(tree) => {
                 self.tree = *tree;
-                self.tree.set_config(self.cfg.membership_text().as_deref());
+                if !self.tree.has_dynamic_config() {
+                    self.tree.set_config(self.cfg.membership_text().as_deref());
+                }
                 self.special_inflight.clear();
                 self.since_snapshot = 0;
             }
@@ -589,6 +593,10 @@ impl Processor {
         let Some(session) = c.session else {
             return;
         };
+        let refused = self
+            .sessions
+            .get(&session)
+            .and_then(|s| self.refuse_reconfig(&req, &s.auth));
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -608,6 +616,15 @@ impl Processor {
             let zxid = self.tree.last_zxid;
             match id {
                 Some(id) => {
+                    if self.cfg.super_digest.as_deref() == Some(id.as_str()) {
+                        let sup = Id {
+                            scheme: "super".into(),
+                            id: String::new(),
+                        };
+                        if !s.auth.contains(&sup) {
+                            s.auth.push(sup);
+                        }
+                    }
                     let id = Id {
                         scheme: "digest".into(),
                         id,
@@ -649,6 +666,11 @@ impl Processor {
                 body: if matches!(req, Request::Close) {
                     s.closing = true;
                     TxnBody::CloseSession
+                } else if let Some(refused) = refused {
+                    // Logged and answered in order with the session's other writes.
+                    TxnBody::Error {
+                        code: refused.code(),
+                    }
                 } else {
                     TxnBody::Write(req)
                 },
@@ -664,6 +686,23 @@ impl Processor {
         } else {
             s.pending.push_back(Pending::Read { xid, req, started });
         }
+    }
+
+    /// What this server can say about a `reconfig` before the leader decides it, in
+    /// ZooKeeper's order: disabled, standalone, then WRITE on `/zookeeper/config`
+    /// (which only a super user has unless one granted it).
+    fn refuse_reconfig(&self, req: &Request, auth: &[Id]) -> Option<ErrorCode> {
+        if !matches!(req, Request::Reconfig { .. }) {
+            return None;
+        }
+        if !self.cfg.reconfig_enabled {
+            return Some(ErrorCode::ReconfigDisabled);
+        }
+        if self.cfg.is_standalone() {
+            return Some(ErrorCode::Unimplemented);
+        }
+        let node = self.tree.get(CONFIG_NODE)?;
+        acl::check(&node.acl, perms::WRITE, auth).err()
     }
 
     fn record_latency(&mut self, started: Instant) {
@@ -762,11 +801,8 @@ impl Processor {
                 return;
             }
             TxnBody::DeleteIfEmpty { .. } => return,
-            TxnBody::Write(_) => {}
+            TxnBody::Write(_) | TxnBody::Reconfig { .. } | TxnBody::Error { .. } => {}
         }
-        let TxnBody::Write(req) = &txn.body else {
-            return;
-        };
         match self.pending_position(ProposalId::of(&txn)) {
             // Not a write of this session's current connection (proposed by another
             // server, or by a connection since closed): nobody here waits for it.
@@ -786,7 +822,10 @@ impl Processor {
         let Some(Pending::Write { xid, started, .. }) = s.pending.pop_front() else {
             return;
         };
-        let frame = response::write_reply(xid, txn.zxid, req, &applied.result);
+        let frame = match &txn.body {
+            TxnBody::Write(req) => response::write_reply(xid, txn.zxid, req, &applied.result),
+            _ => response::decided_reply(xid, txn.zxid, &applied.result),
+        };
         self.send(conn, frame);
         self.record_latency(started);
         self.answer_queued_reads(session, conn);

@@ -106,6 +106,19 @@ pub fn write_reply(
     }
 }
 
+/// The answer to a write the leader decided on when it proposed it (a reconfiguration,
+/// or a refusal): a reconfiguration is answered as a getData of the new configuration.
+pub fn decided_reply(xid: i32, zxid: i64, result: &Result<Outcome, ErrorCode>) -> BytesMut {
+    match result {
+        Ok(Outcome::Config { data, stat }) => frame(xid, zxid, ErrorCode::Ok, |w| {
+            w.buffer(data);
+            stat.write(w);
+        }),
+        Ok(_) => frame(xid, zxid, ErrorCode::Ok, |_| {}),
+        Err(e) => frame(xid, zxid, *e, |_| {}),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

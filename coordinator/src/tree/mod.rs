@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::acl;
 use crate::jute::{JuteError, Reader, Writer};
 use crate::proto::{
-    Acl, ErrorCode, Id, Request, Stat, perms, read_acls, validate_path, write_acls,
+    Acl, ErrorCode, Id, Request, Stat, event, perms, read_acls, validate_path, write_acls,
 };
 use crate::txn::{Txn, TxnBody};
 
@@ -89,6 +89,11 @@ pub enum Outcome {
     Multi(Vec<Result<Outcome, ErrorCode>>),
     SessionCreated,
     SessionClosed,
+    /// A reconfiguration applied: the new configuration and the stat of its node.
+    Config {
+        data: Bytes,
+        stat: Stat,
+    },
 }
 
 /// How to take back one change when a later op of the same multi fails.
@@ -246,6 +251,33 @@ impl DataTree {
         }
     }
 
+    /// A committed reconfiguration: [`CONFIG_NODE`] holds the new configuration, with
+    /// data version -1 and the reconfiguration's zxid and time, as ZooKeeper's
+    /// `processTxn` leaves it.
+    fn reconfigure(&mut self, config: &str, txn: &Txn, triggers: &mut Vec<Trigger>) -> Outcome {
+        self.set_config(None);
+        let n = self
+            .nodes
+            .get_mut(CONFIG_NODE)
+            .expect("set_config creates it");
+        let data = Bytes::copy_from_slice(config.as_bytes());
+        n.data = Some(data.clone());
+        n.stat.version = -1;
+        n.stat.mzxid = txn.zxid;
+        n.stat.mtime = txn.time_ms;
+        let stat = n.stat();
+        triggers.push((event::NODE_DATA_CHANGED, CONFIG_NODE.to_string()));
+        Outcome::Config { data, stat }
+    }
+
+    /// Whether [`CONFIG_NODE`] holds a configuration a reconfiguration made (rather than
+    /// each server's static one).
+    pub fn has_dynamic_config(&self) -> bool {
+        self.nodes
+            .get(CONFIG_NODE)
+            .is_some_and(|n| n.stat.mzxid != 0)
+    }
+
     /// Znodes as ZooKeeper counts them (`zk_znode_count`, `srvr`'s node count): its tree
     /// holds the root twice, under `""` and `"/"`, and counts both.
     pub fn node_count(&self) -> usize {
@@ -360,6 +392,10 @@ impl DataTree {
                     Err(ErrorCode::NotEmpty)
                 }
             }
+            TxnBody::Reconfig { config } => Ok(self.reconfigure(config, txn, &mut triggers)),
+            TxnBody::Error { code } => Err(ErrorCode::from_code(*code)),
+            // Only the leader's decision about a request is logged, never the request.
+            TxnBody::Write(Request::Reconfig { .. }) => Err(ErrorCode::SystemError),
             TxnBody::Write(Request::Multi(ops)) => self.multi(ops, txn, &mut triggers),
             TxnBody::Write(req) => {
                 let mut undo = Vec::new();

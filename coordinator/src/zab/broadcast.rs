@@ -6,9 +6,20 @@
 use bytes::Bytes;
 
 use super::{
-    Action, Entry, FollowPhase, LearnerPhase, Message, ServerId, Snapshot, State, Zab, counter_of,
-    epoch_of, make_zxid,
+    Action, Entry, FollowPhase, LearnerPhase, Membership, Message, Prepare, ServerId, Snapshot,
+    State, Zab, counter_of, epoch_of, make_zxid,
 };
+
+/// The highest zxid a quorum of `m`'s voters acknowledged (0 without a quorum).
+fn quorum_acked(m: &Membership, acked: &[(ServerId, i64)]) -> i64 {
+    let mut zxids: Vec<i64> = acked
+        .iter()
+        .filter(|(id, _)| m.is_voter(*id))
+        .map(|(_, z)| *z)
+        .collect();
+    zxids.sort_unstable_by(|a, b| b.cmp(a));
+    zxids.get(m.quorum().wrapping_sub(1)).copied().unwrap_or(0)
+}
 
 impl Zab {
     /// Hand out committed entries up to `zxid` (in order, once).
@@ -24,6 +35,7 @@ impl Zab {
         if !entries.is_empty() {
             out.push(Action::Commit(entries));
         }
+        self.activate_committed();
     }
 
     /// A client write: propose it if leading, pass it on if following. Returns whether
@@ -54,10 +66,24 @@ impl Zab {
                     self.start_looking(out);
                     return false;
                 }
-                let entry = Entry {
-                    zxid: make_zxid(*epoch, *next_counter),
-                    data,
+                let zxid = make_zxid(*epoch, *next_counter);
+                let data = if self.cfg.reconfig.is_request(&data) {
+                    let synced = learners
+                        .iter()
+                        .filter(|(_, l)| !l.observer && l.phase == LearnerPhase::Synced)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let ctx = Prepare {
+                        zxid,
+                        active: &self.config,
+                        pending: self.pending.as_ref(),
+                        synced,
+                    };
+                    self.cfg.reconfig.prepare(&data, &ctx)
+                } else {
+                    data
                 };
+                let entry = Entry { zxid, data };
                 *next_counter += 1;
                 let epoch = *epoch;
                 let targets: Vec<ServerId> = learners
@@ -66,6 +92,7 @@ impl Zab {
                     .map(|(id, _)| *id)
                     .collect();
                 self.log.push(entry.clone());
+                self.scan_configs(self.log.len() - 1);
                 out.push(Action::Append(vec![entry.clone()]));
                 out.push(Action::SendDurable {
                     to: me,
@@ -109,18 +136,17 @@ impl Zab {
             return;
         }
         l.acked = l.acked.max(zxid);
-        // The highest zxid a quorum of voters has durably logged.
-        let mut acked: Vec<i64> = learners
+        // The highest zxid a quorum of voters has durably logged; from a proposed
+        // reconfiguration on, a quorum of its voters too.
+        let acked: Vec<(ServerId, i64)> = learners
             .iter()
-            .filter(|(id, l)| self.cfg.is_voter(**id) && l.phase != LearnerPhase::Discovery)
-            .map(|(_, l)| l.acked)
+            .filter(|(_, l)| !l.observer && l.phase != LearnerPhase::Discovery)
+            .map(|(id, l)| (*id, l.acked))
             .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let q = self.cfg.quorum();
-        if acked.len() < q {
-            return;
+        let mut safe = quorum_acked(&self.config, &acked);
+        if let Some(p) = &self.pending {
+            safe = safe.min((p.version - 1).max(quorum_acked(p, &acked)));
         }
-        let safe = acked[q - 1];
         // Only this epoch's proposals are committed by counting acks; older ones were
         // committed when the epoch was established.
         if safe > self.committed && epoch_of(safe) == *my_epoch {
@@ -180,6 +206,7 @@ impl Zab {
         let observer = *observer;
         let zxid = entry.zxid;
         self.log.push(entry.clone());
+        self.scan_configs(self.log.len() - 1);
         out.push(Action::Append(vec![entry]));
         if !observer {
             out.push(Action::SendDurable {
@@ -305,6 +332,7 @@ mod tests {
                 base: 0,
                 entries: vec![],
                 leader_zxid: 0,
+                config: None,
             },
         );
         message(

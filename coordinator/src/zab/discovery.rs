@@ -39,7 +39,9 @@ impl Zab {
 
     pub(super) fn follow(&mut self, leader: ServerId, out: &mut Vec<Action>) {
         self.request_seq += 1;
-        let observer = !self.cfg.is_voter(self.cfg.id);
+        // A server the configuration does not name (joining, or removed) follows as a
+        // participant whose acknowledgements count once a configuration names it.
+        let observer = self.config.observers.contains(&self.cfg.id);
         self.state = State::Following {
             leader,
             observer,
@@ -92,16 +94,23 @@ impl Zab {
     pub(super) fn maybe_choose_epoch(&mut self, out: &mut Vec<Action>) {
         let me = self.cfg.id;
         let State::Leading {
-            epoch: epoch @ None,
+            epoch: None,
             learners,
             ..
+        } = &self.state
+        else {
+            return;
+        };
+        let ids: Vec<ServerId> = learners.keys().copied().collect();
+        if !self.has_quorum(&ids) {
+            return;
+        }
+        let State::Leading {
+            epoch, learners, ..
         } = &mut self.state
         else {
             return;
         };
-        if !self.cfg.has_quorum(learners.keys()) {
-            return;
-        }
         let new_epoch = learners
             .values()
             .filter(|l| !l.observer)
@@ -183,7 +192,8 @@ impl Zab {
         if from == me {
             l.phase = LearnerPhase::Syncing;
         }
-        if from != me && (established || self.cfg.has_quorum(epoch_acks.iter())) {
+        let acked: Vec<ServerId> = epoch_acks.iter().copied().collect();
+        if from != me && (established || self.has_quorum(&acked)) {
             self.send_sync(from, last_zxid, out);
         }
         // On reaching the epoch quorum: adopt the epoch, sync everyone who waited.
@@ -191,14 +201,15 @@ impl Zab {
             learners,
             epoch_acks,
             ..
-        } = &mut self.state
+        } = &self.state
         else {
             return;
         };
         let me_syncing = learners
             .get(&me)
             .is_some_and(|l| l.phase == LearnerPhase::Syncing);
-        if me_syncing && self.cfg.has_quorum(epoch_acks.iter()) && self.current_epoch != my_epoch {
+        let acked: Vec<ServerId> = epoch_acks.iter().copied().collect();
+        if me_syncing && self.has_quorum(&acked) && self.current_epoch != my_epoch {
             let waiting: Vec<(ServerId, i64)> = learners
                 .iter()
                 .filter(|(id, l)| **id != me && l.phase == LearnerPhase::Discovery)
@@ -245,15 +256,25 @@ impl Zab {
             self.start_looking(out);
             return;
         }
+        // Participants are taken whether or not a configuration names them yet (a
+        // joining server syncs before the reconfiguration that adds it is proposed;
+        // its acknowledgements count once one does); observers only when named.
+        if observer && !self.listed_observer(from) {
+            // It is no observer any more (or not yet): tell it what the ensemble is.
+            if !self.config.text.is_empty() {
+                out.push(Action::Send {
+                    to: from,
+                    msg: self.config_message(),
+                });
+            }
+            return;
+        }
         let State::Leading {
             epoch, learners, ..
         } = &mut self.state
         else {
             return;
         };
-        if observer == self.cfg.is_voter(from) {
-            return;
-        }
         learners.insert(
             from,
             Learner {
@@ -412,6 +433,7 @@ mod tests {
             current_epoch: 1,
             snapshot: None,
             log: vec![entry(1, 1, b"a"), entry(1, 2, b"b")],
+            config: None,
         });
         let out = message(
             &mut z,

@@ -7,8 +7,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Action, Message, PeerState, Role, ServerId, State, Vote, Zab};
 
+/// The candidate of a vote for no one.
+const NO_ONE: ServerId = ServerId::MAX;
+
 impl Zab {
+    /// This server's own candidacy; a server that is not a voter of the active
+    /// configuration proposes no one, below every candidate (ZooKeeper's `getInitId`).
     pub(super) fn self_vote(&self, round: u64) -> Vote {
+        if !self.config.is_voter(self.cfg.id) {
+            return Vote {
+                round,
+                leader: NO_ONE,
+                epoch: -1,
+                zxid: -1,
+                state: PeerState::Looking,
+            };
+        }
         Vote {
             round,
             leader: self.cfg.id,
@@ -20,7 +34,7 @@ impl Zab {
 
     pub(super) fn start_looking(&mut self, out: &mut Vec<Action>) {
         self.round += 1;
-        let observer = !self.cfg.is_voter(self.cfg.id);
+        let observer = !self.votes();
         let mut proposal = self.self_vote(self.round);
         if observer {
             proposal.leader = 0;
@@ -53,14 +67,27 @@ impl Zab {
         };
         *last_broadcast = self.tick;
         let mut v = proposal.clone();
-        if !self.cfg.is_voter(self.cfg.id) {
+        if !self.votes() {
             v.state = PeerState::Observing;
         }
-        for p in self.cfg.voters.iter().filter(|p| **p != self.cfg.id) {
+        // A configuration made by a reconfiguration travels with the vote, so servers
+        // that missed it learn whom to elect (a static one stays each server's own).
+        let config = (self.config.version > 0).then(|| self.config_message());
+        for p in self.all_voters().into_iter().filter(|p| *p != self.cfg.id) {
             out.push(Action::Send {
-                to: *p,
+                to: p,
                 msg: Message::Vote(v.clone()),
             });
+            if let Some(msg) = config.clone() {
+                out.push(Action::Send { to: p, msg });
+            }
+        }
+    }
+
+    pub(super) fn config_message(&self) -> Message {
+        Message::Config {
+            version: self.config.version,
+            text: self.config.text.clone(),
         }
     }
 
@@ -91,12 +118,20 @@ impl Zab {
 
     pub(super) fn on_vote(&mut self, from: ServerId, v: Vote, out: &mut Vec<Action>) {
         let me = self.cfg.id;
-        let i_vote = self.cfg.is_voter(me);
+        let i_vote = self.votes();
         if !matches!(self.state, State::Looking { .. }) {
             // Tell a looking peer whom we follow.
             if matches!(v.state, PeerState::Looking | PeerState::Observing)
                 && let Some(dv) = self.decided_vote()
             {
+                // The configuration first: a server that would follow at once on the
+                // vote must already know whom it follows as.
+                if !self.config.text.is_empty() {
+                    out.push(Action::Send {
+                        to: from,
+                        msg: self.config_message(),
+                    });
+                }
                 out.push(Action::Send {
                     to: from,
                     msg: Message::Vote(dv),
@@ -104,8 +139,15 @@ impl Zab {
             }
             return;
         }
-        let from_voter = self.cfg.is_voter(from);
+        let from_voter = self.is_voter(from);
         let initial = self.self_vote(0);
+        // Whether a vote proposes a better leader than another: only a voter of the
+        // active configuration can lead (ZooKeeper's `totalOrderPredicate` gives a
+        // candidate without weight no chance). Were the voters of a proposed one
+        // candidates too, servers that have not heard of it yet could never agree with
+        // those that have.
+        let voters = &self.config.voters;
+        let better = |v: &Vote, than: &Vote| voters.contains(&v.leader) && v.key() > than.key();
         let mut rebroadcast = false;
         let mut reply = false;
         {
@@ -129,7 +171,7 @@ impl Zab {
                         *agreed_at = None;
                         let mut mine = initial.clone();
                         mine.round = *round;
-                        *proposal = if v.key() > mine.key() {
+                        *proposal = if better(&v, &mine) {
                             Vote {
                                 round: *round,
                                 ..v.clone()
@@ -141,7 +183,7 @@ impl Zab {
                         rebroadcast = true;
                     } else if v.round < *round {
                         reply = true;
-                    } else if v.key() > proposal.key() {
+                    } else if better(&v, proposal) {
                         *proposal = Vote {
                             round: *round,
                             ..v.clone()
@@ -196,7 +238,11 @@ impl Zab {
             if i_vote {
                 support.insert(me);
             }
-            if leads && self.cfg.has_quorum(&support) {
+            // Joining a leader that a quorum of the active configuration follows is
+            // safe whatever this server believes is proposed: that may be a
+            // reconfiguration the leader never saw, which only it can settle.
+            let support: Vec<ServerId> = support.into_iter().collect();
+            if leads && self.config.has_quorum(&support) {
                 self.follow(leader, out);
                 return;
             }
@@ -209,16 +255,12 @@ impl Zab {
     /// for the only voter of an ensemble of one, a standalone server, which has nobody
     /// to hear from and leads at once.
     pub(super) fn tally(&mut self, out: &mut Vec<Action>) {
-        if !self.cfg.is_voter(self.cfg.id) {
+        if !self.votes() {
             return;
         }
-        let tick = self.tick;
         let State::Looking {
-            proposal,
-            votes,
-            agreed_at,
-            ..
-        } = &mut self.state
+            proposal, votes, ..
+        } = &self.state
         else {
             return;
         };
@@ -227,12 +269,16 @@ impl Zab {
             .filter(|(_, vv)| vv.leader == proposal.leader)
             .map(|(id, _)| *id)
             .collect();
-        if self.cfg.has_quorum(&agreeing) {
-            agreed_at.get_or_insert(tick);
-        } else {
-            *agreed_at = None;
+        let agreed = self.has_quorum(&agreeing);
+        let tick = self.tick;
+        if let State::Looking { agreed_at, .. } = &mut self.state {
+            if agreed {
+                agreed_at.get_or_insert(tick);
+            } else {
+                *agreed_at = None;
+            }
         }
-        if self.cfg.voters.len() == 1 {
+        if self.lone_voter() {
             self.maybe_decide(out);
         }
     }
@@ -247,10 +293,13 @@ impl Zab {
         else {
             return;
         };
-        if self.tick <= *at && self.cfg.voters.len() > 1 {
+        if self.tick <= *at && !self.lone_voter() {
             return;
         }
         let leader = proposal.leader;
+        if leader == NO_ONE {
+            return;
+        }
         if leader == self.cfg.id {
             self.lead(out);
         } else {

@@ -24,6 +24,16 @@
 //! * **Broadcast**: proposal → durable ack from a quorum → commit, in zxid order.
 //!   Observers receive everything but their acks never count.
 //!
+//! * **Reconfiguration** (ZooKeeper 3.5+, Shraer et al., "Dynamic Reconfiguration of
+//!   Primary/Backup Clusters", USENIX ATC 2012): the membership is part of the replicated
+//!   history. A reconfiguration entry is an ordinary proposal; from the moment it is
+//!   proposed until it commits, every decision that needs a quorum (committing, electing,
+//!   establishing, staying leader) needs one of the active configuration *and* one of the
+//!   proposed one. On commit the proposed configuration becomes the active one; a leader
+//!   that is no longer a voter steps down. Only one may be in progress at a time, so every
+//!   configuration entry in a log but the last one is committed. Which entries are
+//!   reconfigurations, and what they install, the core learns from [`Reconfig`].
+//!
 //! A zxid is `epoch << 32 | counter`. When the counter would overflow, the leader steps
 //! down so a new election starts a new epoch, as ZooKeeper does.
 //!
@@ -34,11 +44,14 @@
 mod broadcast;
 mod discovery;
 mod election;
+#[cfg(test)]
+mod reconfiguration;
 pub mod sim;
 mod sync;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -158,6 +171,10 @@ pub enum Message {
         base: i64,
         entries: Vec<Entry>,
         leader_zxid: i64,
+        /// The leader's active configuration: version and text (ZooKeeper's NEWLEADER
+        /// carries it too). A learner far behind learns the membership from it, which a
+        /// snapshot holds only in a form the core does not read.
+        config: Option<(i64, Bytes)>,
     },
     AckNewLeader {
         request: u64,
@@ -192,6 +209,13 @@ pub enum Message {
     /// A follower passes a client's write to the leader.
     Forward {
         data: Bytes,
+    },
+    /// A server that knows the leader tells one that is looking which configuration is
+    /// active (ZooKeeper's election notifications carry it): a server that was down
+    /// while the ensemble was reconfigured learns whom to ask.
+    Config {
+        version: i64,
+        text: Bytes,
     },
 }
 
@@ -233,6 +257,9 @@ pub enum Action {
     Append(Vec<Entry>),
     /// Remove every logged entry with zxid greater than this.
     Truncate(i64),
+    /// The active configuration changed: keep it (version, text) for a restart, in
+    /// order with the log (ZooKeeper writes its dynamic configuration file).
+    PersistConfig(i64, Bytes),
     /// Replace the state machine and the whole log with this snapshot.
     InstallSnapshot(Option<Snapshot>),
     /// Apply these committed entries, in order.
@@ -243,11 +270,96 @@ pub enum Action {
     Refused(Bytes),
 }
 
+/// Who takes part: the voters, whose acknowledgements count, and the observers, which
+/// only learn. `version` is the zxid of the reconfiguration that made it (0 for the
+/// static configuration of the configuration file); `text` is the configuration as the
+/// state machine stores it, opaque to the core.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    pub version: i64,
+    pub voters: BTreeSet<ServerId>,
+    pub observers: BTreeSet<ServerId>,
+    pub text: Bytes,
+}
+
+impl Membership {
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    pub fn is_voter(&self, id: ServerId) -> bool {
+        self.voters.contains(&id)
+    }
+
+    pub fn has_quorum(&self, ids: &[ServerId]) -> bool {
+        ids.iter().filter(|id| self.is_voter(**id)).count() >= self.quorum()
+    }
+
+    /// The membership a configuration text names, at `version`.
+    pub fn from_text(rules: &dyn Reconfig, version: i64, text: Bytes) -> Option<Membership> {
+        let (voters, observers) = rules.members(&text)?;
+        Some(Membership {
+            version,
+            voters,
+            observers,
+            text,
+        })
+    }
+}
+
+/// What the core needs to know about reconfiguration entries; all other entries stay
+/// opaque to it.
+pub trait Reconfig: Send + Sync + std::fmt::Debug {
+    /// The voters and observers a configuration text names; `None` if it names none.
+    fn members(&self, text: &[u8]) -> Option<(BTreeSet<ServerId>, BTreeSet<ServerId>)>;
+    /// The configuration text a logged entry installs, if it is a reconfiguration.
+    fn installs(&self, entry: &[u8]) -> Option<Bytes>;
+    /// Whether a client's write asks for a reconfiguration (which only the leader can
+    /// decide, against the configuration it last proposed).
+    fn is_request(&self, entry: &[u8]) -> bool;
+    /// On the leader, for an entry that [`Reconfig::is_request`]: what to log instead,
+    /// the reconfiguration at `ctx.zxid` or its refusal.
+    fn prepare(&self, entry: &[u8], ctx: &Prepare<'_>) -> Bytes;
+}
+
+/// What a leader decides a reconfiguration request against.
+#[derive(Debug)]
+pub struct Prepare<'a> {
+    /// The zxid the entry will have.
+    pub zxid: i64,
+    pub active: &'a Membership,
+    /// A reconfiguration proposed and not yet committed.
+    pub pending: Option<&'a Membership>,
+    /// Participants synchronised with this leader, itself included: a new configuration
+    /// must have a quorum among them (ZooKeeper's `isQuorumSynced`).
+    pub synced: BTreeSet<ServerId>,
+}
+
+/// Entries are never reconfigurations (tests of the other rules).
+#[derive(Debug)]
+pub struct NoReconfig;
+
+impl Reconfig for NoReconfig {
+    fn members(&self, _: &[u8]) -> Option<(BTreeSet<ServerId>, BTreeSet<ServerId>)> {
+        None
+    }
+    fn installs(&self, _: &[u8]) -> Option<Bytes> {
+        None
+    }
+    fn is_request(&self, _: &[u8]) -> bool {
+        false
+    }
+    fn prepare(&self, entry: &[u8], _: &Prepare<'_>) -> Bytes {
+        Bytes::copy_from_slice(entry)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ZabConfig {
     pub id: ServerId,
-    pub voters: BTreeSet<ServerId>,
-    pub observers: BTreeSet<ServerId>,
+    /// The membership this server starts from when its log holds no later one.
+    pub membership: Membership,
+    pub reconfig: Arc<dyn Reconfig>,
     /// Ticks allowed for discovery and synchronisation (`initLimit`).
     pub init_limit: u64,
     /// Ticks a follower or the leader may go without hearing from the other (`syncLimit`).
@@ -259,20 +371,6 @@ pub struct ZabConfig {
     pub keep_compacted: usize,
 }
 
-impl ZabConfig {
-    fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
-
-    fn is_voter(&self, id: ServerId) -> bool {
-        self.voters.contains(&id)
-    }
-
-    fn has_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a ServerId>) -> bool {
-        ids.into_iter().filter(|id| self.is_voter(**id)).count() >= self.quorum()
-    }
-}
-
 /// What a server keeps on disk; a restart gives it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Durable {
@@ -282,6 +380,9 @@ pub struct Durable {
     pub snapshot: Option<Snapshot>,
     /// Entries after the snapshot, in zxid order.
     pub log: Vec<Entry>,
+    /// The active configuration as last persisted (version, text): what a leader or a
+    /// reconfiguration made it, which may differ from the configuration file's.
+    pub config: Option<(i64, Bytes)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,6 +455,12 @@ enum FollowPhase {
 
 pub struct Zab {
     cfg: ZabConfig,
+    /// The active configuration.
+    config: Membership,
+    /// A reconfiguration logged after `config` and not known to be committed.
+    pending: Option<Membership>,
+    /// Set when a commit activated a configuration; handled at the end of the step.
+    reconfigured: bool,
     accepted_epoch: i64,
     accepted_leader: ServerId,
     current_epoch: i64,
@@ -371,8 +478,18 @@ impl Zab {
     /// Start (or restart) from what is on disk, looking for a leader.
     pub fn new(cfg: ZabConfig, durable: Durable) -> (Zab, Vec<Action>) {
         let committed = durable.snapshot.as_ref().map_or(0, |s| s.zxid);
+        let mut config = cfg.membership.clone();
+        if let Some((version, text)) = &durable.config
+            && *version >= config.version
+            && let Some(m) = Membership::from_text(&*cfg.reconfig, *version, text.clone())
+        {
+            config = m;
+        }
         let mut z = Zab {
             cfg,
+            config,
+            pending: None,
+            reconfigured: false,
             accepted_epoch: durable.accepted_epoch,
             accepted_leader: durable.accepted_leader,
             current_epoch: durable.current_epoch,
@@ -397,9 +514,133 @@ impl Zab {
                 last_broadcast: 0,
             },
         };
+        z.scan_configs(0);
+        z.reconfigured = false;
         let mut out = Vec::new();
         z.start_looking(&mut out);
         (z, out)
+    }
+
+    /// The active configuration, and a proposed one not yet committed.
+    pub fn membership(&self) -> (&Membership, Option<&Membership>) {
+        (&self.config, self.pending.as_ref())
+    }
+
+    /// A voter of the active or of the proposed configuration.
+    fn is_voter(&self, id: ServerId) -> bool {
+        self.config.is_voter(id) || self.pending.as_ref().is_some_and(|p| p.is_voter(id))
+    }
+
+    /// Voters of both configurations while a reconfiguration is in progress.
+    fn all_voters(&self) -> BTreeSet<ServerId> {
+        let mut all = self.config.voters.clone();
+        if let Some(p) = &self.pending {
+            all.extend(p.voters.iter().copied());
+        }
+        all
+    }
+
+    /// A quorum of the active configuration and, while one is proposed, of that one too.
+    fn has_quorum<'a>(&self, ids: impl IntoIterator<Item = &'a ServerId>) -> bool {
+        let ids: Vec<ServerId> = ids.into_iter().copied().collect();
+        self.config.has_quorum(&ids) && self.pending.as_ref().is_none_or(|p| p.has_quorum(&ids))
+    }
+
+    /// The only voter there is: it decides elections alone.
+    fn lone_voter(&self) -> bool {
+        self.pending.is_none() && self.config.voters.len() == 1
+    }
+
+    /// Whether this server votes in elections: every participant does, named by a
+    /// configuration or not (as in ZooKeeper, where the learner type is the server's
+    /// own); whether a vote counts is for its receiver to decide, by its configurations.
+    /// A server that does not know yet that a proposed configuration names it still
+    /// helps elect the leader that configuration needs.
+    fn votes(&self) -> bool {
+        let me = self.cfg.id;
+        self.is_voter(me) || !self.listed_observer(me)
+    }
+
+    /// Listed as an observer by the active or the proposed configuration.
+    fn listed_observer(&self, id: ServerId) -> bool {
+        self.config.observers.contains(&id)
+            || self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.observers.contains(&id))
+    }
+
+    /// Note the reconfigurations among `self.log[from..]`: a later one means the one
+    /// before it committed (only one is ever in progress).
+    pub(super) fn scan_configs(&mut self, from: usize) {
+        for e in &self.log[from..] {
+            if e.zxid <= self.config.version {
+                continue;
+            }
+            let Some(text) = self.cfg.reconfig.installs(&e.data) else {
+                continue;
+            };
+            let Some(m) = Membership::from_text(&*self.cfg.reconfig, e.zxid, text) else {
+                continue;
+            };
+            if let Some(before) = self.pending.replace(m) {
+                self.config = before;
+                self.reconfigured = true;
+            }
+        }
+    }
+
+    /// Take a committed configuration another server reports, if it is later than the
+    /// active one (a static one, version 0, gives way to the leader's). Returns whether
+    /// anything changed.
+    pub(super) fn adopt_config(&mut self, version: i64, text: Bytes) -> bool {
+        if version < self.config.version || (version == self.config.version && version > 0) {
+            return false;
+        }
+        let Some(m) = Membership::from_text(&*self.cfg.reconfig, version, text) else {
+            return false;
+        };
+        if m == self.config {
+            return false;
+        }
+        self.config = m;
+        self.rescan_configs();
+        self.reconfigured = true;
+        true
+    }
+
+    /// After the log lost its tail: forget a proposed configuration that went with it.
+    pub(super) fn rescan_configs(&mut self) {
+        self.pending = None;
+        self.scan_configs(0);
+    }
+
+    /// A commit reached the proposed configuration: it is the active one now.
+    pub(super) fn activate_committed(&mut self) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.version <= self.committed)
+        {
+            self.config = self.pending.take().expect("checked");
+            self.reconfigured = true;
+        }
+    }
+
+    /// What an activated configuration means for this server's role: a leader that no
+    /// longer votes steps down (the voters elect one of their own); a learner whose role
+    /// changed between participant and observer joins again in its new role.
+    fn on_reconfigured(&mut self, out: &mut Vec<Action>) {
+        let me = self.cfg.id;
+        match &self.state {
+            State::Leading { .. } if !self.is_voter(me) => self.start_looking(out),
+            State::Following { observer, .. }
+                if *observer != self.config.observers.contains(&me) =>
+            {
+                self.start_looking(out)
+            }
+            _ => {}
+        }
     }
 
     pub fn id(&self) -> ServerId {
@@ -499,6 +740,13 @@ impl Zab {
             Input::Compacted(snapshot) => self.compact(snapshot),
             Input::PeerLost(peer) => self.peer_lost(peer, &mut out),
         }
+        if std::mem::take(&mut self.reconfigured) {
+            out.push(Action::PersistConfig(
+                self.config.version,
+                self.config.text.clone(),
+            ));
+            self.on_reconfigured(&mut out);
+        }
         out
     }
 
@@ -511,7 +759,8 @@ impl Zab {
                 ..
             } => {
                 learners.remove(&peer);
-                if !self.cfg.has_quorum(learners.keys()) {
+                let live: Vec<ServerId> = learners.keys().copied().collect();
+                if !self.has_quorum(&live) {
                     self.start_looking(out);
                 }
             }
@@ -559,8 +808,9 @@ impl Zab {
                 kind,
                 base,
                 entries,
+                config,
                 ..
-            } => self.on_sync(from, request, epoch, kind, base, entries, out),
+            } => self.on_sync(from, request, epoch, (kind, base, entries), config, out),
             Message::AckNewLeader { request, epoch } => {
                 self.heard_from(from);
                 self.on_ack_new_leader(from, request, epoch, out)
@@ -582,6 +832,21 @@ impl Zab {
             Message::Forward { data } => {
                 if from != self.cfg.id {
                     self.propose(data, out);
+                }
+            }
+            Message::Config { version, text } => {
+                // Only while looking, or from the leader that would not take this
+                // server as what it believes it is: a server in an epoch learns its
+                // configuration from its leader, in order with the history.
+                let open = match &self.state {
+                    State::Looking { .. } => true,
+                    State::Following { leader, phase, .. } => {
+                        *leader == from && *phase == FollowPhase::Discovery
+                    }
+                    State::Leading { .. } => false,
+                };
+                if open && self.adopt_config(version, text) {
+                    self.start_looking(out);
                 }
             }
         }
@@ -649,7 +914,7 @@ impl Zab {
                     l.last_heard = tick;
                 }
                 let live = learners.keys().copied().collect::<Vec<_>>();
-                if !self.cfg.has_quorum(&live) {
+                if !self.has_quorum(&live) {
                     self.start_looking(out);
                     return;
                 }
@@ -694,8 +959,11 @@ pub(super) mod testing {
     pub fn cfg(id: ServerId, n: u64) -> ZabConfig {
         ZabConfig {
             id,
-            voters: (1..=n).collect(),
-            observers: BTreeSet::new(),
+            membership: Membership {
+                voters: (1..=n).collect(),
+                ..Membership::default()
+            },
+            reconfig: Arc::new(NoReconfig),
             init_limit: 10,
             sync_limit: 5,
             max_counter: u32::MAX as i64,
@@ -797,9 +1065,13 @@ mod tests {
             current_epoch: 1,
             snapshot: None,
             log: vec![e(1, 1, b"a"), e(1, 2, b"b")],
+            config: None,
         };
         let lone = ZabConfig {
-            voters: BTreeSet::from([0]),
+            membership: Membership {
+                voters: BTreeSet::from([0]),
+                ..Membership::default()
+            },
             ..cfg(0, 0)
         };
         let (mut z, out) = Zab::new(lone, durable);

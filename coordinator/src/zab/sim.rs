@@ -18,12 +18,80 @@
 //! seed, and `STRATA_SIM_SEED=<seed> cargo test -p strata-coordinator sim` replays it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::{
-    Action, Durable, Input, Message, Role, ServerId, Snapshot, SnapshotData, Zab, ZabConfig,
+    Action, Durable, Input, Membership, Message, Prepare, Reconfig, Role, ServerId, Snapshot,
+    SnapshotData, Zab, ZabConfig,
 };
+
+/// The simulator's reconfigurations: a client asks with `reconfig?<voters>`; the leader
+/// logs `config:<voters>|<observers>` (the text is the entry itself) or
+/// `refused:<why>:<request>`.
+#[derive(Debug)]
+pub(super) struct SimReconfig;
+
+fn ids(list: &str) -> Option<BTreeSet<ServerId>> {
+    list.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().ok())
+        .collect()
+}
+
+pub(super) fn config_text(voters: &BTreeSet<ServerId>, observers: &BTreeSet<ServerId>) -> Bytes {
+    let list = |s: &BTreeSet<ServerId>| {
+        s.iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Bytes::from(format!("config:{}|{}", list(voters), list(observers)))
+}
+
+impl Reconfig for SimReconfig {
+    fn members(&self, text: &[u8]) -> Option<(BTreeSet<ServerId>, BTreeSet<ServerId>)> {
+        let text = std::str::from_utf8(text).ok()?.strip_prefix("config:")?;
+        let (v, o) = text.split_once('|')?;
+        Some((ids(v)?, ids(o)?))
+    }
+
+    fn installs(&self, entry: &[u8]) -> Option<Bytes> {
+        entry
+            .starts_with(b"config:")
+            .then(|| Bytes::copy_from_slice(entry))
+    }
+
+    fn is_request(&self, entry: &[u8]) -> bool {
+        entry.starts_with(b"reconfig?")
+    }
+
+    fn prepare(&self, entry: &[u8], ctx: &Prepare<'_>) -> Bytes {
+        let request = String::from_utf8_lossy(entry).to_string();
+        let refuse = |why: &str| Bytes::from(format!("refused:{why}:{request}"));
+        if ctx.pending.is_some() {
+            return refuse("in progress");
+        }
+        let Some(voters) = ids(&request["reconfig?".len()..]) else {
+            return refuse("bad arguments");
+        };
+        let target = Membership {
+            version: ctx.zxid,
+            voters: voters.clone(),
+            observers: ctx.active.observers.difference(&voters).copied().collect(),
+            text: Bytes::new(),
+        };
+        if voters.is_empty() {
+            return refuse("bad arguments");
+        }
+        let synced: Vec<ServerId> = ctx.synced.iter().copied().collect();
+        if !target.has_quorum(&synced) {
+            return refuse("no quorum");
+        }
+        config_text(&target.voters, &target.observers)
+    }
+}
 
 /// SplitMix64: tiny, seedable, good enough to explore schedules.
 pub struct Rng(u64);
@@ -54,6 +122,9 @@ impl Rng {
 pub struct SimConfig {
     pub voters: u64,
     pub observers: u64,
+    /// Servers outside the first configuration, each started with it plus itself (as a
+    /// joining ZooKeeper server is); with any, clients also ask for reconfigurations.
+    pub spares: u64,
     pub steps: usize,
     /// Percent of messages lost.
     pub loss: u64,
@@ -93,6 +164,8 @@ pub struct Sim {
     leaders: BTreeMap<i64, ServerId>,
     next_write: u64,
     pub stats: SimStats,
+    /// `STRATA_SIM_TRACE=1`: print every role change with the configurations.
+    trace: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -104,6 +177,9 @@ pub struct SimStats {
     pub trunc_syncs: usize,
     /// Client writes a server refused for want of a leader.
     pub refused: usize,
+    /// Reconfigurations asked for, and those that took effect.
+    pub reconfigs: usize,
+    pub reconfigured: usize,
 }
 
 fn encode_applied(applied: &[(i64, Bytes)]) -> Bytes {
@@ -132,14 +208,25 @@ impl Sim {
     pub fn new(seed: u64, cfg: SimConfig) -> Sim {
         let voters: BTreeSet<ServerId> = (1..=cfg.voters).collect();
         let observers: BTreeSet<ServerId> = (cfg.voters + 1..=cfg.voters + cfg.observers).collect();
+        let first = cfg.voters + cfg.observers + 1;
+        let spares: BTreeSet<ServerId> = (first..first + cfg.spares).collect();
         let mut zcfg = BTreeMap::new();
-        for id in voters.iter().chain(observers.iter()) {
+        for id in voters.iter().chain(&observers).chain(&spares) {
+            let mut voters = voters.clone();
+            if spares.contains(id) {
+                voters.insert(*id);
+            }
             zcfg.insert(
                 *id,
                 ZabConfig {
                     id: *id,
-                    voters: voters.clone(),
-                    observers: observers.clone(),
+                    membership: Membership {
+                        version: 0,
+                        text: config_text(&voters, &observers),
+                        voters,
+                        observers: observers.clone(),
+                    },
+                    reconfig: Arc::new(SimReconfig),
                     init_limit: 10,
                     sync_limit: 5,
                     max_counter: cfg.max_counter,
@@ -159,6 +246,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             next_write: 0,
             stats: SimStats::default(),
+            trace: std::env::var_os("STRATA_SIM_TRACE").is_some(),
         };
         let ids: Vec<ServerId> = sim.zcfg.keys().copied().collect();
         for id in ids {
@@ -187,7 +275,18 @@ impl Sim {
             .as_ref()
             .map(|s| decode_applied(&s.data.load().expect("in memory")))
             .unwrap_or_default();
-        let (zab, actions) = Zab::new(self.zcfg[&id].clone(), node.disk.durable.clone());
+        // As the server's driver does: the configuration its snapshot holds, if any.
+        let mut zcfg = self.zcfg[&id].clone();
+        if let Some((zxid, text)) = node
+            .applied
+            .iter()
+            .rev()
+            .find(|(_, d)| d.starts_with(b"config:"))
+        {
+            zcfg.membership = Membership::from_text(&SimReconfig, *zxid, text.clone())
+                .expect("a logged configuration parses");
+        }
+        let (zab, actions) = Zab::new(zcfg, node.disk.durable.clone());
         node.zab = Some(zab);
         self.execute(id, actions);
     }
@@ -232,6 +331,9 @@ impl Sim {
                         log.push(e);
                     }
                 }
+                Action::PersistConfig(version, text) => {
+                    node.disk.durable.config = Some((version, text));
+                }
                 Action::Truncate(zxid) => {
                     self.stats.trunc_syncs += 1;
                     node.disk.durable.log.retain(|e| e.zxid <= zxid);
@@ -263,10 +365,26 @@ impl Sim {
                     }
                 }
                 Action::Refused(data) => {
+                    if self.trace {
+                        eprintln!("{id}: refused {data:?}");
+                    }
                     self.stats.refused += 1;
                     self.refused.insert(data);
                 }
                 Action::RoleChanged(role) => {
+                    if self.trace
+                        && let Some(z) = node.zab.as_ref()
+                    {
+                        let (active, pending) = z.membership();
+                        eprintln!(
+                            "{id}: {role:?} last={:#x} committed={:#x} config={:?}@{:#x} pending={:?}",
+                            z.last_zxid(),
+                            z.committed(),
+                            active.voters,
+                            active.version,
+                            pending.map(|p| (&p.voters, p.version))
+                        );
+                    }
                     if let Role::Leading {
                         epoch,
                         established: true,
@@ -324,7 +442,18 @@ impl Sim {
         } else if r < 88 {
             let id = ids[self.rng.below(ids.len() as u64) as usize];
             self.next_write += 1;
-            let data = Bytes::from(format!("w{}", self.next_write));
+            let data = if self.cfg.spares > 0 && self.rng.chance(4) {
+                // A reconfiguration to a random set of voters among all servers.
+                let voters: Vec<String> = ids
+                    .iter()
+                    .filter(|_| self.rng.chance(60))
+                    .map(|id| id.to_string())
+                    .collect();
+                self.stats.reconfigs += 1;
+                Bytes::from(format!("reconfig?{}", voters.join(",")))
+            } else {
+                Bytes::from(format!("w{}", self.next_write))
+            };
             if let Some(zab) = self.nodes.get_mut(&id).and_then(|n| n.zab.as_mut()) {
                 let actions = zab.step(Input::Propose(data));
                 self.execute(id, actions);
@@ -400,6 +529,11 @@ impl Sim {
             );
             if a.len() > self.global.len() {
                 self.global = a.clone();
+                self.stats.reconfigured = self
+                    .global
+                    .iter()
+                    .filter(|(_, d)| d.starts_with(b"config:"))
+                    .count();
             }
         }
 
@@ -421,6 +555,7 @@ impl Sim {
         }
         let before = self.global.len();
         let mut written = false;
+        let (mut written_at, mut finals) = (0, 0);
         for step in 0..40_000 {
             if self.net.is_empty() || self.rng.chance(30) {
                 for id in &ids {
@@ -458,17 +593,24 @@ impl Sim {
             let all_serving = ids
                 .iter()
                 .all(|id| self.nodes[id].zab.as_ref().is_some_and(Zab::is_serving));
+            // The final write; again under a new name if it went nowhere (the leader it
+            // reached stepped down, or its zxid counter ran out and it was refused).
             if let Some(l) = leader
                 && all_serving
-                && !written
+                && (!written || (self.global.len() == before && step - written_at > 2000))
             {
                 written = true;
+                written_at = step;
+                finals += 1;
                 let zab = self
                     .nodes
                     .get_mut(&l)
                     .and_then(|n| n.zab.as_mut())
                     .expect("up");
-                let actions = zab.step(Input::Propose(Bytes::from_static(b"final")));
+                if self.trace {
+                    eprintln!("{l}: final{finals} at heal step {step}");
+                }
+                let actions = zab.step(Input::Propose(Bytes::from(format!("final{finals}"))));
                 self.execute(l, actions);
             }
             if written && self.global.len() > before {
@@ -485,12 +627,16 @@ impl Sim {
                     .iter()
                     .map(|id| {
                         let z = self.nodes[id].zab.as_ref().expect("up");
+                        let (active, pending) = z.membership();
                         format!(
-                            "{id}: {:?} last={:#x} committed={:#x} epochs={:?}",
+                            "{id}: {:?} last={:#x} committed={:#x} epochs={:?} config={:?}@{:#x} pending={:?}",
                             z.role(),
                             z.last_zxid(),
                             z.committed(),
-                            (z.accepted_epoch, z.accepted_leader, z.current_epoch)
+                            (z.accepted_epoch, z.accepted_leader, z.current_epoch),
+                            active.voters,
+                            active.version,
+                            pending.map(|p| (&p.voters, p.version))
                         )
                     })
                     .collect();
@@ -548,6 +694,8 @@ mod tests {
                     total.snap_syncs += s.snap_syncs;
                     total.trunc_syncs += s.trunc_syncs;
                     total.refused += s.refused;
+                    total.reconfigs += s.reconfigs;
+                    total.reconfigured += s.reconfigured;
                 }
                 Err(msg) => panic!("{name}: {msg}"),
             }
@@ -563,6 +711,7 @@ mod tests {
             SimConfig {
                 voters: 3,
                 observers: 0,
+                spares: 0,
                 steps: 3000,
                 loss: 5,
                 max_counter: 50,
@@ -578,6 +727,7 @@ mod tests {
             SimConfig {
                 voters: 5,
                 observers: 0,
+                spares: 0,
                 steps: 3000,
                 loss: 5,
                 max_counter: 50,
@@ -593,11 +743,46 @@ mod tests {
             SimConfig {
                 voters: 3,
                 observers: 1,
+                spares: 0,
                 steps: 2000,
                 loss: 5,
                 max_counter: 1000,
             },
             300,
+        );
+    }
+
+    /// Servers join and leave: random reconfigurations among five servers, three of
+    /// them the first voters, under the same faults and with the same invariants.
+    #[test]
+    fn sim_reconfiguration() {
+        run_all(
+            "sim_reconfiguration",
+            SimConfig {
+                voters: 3,
+                observers: 0,
+                spares: 2,
+                steps: 3000,
+                loss: 5,
+                max_counter: 50,
+            },
+            300,
+        );
+    }
+
+    #[test]
+    fn sim_reconfiguration_with_an_observer() {
+        run_all(
+            "sim_reconfiguration_with_an_observer",
+            SimConfig {
+                voters: 3,
+                observers: 1,
+                spares: 1,
+                steps: 2000,
+                loss: 5,
+                max_counter: 1000,
+            },
+            200,
         );
     }
 }

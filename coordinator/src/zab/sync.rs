@@ -3,6 +3,8 @@
 //! and acknowledges (`AckNewLeader`) once that is durable; a quorum of those establishes
 //! the leader, which commits its history and tells its learners (`UpToDate`).
 
+use bytes::Bytes;
+
 use super::{
     Action, Entry, FollowPhase, LearnerPhase, Message, ServerId, State, SyncKind, Zab, epoch_of,
 };
@@ -51,6 +53,7 @@ impl Zab {
     pub(super) fn send_sync(&mut self, to: ServerId, their_last: i64, out: &mut Vec<Action>) {
         let (kind, base, entries) = self.plan_sync(their_last);
         let leader_zxid = self.last_zxid();
+        let config = Some((self.config.version, self.config.text.clone()));
         let State::Leading {
             epoch: Some(epoch),
             learners,
@@ -74,6 +77,7 @@ impl Zab {
                 base,
                 entries,
                 leader_zxid,
+                config,
             },
         });
     }
@@ -84,9 +88,8 @@ impl Zab {
         from: ServerId,
         request_in: u64,
         epoch: i64,
-        kind: SyncKind,
-        base: i64,
-        entries: Vec<Entry>,
+        (kind, base, entries): (SyncKind, i64, Vec<Entry>),
+        config: Option<(i64, Bytes)>,
         out: &mut Vec<Action>,
     ) {
         let State::Following {
@@ -128,10 +131,15 @@ impl Zab {
                 out.push(Action::InstallSnapshot(snapshot));
             }
         }
+        // The leader's active configuration, unless this server knows a later one.
+        if let Some((version, text)) = config {
+            self.adopt_config(version, text);
+        }
         if !entries.is_empty() {
             self.log.extend(entries.iter().cloned());
             out.push(Action::Append(entries));
         }
+        self.rescan_configs();
         self.current_epoch = epoch;
         out.push(Action::PersistEpochs {
             accepted_epoch: self.accepted_epoch,
@@ -193,9 +201,18 @@ impl Zab {
             }
             return;
         }
-        if !newleader_acks.contains(&me) || !self.cfg.has_quorum(newleader_acks.iter()) {
+        let acked: Vec<ServerId> = newleader_acks.iter().copied().collect();
+        if !acked.contains(&me) || !self.has_quorum(&acked) {
             return;
         }
+        let State::Leading {
+            learners,
+            established,
+            ..
+        } = &mut self.state
+        else {
+            return;
+        };
         *established = true;
         // The new leader's whole history is now on a quorum: it is committed.
         if let Some(l) = learners.get_mut(&me) {
@@ -262,6 +279,7 @@ mod tests {
             current_epoch: 1,
             snapshot: None,
             log: vec![entry(1, 1, b"a"), entry(1, 2, b"b")],
+            config: None,
         });
         message(
             &mut z,
@@ -287,6 +305,7 @@ mod tests {
                 base: make_zxid(1, 1),
                 entries: vec![],
                 leader_zxid: make_zxid(1, 1),
+                config: None,
             },
         );
         assert_eq!(
@@ -323,6 +342,7 @@ mod tests {
                 base: make_zxid(1, 2),
                 entries: vec![entry(1, 3, b"c")],
                 leader_zxid: make_zxid(1, 3),
+                config: None,
             },
         );
         assert_eq!(out[0], Action::Append(vec![entry(1, 3, b"c")]));
@@ -366,6 +386,7 @@ mod tests {
                 base: make_zxid(1, 5),
                 entries: vec![],
                 leader_zxid: make_zxid(1, 5),
+                config: None,
             },
         );
         assert_eq!(out[0], Action::InstallSnapshot(Some(snap)));
@@ -388,6 +409,7 @@ mod tests {
                 base: make_zxid(1, 2),
                 entries: vec![],
                 leader_zxid: make_zxid(1, 2),
+                config: None,
             },
         );
         assert_eq!(out, vec![]);

@@ -89,6 +89,7 @@ pub fn encode(msg: &Message, w: &mut Writer) {
             base,
             entries,
             leader_zxid,
+            config,
         } => {
             w.i32(5).i64(*request as i64).i64(*epoch);
             match kind {
@@ -115,6 +116,10 @@ pub fn encode(msg: &Message, w: &mut Writer) {
             w.i64(*base);
             write_entries(w, entries);
             w.i64(*leader_zxid);
+            // Last, so a server of an earlier release reads the rest and ignores it.
+            if let Some((version, text)) = config {
+                w.i64(*version).buffer(text);
+            }
         }
         Message::AckNewLeader { request, epoch } => {
             w.i32(6).i64(*request as i64).i64(*epoch);
@@ -140,6 +145,9 @@ pub fn encode(msg: &Message, w: &mut Writer) {
         }
         Message::Forward { data } => {
             w.i32(13).buffer(data);
+        }
+        Message::Config { version, text } => {
+            w.i32(14).i64(*version).buffer(text);
         }
     }
 }
@@ -183,13 +191,22 @@ pub fn decode(r: &mut Reader) -> Result<Message, JuteError> {
                 })),
                 _ => return Err(JuteError::Truncated("sync kind")),
             };
+            let base = r.read_i64()?;
+            let entries = read_entries(r)?;
+            let leader_zxid = r.read_i64()?;
+            let config = if r.remaining() > 0 {
+                Some((r.read_i64()?, Bytes::from(r.read_bytes()?)))
+            } else {
+                None
+            };
             Message::Sync {
                 request,
                 epoch,
                 kind,
-                base: r.read_i64()?,
-                entries: read_entries(r)?,
-                leader_zxid: r.read_i64()?,
+                base,
+                entries,
+                leader_zxid,
+                config,
             }
         }
         6 => Message::AckNewLeader {
@@ -225,6 +242,10 @@ pub fn decode(r: &mut Reader) -> Result<Message, JuteError> {
         },
         13 => Message::Forward {
             data: Bytes::from(r.read_bytes()?),
+        },
+        14 => Message::Config {
+            version: r.read_i64()?,
+            text: Bytes::from(r.read_bytes()?),
         },
         _ => return Err(JuteError::Truncated("message type")),
     })
@@ -275,6 +296,7 @@ mod tests {
                 base: 3,
                 entries: vec![e.clone()],
                 leader_zxid: e.zxid,
+                config: Some((0x5_0000_0001, Bytes::from_static(b"server.1=a:1:2"))),
             },
             Message::Sync {
                 request: 2,
@@ -283,6 +305,7 @@ mod tests {
                 base: 1,
                 entries: vec![],
                 leader_zxid: 1,
+                config: None,
             },
             Message::AckNewLeader {
                 request: 1,
@@ -308,6 +331,10 @@ mod tests {
             },
             Message::Forward {
                 data: Bytes::from_static(b"w"),
+            },
+            Message::Config {
+                version: 0x2_0000_0003,
+                text: Bytes::from_static(b"server.1=a:1:2:participant\nversion=200000003"),
             },
         ];
         for m in msgs {
