@@ -74,6 +74,30 @@ pub enum ZkCommand {
         path: String,
         acl: String,
     },
+    /// config [-s]: the ensemble's configuration (`/zookeeper/config`)
+    Config {
+        #[arg(short = 's')]
+        stat: bool,
+    },
+    /// reconfig [-s] [-v version] [--add servers] [--remove ids] | [--members servers]:
+    /// change the ensemble's membership (ZooKeeper 3.5+, `reconfigEnabled=true`; needs
+    /// WRITE on /zookeeper/config, e.g. `--auth super:password`)
+    Reconfig {
+        #[arg(short = 's')]
+        stat: bool,
+        /// The configuration version (hex) this change applies to.
+        #[arg(short = 'v')]
+        version: Option<String>,
+        /// `server.N=host:quorumPort:electionPort[:role];[host:]clientPort`, comma separated.
+        #[arg(long)]
+        add: Option<String>,
+        /// Server ids, comma separated.
+        #[arg(long)]
+        remove: Option<String>,
+        /// The whole new membership, comma separated server lines.
+        #[arg(long, conflicts_with_all = ["add", "remove"])]
+        members: Option<String>,
+    },
 }
 
 pub async fn run(args: ZkArgs) -> anyhow::Result<()> {
@@ -228,6 +252,42 @@ async fn command(client: &Client, cmd: ZkCommand, out: &mut impl Write) -> anyho
             for a in acl {
                 writeln!(out, "'{},'{}", a.id.scheme, a.id.id)?;
                 writeln!(out, ": {}", perms_string(a.perms))?;
+            }
+        }
+        ZkCommand::Config { stat } => {
+            let path = "/zookeeper/config";
+            let (data, s) = client.get(path).await.map_err(|e| explain(e, path))?;
+            writeln!(out, "{}", String::from_utf8_lossy(&data))?;
+            if stat {
+                print_stat(out, &s)?;
+            }
+        }
+        ZkCommand::Reconfig {
+            stat,
+            version,
+            add,
+            remove,
+            members,
+        } => {
+            let from = match version {
+                None => -1,
+                Some(v) => i64::from_str_radix(v.trim_start_matches("0x"), 16)
+                    .with_context(|| format!("-v takes a hex version, got {v:?}"))?,
+            };
+            if add.is_none() && remove.is_none() && members.is_none() {
+                anyhow::bail!("reconfig needs -add, -remove or -members");
+            }
+            let (data, s) = client
+                .reconfig(add.as_deref(), remove.as_deref(), members.as_deref(), from)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Server(code) => anyhow::anyhow!("reconfig failed: {code}"),
+                    other => anyhow::Error::new(other),
+                })?;
+            writeln!(out, "Committed new configuration:")?;
+            writeln!(out, "{}", String::from_utf8_lossy(&data))?;
+            if stat {
+                print_stat(out, &s)?;
             }
         }
         ZkCommand::SetAcl { version, path, acl } => {

@@ -172,6 +172,26 @@ impl Client {
         Ok((r.read_bytes()?, Stat::read(&mut r)?))
     }
 
+    /// `reconfig` (ZooKeeper 3.5+): `joining` server lines and `leaving` ids (comma
+    /// separated), or the whole `new_members`; `from_config` the version it applies to
+    /// (-1: any). Answers the new configuration and its stat.
+    pub async fn reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        new_members: Option<&str>,
+        from_config: i64,
+    ) -> Result<(Vec<u8>, Stat), ClientError> {
+        let mut w = Writer::new();
+        for s in [joining, leaving, new_members] {
+            w.nullable_buffer(s.map(str::as_bytes));
+        }
+        w.i64(from_config);
+        let body = self.call(op::RECONFIG, &w.buf).await?;
+        let mut r = Reader::new(&body);
+        Ok((r.read_bytes()?, Stat::read(&mut r)?))
+    }
+
     pub async fn set(&self, path: &str, data: &[u8], version: i32) -> Result<Stat, ClientError> {
         let mut w = Writer::new();
         w.string(path).buffer(data).i32(version);

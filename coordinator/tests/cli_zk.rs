@@ -78,3 +78,49 @@ async fn zkcli_commands_from_the_notes() {
     strata_zk(&s, &["delete", "/my-node"]).await.unwrap();
     assert_eq!(strata_zk(&s, &["ls", "/"]).await.unwrap(), "[zookeeper]\n");
 }
+
+#[tokio::test]
+async fn config_and_reconfig_as_zkcli_prints_them() {
+    let password = "super:reconfig";
+    let digest = strata_coordinator::acl::digest_id(password).unwrap();
+    let e = support::Ensemble::start(
+        3,
+        &format!("reconfigEnabled=true\nDigestAuthenticationProvider.superDigest={digest}"),
+    );
+    let s = e.servers[0].addr();
+    let config = strata_zk(&s, &["config"]).await.unwrap();
+    assert_eq!(config.matches("server.").count(), 3, "{config}");
+    assert!(config.ends_with("version=0\n"), "{config}");
+    let refused = strata_zk(&s, &["reconfig", "--remove", "3"])
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("reconfig failed"), "{refused}");
+    let done = strata_zk(&s, &["--auth", password, "reconfig", "--remove", "3"])
+        .await
+        .unwrap();
+    assert!(done.starts_with("Committed new configuration:\n"), "{done}");
+    assert!(
+        done.contains("server.2=") && !done.contains("server.3="),
+        "{done}"
+    );
+    // Had server 3 led, the two left elect one of their own first.
+    e.wait_leader();
+    e.wait_serving(0, std::time::Duration::from_secs(30));
+    let stale = strata_zk(
+        &s,
+        &["--auth", password, "reconfig", "-v", "0", "--remove", "2"],
+    )
+    .await
+    .unwrap_err();
+    assert!(stale.to_string().contains("bad version"), "{stale}");
+    // Another server has it once the commit reached it.
+    let mut config = String::new();
+    for _ in 0..100 {
+        config = strata_zk(&e.servers[1].addr(), &["config"]).await.unwrap();
+        if config.matches("server.").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(config.matches("server.").count(), 2, "{config}");
+}
