@@ -48,6 +48,6 @@ check "the operator runs as non-root with a read-only root filesystem" bash -c \
   "render | grep -q 'runAsNonRoot: true' && render | grep -q 'readOnlyRootFilesystem: true'"
 check "RBAC grants no wildcard" bash -c "! render | grep -Eq '\"\\*\"'"
 # A TLS listener's Secret is read (its certificate's digest rolls the brokers), never
-# written.
-check "RBAC reads Secrets and nothing more (get, list, watch)" bash -c \
-  "render | grep -A1 'resources: \\[\"secrets\"\\]' | grep -qF 'verbs: [\"get\", \"list\", \"watch\"]'"
+# written; the one Secret the operator creates is the coordinators' super user.
+check "RBAC reads and creates Secrets, and nothing more (get, list, watch, create)" bash -c \
+  "render | grep -A1 'resources: \\[\"secrets\"\\]' | grep -qF 'verbs: [\"get\", \"list\", \"watch\", \"create\"]'"

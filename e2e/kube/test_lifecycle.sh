@@ -288,12 +288,59 @@ eventually "the ensemble is whole again: one leader, two followers" equals "foll
 check "no broker pod was restarted for it" equals 3 on_revision
 mark "coordinator roll (3 members)" "$COORDINATOR_ROLL_STARTED"
 
+section "coordinator ensemble 3 -> 5 -> 3 by reconfiguration"
+# The producer and the consumer group go on through it. Members join and leave by
+# ZooKeeper's reconfig, driven by the operator; nobody restarts for it.
+RECONFIG_STARTED=$SECONDS
+# first_uids: the UIDs of coordinator pods 0-2.
+first_uids() {
+  kubectl -n "$NS" get pod demo-coordinator-0 demo-coordinator-1 demo-coordinator-2 \
+    -o jsonpath='{.items[*].metadata.uid}'
+}
+# config_members: the server ids /zookeeper/config names, as coordinator 0 answers.
+config_members() { zk config | sed -n 's/^server\.\([0-9]*\)=.*/\1/p' | sort -n | tr '\n' ' '; }
+# config_version: the version of the active configuration, as the status reports it.
+config_version() { jsonpath kc demo "$NS" '{.status.coordinator.configVersion}'; }
+export -f first_uids config_members config_version
+UIDS_BEFORE="$(first_uids)"
+check "the ensemble starts from its static configuration" equals "1 2 3 " config_members
+check "spec.coordinator.replicas: 3 -> 5" \
+  kc patch kc demo --type=merge -p '{"spec":{"coordinator":{"replicas":5}}}'
+WAIT_SECONDS=300 eventually "coordinators 4 and 5 join: the configuration names five voters" \
+  equals "1 2 3 4 5 " config_members
+eventually "Event Reconfigured" contains Reconfigured bash -c \
+  "kubectl -n $NS get events -o jsonpath='{.items[*].reason}'"
+GROWN_VERSION="$(config_version)"
+check "status.coordinator.configVersion is the reconfiguration's zxid ($GROWN_VERSION)" \
+  bash -c "[[ -n '$GROWN_VERSION' && '$GROWN_VERSION' != 0 ]]"
+eventually "5 coordinator pods Ready" equals 5 ready_pods coordinator
+check "no coordinator of the first three restarted for it" equals "$UIDS_BEFORE" first_uids
+check "no broker restarted for it" equals 3 on_revision
+check "the brokers' metadata is still there" equals "[0, 1, 2]" zk ls /brokers/ids
+check "a topic created with five coordinators" \
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create \
+  --topic after-reconfig --partitions 3 --replication-factor 3
+check "spec.coordinator.replicas: 5 -> 3" \
+  kc patch kc demo --type=merge -p '{"spec":{"coordinator":{"replicas":3}}}'
+WAIT_SECONDS=300 eventually "coordinators 4 and 5 leave: the configuration names three voters again" \
+  equals "1 2 3 " config_members
+WAIT_SECONDS=300 eventually "their pods go after the reconfiguration (StatefulSet at 3)" equals 3 \
+  jsonpath sts demo-coordinator "$NS" '{.spec.replicas}'
+WAIT_SECONDS=120 eventually "3 coordinator pods" equals 3 bash -c \
+  "kubectl -n $NS get pods -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=coordinator -o name | wc -l"
+eventually "the ensemble is whole: one leader, two followers" equals "follower follower leader " coordinator_modes
+check "still none of the first three restarted" equals "$UIDS_BEFORE" first_uids
+eventually "status Ready with 3/3 coordinators" equals "True 3" \
+  jsonpath kc demo "$NS" '{.status.conditions[?(@.type=="Ready")].status} {.status.coordinator.ready}'
+eventually "the topic created meanwhile is fully in sync" in_sync after-reconfig 3 3
+mark "coordinators 3 -> 5 -> 3" "$RECONFIG_STARTED"
+
 ACKED_BEFORE=$(acked)
 eventually "the producer goes on after the roll" bash -c "(( \$(acked) > $ACKED_BEFORE + 20 ))"
 kill -TERM "$PRODUCER" 2>/dev/null; wait "$PRODUCER" 2>/dev/null || true
 touch "$WORK/stop-producer"; wait "$HOSTS_REFRESH" 2>/dev/null || true
 jq -r 'select(.name == "producer_send_success") | .value' "$WORK/producer.jsonl" | sort -u >"$WORK/acked"
-echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scale-up, drain, rolls and a certificate renewal)"
+echo "  ($(wc -l <"$WORK/acked") records acknowledged with acks=all through scale-up, drain, rolls, a certificate renewal and the ensemble's reconfiguration)"
 kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$BOOTSTRAP" --topic durable \
   --from-beginning --timeout-ms 30000 2>/dev/null | sort -u >"$WORK/consumed"
 check "every acknowledged record is consumed back: none lost" equals "" comm -23 "$WORK/acked" "$WORK/consumed"

@@ -7,6 +7,8 @@
 //! - [`controller`]: the reconcilers that read, validate, build, apply and report status;
 //! - [`kafka`]: what the topic and group controllers need from the brokers;
 //! - [`rebalance`]: the reassignment plan for scale-up and for draining brokers (pure);
+//! - [`membership`]: the coordinator ensemble's next reconfiguration step when it grows
+//!   or shrinks (pure);
 //! - [`roller`]: the next step of an ISR-safe rolling restart of brokers and coordinators
 //!   (pure);
 //! - [`events`]: Kubernetes Events, a repeated one counted into a series;
@@ -18,6 +20,7 @@ pub mod controller;
 pub mod crd;
 pub mod events;
 pub mod kafka;
+pub mod membership;
 pub mod metrics;
 pub mod probe;
 pub mod rack;

@@ -51,9 +51,10 @@ ServiceAccounts: the brokers' own, for the rack lookup of clusters with spec.bro
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["create", "patch", "delete"]
 # A TLS listener's Secret: its certificate's digest rolls the brokers when it is renewed.
+# The coordinators' super user Secret: created once per cluster, read to reconfigure.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create"]
 # Claims: a drained broker's is deleted with spec.brokers.storage.deleteClaim; all of a
 # StatefulSet's grow with its storage size (which StorageClasses allow expansion is read).
 - apiGroups: [""]

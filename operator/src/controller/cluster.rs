@@ -18,6 +18,7 @@
 //! still run. Then the rest, including the ClusterRoleBinding no namespaced object can
 //! own. PersistentVolumeClaims are kept: data outlives a mistaken delete.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,14 +40,15 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::{
-    Context, Error, condition, coordinator_roll, ensemble, is_true, now_rfc3339, roll, scaling,
-    storage,
+    Context, Error, condition, coordinator_roll, ensemble, is_true, membership, now_rfc3339, roll,
+    scaling, storage,
 };
 use crate::crd::{
     BrokerStatus, ClusterOperation, CoordinatorStatus, KafkaCluster, KafkaClusterStatus,
     OperationKind, OperationPhase, set_condition,
 };
 use crate::kafka::KafkaConnector;
+use crate::membership::{ActiveConfig, MembershipStep, desired_members};
 use crate::resources::{
     ClusterNames, Component, Desired, FIELD_MANAGER, annotate_tls_digest, config_hash,
     rack_cluster_role_binding,
@@ -169,7 +171,35 @@ async fn apply<K: KafkaConnector>(
         previous.operation.clone(),
         &now,
     );
+    // The ensemble's membership: pods for joining members before the reconfiguration
+    // that adds them, the pods of leaving ones only after the one that removes them.
+    let owner = kc
+        .controller_owner_ref(&())
+        .ok_or(crate::resources::BuildError::MissingMetadata("uid"))?;
+    let admin = membership::admin_credential(client, &names, &owner).await?;
+    let coordinator_pods = roll::pods_by_ordinal(
+        &Api::namespaced(client.clone(), &namespace),
+        &names,
+        Component::Coordinator,
+    )
+    .await?;
+    let ready_ordinals: BTreeSet<i32> = coordinator_pods
+        .iter()
+        .filter(|(_, pod)| roll::is_ready(pod))
+        .map(|(ordinal, _)| *ordinal)
+        .collect();
+    let active = match &old_coordinator {
+        Some(_) => membership::read_active(&names, &ready_ordinals).await,
+        None => None,
+    };
+    let membership_step = crate::membership::next_step(
+        &desired_members(kc.spec.coordinator.replicas, kc.spec.coordinator.observers),
+        active.as_ref(),
+        old_coordinator.as_ref().map(desired_replicas),
+        &ready_ordinals.iter().map(|o| o + 1).collect(),
+    );
     let mut coordinator_set = desired.coordinator.clone();
+    set_replicas(&mut coordinator_set, membership_step.replicas());
     let mut broker_set = desired.brokers.clone();
     set_replicas(&mut broker_set, begun.statefulset_replicas);
     if let Some(digest) = &tls_digest {
@@ -273,6 +303,18 @@ async fn apply<K: KafkaConnector>(
     {
         coordinator.leader = ensemble::find_leader(&names, coordinator.desired).await;
     }
+    let reconfiguring = reconfigure_ensemble(
+        ctx,
+        kc,
+        &names,
+        &membership_step,
+        active.as_ref(),
+        &ready_ordinals,
+        &admin,
+        &mut status,
+        &now,
+    )
+    .await;
     if let Some(problem) = &storage_problem {
         set_condition(
             &mut status.conditions,
@@ -395,10 +437,112 @@ async fn apply<K: KafkaConnector>(
     // (and, while replicas move or claims grow, the way progress is noticed: neither
     // changes a watched object).
     let mut requeue = requeue.unwrap_or(Duration::from_secs(if ready { 300 } else { 30 }));
-    if !growing.is_empty() {
-        requeue = requeue.min(Duration::from_secs(10));
+    if !growing.is_empty() || reconfiguring {
+        requeue = requeue.min(Duration::from_secs(5));
     }
     Ok(Action::requeue(requeue))
+}
+
+/// The membership step's IO and what it says in the status: the `reconfig` when every
+/// joining member is in the quorum, a Reconciling condition while the ensemble is not yet
+/// what the spec asks for. Returns whether a change is under way (look again soon).
+#[allow(clippy::too_many_arguments)]
+async fn reconfigure_ensemble<K: KafkaConnector>(
+    ctx: &Context<K>,
+    kc: &KafkaCluster,
+    names: &ClusterNames,
+    step: &MembershipStep,
+    active: Option<&ActiveConfig>,
+    ready_ordinals: &BTreeSet<i32>,
+    admin: &str,
+    status: &mut KafkaClusterStatus,
+    now: &str,
+) -> bool {
+    if let (Some(coordinator), Some(active)) = (status.coordinator.as_mut(), active) {
+        coordinator.config_version = Some(format!("{:x}", active.version));
+    }
+    let message = match step {
+        MembershipStep::Settled { .. } => return false,
+        MembershipStep::Unknown { replicas } => {
+            // No member answered (all restarting, or an operator outside the pod network):
+            // only worth saying when the spec asks for another membership.
+            if kc.spec.coordinator.replicas + kc.spec.coordinator.observers == *replicas {
+                return false;
+            }
+            "no coordinator told its configuration; the ensemble's membership cannot change until one does".to_string()
+        }
+        MembershipStep::Starting { waiting, .. } => format!(
+            "waiting for coordinators {} to join the quorum as followers before the reconfiguration",
+            join_ids(waiting)
+        ),
+        MembershipStep::Reconfigure {
+            joining,
+            leaving,
+            from_version,
+            ..
+        } => {
+            let joining_ids: Vec<i32> = joining.iter().map(|(id, _)| *id).collect();
+            match membership::reconfigure(
+                names,
+                ready_ordinals,
+                admin,
+                joining,
+                leaving,
+                *from_version,
+            )
+            .await
+            {
+                Ok(config) => {
+                    if let Some(coordinator) = status.coordinator.as_mut() {
+                        coordinator.config_version = Some(format!("{:x}", config.version));
+                    }
+                    let note = format!(
+                        "reconfigured the coordinator ensemble (joining: {}; leaving: {}) to version {:x}",
+                        join_ids(&joining_ids),
+                        join_ids(leaving),
+                        config.version
+                    );
+                    publish(
+                        ctx,
+                        kc,
+                        EventType::Normal,
+                        "Reconfigured",
+                        "Reconfigure",
+                        &note,
+                    )
+                    .await;
+                    note
+                }
+                Err(why) => format!(
+                    "reconfiguring the coordinator ensemble (joining: {}; leaving: {}): {why}",
+                    join_ids(&joining_ids),
+                    join_ids(leaving)
+                ),
+            }
+        }
+    };
+    set_condition(
+        &mut status.conditions,
+        condition(
+            "Reconciling",
+            true,
+            "Reconfiguring",
+            message,
+            kc.metadata.generation,
+            now,
+        ),
+    );
+    true
+}
+
+fn join_ids(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn desired_replicas(sts: &StatefulSet) -> i32 {
@@ -658,15 +802,16 @@ pub fn observed_status(
         ready: brokers_ready,
         selector: Some(names.selector(Component::Broker)),
     });
-    let (leader, roll) = status
+    let (leader, roll, config_version) = status
         .coordinator
         .take()
-        .map_or((None, None), |c| (c.leader, c.roll));
+        .map_or((None, None, None), |c| (c.leader, c.roll, c.config_version));
     status.coordinator = Some(CoordinatorStatus {
         desired: coordinators_desired,
         ready: coordinators_ready,
         leader,
         roll,
+        config_version,
     });
     status.bootstrap_servers = Some(names.bootstrap_servers(spec.listeners.plain.port));
 

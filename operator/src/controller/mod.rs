@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod consumer_group;
 pub mod coordinator_roll;
 pub mod ensemble;
+pub mod membership;
 pub mod roll;
 pub mod scaling;
 pub mod storage;
@@ -51,6 +52,8 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     #[error("serializing an object: {0}")]
     Serialization(#[from] serde_json::Error),
+    #[error("coordinator: {0}")]
+    Coordinator(String),
 }
 
 impl Error {
@@ -63,6 +66,7 @@ impl Error {
             Error::Build(_) => "build",
             Error::Kafka(_) => "kafka",
             Error::Serialization(_) => "serialization",
+            Error::Coordinator(_) => "coordinator",
             Error::Finalizer(inner) => match inner.as_ref() {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.category(),
                 _ => "finalizer",

@@ -290,6 +290,11 @@ pub struct CoordinatorStatus {
     /// Pod name of the current ensemble leader, when one answered `srvr` as leader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// The version (hex, ZooKeeper's `version=` of `/zookeeper/config`) of the
+    /// ensemble's active configuration: the zxid of the reconfiguration that made it, 0
+    /// for the one the members started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
     /// The coordinators' rolling restart while one runs: members outside the quorum
     /// first, then observers, followers and the leader last, each back in the quorum
     /// before the next goes down.

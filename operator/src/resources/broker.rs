@@ -5,9 +5,7 @@
 use std::fmt::Write as _;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::coordinator::COORDINATOR_CLIENT_PORT;
@@ -198,6 +196,15 @@ pub fn bootstrap_service(
     }
 }
 
+/// The broker's configuration without `zookeeper.connect`.
+fn without_members(props: &str) -> String {
+    props
+        .lines()
+        .filter(|l| !l.starts_with("zookeeper.connect="))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn stateful_set(
     names: &ClusterNames,
     spec: &KafkaClusterSpec,
@@ -214,22 +221,7 @@ pub fn stateful_set(
     let mut extra_volumes = Vec::new();
     if let Some(tls) = &spec.listeners.tls {
         ports.push(("tls", tls.port));
-        extra_volumes.push((
-            Volume {
-                name: "tls".into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(tls.secret_name.clone()),
-                    ..SecretVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            VolumeMount {
-                name: "tls".into(),
-                mount_path: TLS_DIR.into(),
-                read_only: Some(true),
-                ..VolumeMount::default()
-            },
-        ));
+        extra_volumes.push(statefulset::secret_volume("tls", &tls.secret_name, TLS_DIR));
     }
     ports.push(("metrics", BROKER_METRICS_PORT));
     statefulset::build(StatefulSetParams {
@@ -238,7 +230,10 @@ pub fn stateful_set(
         owner,
         replicas: spec.brokers.replicas,
         image: &spec.image,
-        config_hash: config_hash(&[&props, &script]),
+        // The ensemble's members change by reconfiguration without restarting anybody;
+        // a running broker keeps the members it connected with (any that stays serves it),
+        // a broker that starts later gets the new list.
+        config_hash: config_hash(&[&without_members(&props), &script]),
         start_script: script,
         ports,
         probes: probes(spec),
@@ -372,6 +367,12 @@ mod tests {
         };
         // Scaling alone must not restart the running brokers.
         assert_eq!(hash(&before), hash(&scaled));
+        // Nor does growing the coordinator ensemble, which reconfiguration does in place.
+        spec.coordinator.replicas = 5;
+        let more_coordinators = Desired::build(&sample_cluster(spec.clone()))
+            .unwrap()
+            .brokers;
+        assert_eq!(hash(&before), hash(&more_coordinators));
         spec.brokers
             .config
             .insert("log.retention.ms".into(), "1000".into());

@@ -9,23 +9,47 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::statefulset::{self, CONFIG_DIR, DATA_DIR, Probes, RUN_DIR, StatefulSetParams};
 use super::{ClusterNames, Component, config_hash, object_meta};
 use crate::crd::KafkaClusterSpec;
+use crate::membership::desired_members;
+use strata_coordinator::config::PeerRole;
 
 pub const COORDINATOR_CLIENT_PORT: i32 = 2181;
 pub const COORDINATOR_QUORUM_PORT: i32 = 2888;
 pub const COORDINATOR_ELECTION_PORT: i32 = 3888;
 pub const COORDINATOR_METRICS_PORT: i32 = 7000;
 
-/// `server.N` ids are ordinal + 1: ZooKeeper's documentation and tools count members from 1.
-pub fn server_id(ordinal: i32) -> i32 {
-    ordinal + 1
+/// Where the super user's digest is mounted (the admin Secret's `digest` key).
+const ADMIN_DIR: &str = "/etc/strata/coordinator-admin";
+
+/// A member's `server.N` line, as zoo.cfg holds it and as `reconfig` adds it (ids are
+/// ordinal + 1: ZooKeeper's documentation and tools count members from 1): its stable
+/// name, quorum and election ports, role and client port (which a reconfiguration needs).
+pub fn server_line(names: &ClusterNames, id: i32, role: PeerRole) -> String {
+    let role = match role {
+        PeerRole::Participant => "participant",
+        PeerRole::Observer => "observer",
+    };
+    format!(
+        "server.{id}={}:{COORDINATOR_QUORUM_PORT}:{COORDINATOR_ELECTION_PORT}:{role};{COORDINATOR_CLIENT_PORT}",
+        names.pod_dns(Component::Coordinator, id - 1),
+    )
 }
 
 /// The ensemble's shared configuration. Voters are ordinals `0..replicas`, observers the
-/// ordinals after them; an observer additionally needs `peerType=observer` in its own
-/// copy, which the start script appends.
+/// ordinals after them. Dynamic reconfiguration is on: the `server.N` lines are what a
+/// member starting for the first time uses (the desired members; a new member joins
+/// with them), while a member that ran before keeps the configuration the ensemble
+/// reconfigured to (`dataDir/currentConfig`). `standaloneEnabled=false`, so an ensemble
+/// of one can grow.
 pub fn zoo_cfg(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
-    let voters = spec.coordinator.replicas;
-    let total = voters + spec.coordinator.observers;
+    let mut cfg = settings(spec);
+    for (id, role) in desired_members(spec.coordinator.replicas, spec.coordinator.observers) {
+        let _ = writeln!(cfg, "{}", server_line(names, id, role));
+    }
+    cfg
+}
+
+/// zoo.cfg without the membership: what restarts the members when it changes.
+fn settings(spec: &KafkaClusterSpec) -> String {
     let mut cfg = String::new();
     cfg.push_str("tickTime=2000\ninitLimit=10\nsyncLimit=5\n");
     let _ = writeln!(cfg, "dataDir={DATA_DIR}/coordinator");
@@ -33,6 +57,7 @@ pub fn zoo_cfg(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
     // Listen for quorum and election traffic on every interface: a member's own `server.N`
     // name resolves only once its pod's address is published on the headless Service.
     cfg.push_str("quorumListenOnAllIPs=true\n");
+    cfg.push_str("reconfigEnabled=true\nstandaloneEnabled=false\n");
     // The coordinator serves metrics by default; 0 turns them off.
     let metrics_port = if spec.metrics.enabled {
         COORDINATOR_METRICS_PORT
@@ -40,26 +65,20 @@ pub fn zoo_cfg(names: &ClusterNames, spec: &KafkaClusterSpec) -> String {
         0
     };
     let _ = writeln!(cfg, "metricsProvider.httpPort={metrics_port}");
-    for ordinal in 0..total {
-        let role = if ordinal >= voters { ":observer" } else { "" };
-        let _ = writeln!(
-            cfg,
-            "server.{}={}:{COORDINATOR_QUORUM_PORT}:{COORDINATOR_ELECTION_PORT}{role}",
-            server_id(ordinal),
-            names.pod_dns(Component::Coordinator, ordinal),
-        );
-    }
     cfg
 }
 
-fn start_script(spec: &KafkaClusterSpec) -> String {
-    let voters = spec.coordinator.replicas;
+/// The member's id from its ordinal; an observer (by its own line) also says so with
+/// `peerType`, as ZooKeeper wants; the super user's digest comes from the admin Secret.
+fn start_script() -> String {
     format!(
         r#"ordinal="${{POD_NAME##*-}}"
+id=$((ordinal + 1))
 mkdir -p {DATA_DIR}/coordinator
-echo "$((ordinal + 1))" > {DATA_DIR}/coordinator/myid
+echo "$id" > {DATA_DIR}/coordinator/myid
 cp {CONFIG_DIR}/zoo.cfg {RUN_DIR}/zoo.cfg
-if [ "$ordinal" -ge {voters} ]; then echo "peerType=observer" >> {RUN_DIR}/zoo.cfg; fi
+if grep -q "^server\.$id=.*:observer;" {RUN_DIR}/zoo.cfg; then echo "peerType=observer" >> {RUN_DIR}/zoo.cfg; fi
+echo "DigestAuthenticationProvider.superDigest=$(cat {ADMIN_DIR}/digest)" >> {RUN_DIR}/zoo.cfg
 exec strata-coordinator --config {RUN_DIR}/zoo.cfg
 "#
     )
@@ -132,20 +151,27 @@ pub fn headless_service(
     }
 }
 
+/// The coordinators' StatefulSet at the ensemble's desired size; while the membership
+/// changes the controller sets the size the step needs ([`crate::membership`]).
 pub fn stateful_set(
     names: &ClusterNames,
     spec: &KafkaClusterSpec,
     owner: &OwnerReference,
 ) -> StatefulSet {
-    let zoo = zoo_cfg(names, spec);
-    let script = start_script(spec);
+    let script = start_script();
+    let admin = statefulset::secret_volume(
+        "coordinator-admin",
+        &names.coordinator_admin_secret(),
+        ADMIN_DIR,
+    );
     statefulset::build(StatefulSetParams {
         names,
         component: Component::Coordinator,
         owner,
         replicas: spec.coordinator.replicas + spec.coordinator.observers,
         image: &spec.image,
-        config_hash: config_hash(&[&zoo, &script]),
+        // Not the membership: members join and leave by reconfiguration, not restarts.
+        config_hash: config_hash(&[&settings(spec), &script]),
         start_script: script,
         ports: vec![
             ("client", COORDINATOR_CLIENT_PORT),
@@ -157,7 +183,7 @@ pub fn stateful_set(
         storage: &spec.coordinator.storage,
         resources: spec.coordinator.resources.as_ref(),
         spread_topology_key: None,
-        extra_volumes: Vec::new(),
+        extra_volumes: vec![admin],
         init_containers: Vec::new(),
         service_account: None,
         init_volumes: Vec::new(),
@@ -179,12 +205,16 @@ mod tests {
         assert_eq!(
             servers,
             [
-                "server.1=events-coordinator-0.events-coordinator.prod.svc:2888:3888",
-                "server.2=events-coordinator-1.events-coordinator.prod.svc:2888:3888",
-                "server.3=events-coordinator-2.events-coordinator.prod.svc:2888:3888",
-                "server.4=events-coordinator-3.events-coordinator.prod.svc:2888:3888:observer",
+                "server.1=events-coordinator-0.events-coordinator.prod.svc:2888:3888:participant;2181",
+                "server.2=events-coordinator-1.events-coordinator.prod.svc:2888:3888:participant;2181",
+                "server.3=events-coordinator-2.events-coordinator.prod.svc:2888:3888:participant;2181",
+                "server.4=events-coordinator-3.events-coordinator.prod.svc:2888:3888:observer;2181",
             ]
         );
+        // Parsed as the coordinator parses it.
+        let parsed = strata_coordinator::config::Config::parse(&cfg, "zoo.cfg").unwrap();
+        assert_eq!(parsed.servers.len(), 4);
+        assert!(parsed.reconfig_enabled && !parsed.standalone_enabled);
         assert!(cfg.contains("clientPort=2181\n"));
         assert!(cfg.contains("dataDir=/var/lib/strata/coordinator\n"));
         assert!(cfg.contains("metricsProvider.httpPort=0\n"));
@@ -201,8 +231,11 @@ mod tests {
         assert_eq!(s.replicas, Some(5));
         assert_eq!(s.service_name.as_deref(), Some("events-coordinator"));
         let script = &container(sts).command.as_ref().unwrap()[2];
-        assert!(script.contains(r#"echo "$((ordinal + 1))" > /var/lib/strata/coordinator/myid"#));
-        assert!(script.contains(r#"if [ "$ordinal" -ge 3 ]; then echo "peerType=observer""#));
+        assert!(script.contains(r#"echo "$id" > /var/lib/strata/coordinator/myid"#));
+        assert!(script.contains(r#"if grep -q "^server\.$id=.*:observer;" /run/strata/zoo.cfg; then echo "peerType=observer""#));
+        assert!(script.contains(
+            "DigestAuthenticationProvider.superDigest=$(cat /etc/strata/coordinator-admin/digest)"
+        ));
         // The coordinator is PID 1 and handles the kubelet's SIGTERM itself.
         assert!(script.ends_with("exec strata-coordinator --config /run/strata/zoo.cfg\n"));
         // Ready once in the quorum, which `srvr` tells.
@@ -230,6 +263,22 @@ mod tests {
                 .0,
             "1Gi"
         );
+    }
+
+    #[test]
+    fn a_membership_change_restarts_no_member() {
+        let hash = |spec| {
+            let desired = Desired::build(&sample_cluster(spec)).unwrap();
+            let t = desired.coordinator.spec.unwrap().template;
+            t.metadata.unwrap().annotations.unwrap()
+        };
+        let mut grown = sample_spec();
+        grown.coordinator.replicas = 5;
+        grown.coordinator.observers = 1;
+        assert_eq!(hash(sample_spec()), hash(grown));
+        let mut metrics = sample_spec();
+        metrics.metrics.enabled = !metrics.metrics.enabled;
+        assert_ne!(hash(sample_spec()), hash(metrics));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use kube::Resource;
 use crate::crd::{KafkaCluster, Resources};
 
 pub use broker::{BROKER_METRICS_PORT, broker_properties};
-pub use coordinator::{COORDINATOR_CLIENT_PORT, COORDINATOR_METRICS_PORT, zoo_cfg};
+pub use coordinator::{COORDINATOR_CLIENT_PORT, COORDINATOR_METRICS_PORT, server_line, zoo_cfg};
 pub use rack::cluster_role_binding as rack_cluster_role_binding;
 pub use service_monitor::service_monitor;
 
@@ -72,6 +72,13 @@ impl ClusterNames {
 
     pub fn config_map(&self, component: Component) -> String {
         format!("{}-{}-config", self.cluster, component.as_str())
+    }
+
+    /// The coordinators' super user (`password`: `super:<secret>`, `digest`: what
+    /// zoo.cfg's `DigestAuthenticationProvider.superDigest` takes): the operator
+    /// authenticates with it to reconfigure the ensemble.
+    pub fn coordinator_admin_secret(&self) -> String {
+        format!("{}-coordinator-admin", self.cluster)
     }
 
     /// The brokers' ServiceAccount (only with racks: the rack lookup calls the API).

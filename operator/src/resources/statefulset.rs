@@ -12,8 +12,8 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdate
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     ExecAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, TCPSocketAction,
-    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext,
+    TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -109,6 +109,26 @@ pub struct StatefulSetParams<'a> {
     pub service_account: Option<String>,
     /// Volumes only the init containers mount (e.g. their ServiceAccount token).
     pub init_volumes: Vec<Volume>,
+}
+
+/// A Secret mounted read-only at `dir` (for `extra_volumes`).
+pub fn secret_volume(name: &str, secret: &str, dir: &str) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: name.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.into()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        },
+        VolumeMount {
+            name: name.into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        },
+    )
 }
 
 pub fn build(p: StatefulSetParams<'_>) -> StatefulSet {
