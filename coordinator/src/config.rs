@@ -139,6 +139,9 @@ pub struct Config {
     /// zoo.cfg key becomes): `user:base64(sha1(user:password))`. A session that
     /// authenticates as it passes every ACL.
     pub super_digest: Option<String>,
+    /// `dynamicConfigFile` (ZooKeeper 3.5+): where the `server.N` lines are instead of
+    /// zoo.cfg (ZooKeeper moves them there once reconfiguration is enabled).
+    pub dynamic_config_file: Option<PathBuf>,
 }
 
 /// The metrics provider whose endpoint this server serves (ZooKeeper's Prometheus one).
@@ -196,6 +199,9 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Other(format!("{}: {e}", path.display())))?;
         let mut cfg = Config::parse(&text, &path.display().to_string())?;
+        if let Some(dynamic) = cfg.dynamic_config_file.clone() {
+            cfg.read_dynamic_file(path, &dynamic)?;
+        }
         if !cfg.is_standalone() {
             let myid = cfg.data_dir.join("myid");
             let raw = std::fs::read_to_string(&myid)
@@ -215,6 +221,56 @@ impl Config {
                 .map_err(|e| ConfigError::Other(format!("{}: {e}", path.display())))?;
         }
         Ok(cfg)
+    }
+
+    /// The membership from `dynamicConfigFile` (its `server.N` lines; a `version=` line
+    /// is ZooKeeper's and is skipped). A relative path is taken from the directory of
+    /// zoo.cfg when it is not found from the working directory.
+    fn read_dynamic_file(&mut self, static_file: &Path, dynamic: &Path) -> Result<(), ConfigError> {
+        if !self.servers.is_empty() {
+            return Err(ConfigError::Other(format!(
+                "{}: server.N lines and dynamicConfigFile are both given; the membership must be in one place",
+                static_file.display()
+            )));
+        }
+        let path = match static_file.parent() {
+            Some(dir) if dynamic.is_relative() && !dynamic.exists() => dir.join(dynamic),
+            _ => dynamic.to_path_buf(),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::Other(format!("{}: {e}", path.display())))?;
+        let err = |line: usize, msg: String| ConfigError::Line {
+            file: path.display().to_string(),
+            line,
+            msg,
+        };
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(err(i + 1, format!("expected key=value, got {line:?}")));
+            };
+            let key = key.trim();
+            if key == "version" {
+                continue;
+            }
+            let Some(id) = key.strip_prefix("server.") else {
+                return Err(err(
+                    i + 1,
+                    format!("unexpected {key:?} in a dynamic configuration"),
+                ));
+            };
+            let id: u64 = id
+                .parse()
+                .map_err(|_| err(i + 1, format!("bad server id in {key:?}")))?;
+            let peer = parse_server(id, value.trim()).map_err(|m| err(i + 1, m))?;
+            if self.servers.insert(id, peer).is_some() {
+                return Err(err(i + 1, format!("server.{id} given twice")));
+            }
+        }
+        Ok(())
     }
 
     /// A `server.<myid>` line with `;[clientHost:]clientPort` sets where this server
@@ -385,6 +441,9 @@ impl Config {
             my_id: 0,
             reconfig_enabled: boolean("reconfigEnabled", false)?,
             standalone_enabled: boolean("standaloneEnabled", true)?,
+            dynamic_config_file: values
+                .get("dynamicConfigFile")
+                .map(|(_, v)| PathBuf::from(v)),
             super_digest: values
                 .get("DigestAuthenticationProvider.superDigest")
                 .or_else(|| values.get("zookeeper.DigestAuthenticationProvider.superDigest"))
@@ -745,6 +804,48 @@ mod tests {
                 .to_string();
             assert!(e.contains("client address"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_membership_may_live_in_a_dynamic_config_file_as_zookeeper_moves_it() {
+        let dir = std::env::temp_dir().join(format!("strata-dyncfg-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), "2\n").unwrap();
+        std::fs::write(
+            dir.join("zoo.cfg.dynamic.100000000"),
+            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+             server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2181\n\
+             server.3=127.0.0.3:2888:3888:observer;127.0.0.3:2181\n\
+             version=100000000\n",
+        )
+        .unwrap();
+        let zoo = |extra: &str| {
+            let cfg = dir.join("zoo.cfg");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "tickTime=2000\ndataDir={}\nreconfigEnabled=true\n\
+                     dynamicConfigFile=zoo.cfg.dynamic.100000000\n{extra}",
+                    dir.join("data").display()
+                ),
+            )
+            .unwrap();
+            Config::load(&cfg)
+        };
+        let cfg = zoo("").unwrap();
+        assert_eq!(cfg.servers.len(), 3);
+        assert_eq!(cfg.servers[&3].role, PeerRole::Observer);
+        assert_eq!(cfg.my_id, 2);
+        assert_eq!(cfg.client_addr().unwrap().to_string(), "127.0.0.2:2181");
+        let both = zoo("server.1=127.0.0.1:2888:3888\n").unwrap_err();
+        assert!(both.to_string().contains("both given"), "{both}");
+        std::fs::write(dir.join("zoo.cfg.dynamic.100000000"), "group.1=1:2:3\n").unwrap();
+        let bad = zoo("").unwrap_err();
+        assert!(
+            bad.to_string().contains("zoo.cfg.dynamic.100000000:1"),
+            "{bad}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
