@@ -80,17 +80,6 @@ pub struct ClientAddress {
     pub addr: SocketAddr,
 }
 
-impl std::fmt::Display for ClientAddress {
-    /// As ZooKeeper prints it (`QuorumServer.toString`): IPv6 hosts in brackets.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.addr.port())
-        } else {
-            write!(f, "{}:{}", self.host, self.addr.port())
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub tick_time_ms: u64,

@@ -467,13 +467,19 @@ pub fn write_epochs(data_dir: &Path, accepted: i64, leader: u64, current: i64) -
         ("acceptedEpoch", format!("{accepted} {leader}\n")),
         ("currentEpoch", format!("{current}\n")),
     ] {
-        let tmp = data_dir.join(format!("{name}.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, data_dir.join(name))?;
+        replace_file(data_dir, name, text.as_bytes())?;
     }
     File::open(data_dir)?.sync_all()
+}
+
+/// `data_dir/name` replaced by `body` all at once: written to a temporary file, synced,
+/// renamed over it (the directory's sync is the caller's).
+fn replace_file(data_dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
+    let tmp = data_dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    fs::rename(&tmp, data_dir.join(name))
 }
 
 /// The active configuration as this server last knew it (`dataDir/currentConfig`, the
@@ -488,11 +494,7 @@ pub fn read_config(data_dir: &Path) -> io::Result<Option<String>> {
 }
 
 pub fn write_config(data_dir: &Path, text: &[u8]) -> io::Result<()> {
-    let tmp = data_dir.join("currentConfig.tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(text)?;
-    f.sync_all()?;
-    fs::rename(&tmp, data_dir.join("currentConfig"))?;
+    replace_file(data_dir, "currentConfig", text)?;
     File::open(data_dir)?.sync_all()
 }
 

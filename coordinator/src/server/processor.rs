@@ -184,6 +184,23 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// What this server can say about a `reconfig` before the leader decides it, in
+/// ZooKeeper's order: disabled, standalone, then WRITE on `/zookeeper/config`
+/// (which only a super user has unless one granted it).
+fn refuse_reconfig(cfg: &Config, tree: &DataTree, req: &Request, auth: &[Id]) -> Option<ErrorCode> {
+    if !matches!(req, Request::Reconfig { .. }) {
+        return None;
+    }
+    if !cfg.reconfig_enabled {
+        return Some(ErrorCode::ReconfigDisabled);
+    }
+    if cfg.is_standalone() {
+        return Some(ErrorCode::Unimplemented);
+    }
+    let node = tree.get(CONFIG_NODE)?;
+    acl::check(&node.acl, perms::WRITE, auth).err()
+}
+
 impl Processor {
     pub fn new(
         cfg: Arc<Config>,
@@ -593,10 +610,6 @@ impl Processor {
         let Some(session) = c.session else {
             return;
         };
-        let refused = self
-            .sessions
-            .get(&session)
-            .and_then(|s| self.refuse_reconfig(&req, &s.auth));
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -666,7 +679,8 @@ impl Processor {
                 body: if matches!(req, Request::Close) {
                     s.closing = true;
                     TxnBody::CloseSession
-                } else if let Some(refused) = refused {
+                } else if let Some(refused) = refuse_reconfig(&self.cfg, &self.tree, &req, &s.auth)
+                {
                     // Logged and answered in order with the session's other writes.
                     TxnBody::Error {
                         code: refused.code(),
@@ -686,23 +700,6 @@ impl Processor {
         } else {
             s.pending.push_back(Pending::Read { xid, req, started });
         }
-    }
-
-    /// What this server can say about a `reconfig` before the leader decides it, in
-    /// ZooKeeper's order: disabled, standalone, then WRITE on `/zookeeper/config`
-    /// (which only a super user has unless one granted it).
-    fn refuse_reconfig(&self, req: &Request, auth: &[Id]) -> Option<ErrorCode> {
-        if !matches!(req, Request::Reconfig { .. }) {
-            return None;
-        }
-        if !self.cfg.reconfig_enabled {
-            return Some(ErrorCode::ReconfigDisabled);
-        }
-        if self.cfg.is_standalone() {
-            return Some(ErrorCode::Unimplemented);
-        }
-        let node = self.tree.get(CONFIG_NODE)?;
-        acl::check(&node.acl, perms::WRITE, auth).err()
     }
 
     fn record_latency(&mut self, started: Instant) {

@@ -67,7 +67,10 @@ impl Zab {
                     return false;
                 }
                 let zxid = make_zxid(*epoch, *next_counter);
-                let data = if self.cfg.reconfig.is_request(&data) {
+                // Only the leader's decision on a request can be a configuration entry
+                // (a processor never makes one), so only then is the new entry scanned.
+                let decided = self.cfg.reconfig.is_request(&data);
+                let data = if decided {
                     let synced = learners
                         .iter()
                         .filter(|(_, l)| !l.observer && l.phase == LearnerPhase::Synced)
@@ -92,7 +95,9 @@ impl Zab {
                     .map(|(id, _)| *id)
                     .collect();
                 self.log.push(entry.clone());
-                self.scan_configs(self.log.len() - 1);
+                if decided {
+                    self.scan_configs(self.log.len() - 1);
+                }
                 out.push(Action::Append(vec![entry.clone()]));
                 out.push(Action::SendDurable {
                     to: me,

@@ -131,15 +131,16 @@ impl Zab {
                 out.push(Action::InstallSnapshot(snapshot));
             }
         }
-        // The leader's active configuration, unless this server knows a later one.
-        if let Some((version, text)) = config {
-            self.adopt_config(version, text);
-        }
         if !entries.is_empty() {
             self.log.extend(entries.iter().cloned());
             out.push(Action::Append(entries));
         }
-        self.rescan_configs();
+        // The leader's active configuration, unless this server knows a later one; either
+        // way the proposed one is what the log now holds after it (one scan of the log).
+        let adopted = config.is_some_and(|(version, text)| self.adopt_config(version, text));
+        if !adopted {
+            self.rescan_configs();
+        }
         self.current_epoch = epoch;
         out.push(Action::PersistEpochs {
             accepted_epoch: self.accepted_epoch,
